@@ -1,0 +1,1 @@
+"""Who may do what: users and roles, API keys and scopes, login sessions, the tenant scope."""

@@ -1,0 +1,189 @@
+"""Sign-in pages: password, then the TOTP step when the user or the tenant requires it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from pledge.access import service
+from pledge.access.context import Actor, ActorKind, TenantContext
+from pledge.access.models import User
+from pledge.core.errors import InvalidInput, NotFound, TooManyAttempts, Unauthenticated
+from pledge.tenants.service import get_tenant_by_slug
+from pledge.web.deps import SESSION_COOKIE, DbSession, PageContext, RuntimeDep, page_context
+from pledge.web.security import csrf_protect
+from pledge.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+Csrf = Annotated[None, Depends(csrf_protect)]
+SignedIn = Annotated[PageContext, Depends(page_context())]
+
+
+def safe_next(target: str | None) -> str:
+    """Only local paths: `next` must not send a signed-in user to another site."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+@router.get("/login")
+def login_form(request: Request, next: str | None = None) -> Response:
+    return render(request, "login.html", {"next": safe_next(next), "error": None})
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    session: DbSession,
+    runtime: RuntimeDep,
+    _csrf: Csrf,
+    workspace: Annotated[str, Form(max_length=40)],
+    email: Annotated[str, Form(max_length=320)],
+    password: Annotated[str, Form(max_length=1024)],
+    next: Annotated[str, Form(max_length=500)] = "/",
+) -> Response:
+    error = "Wrong workspace, e-mail or password."
+    try:
+        tenant = get_tenant_by_slug(session, workspace.strip().lower())
+        user = service.authenticate(session, runtime.keystore, tenant, email, password)
+    except (NotFound, Unauthenticated):
+        return render(
+            request,
+            "login.html",
+            {"next": safe_next(next), "error": error, "workspace": workspace},
+            status_code=401,
+        )
+    except TooManyAttempts as exc:
+        return render(
+            request,
+            "login.html",
+            {"next": safe_next(next), "error": exc.detail, "workspace": workspace},
+            status_code=429,
+        )
+    ctx = TenantContext(session, runtime.keystore, tenant, Actor(ActorKind.USER, str(user.id)))
+    token = service.start_session(ctx, user, runtime.settings.session_hours)
+    target = "/login/totp" if service.needs_second_factor(tenant, user) else safe_next(next)
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="lax",
+        secure=runtime.settings.secure_cookies,
+        max_age=runtime.settings.session_hours * 3600,
+        path="/",
+    )
+    return response
+
+
+def _pending(request: Request, session: DbSession) -> service.ResolvedSession | None:
+    resolved = service.resolve_session(session, request.cookies.get(SESSION_COOKIE))
+    return resolved if resolved and resolved.login.needs_second_factor else None
+
+
+def _enrolment(ctx: TenantContext, user: User) -> dict[str, str] | None:
+    """For a user without a second factor yet (the tenant requires one): the secret to add to
+    an authenticator app — the pending one if any, so a reload shows the same secret."""
+    if user.totp_enabled:
+        return None
+    secret = service.pending_totp_secret(ctx.keystore, user) or service.begin_totp(ctx, user)
+    account = service.user_email(ctx.keystore, user)
+    return {
+        "secret": secret,
+        "uri": service.totp_uri(secret, account, f"Pledge ({ctx.tenant.slug})"),
+    }
+
+
+@router.get("/login/totp")
+def totp_form(request: Request, session: DbSession, runtime: RuntimeDep) -> Response:
+    resolved = _pending(request, session)
+    if resolved is None:
+        return RedirectResponse("/login", status_code=303)
+    ctx = TenantContext(
+        session, runtime.keystore, resolved.tenant, Actor(ActorKind.USER, str(resolved.user.id))
+    )
+    return render(request, "totp.html", {"enrol": _enrolment(ctx, resolved.user), "error": None})
+
+
+@router.post("/login/totp")
+def totp_submit(
+    request: Request,
+    session: DbSession,
+    runtime: RuntimeDep,
+    _csrf: Csrf,
+    code: Annotated[str, Form(max_length=12)],
+) -> Response:
+    resolved = _pending(request, session)
+    if resolved is None:
+        return RedirectResponse("/login", status_code=303)
+    ctx = TenantContext(
+        session, runtime.keystore, resolved.tenant, Actor(ActorKind.USER, str(resolved.user.id))
+    )
+    try:
+        service.complete_second_factor(ctx, resolved, code)
+    except Unauthenticated:
+        enrol = _enrolment(ctx, resolved.user)
+        return render(
+            request,
+            "totp.html",
+            {"enrol": enrol, "error": "That code is not right."},
+            status_code=401,
+        )
+    except TooManyAttempts as exc:
+        return render(request, "totp.html", {"enrol": None, "error": exc.detail}, status_code=429)
+    return RedirectResponse("/", status_code=303)
+
+
+@router.post("/logout")
+def logout(request: Request, page: SignedIn) -> Response:
+    resolved = service.ResolvedSession(page.login, page.user, page.ctx.tenant)
+    service.end_session(page.ctx, resolved)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/account")
+def account(request: Request, page: SignedIn) -> Response:
+    return render(
+        request,
+        "account.html",
+        {"email": service.user_email(page.ctx.keystore, page.user), "enrol": None},
+    )
+
+
+@router.post("/account/totp")
+def account_totp_begin(request: Request, page: SignedIn) -> Response:
+    if page.user.totp_enabled:
+        return RedirectResponse("/account", status_code=303)
+    secret = service.begin_totp(page.ctx, page.user)
+    email = service.user_email(page.ctx.keystore, page.user)
+    enrol = {
+        "secret": secret,
+        "uri": service.totp_uri(secret, email, f"Pledge ({page.ctx.tenant.slug})"),
+    }
+    return render(request, "account.html", {"email": email, "enrol": enrol})
+
+
+@router.post("/account/totp/confirm")
+def account_totp_confirm(
+    request: Request, page: SignedIn, code: Annotated[str, Form(max_length=12)]
+) -> Response:
+    email = service.user_email(page.ctx.keystore, page.user)
+    try:
+        service.confirm_totp(page.ctx, page.user, code)
+    except InvalidInput as exc:
+        return render(
+            request,
+            "account.html",
+            {"email": email, "enrol": None, "error": exc.detail},
+            status_code=422,
+        )
+    return render(
+        request,
+        "account.html",
+        {"email": email, "enrol": None, "notice": "Two-step sign-in is on."},
+    )

@@ -1,0 +1,386 @@
+"""Users, passwords, second factor, login sessions and API keys."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pyotp
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pledge.access.context import Actor, ActorKind, TenantContext
+from pledge.access.models import ApiKey, LoginSession, User
+from pledge.access.permissions import ROLE_SCOPES, Role, Scope
+from pledge.access.scoping import for_tenant, get_in_tenant
+from pledge.audit import service as audit
+from pledge.audit.events import AuditEvent
+from pledge.core.clock import utcnow
+from pledge.core.errors import Conflict, InvalidInput, TooManyAttempts, Unauthenticated
+from pledge.core.ids import new_id, parse_id
+from pledge.crypto.aead import blind_index, seal, unseal
+from pledge.crypto.keystore import KeyStore
+from pledge.subjects.identity import InvalidIdentity, normalise_email
+from pledge.tenants.models import Tenant
+
+# argon2id with the library's defaults (RFC 9106 second recommended option: t=3, m=64 MiB).
+_hasher = PasswordHasher()
+# Verified against when the account does not exist, so both paths cost the same time.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+MIN_PASSWORD_CHARS = 12
+MAX_FAILED_LOGINS = 5
+LOCKOUT = timedelta(minutes=15)
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Users
+
+
+def _staff_aead(keystore: KeyStore, tenant_id: uuid.UUID) -> AESGCM:
+    return AESGCM(keystore.derived_key(tenant_id, "staff"))
+
+
+def _email_index(keystore: KeyStore, tenant_id: uuid.UUID, normal: str) -> bytes:
+    return blind_index(keystore.derived_key(tenant_id, "blind-index"), f"user-email:{normal}")
+
+
+def check_password_strength(password: str) -> None:
+    # NIST SP 800-63B: length over composition rules.
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise InvalidInput(f"a password needs at least {MIN_PASSWORD_CHARS} characters")
+    if len(password) > 1024:
+        raise InvalidInput("a password may have at most 1024 characters")
+
+
+def add_user(ctx: TenantContext, *, email: str, password: str, role: str) -> User:
+    try:
+        normal = normalise_email(email)
+    except InvalidIdentity as exc:
+        raise InvalidInput(f"email: {exc}") from None
+    try:
+        role_value = Role(role).value
+    except ValueError:
+        raise InvalidInput(f"role must be one of: {', '.join(r.value for r in Role)}") from None
+    check_password_strength(password)
+    index = _email_index(ctx.keystore, ctx.tenant_id, normal)
+    exists = ctx.session.scalar(
+        for_tenant(select(User.id), User, ctx.tenant_id).where(User.email_index == index)
+    )
+    if exists is not None:
+        raise Conflict("a user with this e-mail already exists in this tenant")
+    user_id = new_id()
+    user = User(
+        tenant_id=ctx.tenant_id,
+        id=user_id,
+        email_index=index,
+        email_sealed=seal(
+            _staff_aead(ctx.keystore, ctx.tenant_id),
+            normal.encode(),
+            b"user-email|" + ctx.tenant_id.bytes + user_id.bytes,
+        ),
+        password_hash=_hasher.hash(password),
+        role=role_value,
+        created_at=utcnow(),
+    )
+    ctx.session.add(user)
+    ctx.session.flush()
+    audit.record(
+        ctx, AuditEvent.USER_CREATED, details={"user_id": str(user.id), "role": role_value}
+    )
+    return user
+
+
+def user_email(keystore: KeyStore, user: User) -> str:
+    return unseal(
+        _staff_aead(keystore, user.tenant_id),
+        user.email_sealed,
+        b"user-email|" + user.tenant_id.bytes + user.id.bytes,
+    ).decode()
+
+
+def list_users(ctx: TenantContext) -> list[User]:
+    return list(
+        ctx.session.scalars(for_tenant(select(User), User, ctx.tenant_id).order_by(User.created_at))
+    )
+
+
+def authenticate(
+    session: Session, keystore: KeyStore, tenant: Tenant, email: str, password: str
+) -> User:
+    """Check a password. Failures are audited; five in a row lock the account for 15 minutes."""
+    now = utcnow()
+    try:
+        normal = normalise_email(email)
+    except InvalidIdentity:
+        normal = ""
+    user = None
+    if normal:
+        user = session.scalar(
+            for_tenant(select(User), User, tenant.id).where(
+                User.email_index == _email_index(keystore, tenant.id, normal)
+            )
+        )
+    ctx = TenantContext(session, keystore, tenant, Actor(ActorKind.ANONYMOUS))
+    if user is None or user.disabled_at is not None:
+        with contextlib.suppress(VerificationError):
+            _hasher.verify(_DUMMY_HASH, password)
+        audit.record(ctx, AuditEvent.USER_LOGIN_FAILED, details={"reason": "unknown_account"})
+        raise Unauthenticated("wrong e-mail or password")
+    ctx.actor = Actor(ActorKind.USER, str(user.id))
+    if user.locked_until is not None and user.locked_until > now:
+        audit.record(ctx, AuditEvent.USER_LOGIN_FAILED, details={"reason": "locked"})
+        raise TooManyAttempts("too many failed attempts; try again in a few minutes")
+    try:
+        _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        user.failed_logins += 1
+        if user.failed_logins >= MAX_FAILED_LOGINS:
+            user.locked_until = now + LOCKOUT
+            user.failed_logins = 0
+        audit.record(ctx, AuditEvent.USER_LOGIN_FAILED, details={"reason": "bad_password"})
+        raise Unauthenticated("wrong e-mail or password") from None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    user.failed_logins = 0
+    user.locked_until = None
+    return user
+
+
+def set_password(ctx: TenantContext, user: User, password: str) -> None:
+    check_password_strength(password)
+    user.password_hash = _hasher.hash(password)
+    user.failed_logins = 0
+    user.locked_until = None
+    audit.record(ctx, AuditEvent.USER_PASSWORD_CHANGED, details={"user_id": str(user.id)})
+
+
+def scopes_for(user: User) -> frozenset[Scope]:
+    return ROLE_SCOPES[Role(user.role)]
+
+
+# ---------------------------------------------------------------------------------------------
+# TOTP second factor (RFC 6238)
+
+
+def _totp_aad(user: User) -> bytes:
+    return b"user-totp|" + user.tenant_id.bytes + user.id.bytes
+
+
+def begin_totp(ctx: TenantContext, user: User) -> str:
+    """Store a new, not yet active, TOTP secret; returns it for the authenticator app."""
+    secret = pyotp.random_base32()
+    user.totp_sealed = seal(
+        _staff_aead(ctx.keystore, ctx.tenant_id), secret.encode(), _totp_aad(user)
+    )
+    user.totp_enabled = False
+    return secret
+
+
+def totp_uri(secret: str, account: str, issuer: str) -> str:
+    return str(pyotp.TOTP(secret).provisioning_uri(name=account, issuer_name=issuer))
+
+
+def pending_totp_secret(keystore: KeyStore, user: User) -> str | None:
+    """The secret of an enrolment not yet confirmed."""
+    return None if user.totp_enabled else _totp_secret(keystore, user)
+
+
+def _totp_secret(keystore: KeyStore, user: User) -> str | None:
+    if user.totp_sealed is None:
+        return None
+    return unseal(_staff_aead(keystore, user.tenant_id), user.totp_sealed, _totp_aad(user)).decode()
+
+
+def check_totp(keystore: KeyStore, user: User, code: str) -> bool:
+    """Accept a code of the current or the adjacent time step, each step only once."""
+    secret = _totp_secret(keystore, user)
+    code = code.strip().replace(" ", "")
+    if secret is None or not code.isdigit() or len(code) != 6:
+        return False
+    totp = pyotp.TOTP(secret)
+    now = utcnow()
+    step_now = int(now.timestamp()) // totp.interval
+    for step in (step_now - 1, step_now, step_now + 1):
+        if step <= user.totp_last_step:
+            continue
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            user.totp_last_step = step
+            return True
+    return False
+
+
+def confirm_totp(ctx: TenantContext, user: User, code: str) -> None:
+    if not check_totp(ctx.keystore, user, code):
+        raise InvalidInput("that code is not right; check the time on your device and try again")
+    user.totp_enabled = True
+    audit.record(ctx, AuditEvent.USER_TOTP_ENABLED, details={"user_id": str(user.id)})
+
+
+def needs_second_factor(tenant: Tenant, user: User) -> bool:
+    return user.totp_enabled or tenant.require_totp
+
+
+# ---------------------------------------------------------------------------------------------
+# Login sessions
+
+
+@dataclass(frozen=True)
+class ResolvedSession:
+    login: LoginSession
+    user: User
+    tenant: Tenant
+
+
+def start_session(ctx: TenantContext, user: User, hours: int) -> str:
+    secret = secrets.token_urlsafe(32)
+    now = utcnow()
+    login = LoginSession(
+        tenant_id=ctx.tenant_id,
+        user_id=user.id,
+        secret_digest=_digest(secret),
+        needs_second_factor=needs_second_factor(ctx.tenant, user),
+        created_at=now,
+        expires_at=now + timedelta(hours=hours),
+    )
+    ctx.session.add(login)
+    ctx.session.flush()
+    if not login.needs_second_factor:
+        user.last_login_at = now
+        audit.record(ctx, AuditEvent.USER_LOGIN, details={"user_id": str(user.id), "factors": 1})
+    return f"{ctx.tenant_id.hex}.{login.id.hex}.{secret}"
+
+
+def resolve_session(session: Session, token: str | None) -> ResolvedSession | None:
+    if not token:
+        return None
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    tenant_id, login_id = parse_id(parts[0]), parse_id(parts[1])
+    if tenant_id is None or login_id is None:
+        return None
+    login = session.get(LoginSession, (tenant_id, login_id))
+    if login is None or not hmac.compare_digest(login.secret_digest, _digest(parts[2])):
+        return None
+    if login.expires_at <= utcnow():
+        return None
+    user = session.get(User, (tenant_id, login.user_id))
+    tenant = session.get(Tenant, tenant_id)
+    if user is None or tenant is None or user.disabled_at is not None:
+        return None
+    return ResolvedSession(login, user, tenant)
+
+
+def complete_second_factor(ctx: TenantContext, resolved: ResolvedSession, code: str) -> None:
+    """Finish a login with a TOTP code; a user without one yet enrols with this same code.
+    Wrong codes count towards the same lockout as wrong passwords."""
+    user = resolved.user
+    now = utcnow()
+    if user.locked_until is not None and user.locked_until > now:
+        raise TooManyAttempts("too many failed attempts; try again in a few minutes")
+    ok = check_totp(ctx.keystore, user, code)
+    if not ok:
+        user.failed_logins += 1
+        if user.failed_logins >= MAX_FAILED_LOGINS:
+            user.locked_until = now + LOCKOUT
+            user.failed_logins = 0
+            ctx.session.delete(resolved.login)
+        audit.record(ctx, AuditEvent.USER_LOGIN_FAILED, details={"reason": "bad_totp"})
+        raise Unauthenticated("that code is not right")
+    if not user.totp_enabled:
+        user.totp_enabled = True
+        audit.record(ctx, AuditEvent.USER_TOTP_ENABLED, details={"user_id": str(user.id)})
+    user.failed_logins = 0
+    resolved.login.needs_second_factor = False
+    resolved.user.last_login_at = utcnow()
+    audit.record(
+        ctx, AuditEvent.USER_LOGIN, details={"user_id": str(resolved.user.id), "factors": 2}
+    )
+
+
+def end_session(ctx: TenantContext, resolved: ResolvedSession) -> None:
+    ctx.session.delete(resolved.login)
+    audit.record(ctx, AuditEvent.USER_LOGOUT, details={"user_id": str(resolved.user.id)})
+
+
+# ---------------------------------------------------------------------------------------------
+# API keys
+
+
+TOKEN_PREFIX = "plg"  # noqa: S105 - a label, not a secret
+
+
+def create_api_key(
+    ctx: TenantContext, *, name: str, scopes: frozenset[Scope]
+) -> tuple[ApiKey, str]:
+    """Returns the key and its token. The token is shown once; only its digest is stored."""
+    if not scopes:
+        raise InvalidInput("an API key needs at least one scope")
+    if not name.strip() or len(name) > 100:
+        raise InvalidInput("an API key needs a name of at most 100 characters")
+    secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+    key = ApiKey(
+        tenant_id=ctx.tenant_id,
+        id=new_id(),
+        name=name.strip(),
+        secret_digest=_digest(secret),
+        scopes=sorted(s.value for s in scopes),
+        created_at=utcnow(),
+    )
+    ctx.session.add(key)
+    ctx.session.flush()
+    audit.record(
+        ctx,
+        AuditEvent.API_KEY_CREATED,
+        details={"api_key_id": str(key.id), "name": key.name, "scopes": key.scopes},
+    )
+    # The tenant is part of the token: the key alone says which tenant a call is for.
+    return key, f"{TOKEN_PREFIX}_{ctx.tenant_id.hex}_{key.id.hex}_{secret}"
+
+
+def resolve_api_key(session: Session, token: str) -> tuple[ApiKey, Tenant] | None:
+    parts = token.split("_", 3)
+    if len(parts) != 4 or parts[0] != TOKEN_PREFIX:
+        return None
+    tenant_id, key_id = parse_id(parts[1]), parse_id(parts[2])
+    if tenant_id is None or key_id is None:
+        return None
+    key = session.get(ApiKey, (tenant_id, key_id))
+    if key is None or key.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(key.secret_digest, _digest(parts[3])):
+        return None
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        return None
+    return key, tenant
+
+
+def revoke_api_key(ctx: TenantContext, key_id: str) -> ApiKey:
+    key = get_in_tenant(ctx.session, ApiKey, ctx.tenant_id, key_id, what="API key")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        audit.record(ctx, AuditEvent.API_KEY_REVOKED, details={"api_key_id": str(key.id)})
+    return key
+
+
+def list_api_keys(ctx: TenantContext) -> list[ApiKey]:
+    return list(
+        ctx.session.scalars(
+            for_tenant(select(ApiKey), ApiKey, ctx.tenant_id).order_by(ApiKey.created_at)
+        )
+    )

@@ -1,0 +1,67 @@
+"""REST routes of the audit log: list entries, verify the chain."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
+
+from pledge.access.context import TenantContext
+from pledge.access.permissions import Scope
+from pledge.audit import service
+from pledge.core.errors import InvalidInput
+from pledge.core.ids import parse_id
+from pledge.web.deps import api_context
+
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+
+Read = Annotated[TenantContext, Depends(api_context(Scope.AUDIT_READ))]
+
+
+class AuditEntryOut(BaseModel):
+    seq: int
+    occurred_at: str
+    event: str
+    actor: dict[str, str | None]
+    subject_id: str | None
+    details: dict[str, Any]
+    mac: str
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntryOut]
+    next_cursor: int | None
+
+
+class VerifyOut(BaseModel):
+    ok: bool
+    checked: int
+    first_bad_seq: int | None
+    reason: str | None
+
+
+@router.get("/entries", response_model=AuditPage)
+def list_entries(
+    ctx: Read,
+    cursor: Annotated[int | None, Query(ge=0, description="seq of the last entry seen")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    subject_id: Annotated[str | None, Query(max_length=40)] = None,
+) -> AuditPage:
+    subject = None
+    if subject_id is not None:
+        subject = parse_id(subject_id)
+        if subject is None:
+            raise InvalidInput("subject_id is not an id")
+    entries = service.list_entries(ctx, after_seq=cursor, limit=limit + 1, subject_id=subject)
+    more = len(entries) > limit
+    entries = entries[:limit]
+    return AuditPage(
+        items=[AuditEntryOut(**service.entry_as_dict(e)) for e in entries],
+        next_cursor=entries[-1].seq if more and entries else None,
+    )
+
+
+@router.post("/verify", response_model=VerifyOut)
+def verify(ctx: Read) -> VerifyOut:
+    return VerifyOut(**service.verify_and_record(ctx).as_dict())

@@ -1,0 +1,253 @@
+"""Appending to and verifying a tenant's audit chain.
+
+Every entry is written through `record` (or `record_many`) with the session of the act it
+describes, so the entry commits or rolls back with the act (DESIGN.md §4 invariant 3).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from pledge.access.context import Actor, TenantContext
+from pledge.access.scoping import for_tenant
+from pledge.audit.events import AuditEvent
+from pledge.audit.models import AuditEntry, AuditHead
+from pledge.core.clock import utcnow
+from pledge.crypto.keystore import KeyStore
+
+GENESIS = bytes(32)
+
+
+def canonical(
+    seq: int,
+    occurred_at: datetime,
+    event: str,
+    actor_kind: str,
+    actor_id: str | None,
+    subject_id: uuid.UUID | None,
+    details: dict[str, Any],
+) -> bytes:
+    """The exact bytes an entry's MAC covers: sorted-key JSON, no whitespace, UTF-8."""
+    doc = [
+        seq,
+        occurred_at.isoformat(timespec="microseconds"),
+        event,
+        actor_kind,
+        actor_id,
+        str(subject_id) if subject_id else None,
+        details,
+    ]
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _mac(key: bytes, prev: bytes, content: bytes) -> bytes:
+    return hmac.new(key, prev + content, hashlib.sha256).digest()
+
+
+def init_chain(session: Session, tenant_id: uuid.UUID) -> None:
+    session.add(AuditHead(tenant_id=tenant_id, seq=0, mac=GENESIS))
+
+
+@dataclass(frozen=True)
+class PendingEntry:
+    event: AuditEvent
+    subject_id: uuid.UUID | None = None
+    details: dict[str, Any] | None = None
+
+
+def record(
+    ctx: TenantContext,
+    event: AuditEvent,
+    *,
+    subject_id: uuid.UUID | None = None,
+    details: dict[str, Any] | None = None,
+) -> int:
+    """Append one entry in the caller's transaction; returns its sequence number."""
+    return record_many(ctx, [PendingEntry(event, subject_id, details)])[0]
+
+
+def record_many(ctx: TenantContext, entries: Sequence[PendingEntry]) -> list[int]:
+    return append(ctx.session, ctx.keystore, ctx.tenant_id, ctx.actor, entries)
+
+
+def append(
+    session: Session,
+    keystore: KeyStore,
+    tenant_id: uuid.UUID,
+    actor: Actor,
+    entries: Sequence[PendingEntry],
+) -> list[int]:
+    if not entries:
+        return []
+    # Lock the head: on PostgreSQL a row lock, on SQLite the write lock taken at BEGIN.
+    head = session.execute(
+        select(AuditHead).where(AuditHead.tenant_id == tenant_id).with_for_update()
+    ).scalar_one()
+    key = keystore.audit_key(tenant_id)
+    now = utcnow()
+    seq, prev = head.seq, head.mac
+    rows: list[dict[str, Any]] = []
+    for entry in entries:
+        seq += 1
+        details = entry.details or {}
+        content = canonical(
+            seq, now, entry.event.value, actor.kind.value, actor.id, entry.subject_id, details
+        )
+        mac = _mac(key, prev, content)
+        rows.append(
+            {
+                "tenant_id": tenant_id,
+                "seq": seq,
+                "occurred_at": now,
+                "event": entry.event.value,
+                "actor_kind": actor.kind.value,
+                "actor_id": actor.id,
+                "subject_id": entry.subject_id,
+                "details": details,
+                "prev_mac": prev,
+                "mac": mac,
+            }
+        )
+        prev = mac
+    session.execute(insert(AuditEntry), rows)
+    head.seq, head.mac = seq, prev
+    session.flush()
+    return [r["seq"] for r in rows]
+
+
+# ---------------------------------------------------------------------------------------------
+# Verification
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    checked: int
+    first_bad_seq: int | None = None
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "checked": self.checked,
+            "first_bad_seq": self.first_bad_seq,
+            "reason": self.reason,
+        }
+
+
+def verify_chain(session: Session, keystore: KeyStore, tenant_id: uuid.UUID) -> VerifyResult:
+    """Walk the chain from the start; name the first entry that does not fit.
+
+    Catches an edited entry (its MAC no longer matches), a deleted one (a gap in the
+    sequence), an inserted or reordered one (its MAC or its link to the previous MAC breaks)
+    and entries cut from the end (the chain stops short of the head).
+    """
+    key = keystore.audit_key(tenant_id)
+    head = session.get(AuditHead, tenant_id)
+    expected_seq, prev = 1, GENESIS
+    checked = 0
+    stmt = (
+        select(AuditEntry)
+        .where(AuditEntry.tenant_id == tenant_id)
+        .order_by(AuditEntry.seq)
+        .execution_options(yield_per=2000)
+    )
+    for entry in session.scalars(stmt):
+        if entry.seq != expected_seq:
+            return VerifyResult(
+                False,
+                checked,
+                expected_seq,
+                f"entry {expected_seq} is missing (next entry found is {entry.seq})",
+            )
+        content = canonical(
+            entry.seq,
+            entry.occurred_at,
+            entry.event,
+            entry.actor_kind,
+            entry.actor_id,
+            entry.subject_id,
+            entry.details,
+        )
+        if not hmac.compare_digest(entry.prev_mac, prev):
+            return VerifyResult(
+                False,
+                checked,
+                entry.seq,
+                f"entry {entry.seq} does not link to entry {entry.seq - 1}",
+            )
+        if not hmac.compare_digest(_mac(key, prev, content), entry.mac):
+            return VerifyResult(
+                False, checked, entry.seq, f"entry {entry.seq} was altered (MAC mismatch)"
+            )
+        prev = entry.mac
+        expected_seq += 1
+        checked += 1
+    if head is None:
+        return VerifyResult(False, checked, 1, "the chain has no head")
+    last = expected_seq - 1
+    if head.seq != last or not hmac.compare_digest(head.mac, prev):
+        return VerifyResult(
+            False,
+            checked,
+            last + 1,
+            f"the chain ends at entry {last} but its head records entry {head.seq}",
+        )
+    return VerifyResult(True, checked)
+
+
+def verify_and_record(ctx: TenantContext) -> VerifyResult:
+    """Verify the tenant's chain and record that it was checked, and with what outcome."""
+    result = verify_chain(ctx.session, ctx.keystore, ctx.tenant_id)
+    record(
+        ctx,
+        AuditEvent.AUDIT_VERIFIED,
+        details={"ok": result.ok, "checked": result.checked, "first_bad_seq": result.first_bad_seq},
+    )
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def list_entries(
+    ctx: TenantContext,
+    *,
+    after_seq: int | None = None,
+    before_seq: int | None = None,
+    limit: int = 50,
+    subject_id: uuid.UUID | None = None,
+    newest_first: bool = False,
+) -> list[AuditEntry]:
+    stmt = for_tenant(select(AuditEntry), AuditEntry, ctx.tenant_id)
+    if subject_id is not None:
+        stmt = stmt.where(AuditEntry.subject_id == subject_id)
+    if after_seq is not None:
+        stmt = stmt.where(AuditEntry.seq > after_seq)
+    if before_seq is not None:
+        stmt = stmt.where(AuditEntry.seq < before_seq)
+    order = AuditEntry.seq.desc() if newest_first else AuditEntry.seq
+    return list(ctx.session.scalars(stmt.order_by(order).limit(limit)))
+
+
+def entry_as_dict(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "seq": entry.seq,
+        "occurred_at": entry.occurred_at.isoformat(),
+        "event": entry.event,
+        "actor": {"kind": entry.actor_kind, "id": entry.actor_id},
+        "subject_id": str(entry.subject_id) if entry.subject_id else None,
+        "details": entry.details,
+        "mac": entry.mac.hex(),
+    }

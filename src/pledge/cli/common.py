@@ -1,0 +1,67 @@
+"""What every CLI command shares: opening the runtime, a tenant context, error reporting."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from functools import wraps
+from typing import ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from pledge.access.context import TenantContext
+from pledge.core.config import get_settings
+from pledge.core.errors import NotInitialised, PledgeError
+from pledge.migrations import is_current
+from pledge.runtime import Runtime
+
+console = Console()
+errors = Console(stderr=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def reports_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Domain errors become a one-line message and a non-zero exit, not a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except PledgeError as exc:
+            raise fail(exc.detail) from None
+
+    return wrapper
+
+
+def open_runtime() -> Runtime:
+    settings = get_settings()
+    runtime = Runtime.open(settings)
+    if not is_current("datastore", runtime.engine):
+        runtime.close()
+        raise NotInitialised(
+            f"the data store at {settings.home_dir} is not initialised or not migrated; "
+            "run `pledge init`"
+        )
+    return runtime
+
+
+def operator_context(runtime: Runtime, slug: str) -> AbstractContextManager[TenantContext]:
+    return runtime.tenant_context(slug)
+
+
+def read_secret(prompt: str, from_stdin: bool) -> str:
+    if from_stdin or not sys.stdin.isatty():
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise fail("expected the password on standard input")
+        return line
+    return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=True))

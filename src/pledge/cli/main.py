@@ -1,0 +1,484 @@
+"""`pledge`: everything an operator needs without the web."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from pledge.access import service as access
+from pledge.access.permissions import Role, Scope, parse_scopes
+from pledge.audit import service as audit
+from pledge.cli.common import (
+    console,
+    errors,
+    fail,
+    open_runtime,
+    operator_context,
+    read_secret,
+    reports_errors,
+)
+from pledge.core.config import get_settings
+from pledge.core.db import make_engine, transaction
+from pledge.core.errors import InvalidInput, NotFound
+from pledge.crypto.keystore import create_master_key_file, make_keystore_engine
+from pledge.migrations import upgrade
+from pledge.subjects import erasure, importer
+from pledge.subjects import service as subjects
+from pledge.subjects.identity import IdentityKind
+from pledge.subjects.models import STANDARD_CLASS, DataSource
+from pledge.tenants import service as tenants
+
+app = typer.Typer(
+    name="pledge",
+    help="Pledge keeps the promises of a privacy policy.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+tenant_app = typer.Typer(help="Tenants (one per client).", no_args_is_help=True)
+user_app = typer.Typer(help="Staff users of a tenant.", no_args_is_help=True)
+apikey_app = typer.Typer(help="API keys of a tenant.", no_args_is_help=True)
+subjects_app = typer.Typer(help="Data subjects: import, export, erase.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(user_app, name="user")
+app.add_typer(apikey_app, name="apikey")
+app.add_typer(subjects_app, name="subjects")
+app.add_typer(audit_app, name="audit")
+
+TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="Tenant slug")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Set-up and serving
+
+
+@app.command()
+@reports_errors
+def init() -> None:
+    """Create PLEDGE_HOME, the master key (mode 0600) and the schemas, or migrate them."""
+    settings = get_settings()
+    home = settings.home_dir
+    home.mkdir(parents=True, exist_ok=True)
+    home.chmod(0o700)
+    if settings.master_key:
+        console.print("Master key: from PLEDGE_MASTER_KEY")
+    elif create_master_key_file(settings.master_key_path):
+        console.print(
+            f"Master key: created {settings.master_key_path} (mode 0600) — "
+            "back it up apart from the data"
+        )
+    else:
+        console.print(f"Master key: {settings.master_key_path} (exists)")
+    data_engine = make_engine(settings.data_url)
+    keys_engine = make_keystore_engine(settings.keys_url)
+    try:
+        upgrade("datastore", data_engine)
+        upgrade("keystore", keys_engine)
+    finally:
+        data_engine.dispose()
+        keys_engine.dispose()
+    console.print(f"Data store: {data_engine.url.render_as_string(hide_password=True)} (migrated)")
+    console.print(f"Keystore:   {keys_engine.url.render_as_string(hide_password=True)} (migrated)")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+) -> None:
+    """Run the web console and the API."""
+    from pledge.web.server import run
+
+    run(host, port)
+
+
+@app.command()
+@reports_errors
+def demo(
+    subjects_count: Annotated[
+        int, typer.Option("--subjects", min=0, max=1_000_000, help="How many synthetic subjects")
+    ] = 200,
+    no_serve: Annotated[
+        bool, typer.Option("--no-serve", help="Create the demo data and exit")
+    ] = False,
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+) -> None:
+    """A demo tenant with synthetic subjects and interactions; prints a login, then serves."""
+    from pledge.demo import build_demo
+
+    init()
+    runtime = open_runtime()
+    try:
+        login = build_demo(runtime, subjects_count, progress=_progress)
+    finally:
+        runtime.close()
+    console.print()
+    console.print(f"[bold]Demo ready.[/] Sign in at [link]http://{host}:{port}/login[/]")
+    console.print(f"  workspace: [bold]{login.workspace}[/]")
+    console.print(f"  e-mail:    [bold]{login.email}[/]")
+    console.print(f"  password:  [bold]{login.password}[/]  (shown once)")
+    if not no_serve:
+        serve(host, port)
+
+
+def _progress(description: str, total: int) -> Progress:
+    return Progress(
+        TextColumn(f"[bold]{description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Tenants, users, API keys
+
+
+@tenant_app.command("create")
+@reports_errors
+def tenant_create(
+    slug: Annotated[str, typer.Argument(help="Short lower-case id, like a client prefix")],
+    name: Annotated[str, typer.Option(help="Display name")],
+    jurisdiction: Annotated[
+        list[str] | None, typer.Option(help="EU, UK, CH, AU, US-CA, US-VA, US-CO, US-CT, US-UT")
+    ] = None,
+    region: Annotated[str, typer.Option(help="Hosting region")] = "EU",
+    phone_region: Annotated[
+        str, typer.Option(help="Country for phone numbers without +code")
+    ] = "GB",
+    require_totp: Annotated[bool, typer.Option(help="Every user needs a second factor")] = False,
+    retention_class: Annotated[
+        list[str] | None, typer.Option(help="Extra retention class, as name=description")
+    ] = None,
+) -> None:
+    """Create a tenant, its keys and its audit chain."""
+    classes = {}
+    for item in retention_class or []:
+        key, _, description = item.partition("=")
+        classes[key.strip()] = description.strip() or key.strip()
+    runtime = open_runtime()
+    try:
+        with transaction(runtime.sessions) as session:
+            tenant = tenants.create_tenant(
+                session,
+                runtime.keystore,
+                slug=slug,
+                name=name,
+                jurisdictions=jurisdiction or [],
+                region=region,
+                phone_region=phone_region,
+                require_totp=require_totp,
+                retention_classes=classes,
+            )
+        console.print(f"Tenant [bold]{tenant.slug}[/] created ({tenant.id}).")
+    finally:
+        runtime.close()
+
+
+@tenant_app.command("list")
+@reports_errors
+def tenant_list() -> None:
+    """List tenants."""
+    runtime = open_runtime()
+    try:
+        with transaction(runtime.sessions) as session:
+            table = Table("slug", "name", "jurisdictions", "region", "TOTP required")
+            for t in tenants.list_tenants(session):
+                table.add_row(
+                    t.slug,
+                    t.name,
+                    ", ".join(t.jurisdictions),
+                    t.region,
+                    "yes" if t.require_totp else "no",
+                )
+        console.print(table)
+    finally:
+        runtime.close()
+
+
+@user_app.command("add")
+@reports_errors
+def user_add(
+    tenant: TenantOpt,
+    email: Annotated[str, typer.Option(help="Sign-in e-mail")],
+    role: Annotated[Role, typer.Option(help="Role")] = Role.AGENT,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin")
+    ] = False,
+) -> None:
+    """Add a staff user; the password comes from a prompt or standard input."""
+    password = read_secret("Password", password_stdin)
+    runtime = open_runtime()
+    try:
+        with operator_context(runtime, tenant) as ctx:
+            user = access.add_user(ctx, email=email, password=password, role=role.value)
+        console.print(f"User {user.id} added to {tenant} as {role.value}.")
+    finally:
+        runtime.close()
+
+
+@apikey_app.command("create")
+@reports_errors
+def apikey_create(
+    tenant: TenantOpt,
+    scope: Annotated[
+        list[str],
+        typer.Option(help="Scope, repeatable, or * for all: " + ", ".join(s.value for s in Scope)),
+    ],
+    name: Annotated[str, typer.Option(help="What the key is for")] = "cli",
+) -> None:
+    """Create an API key. The key is printed once and cannot be shown again."""
+    try:
+        scopes = parse_scopes(scope)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    runtime = open_runtime()
+    try:
+        with operator_context(runtime, tenant) as ctx:
+            key, token = access.create_api_key(ctx, name=name, scopes=scopes)
+        # The note to stderr, the token alone on stdout, so scripts can capture it.
+        errors.print(
+            f"API key {key.id} ({', '.join(key.scopes)}). Store it now: it is shown only once.",
+            highlight=False,
+        )
+        print(token)
+    finally:
+        runtime.close()
+
+
+@apikey_app.command("list")
+@reports_errors
+def apikey_list(tenant: TenantOpt) -> None:
+    """List a tenant's API keys (never their secrets)."""
+    runtime = open_runtime()
+    try:
+        with operator_context(runtime, tenant) as ctx:
+            table = Table("id", "name", "scopes", "created", "revoked")
+            for k in access.list_api_keys(ctx):
+                table.add_row(
+                    str(k.id),
+                    k.name,
+                    " ".join(k.scopes),
+                    k.created_at.isoformat(timespec="seconds"),
+                    k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else "",
+                )
+        console.print(table)
+    finally:
+        runtime.close()
+
+
+@apikey_app.command("revoke")
+@reports_errors
+def apikey_revoke(tenant: TenantOpt, key_id: Annotated[str, typer.Argument(help="Key id")]) -> None:
+    """Revoke an API key at once."""
+    runtime = open_runtime()
+    try:
+        with operator_context(runtime, tenant) as ctx:
+            access.revoke_api_key(ctx, key_id)
+        console.print(f"API key {key_id} revoked.")
+    finally:
+        runtime.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Subjects
+
+
+class ExportFormat(StrEnum):
+    JSON = "json"
+    CSV = "csv"
+
+
+@subjects_app.command("import")
+@reports_errors
+def subjects_import(
+    tenant: TenantOpt,
+    file: Annotated[
+        Path, typer.Argument(help="CSV with a header: email, phone, first_name, last_name, …")
+    ],
+    category: Annotated[
+        list[str] | None, typer.Option(help="Category of an extra column: column=user.…")
+    ] = None,
+    mapping: Annotated[
+        Path | None, typer.Option(help="TOML file mapping columns to categories")
+    ] = None,
+    source: Annotated[
+        DataSource, typer.Option(help="Where the data came from")
+    ] = DataSource.DIRECT,
+    retention_class: Annotated[
+        str, typer.Option(help="Retention class of the imported fields")
+    ] = STANDARD_CLASS,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, max=10_000, help="Subjects per transaction")
+    ] = None,
+) -> None:
+    """Validate the whole file, then import it in batches (safe to re-run after an interruption)."""
+    runtime = open_runtime()
+    try:
+        with operator_context(runtime, tenant) as ctx:
+            plan = importer.plan_import(
+                ctx,
+                file,
+                categories=importer.parse_category_options(category or []),
+                mapping=importer.read_mapping(mapping) if mapping else None,
+                source=source.value,
+                retention_class=retention_class,
+            )
+        size = batch_size or runtime.settings.import_batch_size
+        with _progress("Importing", len(plan.rows)) as bar:
+            task = bar.add_task("import", total=len(plan.rows))
+            result = importer.run_import(
+                lambda: operator_context(runtime, tenant),
+                plan,
+                batch_size=size,
+                on_progress=lambda n: bar.advance(task, n),
+            )
+        console.print(
+            f"Imported {result.created} subject(s); {result.already_present} already present "
+            f"({result.batches} batch(es))."
+        )
+    finally:
+        runtime.close()
+
+
+@subjects_app.command("export")
+@reports_errors
+def subjects_export(
+    tenant: TenantOpt,
+    email: Annotated[str, typer.Option(help="The subject's e-mail")],
+    format: Annotated[
+        ExportFormat, typer.Option("--format", help="json or csv")
+    ] = ExportFormat.JSON,
+) -> None:
+    """Print the subject's whole record, decrypted, to stdout."""
+    runtime = open_runtime()
+    try:
+        with operator_context(runtime, tenant) as ctx:
+            subject_id = subjects.find_subject_id(ctx, IdentityKind.EMAIL, email)
+            if subject_id is None:
+                raise NotFound(f"no subject with that e-mail in tenant {tenant!r}")
+            record = subjects.export_subject(ctx, subject_id)
+        if format is ExportFormat.JSON:
+            json.dump(record, sys.stdout, indent=2, ensure_ascii=False)
+            sys.stdout.write("\n")
+        else:
+            _write_csv(record)
+    finally:
+        runtime.close()
+
+
+def _write_csv(record: dict[str, object]) -> None:
+    writer = csv.writer(sys.stdout)
+    writer.writerow(["record", "name", "value", "category", "source", "retention_class", "time"])
+    for f in record["fields"]:  # type: ignore[attr-defined]
+        writer.writerow(
+            [
+                "field",
+                f["name"],
+                f["value"],
+                f["category"],
+                f["source"],
+                f["retention_class"],
+                f["updated_at"],
+            ]
+        )
+    for i in record["interactions"]:  # type: ignore[attr-defined]
+        payload = json.dumps(i["payload"], ensure_ascii=False) if i["payload"] is not None else ""
+        writer.writerow(
+            [
+                "interaction",
+                i["kind"],
+                payload,
+                i["category"],
+                i["source"],
+                i["retention_class"],
+                i["occurred_at"],
+            ]
+        )
+
+
+@subjects_app.command("erase")
+@reports_errors
+def subjects_erase(
+    tenant: TenantOpt,
+    email: Annotated[str, typer.Option(help="The subject's e-mail")],
+    keep: Annotated[
+        list[str] | None, typer.Option(help="Retention class to keep (legal duty), repeatable")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Crypto-erase a subject: destroy its keys, then delete its data."""
+    if (
+        not yes
+        and sys.stdin.isatty()
+        and not typer.confirm("Erase this subject? This cannot be undone")
+    ):
+        raise typer.Exit(1)
+    runtime = open_runtime()
+    try:
+        with operator_context(runtime, tenant) as ctx:
+            subject_id = subjects.find_subject_id(ctx, IdentityKind.EMAIL, email)
+            if subject_id is None:
+                raise NotFound(f"no subject with that e-mail in tenant {tenant!r}")
+            result = erasure.erase_subject(ctx, subject_id, keep_classes=keep or [])
+        kept = f"; kept: {', '.join(result.kept_classes)}" if result.kept_classes else ""
+        console.print(
+            f"Subject {result.subject_id} {result.status.replace('_', ' ')}: keys shredded "
+            f"({', '.join(result.shredded_classes) or 'none left'}), "
+            f"{result.records_deleted} record(s) and "
+            f"{result.interactions_deleted} interaction(s) deleted{kept}."
+        )
+    finally:
+        runtime.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Audit
+
+
+@audit_app.command("verify")
+@reports_errors
+def audit_verify(
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", "-t", help="Tenant slug; all when omitted")
+    ] = None,
+) -> None:
+    """Verify the audit chain(s); exits non-zero naming the first bad entry."""
+    runtime = open_runtime()
+    broken = 0
+    try:
+        with transaction(runtime.sessions) as session:
+            targets = (
+                [tenants.get_tenant_by_slug(session, tenant)]
+                if tenant
+                else tenants.list_tenants(session)
+            )
+            for t in targets:
+                result = audit.verify_chain(session, runtime.keystore, t.id)
+                if result.ok:
+                    console.print(f"[green]ok[/]     {t.slug}: {result.checked} entries verified")
+                else:
+                    broken += 1
+                    console.print(
+                        f"[bold red]BROKEN[/] {t.slug}: first bad entry "
+                        f"{result.first_bad_seq}: {result.reason}"
+                    )
+    finally:
+        runtime.close()
+    if broken:
+        raise fail(f"{broken} audit chain(s) failed verification")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

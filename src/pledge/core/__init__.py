@@ -1,0 +1,1 @@
+"""Shared building blocks: configuration, database, clock, identifiers, errors."""

@@ -1,0 +1,56 @@
+"""Runtime configuration, read from the environment.
+
+`PLEDGE_HOME` (default `./var`) holds the embedded SQLite data store, the keystore and the
+master key file. `PLEDGE_DATABASE_URL` points the data store elsewhere (PostgreSQL in
+production); `PLEDGE_KEYSTORE_URL` does the same for the keystore, which is kept apart from
+the data store on purpose (see docs/decisions/0002-key-hierarchy.md).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PLEDGE_", extra="ignore")
+
+    home: Path = Field(default=Path("var"))
+    database_url: str | None = None
+    keystore_url: str | None = None
+    # Base64 master key; when unset the key lives in `$PLEDGE_HOME/master.key` (mode 0600).
+    master_key: str | None = None
+    # Public origin used in links that leave the system (emails, receipts).
+    base_url: str = "http://127.0.0.1:8000"
+    # Cookies are marked Secure unless explicitly serving plain HTTP on loopback.
+    secure_cookies: bool = False
+    session_hours: int = 12
+    import_batch_size: int = 500
+
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def data_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home_dir / 'pledge.db'}"
+
+    @property
+    def keys_url(self) -> str:
+        return self.keystore_url or f"sqlite:///{self.home_dir / 'keystore.db'}"
+
+    @property
+    def master_key_path(self) -> Path:
+        return self.home_dir / "master.key"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings_cache() -> None:
+    get_settings.cache_clear()

@@ -1,0 +1,29 @@
+"""Alembic environment for the keystore. The engine comes from `pledge.migrations.upgrade`."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from pledge.crypto.keystore import KeystoreBase
+
+target_metadata = KeystoreBase.metadata
+
+config = context.config
+
+
+def run_migrations_online() -> None:
+    engine = config.attributes["engine"]
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+            # Its own version table, should the keystore ever share a database server.
+            version_table="alembic_version_keystore",
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+run_migrations_online()

@@ -1,0 +1,44 @@
+"""The running system's handles: settings, the data store and the keystore."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from pledge.access.context import OPERATOR, Actor, TenantContext
+from pledge.access.permissions import ALL_SCOPES
+from pledge.core.config import Settings, get_settings
+from pledge.core.db import make_engine, make_sessionmaker, transaction
+from pledge.crypto.keystore import KeyStore, load_master_key, make_keystore_engine
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    keystore: KeyStore
+
+    @classmethod
+    def open(cls, settings: Settings | None = None) -> Runtime:
+        settings = settings or get_settings()
+        engine = make_engine(settings.data_url)
+        keystore = KeyStore(make_keystore_engine(settings.keys_url), load_master_key(settings))
+        return cls(settings, engine, make_sessionmaker(engine), keystore)
+
+    def close(self) -> None:
+        self.engine.dispose()
+        self.keystore.engine.dispose()
+
+    @contextmanager
+    def tenant_context(self, slug: str, actor: Actor = OPERATOR) -> Iterator[TenantContext]:
+        """One transaction in a tenant, as the operator (CLI, jobs) with every scope."""
+        from pledge.tenants.service import get_tenant_by_slug
+
+        with transaction(self.sessions) as session:
+            tenant = get_tenant_by_slug(session, slug)
+            yield TenantContext(session, self.keystore, tenant, actor, ALL_SCOPES)

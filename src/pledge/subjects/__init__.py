@@ -1,0 +1,1 @@
+"""The subject vault: data subjects, their identities, encrypted fields and interactions."""

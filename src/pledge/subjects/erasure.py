@@ -1,0 +1,120 @@
+"""Erasure by crypto-shredding: a subject's data keys are destroyed first, then its rows.
+
+Once the keys are gone the data is unreadable in every copy of the data store — backups,
+replicas, dumps — which row deletion alone can never promise (docs/decisions/0002).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Result, delete, select, update
+
+from pledge.access.context import TenantContext
+from pledge.audit import service as audit
+from pledge.audit.events import AuditEvent
+from pledge.core.clock import utcnow
+from pledge.core.errors import InvalidInput
+from pledge.subjects.models import (
+    Interaction,
+    Subject,
+    SubjectIdentity,
+    SubjectRecord,
+    SubjectStatus,
+)
+from pledge.subjects.service import get_subject_row, retention_classes
+
+
+@dataclass(frozen=True)
+class ErasureResult:
+    subject_id: uuid.UUID
+    status: str
+    shredded_classes: list[str]
+    kept_classes: list[str]
+    records_deleted: int
+    interactions_deleted: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "subject_id": str(self.subject_id),
+            "status": self.status,
+            "shredded_classes": self.shredded_classes,
+            "kept_classes": self.kept_classes,
+            "records_deleted": self.records_deleted,
+            "interactions_deleted": self.interactions_deleted,
+        }
+
+
+def _deleted(result: Result[Any]) -> int:
+    return int(cast(CursorResult[Any], result).rowcount or 0)
+
+
+def erase_subject(
+    ctx: TenantContext, subject_id: uuid.UUID | str, *, keep_classes: Iterable[str] = ()
+) -> ErasureResult:
+    """Crypto-shred a subject: destroy its data keys first, then delete its rows.
+
+    `keep_classes` names retention classes held under a legal duty (e.g. billing records for
+    7 years, seed 001 §12); their key and rows survive, everything else is gone, in every copy
+    of the data store. Identities are always removed: nobody can look the person up again.
+    Idempotent: erasing twice, or finishing an interrupted erasure, is safe.
+    """
+    subject = get_subject_row(ctx, subject_id)
+    keep = sorted(set(keep_classes))
+    unknown = [c for c in keep if c not in retention_classes(ctx)]
+    if unknown:
+        raise InvalidInput(f"unknown retention class {unknown[0][:40]!r}")
+    # 1. Keys first: from this moment the data is unreadable everywhere, backups included.
+    shredded = ctx.keystore.shred_subject(ctx.tenant_id, subject.id, keep=keep)
+    # 2. Then the rows (of every class not kept, whether or not its key still existed).
+    tid = ctx.tenant_id
+    records = _deleted(
+        ctx.session.execute(
+            delete(SubjectRecord).where(
+                SubjectRecord.tenant_id == tid,
+                SubjectRecord.subject_id == subject.id,
+                SubjectRecord.key_class.not_in(keep),
+            )
+        )
+    )
+    interactions = _deleted(
+        ctx.session.execute(
+            delete(Interaction).where(
+                Interaction.tenant_id == tid,
+                Interaction.subject_id == subject.id,
+                Interaction.key_class.not_in(keep),
+            )
+        )
+    )
+    ctx.session.execute(
+        delete(SubjectIdentity).where(
+            SubjectIdentity.tenant_id == tid, SubjectIdentity.subject_id == subject.id
+        )
+    )
+    remaining = ctx.session.scalar(
+        select(SubjectRecord.key_class)
+        .where(SubjectRecord.tenant_id == tid, SubjectRecord.subject_id == subject.id)
+        .limit(1)
+    ) or ctx.session.scalar(
+        select(Interaction.id)
+        .where(Interaction.tenant_id == tid, Interaction.subject_id == subject.id)
+        .limit(1)
+    )
+    now = utcnow()
+    status = SubjectStatus.PARTIALLY_ERASED if remaining else SubjectStatus.ERASED
+    ctx.session.execute(
+        update(Subject)
+        .where(Subject.tenant_id == tid, Subject.id == subject.id)
+        .values(status=status.value, erased_at=now, updated_at=now)
+    )
+    result = ErasureResult(subject.id, status.value, sorted(shredded), keep, records, interactions)
+    audit.record(
+        ctx,
+        AuditEvent.SUBJECT_ERASED,
+        subject_id=subject.id,
+        details={k: v for k, v in result.as_dict().items() if k != "subject_id"},
+    )
+    return result

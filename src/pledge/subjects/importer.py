@@ -1,0 +1,286 @@
+"""CSV import of contacts.
+
+The whole file is validated before anything is written: if any row is bad, every bad row is
+reported with its line number and the reason, and nothing is imported (DESIGN.md §4
+invariant 5). The import then runs in batches, each one transaction (keys first, then
+rows and audit entries), so a killed import leaves whole subjects or none; running it again
+skips the rows already imported, matched by their identities' blind indexes.
+
+Columns `email`, `phone`, `first_name`, `last_name`, `external_id` are understood; any other
+column is a custom field and needs a category, given with `--category column=category` or in
+a TOML mapping file:
+
+    [columns.company]
+    category = "user.contact.organization"
+    source = "third_party"          # optional, default from the command line
+    retention_class = "standard"    # optional
+    field = "company_name"          # optional, default: the column name
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import tomllib
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+
+from pledge.access.context import TenantContext
+from pledge.audit import service as audit
+from pledge.audit.events import AuditEvent
+from pledge.core.clock import utcnow
+from pledge.core.errors import InvalidInput
+from pledge.subjects import service
+from pledge.subjects.categories import check_category
+from pledge.subjects.models import STANDARD_CLASS, DataSource
+from pledge.subjects.vault import IdentityIndexer
+
+KNOWN_COLUMNS: dict[str, str | None] = {
+    "email": None,  # identity fields: category implied
+    "phone": None,
+    "external_id": None,
+    "first_name": "user.name.first",
+    "last_name": "user.name.last",
+}
+MAX_ERRORS_SHOWN = 200
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    column: str
+    field: str
+    category: str | None
+    source: str
+    retention_class: str
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}" if self.line else self.reason
+
+
+class ImportInvalid(InvalidInput):
+    def __init__(self, errors: list[RowError]) -> None:
+        shown = "\n".join(str(e) for e in errors[:MAX_ERRORS_SHOWN])
+        more = len(errors) - MAX_ERRORS_SHOWN
+        if more > 0:
+            shown += f"\n… and {more} more"
+        super().__init__(f"{len(errors)} problem(s), nothing was imported:\n{shown}")
+        self.errors = errors
+
+
+@dataclass
+class ImportPlan:
+    rows: list[tuple[int, service.PreparedSubject]]
+    columns: list[ColumnSpec]
+
+
+@dataclass
+class ImportResult:
+    created: int = 0
+    already_present: int = 0
+    batches: int = 0
+
+
+def parse_category_options(options: list[str]) -> dict[str, str]:
+    """`column=category` pairs from the command line."""
+    out: dict[str, str] = {}
+    for option in options:
+        column, sep, category = option.partition("=")
+        if not sep or not column.strip() or not category.strip():
+            raise InvalidInput(f"--category takes column=category, not {option[:80]!r}")
+        out[column.strip().lower()] = category.strip()
+    return out
+
+
+def read_mapping(path: Path) -> dict[str, dict[str, str]]:
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidInput(f"cannot read mapping file {path.name}: {exc}") from None
+    columns = doc.get("columns", {})
+    if not isinstance(columns, dict) or not all(isinstance(v, dict) for v in columns.values()):
+        raise InvalidInput("a mapping file has [columns.<name>] tables")
+    return {str(k).lower(): {str(a): str(b) for a, b in v.items()} for k, v in columns.items()}
+
+
+def _column_specs(
+    header: list[str],
+    categories: dict[str, str],
+    mapping: dict[str, dict[str, str]],
+    source: str,
+    retention_class: str,
+) -> tuple[list[ColumnSpec], list[RowError]]:
+    errors: list[RowError] = []
+    specs: list[ColumnSpec] = []
+    seen: set[str] = set()
+    for raw in header:
+        column = raw.strip().lower()
+        if column in seen:
+            errors.append(RowError(1, f"column {column!r} appears twice"))
+            continue
+        seen.add(column)
+        conf = mapping.get(column, {})
+        name = conf.get("field", re.sub(r"[^a-z0-9_]+", "_", column).strip("_"))
+        if not service.FIELD_NAME.match(name):
+            errors.append(RowError(1, f"column {raw[:64]!r} cannot be a field name"))
+            continue
+        category = categories.get(column) or conf.get("category") or KNOWN_COLUMNS.get(column)
+        if category is None and column not in KNOWN_COLUMNS:
+            errors.append(
+                RowError(1, f"column {column!r} needs a category: --category {column}=user.…")
+            )
+            continue
+        if category is not None and (problem := check_category(category)):
+            errors.append(RowError(1, f"column {column!r}: category {category[:80]!r} {problem}"))
+            continue
+        specs.append(
+            ColumnSpec(
+                column=raw,
+                field=name,
+                category=category,
+                source=conf.get("source", source),
+                retention_class=conf.get("retention_class", retention_class),
+            )
+        )
+    if not {"email", "phone", "external_id"} & seen:
+        errors.append(RowError(1, "the file needs an email, phone or external_id column"))
+    return specs, errors
+
+
+def _read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path.name}: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ImportInvalid(
+            [RowError(line, "not UTF-8 text (save the file as UTF-8 CSV)")]
+        ) from None
+
+
+def plan_import(
+    ctx: TenantContext,
+    path: Path,
+    *,
+    categories: dict[str, str] | None = None,
+    mapping: dict[str, dict[str, str]] | None = None,
+    source: str = DataSource.DIRECT.value,
+    retention_class: str = STANDARD_CLASS,
+) -> ImportPlan:
+    """Validate the whole file; raise `ImportInvalid` listing every bad row, or return the plan."""
+    text = _read_text(path)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ImportInvalid([RowError(0, "the file is empty")]) from None
+    except csv.Error as exc:
+        raise ImportInvalid([RowError(1, f"not a CSV header: {exc}")]) from None
+    specs, errors = _column_specs(header, categories or {}, mapping or {}, source, retention_class)
+    if errors:
+        raise ImportInvalid(errors)
+    indexer = IdentityIndexer(ctx.keystore, ctx.tenant_id)
+    now = utcnow()
+    rows: list[tuple[int, service.PreparedSubject]] = []
+    first_line_of: dict[tuple[str, bytes], int] = {}
+    line = reader.line_num
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            errors.append(RowError(reader.line_num, f"not valid CSV: {exc}"))
+            break
+        line, start_line = reader.line_num, line + 1
+        if not any(v.strip() for v in values):
+            continue  # blank lines are not rows
+        if len(values) != len(header):
+            errors.append(
+                RowError(start_line, f"has {len(values)} values, the header has {len(header)}")
+            )
+            continue
+        items = [
+            service.FieldInput(s.field, v.strip(), s.category, s.source, s.retention_class)
+            for s, v in zip(specs, values, strict=True)
+            if v.strip()
+        ]
+        try:
+            prepared = service.prepare_subject(ctx, items, indexer, now)
+        except InvalidInput as exc:
+            errors.append(RowError(start_line, exc.detail))
+            continue
+        duplicate = next(
+            (
+                first_line_of[(k.value, b)]
+                for k, b in prepared.identities
+                if (k.value, b) in first_line_of
+            ),
+            None,
+        )
+        if duplicate is not None:
+            errors.append(RowError(start_line, f"same identity as line {duplicate}"))
+            continue
+        for k, b in prepared.identities:
+            first_line_of[(k.value, b)] = start_line
+        rows.append((start_line, prepared))
+    if errors:
+        raise ImportInvalid(errors)
+    return ImportPlan(rows, specs)
+
+
+def batches(plan: ImportPlan, size: int) -> Iterator[list[service.PreparedSubject]]:
+    for start in range(0, len(plan.rows), size):
+        yield [p for _line, p in plan.rows[start : start + size]]
+
+
+def import_batch(
+    ctx: TenantContext, batch: list[service.PreparedSubject], number: int
+) -> tuple[int, int]:
+    """Store one batch in the caller's transaction; rows whose identity is already known (an
+    earlier, interrupted run) are skipped. Returns (created, already present)."""
+    known = service.existing_identities(ctx, [i for p in batch for i in p.identities])
+    fresh = [p for p in batch if not any((k.value, b) in known for k, b in p.identities)]
+    service.store_subjects(ctx, fresh, event=AuditEvent.SUBJECT_CREATED, via="import")
+    audit.record(
+        ctx,
+        AuditEvent.SUBJECTS_IMPORTED,
+        details={
+            "batch": number,
+            "created": len(fresh),
+            "already_present": len(batch) - len(fresh),
+        },
+    )
+    return len(fresh), len(batch) - len(fresh)
+
+
+def run_import(
+    open_context: Callable[[], AbstractContextManager[TenantContext]],
+    plan: ImportPlan,
+    *,
+    batch_size: int,
+    on_progress: Callable[[int], None] | None = None,
+) -> ImportResult:
+    """Run the plan batch by batch; `open_context()` gives a context whose transaction commits
+    when its block ends: one transaction per batch."""
+    result = ImportResult()
+    for number, batch in enumerate(batches(plan, batch_size), start=1):
+        with open_context() as ctx:
+            created, present = import_batch(ctx, batch, number)
+        result.created += created
+        result.already_present += present
+        result.batches += 1
+        if on_progress:
+            on_progress(len(batch))
+    return result

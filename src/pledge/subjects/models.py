@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    LargeBinary,
+    String,
+    Uuid,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from pledge.core.db import Base, UTCDateTime
+from pledge.core.ids import new_id
+
+STANDARD_CLASS = "standard"
+
+
+class SubjectStatus(StrEnum):
+    ACTIVE = "active"
+    # Keys of some retention classes shredded; data under a legal duty remains.
+    PARTIALLY_ERASED = "partially_erased"
+    ERASED = "erased"
+
+
+class DataSource(StrEnum):
+    """Where a value came from — the seeds tell these apart (1CRM §2.1–2.5)."""
+
+    DIRECT = "direct"  # given by the person
+    THIRD_PARTY = "third_party"  # partners, other sources
+    AUTOMATIC = "automatic"  # collected by cookies, logs, pixels
+    INTEGRATED_SERVICE = "integrated_service"  # e.g. sign-in with Google
+
+
+class InteractionKind(StrEnum):
+    CHAT = "chat"
+    CALL = "call"
+    EMAIL = "email"
+    VISIT = "visit"
+    ORDER = "order"
+    NOTE = "note"
+    FORM = "form"
+
+
+class Subject(Base):
+    """A data subject. Holds no personal value itself; after erasure it stays as a tombstone
+    (id, status, dates) so the audit trail and later decisions can refer to it."""
+
+    __tablename__ = "subjects"
+    __table_args__ = (Index("ix_subjects_status", "tenant_id", "status"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("tenants.id", ondelete="RESTRICT"), primary_key=True
+    )
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    status: Mapped[str] = mapped_column(String(20), default=SubjectStatus.ACTIVE.value)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class SubjectIdentity(Base):
+    """Blind index of an identity value → subject. No value, only its keyed hash."""
+
+    __tablename__ = "subject_identities"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "subject_id"], ["subjects.tenant_id", "subjects.id"], ondelete="CASCADE"
+        ),
+        Index("ix_subject_identities_subject", "tenant_id", "subject_id"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    blind_index: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    subject_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+
+
+class SubjectRecord(Base):
+    """A subject's fields of one retention class, sealed together under that class's data key.
+
+    The sealed document maps field name → value, category, source and time. One record per
+    class keeps a subject's writes to one row and one AES-GCM operation (docs/decisions/0004).
+    """
+
+    __tablename__ = "subject_records"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "subject_id"], ["subjects.tenant_id", "subjects.id"], ondelete="CASCADE"
+        ),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    subject_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    key_class: Mapped[str] = mapped_column(String(40), primary_key=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Interaction(Base):
+    """Something that happened with a subject: a chat, a call, an order… Kind, time and
+    category are plain (they drive retention); the payload is sealed under the subject's key."""
+
+    __tablename__ = "interactions"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "subject_id"], ["subjects.tenant_id", "subjects.id"], ondelete="CASCADE"
+        ),
+        Index("ix_interactions_subject", "tenant_id", "subject_id", "occurred_at"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    subject_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    kind: Mapped[str] = mapped_column(String(20))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    category: Mapped[str] = mapped_column(String(120))
+    source: Mapped[str] = mapped_column(String(24))
+    key_class: Mapped[str] = mapped_column(String(40))
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

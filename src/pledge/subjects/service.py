@@ -1,0 +1,702 @@
+"""Rules of the subject vault. Every change of personal data goes through a function here,
+which writes its audit entry in the caller's transaction. Nothing here commits.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import delete, func, insert, select, tuple_
+
+from pledge.access.context import TenantContext
+from pledge.access.scoping import for_tenant, get_in_tenant
+from pledge.audit import service as audit
+from pledge.audit.events import AuditEvent
+from pledge.core.clock import utcnow
+from pledge.core.errors import Conflict, InvalidInput, NotFound, SubjectErased
+from pledge.core.ids import new_id
+from pledge.crypto.keystore import KeyMissing, KeyShredded
+from pledge.subjects.categories import check_category
+from pledge.subjects.identity import (
+    IDENTITY_FIELDS,
+    IdentityKind,
+    InvalidIdentity,
+    normalise,
+)
+from pledge.subjects.models import (
+    STANDARD_CLASS,
+    DataSource,
+    Interaction,
+    InteractionKind,
+    Subject,
+    SubjectIdentity,
+    SubjectRecord,
+    SubjectStatus,
+)
+from pledge.subjects.vault import (
+    IdentityIndexer,
+    StoredField,
+    open_payload,
+    open_record,
+    seal_payload,
+    seal_record,
+)
+
+FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+MAX_VALUE_CHARS = 10_000
+_FIELD_BY_KIND = {kind: name for kind, (name, _cat) in IDENTITY_FIELDS.items()}
+_KIND_BY_FIELD = {name: kind for kind, name in _FIELD_BY_KIND.items()}
+
+
+@dataclass(frozen=True)
+class FieldInput:
+    name: str
+    value: str
+    category: str | None = None
+    source: str = DataSource.DIRECT.value
+    retention_class: str = STANDARD_CLASS
+
+
+@dataclass
+class PreparedSubject:
+    """A validated new subject: fields normalised, identities indexed, ready to store."""
+
+    fields: dict[str, StoredField]
+    identities: list[tuple[IdentityKind, bytes]]
+    classes: set[str] = field(default_factory=set)
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+
+def retention_classes(ctx: TenantContext) -> set[str]:
+    return {STANDARD_CLASS, *ctx.tenant.retention_classes.keys()}
+
+
+def prepare_field(ctx: TenantContext, item: FieldInput, now: datetime) -> StoredField:
+    """Validate one field; identity fields are stored in their normal form."""
+    if not FIELD_NAME.match(item.name):
+        raise InvalidInput(
+            f"field name {item.name[:64]!r} must be lower-case letters, digits and underscores"
+        )
+    value = item.value
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"field {item.name!r} needs a non-empty value")
+    if len(value) > MAX_VALUE_CHARS:
+        raise InvalidInput(f"field {item.name!r} is longer than {MAX_VALUE_CHARS} characters")
+    category = item.category
+    kind = _KIND_BY_FIELD.get(item.name)
+    if kind is not None:
+        try:
+            value = normalise(kind, value, ctx.tenant.phone_region)
+        except InvalidIdentity as exc:
+            raise InvalidInput(f"field {item.name!r}: {exc}") from None
+        category = category or IDENTITY_FIELDS[kind][1]
+    if category is None:
+        raise InvalidInput(f"field {item.name!r} needs a data category (e.g. user.contact)")
+    problem = check_category(category)
+    if problem:
+        raise InvalidInput(f"category {category[:120]!r} {problem}")
+    try:
+        source = DataSource(item.source).value
+    except ValueError:
+        allowed = ", ".join(s.value for s in DataSource)
+        raise InvalidInput(f"source must be one of: {allowed}") from None
+    if item.retention_class not in retention_classes(ctx):
+        raise InvalidInput(f"unknown retention class {item.retention_class[:40]!r}")
+    return StoredField(item.name, value, category, source, item.retention_class, now)
+
+
+def prepare_subject(
+    ctx: TenantContext, items: Sequence[FieldInput], indexer: IdentityIndexer, now: datetime
+) -> PreparedSubject:
+    fields: dict[str, StoredField] = {}
+    for item in items:
+        if item.name in fields:
+            raise InvalidInput(f"field {item.name!r} is given twice")
+        fields[item.name] = prepare_field(ctx, item, now)
+    identities = [
+        (kind, indexer.index(kind, fields[name].value))
+        for kind, name in _FIELD_BY_KIND.items()
+        if name in fields
+    ]
+    if not identities:
+        raise InvalidInput("a subject needs at least one identity: email, phone or external_id")
+    return PreparedSubject(fields, identities, {f.retention_class for f in fields.values()})
+
+
+def existing_identities(
+    ctx: TenantContext, identities: Iterable[tuple[IdentityKind, bytes]]
+) -> dict[tuple[str, bytes], uuid.UUID]:
+    pairs = [(k.value, b) for k, b in identities]
+    found: dict[tuple[str, bytes], uuid.UUID] = {}
+    for start in range(0, len(pairs), 400):
+        chunk = pairs[start : start + 400]
+        rows = ctx.session.execute(
+            for_tenant(
+                select(
+                    SubjectIdentity.kind, SubjectIdentity.blind_index, SubjectIdentity.subject_id
+                ),
+                SubjectIdentity,
+                ctx.tenant_id,
+            ).where(tuple_(SubjectIdentity.kind, SubjectIdentity.blind_index).in_(chunk))
+        ).all()
+        found.update({(k, b): s for k, b, s in rows})
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# Creating
+
+
+def store_subjects(
+    ctx: TenantContext, prepared: Sequence[PreparedSubject], *, event: AuditEvent, via: str
+) -> list[uuid.UUID]:
+    """Store new subjects in bulk: keys first (keystore), then rows and audit entries.
+
+    A crash between the two leaves unused keys and no subject — never a subject whose data
+    cannot be read.
+    """
+    if not prepared:
+        return []
+    now = utcnow()
+    ids = [new_id() for _ in prepared]
+    keys = ctx.keystore.create_subject_keys(
+        ctx.tenant_id,
+        [(sid, c) for sid, p in zip(ids, prepared, strict=True) for c in sorted(p.classes)],
+    )
+    subjects: list[dict[str, Any]] = []
+    identities: list[dict[str, Any]] = []
+    records: list[dict[str, Any]] = []
+    entries: list[audit.PendingEntry] = []
+    for sid, p in zip(ids, prepared, strict=True):
+        subjects.append(
+            {
+                "tenant_id": ctx.tenant_id,
+                "id": sid,
+                "status": SubjectStatus.ACTIVE.value,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        identities.extend(
+            {"tenant_id": ctx.tenant_id, "kind": k.value, "blind_index": b, "subject_id": sid}
+            for k, b in p.identities
+        )
+        by_class: dict[str, dict[str, StoredField]] = defaultdict(dict)
+        for f in p.fields.values():
+            by_class[f.retention_class][f.name] = f
+        for key_class, fields in by_class.items():
+            records.append(
+                {
+                    "tenant_id": ctx.tenant_id,
+                    "subject_id": sid,
+                    "key_class": key_class,
+                    "sealed": seal_record(
+                        keys[(sid, key_class)], ctx.tenant_id, sid, key_class, fields
+                    ),
+                    "updated_at": now,
+                }
+            )
+        entries.append(
+            audit.PendingEntry(
+                event,
+                sid,
+                {
+                    "via": via,
+                    "fields": sorted(p.fields),
+                    "categories": sorted({f.category for f in p.fields.values()}),
+                    "sources": sorted({f.source for f in p.fields.values()}),
+                },
+            )
+        )
+    ctx.session.execute(insert(Subject), subjects)
+    ctx.session.execute(insert(SubjectIdentity), identities)
+    ctx.session.execute(insert(SubjectRecord), records)
+    audit.record_many(ctx, entries)
+    return ids
+
+
+def create_subject(ctx: TenantContext, items: Sequence[FieldInput]) -> uuid.UUID:
+    indexer = IdentityIndexer(ctx.keystore, ctx.tenant_id)
+    prepared = prepare_subject(ctx, items, indexer, utcnow())
+    clash = existing_identities(ctx, prepared.identities)
+    if clash:
+        (kind, _), existing = next(iter(clash.items()))
+        raise Conflict(
+            f"a subject with this {kind} already exists", extra={"subject_id": str(existing)}
+        )
+    return store_subjects(ctx, [prepared], event=AuditEvent.SUBJECT_CREATED, via="api")[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+@dataclass
+class InteractionView:
+    id: uuid.UUID
+    kind: str
+    occurred_at: datetime
+    category: str
+    source: str
+    retention_class: str
+    payload: dict[str, Any] | None
+
+
+@dataclass
+class SubjectView:
+    id: uuid.UUID
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    erased_at: datetime | None
+    fields: list[StoredField]
+    # Retention classes whose key is gone though rows remain (an interrupted erasure).
+    unreadable_classes: list[str] = field(default_factory=list)
+    interactions: list[InteractionView] = field(default_factory=list)
+
+    def value(self, name: str) -> str | None:
+        for f in self.fields:
+            if f.name == name:
+                return f.value
+        return None
+
+    @property
+    def display_name(self) -> str:
+        parts = [self.value("first_name"), self.value("last_name")]
+        return " ".join(p for p in parts if p) or (self.value("email") or str(self.id)[:8])
+
+
+def get_subject_row(ctx: TenantContext, subject_id: uuid.UUID | str) -> Subject:
+    return get_in_tenant(ctx.session, Subject, ctx.tenant_id, subject_id, what="subject")
+
+
+def _open_records(ctx: TenantContext, subjects: Sequence[Subject]) -> dict[uuid.UUID, SubjectView]:
+    ids = [s.id for s in subjects]
+    views = {
+        s.id: SubjectView(s.id, s.status, s.created_at, s.updated_at, s.erased_at, [])
+        for s in subjects
+    }
+    if not ids:
+        return views
+    rows = (
+        ctx.session.execute(
+            for_tenant(select(SubjectRecord), SubjectRecord, ctx.tenant_id).where(
+                SubjectRecord.subject_id.in_(ids)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    keys = ctx.keystore.subject_keys(ctx.tenant_id, [(r.subject_id, r.key_class) for r in rows])
+    for r in rows:
+        key = keys.get((r.subject_id, r.key_class))
+        view = views[r.subject_id]
+        if key is None:
+            view.unreadable_classes.append(r.key_class)
+            continue
+        view.fields.extend(
+            open_record(key, ctx.tenant_id, r.subject_id, r.key_class, r.sealed).values()
+        )
+    for view in views.values():
+        view.fields.sort(key=lambda f: (f.name not in _KIND_BY_FIELD, f.name))
+    return views
+
+
+def read_subject(
+    ctx: TenantContext, subject_id: uuid.UUID | str, *, interactions: int = 0, audited: bool = True
+) -> SubjectView:
+    """A subject's fields (and its latest `interactions`), decrypted; one audit entry."""
+    subject = get_subject_row(ctx, subject_id)
+    view = _open_records(ctx, [subject])[subject.id]
+    if interactions:
+        view.interactions = list_interactions(ctx, subject.id, limit=interactions)
+    if audited:
+        details = {"interactions": len(view.interactions)} if interactions else {}
+        audit.record(ctx, AuditEvent.SUBJECT_VIEWED, subject_id=subject.id, details=details)
+    return view
+
+
+def find_subject_id(ctx: TenantContext, kind: IdentityKind, value: str) -> uuid.UUID | None:
+    """The subject holding this identity, via its blind index; None if nobody does."""
+    try:
+        normal = normalise(kind, value, ctx.tenant.phone_region)
+    except InvalidIdentity:
+        return None
+    bidx = IdentityIndexer(ctx.keystore, ctx.tenant_id).index(kind, normal)
+    return ctx.session.scalar(
+        for_tenant(select(SubjectIdentity.subject_id), SubjectIdentity, ctx.tenant_id).where(
+            SubjectIdentity.kind == kind.value, SubjectIdentity.blind_index == bidx
+        )
+    )
+
+
+def list_subjects(
+    ctx: TenantContext,
+    *,
+    after: uuid.UUID | None = None,
+    limit: int = 50,
+    status: str | None = None,
+) -> list[Subject]:
+    """A page of subjects, oldest first (ids are time-ordered). No personal values."""
+    stmt = for_tenant(select(Subject), Subject, ctx.tenant_id)
+    if after is not None:
+        stmt = stmt.where(Subject.id > after)
+    if status is not None:
+        stmt = stmt.where(Subject.status == status)
+    return list(ctx.session.scalars(stmt.order_by(Subject.id).limit(limit)))
+
+
+def summarise_subjects(
+    ctx: TenantContext, subjects: Sequence[Subject], *, via: str
+) -> list[SubjectView]:
+    """Decrypt a page of subjects for display; one audit entry names every subject shown."""
+    views = _open_records(ctx, subjects)
+    if subjects:
+        audit.record(
+            ctx,
+            AuditEvent.SUBJECTS_LISTED,
+            details={
+                "via": via,
+                "count": len(subjects),
+                "subject_ids": [str(s.id) for s in subjects],
+            },
+        )
+    return [views[s.id] for s in subjects]
+
+
+def count_subjects(ctx: TenantContext) -> dict[str, int]:
+    rows = ctx.session.execute(
+        for_tenant(select(Subject.status, func.count()), Subject, ctx.tenant_id).group_by(
+            Subject.status
+        )
+    ).all()
+    return {status: int(n) for status, n in rows}
+
+
+def count_interactions(ctx: TenantContext) -> int:
+    return int(
+        ctx.session.scalar(
+            for_tenant(select(func.count()).select_from(Interaction), Interaction, ctx.tenant_id)
+        )
+        or 0
+    )
+
+
+def list_interactions(
+    ctx: TenantContext, subject_id: uuid.UUID, *, limit: int | None = None, decrypt: bool = True
+) -> list[InteractionView]:
+    stmt = (
+        for_tenant(select(Interaction), Interaction, ctx.tenant_id)
+        .where(Interaction.subject_id == subject_id)
+        .order_by(Interaction.occurred_at.desc(), Interaction.id)
+    )
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    rows = ctx.session.scalars(stmt).all()
+    aeads: dict[str, AESGCM | None] = {}
+    if decrypt:
+        classes = {r.key_class for r in rows}
+        keys = ctx.keystore.subject_keys(ctx.tenant_id, [(subject_id, c) for c in classes])
+        aeads = {
+            c: (AESGCM(keys[(subject_id, c)]) if (subject_id, c) in keys else None) for c in classes
+        }
+    out = []
+    for r in rows:
+        aead = aeads.get(r.key_class)
+        payload = open_payload(aead, ctx.tenant_id, subject_id, r.id, r.sealed) if aead else None
+        out.append(
+            InteractionView(r.id, r.kind, r.occurred_at, r.category, r.source, r.key_class, payload)
+        )
+    return out
+
+
+def read_interactions(
+    ctx: TenantContext, subject_id: uuid.UUID | str, *, limit: int
+) -> list[InteractionView]:
+    subject = get_subject_row(ctx, subject_id)
+    items = list_interactions(ctx, subject.id, limit=limit)
+    audit.record(
+        ctx,
+        AuditEvent.SUBJECT_VIEWED,
+        subject_id=subject.id,
+        details={"part": "interactions", "count": len(items)},
+    )
+    return items
+
+
+def search_subjects(
+    ctx: TenantContext, kind: IdentityKind, value: str, *, via: str
+) -> list[SubjectView]:
+    """Exact look-up by identity; a hit is audited as a listing (it reveals who is here)."""
+    found = find_subject_id(ctx, kind, value)
+    if found is None:
+        return []
+    return summarise_subjects(ctx, [get_subject_row(ctx, found)], via=via)
+
+
+def export_subject(ctx: TenantContext, subject_id: uuid.UUID | str) -> dict[str, Any]:
+    """The subject's whole record, decrypted: every field and every interaction."""
+    view = read_subject(ctx, subject_id, audited=False)
+    interactions = list_interactions(ctx, view.id)
+    audit.record(
+        ctx,
+        AuditEvent.SUBJECT_EXPORTED,
+        subject_id=view.id,
+        details={"fields": len(view.fields), "interactions": len(interactions)},
+    )
+    return {
+        "subject_id": str(view.id),
+        "status": view.status,
+        "created_at": view.created_at.isoformat(),
+        "updated_at": view.updated_at.isoformat(),
+        "fields": [
+            {
+                "name": f.name,
+                "value": f.value,
+                "category": f.category,
+                "source": f.source,
+                "retention_class": f.retention_class,
+                "updated_at": f.updated_at.isoformat(),
+            }
+            for f in view.fields
+        ],
+        "interactions": [
+            {
+                "id": str(i.id),
+                "kind": i.kind,
+                "occurred_at": i.occurred_at.isoformat(),
+                "category": i.category,
+                "source": i.source,
+                "retention_class": i.retention_class,
+                "payload": i.payload,
+            }
+            for i in interactions
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class NewInteraction:
+    subject_id: uuid.UUID
+    kind: str
+    occurred_at: datetime
+    category: str
+    payload: dict[str, Any]
+    source: str = DataSource.DIRECT.value
+    retention_class: str = STANDARD_CLASS
+
+
+def store_interactions(ctx: TenantContext, items: Sequence[NewInteraction]) -> list[uuid.UUID]:
+    """Bulk-add interactions to existing subjects (imports, demo data), audited one by one."""
+    if not items:
+        return []
+    for item in items:
+        _check_interaction(
+            ctx, item.kind, item.source, item.category, item.retention_class, item.occurred_at
+        )
+    pairs = {(i.subject_id, i.retention_class) for i in items}
+    keys = ctx.keystore.subject_keys(ctx.tenant_id, pairs)
+    missing = sorted(pairs - keys.keys())
+    if missing:
+        keys.update(ctx.keystore.create_subject_keys(ctx.tenant_id, missing))
+    now = utcnow()
+    rows, entries, ids = [], [], []
+    for item in items:
+        iid = new_id()
+        ids.append(iid)
+        rows.append(
+            {
+                "tenant_id": ctx.tenant_id,
+                "id": iid,
+                "subject_id": item.subject_id,
+                "kind": item.kind,
+                "occurred_at": item.occurred_at,
+                "category": item.category,
+                "source": item.source,
+                "key_class": item.retention_class,
+                "created_at": now,
+                "sealed": seal_payload(
+                    keys[(item.subject_id, item.retention_class)],
+                    ctx.tenant_id,
+                    item.subject_id,
+                    iid,
+                    item.payload,
+                ),
+            }
+        )
+        entries.append(
+            audit.PendingEntry(
+                AuditEvent.INTERACTION_ADDED,
+                item.subject_id,
+                {"interaction_id": str(iid), "kind": item.kind, "category": item.category},
+            )
+        )
+    ctx.session.execute(insert(Interaction), rows)
+    audit.record_many(ctx, entries)
+    return ids
+
+
+def _check_interaction(
+    ctx: TenantContext,
+    kind: str,
+    source: str,
+    category: str,
+    retention_class: str,
+    occurred_at: datetime,
+) -> None:
+    if kind not in InteractionKind._value2member_map_:
+        raise InvalidInput(f"kind must be one of: {', '.join(k.value for k in InteractionKind)}")
+    if source not in DataSource._value2member_map_:
+        raise InvalidInput(f"source must be one of: {', '.join(s.value for s in DataSource)}")
+    problem = check_category(category)
+    if problem:
+        raise InvalidInput(f"category {category[:120]!r} {problem}")
+    if retention_class not in retention_classes(ctx):
+        raise InvalidInput(f"unknown retention class {retention_class[:40]!r}")
+    if occurred_at.tzinfo is None:
+        raise InvalidInput("occurred_at needs a time zone (e.g. 2026-01-31T10:00:00Z)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Changing
+
+
+def _require_active(subject: Subject) -> None:
+    if subject.status == SubjectStatus.ERASED.value:
+        raise SubjectErased("this subject has been erased")
+
+
+def _subject_key(ctx: TenantContext, subject_id: uuid.UUID, key_class: str) -> bytes:
+    """The data key of a class, created on first use. A shredded class stays shredded."""
+    try:
+        return ctx.keystore.subject_key(ctx.tenant_id, subject_id, key_class)
+    except KeyShredded:
+        raise SubjectErased(f"the {key_class} data of this subject has been erased") from None
+    except KeyMissing:
+        return ctx.keystore.create_subject_keys(ctx.tenant_id, [(subject_id, key_class)])[
+            (subject_id, key_class)
+        ]
+
+
+def rectify_field(ctx: TenantContext, subject_id: uuid.UUID | str, item: FieldInput) -> StoredField:
+    """Set a field to a new value. The old value is overwritten, not kept (GDPR Art. 16)."""
+    subject = get_subject_row(ctx, subject_id)
+    _require_active(subject)
+    now = utcnow()
+    new = prepare_field(ctx, item, now)
+    records = {
+        r.key_class: r
+        for r in ctx.session.scalars(
+            for_tenant(select(SubjectRecord), SubjectRecord, ctx.tenant_id).where(
+                SubjectRecord.subject_id == subject.id
+            )
+        )
+    }
+    # A field lives in exactly one class: drop it from any other class's record.
+    for key_class, other in records.items():
+        if key_class == new.retention_class:
+            continue
+        other_key = _subject_key(ctx, subject.id, key_class)
+        others = open_record(other_key, ctx.tenant_id, subject.id, key_class, other.sealed)
+        if others.pop(new.name, None) is not None:
+            other.sealed = seal_record(other_key, ctx.tenant_id, subject.id, key_class, others)
+            other.updated_at = now
+    key = _subject_key(ctx, subject.id, new.retention_class)
+    rec = records.get(new.retention_class)
+    fields = (
+        open_record(key, ctx.tenant_id, subject.id, new.retention_class, rec.sealed) if rec else {}
+    )
+    previous = fields.get(new.name)
+    fields[new.name] = new
+    sealed = seal_record(key, ctx.tenant_id, subject.id, new.retention_class, fields)
+    if rec is None:
+        ctx.session.add(
+            SubjectRecord(
+                tenant_id=ctx.tenant_id,
+                subject_id=subject.id,
+                key_class=new.retention_class,
+                sealed=sealed,
+                updated_at=now,
+            )
+        )
+    else:
+        rec.sealed, rec.updated_at = sealed, now
+    kind = _KIND_BY_FIELD.get(new.name)
+    if kind is not None:
+        _reindex(ctx, subject.id, kind, new.value)
+    subject.updated_at = now
+    audit.record(
+        ctx,
+        AuditEvent.SUBJECT_FIELD_RECTIFIED,
+        subject_id=subject.id,
+        details={
+            "field": new.name,
+            "category": new.category,
+            "retention_class": new.retention_class,
+            "change": "replaced" if previous else "added",
+        },
+    )
+    return new
+
+
+def _reindex(ctx: TenantContext, subject_id: uuid.UUID, kind: IdentityKind, value: str) -> None:
+    bidx = IdentityIndexer(ctx.keystore, ctx.tenant_id).index(kind, value)
+    owner = existing_identities(ctx, [(kind, bidx)]).get((kind.value, bidx))
+    if owner is not None and owner != subject_id:
+        raise Conflict(f"another subject already has this {kind.value}")
+    ctx.session.execute(
+        delete(SubjectIdentity).where(
+            SubjectIdentity.tenant_id == ctx.tenant_id,
+            SubjectIdentity.subject_id == subject_id,
+            SubjectIdentity.kind == kind.value,
+        )
+    )
+    ctx.session.execute(
+        insert(SubjectIdentity),
+        [
+            {
+                "tenant_id": ctx.tenant_id,
+                "kind": kind.value,
+                "blind_index": bidx,
+                "subject_id": subject_id,
+            }
+        ],
+    )
+
+
+def add_interaction(
+    ctx: TenantContext,
+    subject_id: uuid.UUID | str,
+    *,
+    kind: str,
+    occurred_at: datetime,
+    category: str,
+    payload: dict[str, Any],
+    source: str = DataSource.DIRECT.value,
+    retention_class: str = STANDARD_CLASS,
+) -> uuid.UUID:
+    subject = get_subject_row(ctx, subject_id)
+    _require_active(subject)
+    _check_interaction(ctx, kind, source, category, retention_class, occurred_at)
+    _subject_key(ctx, subject.id, retention_class)  # a shredded class refuses new data
+    item = NewInteraction(subject.id, kind, occurred_at, category, payload, source, retention_class)
+    interaction_id = store_interactions(ctx, [item])[0]
+    subject.updated_at = utcnow()
+    return interaction_id
+
+
+def require_subject(ctx: TenantContext, kind: IdentityKind, value: str) -> uuid.UUID:
+    found = find_subject_id(ctx, kind, value)
+    if found is None:
+        raise NotFound(f"no subject with that {kind.value}")
+    return found

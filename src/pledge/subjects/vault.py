@@ -1,0 +1,111 @@
+"""Sealing and opening a subject's records and interaction payloads.
+
+Every ciphertext is bound (AES-GCM associated data) to the tenant, the subject and its slot,
+so a ciphertext copied into another row or tenant fails to open instead of leaking.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from pledge.crypto.aead import blind_index, seal, unseal
+from pledge.crypto.keystore import KeyStore
+from pledge.subjects.identity import IdentityKind
+
+
+def record_aad(tenant_id: uuid.UUID, subject_id: uuid.UUID, key_class: str) -> bytes:
+    return b"pledge:record:v1|" + tenant_id.bytes + subject_id.bytes + key_class.encode()
+
+
+def interaction_aad(
+    tenant_id: uuid.UUID, subject_id: uuid.UUID, interaction_id: uuid.UUID
+) -> bytes:
+    return b"pledge:interaction:v1|" + tenant_id.bytes + subject_id.bytes + interaction_id.bytes
+
+
+@dataclass(frozen=True)
+class StoredField:
+    name: str
+    value: str
+    category: str
+    source: str
+    retention_class: str
+    updated_at: datetime
+
+    def as_doc(self) -> dict[str, str]:
+        return {
+            "v": self.value,
+            "c": self.category,
+            "s": self.source,
+            "t": self.updated_at.isoformat(),
+        }
+
+    @staticmethod
+    def from_doc(name: str, key_class: str, doc: dict[str, str]) -> StoredField:
+        return StoredField(
+            name=name,
+            value=doc["v"],
+            category=doc["c"],
+            source=doc["s"],
+            retention_class=key_class,
+            updated_at=datetime.fromisoformat(doc["t"]),
+        )
+
+
+def seal_record(
+    key: bytes,
+    tenant_id: uuid.UUID,
+    subject_id: uuid.UUID,
+    key_class: str,
+    fields: dict[str, StoredField],
+) -> bytes:
+    doc = {"f": {name: f.as_doc() for name, f in fields.items()}}
+    plaintext = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+    return seal(AESGCM(key), plaintext, record_aad(tenant_id, subject_id, key_class))
+
+
+def open_record(
+    key: bytes, tenant_id: uuid.UUID, subject_id: uuid.UUID, key_class: str, sealed: bytes
+) -> dict[str, StoredField]:
+    doc = json.loads(unseal(AESGCM(key), sealed, record_aad(tenant_id, subject_id, key_class)))
+    return {name: StoredField.from_doc(name, key_class, f) for name, f in doc["f"].items()}
+
+
+def seal_payload(
+    key: bytes,
+    tenant_id: uuid.UUID,
+    subject_id: uuid.UUID,
+    interaction_id: uuid.UUID,
+    payload: dict[str, Any],
+) -> bytes:
+    plaintext = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    return seal(AESGCM(key), plaintext, interaction_aad(tenant_id, subject_id, interaction_id))
+
+
+def open_payload(
+    aead: AESGCM,
+    tenant_id: uuid.UUID,
+    subject_id: uuid.UUID,
+    interaction_id: uuid.UUID,
+    sealed: bytes,
+) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(
+        unseal(aead, sealed, interaction_aad(tenant_id, subject_id, interaction_id))
+    )
+    return data
+
+
+class IdentityIndexer:
+    """Blind indexes for one tenant: keyed hash of kind and normal form, never the value."""
+
+    def __init__(self, keystore: KeyStore, tenant_id: uuid.UUID) -> None:
+        self._key = keystore.derived_key(tenant_id, "blind-index")
+
+    def index(self, kind: IdentityKind, normalised: str) -> bytes:
+        return blind_index(self._key, f"{kind.value}:{normalised}")

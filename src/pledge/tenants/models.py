@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, String, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from pledge.core.db import Base, JSONType, UTCDateTime
+from pledge.core.ids import new_id
+
+
+class Tenant(Base):
+    """A client of the platform: the controller of its subjects' data."""
+
+    __tablename__ = "tenants"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    slug: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    jurisdictions: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    region: Mapped[str] = mapped_column(String(40), default="EU")
+    # Default region for parsing phone numbers written without a country code.
+    phone_region: Mapped[str] = mapped_column(String(2), default="GB")
+    require_totp: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Retention classes: each gets its own data key per subject, so data kept under a legal
+    # duty (1CRM: billing records, 7 years) can outlive the shredding of the rest.
+    retention_classes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

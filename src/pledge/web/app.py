@@ -1,0 +1,71 @@
+"""The FastAPI application: API under /api/v1, admin pages, static files."""
+
+from __future__ import annotations
+
+from importlib import resources
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from pledge import __version__
+from pledge.access import api as access_api
+from pledge.access import pages as access_pages
+from pledge.audit import api as audit_api
+from pledge.audit import pages as audit_pages
+from pledge.runtime import Runtime
+from pledge.subjects import api as subjects_api
+from pledge.subjects import pages as subjects_pages
+from pledge.tenants import pages as tenant_pages
+from pledge.web import problems
+from pledge.web.deps import LoginRequired, SecondFactorRequired
+from pledge.web.security import BrowserSecurity
+
+API_DESCRIPTION = """
+Pledge keeps the promises of a privacy policy. Every call is authenticated with a tenant's API
+key (`Authorization: Bearer plg_…`); the tenant comes from the key, never from the URL.
+Errors are RFC 9457 `application/problem+json` with a machine-readable `code`.
+"""
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    app = FastAPI(
+        title="Pledge",
+        version=__version__,
+        description=API_DESCRIPTION,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.runtime = runtime
+    app.add_middleware(BrowserSecurity, secure_cookies=runtime.settings.secure_cookies)
+    problems.install(app)
+
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, exc: LoginRequired) -> Response:
+        target = (
+            "/login/totp"
+            if isinstance(exc, SecondFactorRequired)
+            else ("/login?next=" + quote(request.url.path, safe="/"))
+        )
+        if request.headers.get("HX-Request"):
+            return Response(status_code=204, headers={"HX-Redirect": target})
+        return RedirectResponse(target, status_code=303)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    for router in (subjects_api.router, audit_api.router, access_api.router):
+        app.include_router(router)
+    for router in (
+        access_pages.router,
+        tenant_pages.router,
+        subjects_pages.router,
+        audit_pages.router,
+    ):
+        app.include_router(router)
+    static = str(resources.files("pledge.web").joinpath("static"))
+    app.mount("/static", StaticFiles(directory=static), name="static")
+    return app

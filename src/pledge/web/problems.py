@@ -1,0 +1,89 @@
+"""RFC 9457 problem+json for the API; an error page for browsers. One handler for all errors.
+
+Validation errors name the field and the rule, never echo the submitted value: it may be
+personal data (DESIGN.md §4 invariant 1).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from pledge.core.errors import PledgeError
+from pledge.web.templating import render
+
+log = logging.getLogger("pledge.web")
+
+PROBLEM_TYPE = "urn:pledge:problem:"
+
+
+def _problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {
+        "type": PROBLEM_TYPE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get(
+        "accept", ""
+    )
+
+
+def _where(loc: list[str]) -> str:
+    return ".".join(p for p in loc if p not in ("body", "query", "path", "header")) or "request"
+
+
+def _page(request: Request, status: int, title: str, detail: str) -> Response:
+    return render(request, "error.html", {"title": title, "detail": detail}, status_code=status)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(PledgeError)
+    async def pledge_error(request: Request, exc: PledgeError) -> Response:
+        if _wants_html(request):
+            return _page(request, exc.status, exc.title, exc.detail)
+        return _problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        errors = [
+            {
+                "loc": [str(p) for p in e.get("loc", ())],
+                "msg": e.get("msg", ""),
+                "type": e.get("type", ""),
+            }
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{_where(e['loc'])}: {e['msg']}" for e in errors[:5])
+        if _wants_html(request):
+            return _page(request, 422, "Invalid input", detail)
+        return _problem(422, "invalid_input", "Invalid input", detail, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated"}.get(
+            exc.status_code, "http_error"
+        )
+        title = str(exc.detail) if exc.detail else "Error"
+        if _wants_html(request):
+            return _page(request, exc.status_code, title, title)
+        return _problem(exc.status_code, code, title, title)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        # The type and the route only: messages of library errors can carry values.
+        log.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        if _wants_html(request):
+            return _page(request, 500, "Something went wrong", "The error was logged.")
+        return _problem(500, "internal_error", "Internal error", "The error was logged.")

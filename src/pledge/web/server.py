@@ -1,0 +1,58 @@
+"""Serving with uvicorn. Access lines carry method, path and status only: no query string
+(search terms could be personal data) and no client address."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import uvicorn
+
+from pledge.web.app import create_app
+
+log = logging.getLogger("pledge.access")
+
+
+class AccessLog:
+    """ASGI middleware writing one privacy-safe line per request."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 0
+
+        async def send_wrapper(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            ms = (time.perf_counter() - start) * 1000
+            log.info("%s %s %s %.1fms", scope["method"], scope["path"], status, ms)
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def run(host: str, port: int) -> None:
+    from pledge.cli.common import open_runtime
+
+    configure_logging()
+    runtime = open_runtime()
+    app = AccessLog(create_app(runtime))
+    try:
+        uvicorn.run(
+            app, host=host, port=port, access_log=False, log_config=None, proxy_headers=False
+        )
+    finally:
+        runtime.close()
