@@ -145,6 +145,28 @@ class VerifyResult:
         }
 
 
+def _check_link(
+    key: bytes, entry: AuditEntry, expected_seq: int, prev: bytes
+) -> tuple[int, str] | None:
+    """None when the entry fits the chain, else (seq to report, reason)."""
+    if entry.seq != expected_seq:
+        return expected_seq, f"entry {expected_seq} is missing (next entry found is {entry.seq})"
+    if not hmac.compare_digest(entry.prev_mac, prev):
+        return entry.seq, f"entry {entry.seq} does not link to entry {entry.seq - 1}"
+    content = canonical(
+        entry.seq,
+        entry.occurred_at,
+        entry.event,
+        entry.actor_kind,
+        entry.actor_id,
+        entry.subject_id,
+        entry.details,
+    )
+    if not hmac.compare_digest(_mac(key, prev, content), entry.mac):
+        return entry.seq, f"entry {entry.seq} was altered (MAC mismatch)"
+    return None
+
+
 def verify_chain(session: Session, keystore: KeyStore, tenant_id: uuid.UUID) -> VerifyResult:
     """Walk the chain from the start; name the first entry that does not fit.
 
@@ -162,37 +184,17 @@ def verify_chain(session: Session, keystore: KeyStore, tenant_id: uuid.UUID) -> 
         .order_by(AuditEntry.seq)
         .execution_options(yield_per=2000)
     )
-    for entry in session.scalars(stmt):
-        if entry.seq != expected_seq:
-            return VerifyResult(
-                False,
-                checked,
-                expected_seq,
-                f"entry {expected_seq} is missing (next entry found is {entry.seq})",
-            )
-        content = canonical(
-            entry.seq,
-            entry.occurred_at,
-            entry.event,
-            entry.actor_kind,
-            entry.actor_id,
-            entry.subject_id,
-            entry.details,
-        )
-        if not hmac.compare_digest(entry.prev_mac, prev):
-            return VerifyResult(
-                False,
-                checked,
-                entry.seq,
-                f"entry {entry.seq} does not link to entry {entry.seq - 1}",
-            )
-        if not hmac.compare_digest(_mac(key, prev, content), entry.mac):
-            return VerifyResult(
-                False, checked, entry.seq, f"entry {entry.seq} was altered (MAC mismatch)"
-            )
-        prev = entry.mac
-        expected_seq += 1
-        checked += 1
+    entries = session.scalars(stmt)
+    try:
+        for entry in entries:
+            problem = _check_link(key, entry, expected_seq, prev)
+            if problem:
+                return VerifyResult(False, checked, problem[0], problem[1])
+            prev = entry.mac
+            expected_seq += 1
+            checked += 1
+    finally:
+        entries.close()  # a server-side cursor on PostgreSQL: close it on early return
     if head is None:
         return VerifyResult(False, checked, 1, "the chain has no head")
     last = expected_seq - 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -27,6 +27,15 @@ Pledge keeps the promises of a privacy policy. Every call is authenticated with 
 key (`Authorization: Bearer plg_…`); the tenant comes from the key, never from the URL.
 Errors are RFC 9457 `application/problem+json` with a machine-readable `code`.
 """
+
+
+API_ROUTERS: tuple[APIRouter, ...] = (subjects_api.router, audit_api.router, access_api.router)
+PAGE_ROUTERS: tuple[APIRouter, ...] = (
+    access_pages.router,
+    tenant_pages.router,
+    subjects_pages.router,
+    audit_pages.router,
+)
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -57,14 +66,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    for router in (subjects_api.router, audit_api.router, access_api.router):
-        app.include_router(router)
-    for router in (
-        access_pages.router,
-        tenant_pages.router,
-        subjects_pages.router,
-        audit_pages.router,
-    ):
+    for router in (*API_ROUTERS, *PAGE_ROUTERS):
         app.include_router(router)
     static = str(resources.files("pledge.web").joinpath("static"))
     app.mount("/static", StaticFiles(directory=static), name="static")

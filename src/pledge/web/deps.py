@@ -102,10 +102,12 @@ class PageContext:
     ctx: TenantContext
     user: User
     login: LoginSession
+    # Plain copies for the page layout: an error page renders after the transaction rolled
+    # back, when the ORM objects above are expired.
+    tenant_name: str = ""
 
-    @property
-    def tenant_name(self) -> str:
-        return self.ctx.tenant.name
+    def __post_init__(self) -> None:
+        self.tenant_name = self.ctx.tenant.name
 
     def can(self, scope: Scope) -> bool:
         return scope in self.ctx.scopes

@@ -1,0 +1,181 @@
+"""Sign-in: argon2id passwords, lockout, TOTP, sessions, CSRF; API keys stored as digests."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pyotp
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from pledge.access import service as access
+from pledge.access.models import ApiKey, LoginSession, User
+from pledge.access.permissions import Role
+from pledge.audit.models import AuditEntry
+from pledge.core.clock import frozen, utcnow
+from pledge.core.errors import InvalidInput
+from pledge.runtime import Runtime
+from pledge.web.app import create_app
+from tests.conftest import PASSWORD, make_api_token, make_tenant, make_user
+from tests.test_isolation import login
+
+
+def _client(runtime: Runtime) -> TestClient:
+    return TestClient(create_app(runtime), raise_server_exceptions=False)
+
+
+def _post_login(client: TestClient, email: str, password: str, workspace: str = "acme") -> int:
+    client.get("/login")
+    r = client.post(
+        "/login",
+        data={
+            "workspace": workspace,
+            "email": email,
+            "password": password,
+            "csrf_token": client.cookies["pledge_csrf"],
+        },
+        follow_redirects=False,
+    )
+    return r.status_code
+
+
+def test_passwords_are_argon2id_and_emails_sealed(runtime: Runtime, tenant: str) -> None:
+    make_user(runtime, tenant, "Staff@Acme.example")
+    with runtime.tenant_context(tenant) as ctx:
+        user = ctx.session.scalars(select(User)).one()
+        assert user.password_hash.startswith("$argon2id$")
+        assert b"staff@acme.example" not in user.email_sealed
+        assert access.user_email(ctx.keystore, user) == "staff@acme.example"
+
+
+def test_short_passwords_and_unknown_roles_are_refused(runtime: Runtime, tenant: str) -> None:
+    with pytest.raises(InvalidInput, match="12 characters"), runtime.tenant_context(tenant) as ctx:
+        access.add_user(ctx, email="a@acme.example", password="short", role="agent")
+    with pytest.raises(InvalidInput, match="role"), runtime.tenant_context(tenant) as ctx:
+        access.add_user(ctx, email="a@acme.example", password=PASSWORD, role="god")
+
+
+def test_login_logout_and_audit(runtime: Runtime, tenant: str) -> None:
+    make_user(runtime, tenant, "staff@acme.example")
+    client = _client(runtime)
+    assert _post_login(client, "staff@acme.example", "wrong password!!") == 401
+    assert _post_login(client, "nobody@acme.example", PASSWORD) == 401
+    assert _post_login(client, "staff@acme.example", PASSWORD, workspace="nope") == 401
+    assert _post_login(client, "STAFF@acme.example", PASSWORD) == 303
+    assert client.get("/", follow_redirects=False).status_code == 200
+    r = client.post(
+        "/logout", data={"csrf_token": client.cookies["pledge_csrf"]}, follow_redirects=False
+    )
+    assert r.status_code == 303
+    assert client.get("/", follow_redirects=False).status_code == 303
+    with runtime.tenant_context(tenant) as ctx:
+        events = [
+            (e.event, e.details.get("reason"))
+            for e in ctx.session.scalars(select(AuditEntry).order_by(AuditEntry.seq))
+        ]
+    assert ("user.login_failed", "bad_password") in events
+    assert ("user.login_failed", "unknown_account") in events
+    assert ("user.login", None) in events and ("user.logout", None) in events
+
+
+def test_five_failures_lock_the_account_for_a_while(runtime: Runtime, tenant: str) -> None:
+    make_user(runtime, tenant, "staff@acme.example")
+    client = _client(runtime)
+    for _ in range(5):
+        assert _post_login(client, "staff@acme.example", "not the password") == 401
+    assert _post_login(client, "staff@acme.example", PASSWORD) == 429  # even the right one
+    with frozen(utcnow() + timedelta(minutes=16)):
+        assert _post_login(client, "staff@acme.example", PASSWORD) == 303
+
+
+def test_totp_required_by_the_tenant(runtime: Runtime) -> None:
+    make_tenant(runtime, "strict", require_totp=True)
+    make_user(runtime, "strict", "staff@strict.example")
+    client = _client(runtime)
+    assert _post_login(client, "staff@strict.example", PASSWORD, workspace="strict") == 303
+    # Not signed in yet: every page sends to the second step.
+    r = client.get("/subjects", follow_redirects=False)
+    assert r.headers["location"] == "/login/totp"
+    page = client.get("/login/totp").text
+    secret = page.split('id="totp-secret">')[1].split("<")[0]
+    csrf = client.cookies["pledge_csrf"]
+    r = client.post(
+        "/login/totp", data={"code": "000000", "csrf_token": csrf}, follow_redirects=False
+    )
+    assert r.status_code == 401
+    code = pyotp.TOTP(secret).now()
+    r = client.post("/login/totp", data={"code": code, "csrf_token": csrf}, follow_redirects=False)
+    assert r.status_code == 303
+    assert client.get("/subjects", follow_redirects=False).status_code == 200
+    # A code is good once: the same code cannot complete another login.
+    other = _client(runtime)
+    _post_login(other, "staff@strict.example", PASSWORD, workspace="strict")
+    r = other.post(
+        "/login/totp",
+        data={"code": code, "csrf_token": other.cookies["pledge_csrf"]},
+        follow_redirects=False,
+    )
+    assert r.status_code == 401
+
+
+def test_sessions_expire_and_are_stored_as_digests(runtime: Runtime, tenant: str) -> None:
+    make_user(runtime, tenant, "staff@acme.example")
+    client = _client(runtime)
+    login(client, tenant, "staff@acme.example")
+    token = client.cookies["pledge_session"]
+    with runtime.tenant_context(tenant) as ctx:
+        stored = ctx.session.scalars(select(LoginSession)).one()
+        assert token.split(".")[2].encode() not in stored.secret_digest
+    with frozen(utcnow() + timedelta(hours=runtime.settings.session_hours, minutes=1)):
+        assert client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_forms_without_the_csrf_token_are_refused(runtime: Runtime, tenant: str) -> None:
+    make_user(runtime, tenant, "staff@acme.example")
+    client = _client(runtime)
+    login(client, tenant, "staff@acme.example")
+    r = client.post("/logout", data={}, follow_redirects=False)
+    assert r.status_code == 403
+    r = client.post("/logout", data={"csrf_token": "x" * 43}, follow_redirects=False)
+    assert r.status_code == 403
+    assert client.get("/", follow_redirects=False).status_code == 200  # still signed in
+
+
+def test_login_redirects_only_to_local_pages(runtime: Runtime, tenant: str) -> None:
+    make_user(runtime, tenant, "staff@acme.example")
+    client = _client(runtime)
+    client.get("/login")
+    for target, expected in (
+        ("/subjects", "/subjects"),
+        ("https://evil.example/", "/"),
+        ("//evil.example", "/"),
+    ):
+        r = client.post(
+            "/login",
+            data={
+                "workspace": tenant,
+                "email": "staff@acme.example",
+                "password": PASSWORD,
+                "csrf_token": client.cookies["pledge_csrf"],
+                "next": target,
+            },
+            follow_redirects=False,
+        )
+        assert r.headers["location"] == expected
+
+
+def test_roles_limit_pages(runtime: Runtime, tenant: str) -> None:
+    make_user(runtime, tenant, "viewer@acme.example", Role.VIEWER)
+    client = _client(runtime)
+    login(client, tenant, "viewer@acme.example")
+    assert client.get("/subjects").status_code == 200
+    assert client.get("/audit", headers={"accept": "text/html"}).status_code == 403
+
+
+def test_api_tokens_are_stored_as_digests_only(runtime: Runtime, tenant: str) -> None:
+    token = make_api_token(runtime, tenant)
+    secret = token.rsplit("_", 1)[1]
+    with runtime.tenant_context(tenant) as ctx:
+        key = ctx.session.scalars(select(ApiKey)).one()
+    assert secret.encode() not in key.secret_digest and len(key.secret_digest) == 32

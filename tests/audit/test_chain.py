@@ -1,0 +1,236 @@
+"""The audit chain: any edit, deletion, insertion, reordering or truncation is caught, and the
+entry named is the first one that does not fit."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from pledge.access.context import Actor, ActorKind
+from pledge.audit import service as audit
+from pledge.audit.events import AuditEvent
+from pledge.audit.models import AuditEntry
+from pledge.core.db import transaction
+from pledge.runtime import Runtime
+from pledge.subjects import service as subjects
+from pledge.subjects.service import FieldInput
+
+LENGTH = 12  # entries in the chain under test (the first is tenant.created)
+
+
+@pytest.fixture
+def chain(runtime: Runtime, tenant: str) -> uuid.UUID:
+    with runtime.tenant_context(tenant) as ctx:
+        for n in range(LENGTH - 1):
+            audit.record(ctx, AuditEvent.SUBJECT_VIEWED, subject_id=uuid.uuid4(), details={"n": n})
+        return ctx.tenant_id
+
+
+def _entries(session: Session, tenant_id: uuid.UUID) -> list[AuditEntry]:
+    return list(
+        session.scalars(
+            select(AuditEntry).where(AuditEntry.tenant_id == tenant_id).order_by(AuditEntry.seq)
+        )
+    )
+
+
+def _shift_up(session: Session, tenant_id: uuid.UUID, from_seq: int) -> None:
+    for seq in range(LENGTH, from_seq - 1, -1):  # from the end, so no key collides
+        session.execute(
+            update(AuditEntry)
+            .where(AuditEntry.tenant_id == tenant_id, AuditEntry.seq == seq)
+            .values(seq=seq + 1)
+        )
+
+
+def tamper(session: Session, tenant_id: uuid.UUID, kind: str, i: int, j: int) -> int:
+    """Apply one tampering; return the seq that verification must name."""
+    where = (AuditEntry.tenant_id == tenant_id, AuditEntry.seq == i)
+    if kind == "edit":
+        session.execute(update(AuditEntry).where(*where).values(details={"n": "forged"}))
+        return i
+    if kind == "edit_event":
+        session.execute(
+            update(AuditEntry).where(*where).values(event=AuditEvent.SUBJECT_ERASED.value)
+        )
+        return i
+    if kind == "edit_time":
+        session.execute(
+            update(AuditEntry).where(*where).values(occurred_at=datetime(2020, 1, 1, tzinfo=UTC))
+        )
+        return i
+    if kind == "delete":
+        session.execute(delete(AuditEntry).where(*where))
+        return i
+    if kind == "truncate":
+        session.execute(
+            delete(AuditEntry).where(AuditEntry.tenant_id == tenant_id, AuditEntry.seq >= i)
+        )
+        return i
+    if kind == "insert":
+        template = session.get(AuditEntry, (tenant_id, i))
+        assert template is not None
+        _shift_up(session, tenant_id, i)
+        session.execute(
+            insert(AuditEntry).values(
+                tenant_id=tenant_id,
+                seq=i,
+                occurred_at=template.occurred_at,
+                event=template.event,
+                actor_kind=template.actor_kind,
+                actor_id=template.actor_id,
+                subject_id=uuid.uuid4(),
+                details={"n": "inserted"},
+                prev_mac=template.prev_mac,
+                mac=bytes(32),
+            )
+        )
+        return i
+    if kind == "reorder":
+        a, b = sorted((i, j))
+        if a == b:
+            b = a + 1 if a < LENGTH else a - 1
+            a, b = sorted((a, b))
+        ea, eb = session.get(AuditEntry, (tenant_id, a)), session.get(AuditEntry, (tenant_id, b))
+        assert ea is not None and eb is not None
+        cols = (
+            "occurred_at",
+            "event",
+            "actor_kind",
+            "actor_id",
+            "subject_id",
+            "details",
+            "prev_mac",
+            "mac",
+        )
+        va, vb = {c: getattr(ea, c) for c in cols}, {c: getattr(eb, c) for c in cols}
+        session.expunge_all()
+        session.execute(
+            update(AuditEntry)
+            .where(AuditEntry.tenant_id == tenant_id, AuditEntry.seq == a)
+            .values(**vb)
+        )
+        session.execute(
+            update(AuditEntry)
+            .where(AuditEntry.tenant_id == tenant_id, AuditEntry.seq == b)
+            .values(**va)
+        )
+        return a
+    raise AssertionError(kind)
+
+
+def test_an_untouched_chain_verifies(runtime: Runtime, chain: uuid.UUID) -> None:
+    with transaction(runtime.sessions) as session:
+        result = audit.verify_chain(session, runtime.keystore, chain)
+    assert result.ok and result.checked == LENGTH
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    kind=st.sampled_from(
+        ["edit", "edit_event", "edit_time", "delete", "truncate", "insert", "reorder"]
+    ),
+    i=st.integers(min_value=1, max_value=LENGTH),
+    j=st.integers(min_value=1, max_value=LENGTH),
+)
+def test_any_tampering_is_caught_at_the_first_bad_entry(
+    runtime: Runtime, chain: uuid.UUID, kind: str, i: int, j: int
+) -> None:
+    session = runtime.sessions()
+    try:
+        expected = tamper(session, chain, kind, i, j)
+        session.flush()
+        session.expire_all()
+        result = audit.verify_chain(session, runtime.keystore, chain)
+        assert not result.ok, f"{kind} at {i} went unnoticed"
+        assert result.first_bad_seq == expected, (kind, i, j, result)
+    finally:
+        session.rollback()
+        session.close()
+
+
+def test_an_entry_forged_without_the_key_is_caught(runtime: Runtime, chain: uuid.UUID) -> None:
+    """Someone with write access to the database but not the keystore cannot extend the
+    chain: the MAC is keyed."""
+    import hashlib
+
+    with transaction(runtime.sessions) as session:
+        last = _entries(session, chain)[-1]
+        content = audit.canonical(
+            LENGTH + 1, last.occurred_at, "subject.viewed", "user", None, None, {}
+        )
+        session.execute(
+            insert(AuditEntry).values(
+                tenant_id=chain,
+                seq=LENGTH + 1,
+                occurred_at=last.occurred_at,
+                event="subject.viewed",
+                actor_kind="user",
+                actor_id=None,
+                subject_id=None,
+                details={},
+                prev_mac=last.mac,
+                mac=hashlib.sha256(last.mac + content).digest(),
+            )
+        )
+        result = audit.verify_chain(session, runtime.keystore, chain)
+        session.rollback()
+    assert not result.ok and result.first_bad_seq == LENGTH + 1
+
+
+def test_an_entry_commits_or_rolls_back_with_its_act(runtime: Runtime, tenant: str) -> None:
+    with pytest.raises(RuntimeError), runtime.tenant_context(tenant) as ctx:
+        subjects.create_subject(ctx, [FieldInput("email", "ghost@example.com")])
+        raise RuntimeError("the request failed after the write")
+    with runtime.tenant_context(tenant) as ctx:
+        events = [e.event for e in _entries(ctx.session, ctx.tenant_id)]
+        assert events == ["tenant.created"]
+        assert subjects.count_subjects(ctx) == {}
+        assert audit.verify_chain(ctx.session, ctx.keystore, ctx.tenant_id).ok
+
+
+def test_concurrent_appends_keep_one_unbroken_chain(runtime: Runtime, tenant: str) -> None:
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            for k in range(15):
+                with runtime.tenant_context(tenant, Actor(ActorKind.SYSTEM, f"w{n}")) as ctx:
+                    audit.record(ctx, AuditEvent.SUBJECT_VIEWED, details={"w": n, "k": k})
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    with runtime.tenant_context(tenant) as ctx:
+        result = audit.verify_chain(ctx.session, ctx.keystore, ctx.tenant_id)
+    assert result.ok and result.checked == 1 + 4 * 15
+
+
+def test_entries_hold_ids_not_personal_values(runtime: Runtime, tenant: str) -> None:
+    with runtime.tenant_context(tenant) as ctx:
+        sid = subjects.create_subject(
+            ctx,
+            [
+                FieldInput("email", "private.person@example.com"),
+                FieldInput("first_name", "Privata", "user.name.first"),
+            ],
+        )
+        subjects.read_subject(ctx, sid)
+        rows = _entries(ctx.session, ctx.tenant_id)
+    text = repr([(e.event, e.actor_id, e.subject_id, e.details) for e in rows])
+    assert "private.person" not in text and "Privata" not in text
+    assert str(sid) in text

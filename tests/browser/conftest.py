@@ -1,0 +1,125 @@
+"""Browser fixtures: the production app served by uvicorn on a free loopback port, driven by
+one headless Chromium per session through Playwright (sync API).
+
+The `runtime` fixture (tests/conftest.py) is parametrized over SQLite and PostgreSQL, so every
+browser test runs on both. Playwright cannot download browsers here: it drives the system's
+Chromium (`PLEDGE_CHROMIUM`, default /usr/bin/chromium). Without it the browser tests are
+skipped — unless `PLEDGE_TEST_REQUIRE_BROWSER=1`, when they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+import uvicorn
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Error,
+    Page,
+    Playwright,
+    sync_playwright,
+)
+
+from pledge.runtime import Runtime
+from pledge.web.app import create_app
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-gpu",
+    "--no-first-run",
+]
+STARTUP_TIMEOUT = 10.0
+
+
+def _no_browser(reason: str) -> NoReturn:
+    if os.environ.get("PLEDGE_TEST_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"PLEDGE_TEST_REQUIRE_BROWSER=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def live_server(runtime: Runtime) -> Iterator[str]:
+    """The app exactly as production builds it, served over real HTTP; yields the base URL."""
+    host = "127.0.0.1"
+    # Bind the socket here and hand it to uvicorn: no race for the port between two workers.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(runtime), host=host, port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            thread.join(STARTUP_TIMEOUT)
+            sock.close()
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(STARTUP_TIMEOUT)
+        sock.close()
+        assert not thread.is_alive(), "uvicorn did not shut down"
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    executable = os.environ.get("PLEDGE_CHROMIUM", "/usr/bin/chromium")
+    if not Path(executable).is_file():
+        _no_browser(f"Chromium not found at {executable} (apt-get install chromium)")
+    try:
+        chromium = playwright.chromium.launch(
+            executable_path=executable, args=CHROMIUM_ARGS, headless=True
+        )
+    except Error as exc:
+        _no_browser(f"Chromium at {executable} did not start: {exc.message.splitlines()[0]}")
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser, live_server: str) -> Iterator[Page]:
+    """A fresh browser context (no cookies, no storage) per test, aimed at the live server.
+
+    It depends on `live_server` so that it closes before the server shuts down. Script errors
+    and Content-Security-Policy violations (htmx must run under the app's CSP) fail the test."""
+    context = browser.new_context(base_url=live_server)
+    context.set_default_timeout(5_000)
+    page = context.new_page()
+    problems: list[str] = []
+
+    def on_console(msg: ConsoleMessage) -> None:
+        if "Content Security Policy" in msg.text:
+            problems.append(msg.text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda exc: problems.append(f"script error: {exc}"))
+    try:
+        yield page
+    finally:
+        context.close()
+    assert not problems, problems

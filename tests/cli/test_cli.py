@@ -1,0 +1,269 @@
+"""Every CLI command, run as an operator would, against both databases."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+from sqlalchemy import inspect, text, update
+from typer.testing import CliRunner
+
+from pledge.audit.models import AuditEntry
+from pledge.cli.main import app
+from pledge.core.config import reset_settings_cache
+from pledge.core.db import make_engine
+from pledge.runtime import Runtime
+from tests.conftest import PASSWORD, Backend, _create_pg_database, _pg_admin_url
+
+runner = CliRunner()
+
+
+def run(*args: str, stdin: str | None = None) -> tuple[int, str]:
+    result = runner.invoke(app, list(args), input=stdin)
+    return result.exit_code, " ".join(result.output.split())
+
+
+def _seed(tmp_path: Path, tenant: str) -> None:
+    csv_path = tmp_path / "c.csv"
+    csv_path.write_text(
+        "email,first_name,last_name\nmia@example.com,Mia,Moss\nned@example.com,Ned,Nash\n"
+    )
+    code, out = run("subjects", "import", "-t", tenant, str(csv_path))
+    assert code == 0, out
+
+
+def test_init_creates_home_key_and_schema(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: Backend
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("PLEDGE_HOME", str(home))
+    for var in ("PLEDGE_DATABASE_URL", "PLEDGE_KEYSTORE_URL", "PLEDGE_MASTER_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    if backend.kind == "postgresql":
+        monkeypatch.setenv(
+            "PLEDGE_DATABASE_URL", _create_pg_database(_pg_admin_url() or "", "pledge_init_test")
+        )
+    reset_settings_cache()
+    try:
+        code, out = run("init")
+        assert code == 0, out
+        key = home / "master.key"
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+        assert stat.S_IMODE(home.stat().st_mode) == 0o700
+        first = key.read_bytes()
+        code, out = run("init")  # idempotent: the key is kept, migrations are current
+        assert code == 0 and key.read_bytes() == first and "(exists)" in out
+        url = os.environ.get("PLEDGE_DATABASE_URL") or f"sqlite:///{home / 'pledge.db'}"
+        engine = make_engine(url)
+        assert {"tenants", "subjects", "audit_entries"} <= set(inspect(engine).get_table_names())
+        engine.dispose()
+        assert (home / "keystore.db").exists()
+    finally:
+        reset_settings_cache()
+
+
+def test_commands_refuse_to_run_before_init(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLEDGE_HOME", str(tmp_path / "empty"))
+    for var in ("PLEDGE_DATABASE_URL", "PLEDGE_KEYSTORE_URL", "PLEDGE_MASTER_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    reset_settings_cache()
+    try:
+        code, out = run("tenant", "list")
+        assert code == 1 and "pledge init" in out
+    finally:
+        reset_settings_cache()
+
+
+def test_tenant_user_and_apikey_commands(runtime: Runtime, cli_env: dict[str, str]) -> None:
+    code, out = run(
+        "tenant",
+        "create",
+        "oneclick",
+        "--name",
+        "One Click System",
+        "--jurisdiction",
+        "US-CA",
+        "--jurisdiction",
+        "EU",
+        "--retention-class",
+        "billing=Billing, 7 years",
+    )
+    assert code == 0 and "Tenant oneclick created" in out
+    code, out = run("tenant", "create", "oneclick", "--name", "Again")
+    assert code == 1 and "already exists" in out
+    code, out = run("tenant", "create", "Bad Slug!", "--name", "X")
+    assert code == 1 and "slug" in out
+    code, out = run("tenant", "list")
+    assert "oneclick" in out and "EU, US-CA" in out
+
+    code, out = run(
+        "user",
+        "add",
+        "-t",
+        "oneclick",
+        "--email",
+        "dpo@oneclick.example",
+        "--role",
+        "privacy_officer",
+        "--password-stdin",
+        stdin=PASSWORD + "\n",
+    )
+    assert code == 0 and "as privacy_officer" in out
+    code, out = run(
+        "user",
+        "add",
+        "-t",
+        "oneclick",
+        "--email",
+        "x@oneclick.example",
+        "--password-stdin",
+        stdin="short\n",
+    )
+    assert code == 1 and "12 characters" in out
+
+    result = runner.invoke(
+        app,
+        ["apikey", "create", "-t", "oneclick", "--scope", "subjects:read", "--scope", "audit:read"],
+    )
+    assert result.exit_code == 0
+    token = result.stdout.strip().splitlines()[-1]
+    assert token.startswith("plg_")
+    code, out = run("apikey", "create", "-t", "oneclick", "--scope", "subjects:everything")
+    assert code == 1 and "unknown scope" in out
+    code, out = run("apikey", "list", "-t", "oneclick")
+    assert "audit:read" in out and "subjects:read" in out and token.split("_")[3] not in out
+    key_id = token.split("_")[2]
+    import uuid
+
+    code, out = run("apikey", "revoke", "-t", "oneclick", str(uuid.UUID(key_id)))
+    assert code == 0 and "revoked" in out
+    code, out = run("apikey", "revoke", "-t", "oneclick", "nonsense")
+    assert code == 1 and "no such API key" in out
+
+
+def test_export_json_and_csv_and_a_clear_error_when_missing(
+    runtime: Runtime, tenant: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    _seed(tmp_path, tenant)
+    result = runner.invoke(app, ["subjects", "export", "-t", tenant, "--email", "MIA@example.com"])
+    assert result.exit_code == 0
+    record = json.loads(result.stdout)
+    assert {f["name"]: f["value"] for f in record["fields"]} == {
+        "email": "mia@example.com",
+        "first_name": "Mia",
+        "last_name": "Moss",
+    }
+    result = runner.invoke(
+        app, ["subjects", "export", "-t", tenant, "--email", "ned@example.com", "--format", "csv"]
+    )
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert {(r["record"], r["name"], r["value"]) for r in rows} == {
+        ("field", "email", "ned@example.com"),
+        ("field", "first_name", "Ned"),
+        ("field", "last_name", "Nash"),
+    }
+    code, out = run("subjects", "export", "-t", tenant, "--email", "nobody@example.com")
+    assert code == 1 and "no subject with that e-mail" in out
+    code, out = run("subjects", "export", "-t", "no-such-tenant", "--email", "mia@example.com")
+    assert code == 1 and "no tenant" in out
+
+
+def test_erase_then_export_finds_nothing(
+    runtime: Runtime, tenant: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    _seed(tmp_path, tenant)
+    code, out = run("subjects", "erase", "-t", tenant, "--email", "mia@example.com", "--yes")
+    assert code == 0 and "erased: keys shredded (standard)" in out
+    code, out = run("subjects", "export", "-t", tenant, "--email", "mia@example.com")
+    assert code == 1
+    code, out = run("subjects", "erase", "-t", tenant, "--email", "mia@example.com", "--yes")
+    assert code == 1 and "no subject" in out
+
+
+def test_audit_verify_passes_then_names_the_tampered_entry(
+    runtime: Runtime, tenant: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    _seed(tmp_path, tenant)
+    code, out = run("audit", "verify")
+    assert code == 0 and f"ok {tenant}" in out
+    with runtime.tenant_context(tenant) as ctx:
+        ctx.session.execute(
+            update(AuditEntry).where(AuditEntry.seq == 3).values(details={"fields": ["forged"]})
+        )
+    code, out = run("audit", "verify", "--tenant", tenant)
+    assert code == 1
+    assert f"BROKEN {tenant}: first bad entry 3" in out
+
+
+def test_demo_without_serving_prints_a_login_that_works(
+    runtime: Runtime, cli_env: dict[str, str]
+) -> None:
+    code, out = run("demo", "--subjects", "25", "--no-serve")
+    assert code == 0, out
+    password = out.split("password: ")[1].split()[0]
+    assert "workspace: demo" in out and "admin@demo.example" in out
+    with runtime.tenant_context("demo") as ctx:
+        from pledge.subjects import service
+
+        assert sum(service.count_subjects(ctx).values()) == 25
+        assert service.count_interactions(ctx) > 0
+    # Running it again keeps the data and gives a fresh password.
+    code, out2 = run("demo", "--subjects", "25", "--no-serve")
+    assert code == 0 and out2.split("password: ")[1].split()[0] != password
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_serve_answers_and_logs_no_query_strings(
+    runtime: Runtime, tenant: str, cli_env: dict[str, str]
+) -> None:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pledge.cli.main", "serve", "--port", str(port)],
+        env={**os.environ, **cli_env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        for _ in range(100):
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert r.json()["status"] == "ok"
+        httpx.get(f"http://127.0.0.1:{port}/login?next=/subjects&who=secret.person@example.com")
+    finally:
+        proc.terminate()
+        output, _ = proc.communicate(timeout=10)
+    assert "GET /healthz 200" in output and "GET /login 200" in output
+    assert "secret.person" not in output
+    access_lines = [line for line in output.splitlines() if "pledge.access" in line]
+    assert access_lines and not any(
+        "127.0.0.1" in line for line in access_lines
+    )  # no client address
+
+
+def test_db_pragmas_enable_foreign_keys_on_sqlite(runtime: Runtime) -> None:
+    if runtime.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite only")
+    with runtime.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1

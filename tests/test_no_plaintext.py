@@ -1,0 +1,127 @@
+"""Invariant 1: no plaintext personal data at rest or in logs.
+
+Known values go in through every path (CSV import, API, interactions, rectification, staff
+accounts, page searches); then every file under PLEDGE_HOME — database, WAL and journal,
+keystore — and a pg_dump of the PostgreSQL data store are scanned for them.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from pledge.cli.main import app
+from pledge.runtime import Runtime
+from tests.conftest import Backend, api_client, make_api_token, make_user, pg_dump
+from tests.test_isolation import login
+
+SECRETS = {
+    "email": "quintessa.vdh@secret-mail.example",
+    "first": "Quintessa",
+    "last": "Vanderhoeven",
+    "phone_e164": "+447700912345",
+    "company": "Zyxwv Obscura Holdings",
+    "transcript": "my diagnosis is zygomycosis",
+    "api_email": "ignatius.quarrel@hidden.example",
+    "api_note": "Ignatius prefers Thursdays",
+    "rectified": "Quillfeather Street 99",
+    "staff": "staffer.unique@acme-staff.example",
+}
+
+
+def _variants(value: str) -> list[bytes]:
+    out = {value, value.lower(), value.upper()}
+    return [v.encode(enc) for v in out for enc in ("utf-8", "utf-16-le")]
+
+
+def _scan(path: Path) -> list[str]:
+    data = path.read_bytes()
+    return [k for k, v in SECRETS.items() for b in _variants(v) if b in data]
+
+
+def test_known_values_are_nowhere_in_plaintext(
+    runtime: Runtime,
+    backend: Backend,
+    tenant: str,
+    cli_env: dict[str, str],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    csv_path = tmp_path / "in.csv"
+    csv_path.write_text(
+        "email,phone,first_name,last_name,company\n"
+        f"{SECRETS['email']},07700 912345,{SECRETS['first']},{SECRETS['last']},"
+        f"{SECRETS['company']}\n"
+    )
+    result = CliRunner().invoke(
+        app,
+        [
+            "subjects",
+            "import",
+            "-t",
+            tenant,
+            str(csv_path),
+            "--category",
+            "company=user.contact.organization",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    csv_path.unlink()
+
+    client: TestClient = api_client(runtime, make_api_token(runtime, tenant))
+    sid = client.post(
+        "/api/v1/subjects",
+        json={
+            "fields": [
+                {"name": "email", "value": SECRETS["api_email"]},
+                {"name": "note", "value": SECRETS["api_note"], "category": "user.content.private"},
+            ]
+        },
+    ).json()["id"]
+    client.post(
+        f"/api/v1/subjects/{sid}/interactions",
+        json={
+            "kind": "chat",
+            "occurred_at": "2026-04-01T10:00:00Z",
+            "category": "user.content.private",
+            "payload": {"transcript": SECRETS["transcript"]},
+        },
+    )
+    client.put(
+        f"/api/v1/subjects/{sid}/fields/street",
+        json={"value": SECRETS["rectified"], "category": "user.contact.address.street"},
+    )
+    client.post("/api/v1/subjects/search", json={"email": SECRETS["email"]})
+    assert client.get(f"/api/v1/subjects/{sid}/export").status_code == 200
+
+    make_user(runtime, tenant, SECRETS["staff"])
+    pages = TestClient(client.app)
+    csrf = login(pages, tenant, SECRETS["staff"])
+    assert (
+        SECRETS["email"]
+        in pages.post("/subjects/search", data={"email": SECRETS["email"], "csrf_token": csrf}).text
+    )
+
+    runtime.close()  # no open connections: every file is as it would rest on disk
+    backend.release()
+
+    files = [p for p in Path(backend.home).rglob("*") if p.is_file()]
+    assert any(p.name.startswith("keystore.db") for p in files)
+    if backend.kind == "sqlite":
+        assert any(p.name.startswith("pledge.db") for p in files)
+    else:
+        dump = tmp_path / "datastore.sql"
+        pg_dump(backend.data_url, dump)
+        assert "subject_records" in dump.read_text()
+        files.append(dump)
+    found = {str(p.name): hits for p in files if (hits := _scan(p))}
+    assert found == {}, f"plaintext personal data at rest: {found}"
+
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    leaked = [k for k, v in SECRETS.items() if v.lower() in logged.lower()]
+    assert leaked == [], f"personal data in logs: {leaked}"

@@ -1,0 +1,54 @@
+"""The schema: built by the migrations, equal to the models, ready to be distributed by tenant."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from pledge.crypto.keystore import KeystoreBase
+from pledge.schema import Base
+from tests.conftest import Backend
+
+GLOBAL_TABLES = {"tenants"}
+
+
+def test_every_tenant_table_leads_its_primary_key_with_tenant_id() -> None:
+    tables = [t for t in Base.metadata.sorted_tables if t.name not in GLOBAL_TABLES]
+    assert tables, "no tables found"
+    for table in tables:
+        assert "tenant_id" in table.columns, f"{table.name} has no tenant_id"
+        pk = [c.name for c in table.primary_key.columns]
+        assert pk[0] == "tenant_id", f"{table.name}: primary key {pk} does not start with tenant_id"
+
+
+def test_every_foreign_key_carries_tenant_id() -> None:
+    for table in Base.metadata.sorted_tables:
+        if table.name in GLOBAL_TABLES:
+            continue
+        for fk in table.foreign_key_constraints:
+            local = [c.name for c in fk.columns]
+            remote = [e.column.name for e in fk.elements]
+            assert "tenant_id" in local, f"{table.name}: foreign key {local} lacks tenant_id"
+            # tenant_id must point at tenant_id (or at tenants.id), never at another column.
+            pairs = dict(zip(local, remote, strict=True))
+            assert pairs["tenant_id"] in {"tenant_id", "id"}, f"{table.name}: {pairs}"
+            if fk.referred_table.name != "tenants":
+                assert pairs["tenant_id"] == "tenant_id", f"{table.name}: {pairs}"
+
+
+def test_keystore_tables_are_keyed_by_tenant_too() -> None:
+    for table in KeystoreBase.metadata.sorted_tables:
+        assert next(c.name for c in table.primary_key.columns) == "tenant_id", table.name
+
+
+def test_migrations_build_exactly_the_models(backend: Backend) -> None:
+    for engine, metadata, version_table in (
+        (backend.data_engine, Base.metadata, "alembic_version"),
+        (backend.keys_engine, KeystoreBase.metadata, "alembic_version_keystore"),
+    ):
+        with engine.connect() as conn:
+            ctx = MigrationContext.configure(
+                conn, opts={"compare_type": True, "version_table": version_table}
+            )
+            diff = compare_metadata(ctx, metadata)
+        assert diff == [], f"models and migrations disagree on {engine.dialect.name}: {diff}"

@@ -1,0 +1,40 @@
+"""Invariant 4: side effects leave only after the transaction commits."""
+
+from __future__ import annotations
+
+import pytest
+
+from pledge.core.db import after_commit, transaction
+from pledge.runtime import Runtime
+from pledge.subjects import service
+from pledge.subjects.service import FieldInput
+
+
+def test_side_effects_run_after_commit_and_never_after_rollback(
+    runtime: Runtime, tenant: str
+) -> None:
+    sent: list[str] = []
+    with runtime.tenant_context(tenant) as ctx:
+        service.create_subject(ctx, [FieldInput("email", "kept@example.com")])
+        after_commit(ctx.session, lambda: sent.append("welcome mail"))
+        assert sent == []  # not before the commit
+    assert sent == ["welcome mail"]
+
+    with pytest.raises(RuntimeError), runtime.tenant_context(tenant) as ctx:
+        service.create_subject(ctx, [FieldInput("email", "dropped@example.com")])
+        after_commit(ctx.session, lambda: sent.append("must not leave"))
+        raise RuntimeError("boom")
+    assert sent == ["welcome mail"]
+
+
+def test_a_failing_side_effect_does_not_undo_the_commit(runtime: Runtime, tenant: str) -> None:
+    def broken() -> None:
+        raise ConnectionError("mail server down")
+
+    with runtime.tenant_context(tenant) as ctx:
+        service.create_subject(ctx, [FieldInput("email", "stays@example.com")])
+        after_commit(ctx.session, broken)
+    with transaction(runtime.sessions) as session:
+        assert session.info == {}
+    with runtime.tenant_context(tenant) as ctx:
+        assert service.count_subjects(ctx) == {"active": 1}
