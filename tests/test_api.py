@@ -158,7 +158,8 @@ def test_scopes_are_enforced_and_keys_can_be_revoked(runtime: Runtime, tenant: s
 
 def test_missing_or_malformed_credentials_get_401(runtime: Runtime, tenant: str) -> None:
     anon = api_client(runtime)
-    assert anon.get("/api/v1/subjects").status_code == 401
+    r = anon.get("/api/v1/subjects")
+    assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
     for token in ("plg_x", "plg_" + "0" * 32 + "_" + "0" * 32 + "_nope", "Basic abc"):
         anon.headers["Authorization"] = f"Bearer {token}"
         r = anon.get("/api/v1/subjects")

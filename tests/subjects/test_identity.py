@@ -69,3 +69,36 @@ def test_categories_follow_the_fides_taxonomy() -> None:
     assert describe("user.biometric.voice").sensitive
     assert not describe("user.contact.email").sensitive
     assert describe("user.financial.invoice_number").label == "user.financial.invoice_number"
+
+
+def _slow(value: str) -> str | None:
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        return validate_email(value.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        return None
+
+
+_ATOMS = st.text(alphabet="abcXYZ019._+-!#%&'*/=?^`{|}~@\"() ", min_size=0, max_size=12)
+_LABELS = st.text(alphabet="abcxnXN019-_.", min_size=0, max_size=14)
+_TLDS = st.sampled_from(["com", "org", "co", "uk", "test", "local", "onion", "x", "c0m", "museum", "invalid"])
+
+
+@given(
+    st.one_of(
+        st.emails(),
+        st.builds(lambda a, b, t: f"{a}@{b}.{t}", _ATOMS, _LABELS, _TLDS),
+        st.builds(lambda a, b: f" {a}@{b} ", _ATOMS, _LABELS),
+        st.text(max_size=40),
+    )
+)
+def test_the_fast_path_agrees_with_email_validator(address: str) -> None:
+    """Whatever normalise_email accepts, email-validator accepts with the same normal form,
+    and whatever email-validator rejects, normalise_email rejects."""
+    expected = _slow(address)
+    try:
+        got: str | None = normalise_email(address)
+    except InvalidIdentity:
+        got = None
+    assert got == expected, address

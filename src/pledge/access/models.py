@@ -11,11 +11,10 @@ from sqlalchemy import (
     LargeBinary,
     String,
     UniqueConstraint,
-    Uuid,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pledge.core.db import Base, JSONType, UTCDateTime
+from pledge.core.db import ID, Base, JSONType, UTCDateTime
 from pledge.core.ids import new_id
 
 
@@ -26,9 +25,9 @@ class User(Base):
     __table_args__ = (UniqueConstraint("tenant_id", "email_index"),)
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+        ID, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
     )
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    id: Mapped[uuid.UUID] = mapped_column(ID, primary_key=True, default=new_id)
     email_index: Mapped[bytes] = mapped_column(LargeBinary(32))
     email_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     password_hash: Mapped[str] = mapped_column(String(200))
@@ -51,9 +50,9 @@ class ApiKey(Base):
     __tablename__ = "api_keys"
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+        ID, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
     )
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    id: Mapped[uuid.UUID] = mapped_column(ID, primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(100))
     secret_digest: Mapped[bytes] = mapped_column(LargeBinary(32))
     scopes: Mapped[list[str]] = mapped_column(JSONType)
@@ -74,10 +73,10 @@ class LoginSession(Base):
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+        ID, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
     )
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
-    user_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    id: Mapped[uuid.UUID] = mapped_column(ID, primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID] = mapped_column(ID)
     secret_digest: Mapped[bytes] = mapped_column(LargeBinary(32))
     # True until the second factor is given, when the tenant or the user requires one.
     needs_second_factor: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -4,10 +4,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, String, Uuid
+from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pledge.core.db import Base, JSONType, UTCDateTime
+from pledge.core.db import ID, Base, JSONType, UTCDateTime
 
 
 class AuditEntry(Base):
@@ -18,7 +18,7 @@ class AuditEntry(Base):
     __table_args__ = (Index("ix_audit_entries_subject", "tenant_id", "subject_id", "seq"),)
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("tenants.id", ondelete="RESTRICT"), primary_key=True
+        ID, ForeignKey("tenants.id", ondelete="RESTRICT"), primary_key=True
     )
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -26,7 +26,7 @@ class AuditEntry(Base):
     actor_kind: Mapped[str] = mapped_column(String(16))
     actor_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # No foreign key: the trail outlives every row it talks about.
-    subject_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    subject_id: Mapped[uuid.UUID | None] = mapped_column(ID, nullable=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSONType)
     prev_mac: Mapped[bytes] = mapped_column(LargeBinary(32))
     mac: Mapped[bytes] = mapped_column(LargeBinary(32))
@@ -39,7 +39,7 @@ class AuditHead(Base):
     __tablename__ = "audit_heads"
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("tenants.id", ondelete="RESTRICT"), primary_key=True
+        ID, ForeignKey("tenants.id", ondelete="RESTRICT"), primary_key=True
     )
     seq: Mapped[int] = mapped_column(BigInteger)
     mac: Mapped[bytes] = mapped_column(LargeBinary(32))

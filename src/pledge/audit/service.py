@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pledge.access.context import Actor, TenantContext
@@ -23,6 +23,7 @@ from pledge.access.scoping import for_tenant
 from pledge.audit.events import AuditEvent
 from pledge.audit.models import AuditEntry, AuditHead
 from pledge.core.clock import utcnow
+from pledge.core.db import bulk_insert
 from pledge.crypto.keystore import KeyStore
 
 GENESIS = bytes(32)
@@ -119,7 +120,7 @@ def append(
             }
         )
         prev = mac
-    session.execute(insert(AuditEntry), rows)
+    bulk_insert(session, AuditEntry, rows)
     head.seq, head.mac = seq, prev
     session.flush()
     return [r["seq"] for r in rows]

@@ -33,7 +33,6 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
-    Uuid,
     delete,
     event,
     func,
@@ -45,7 +44,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from pledge.core.clock import utcnow
 from pledge.core.config import Settings
-from pledge.core.db import NAMING, UTCDateTime, make_engine
+from pledge.core.db import ID, NAMING, UTCDateTime, make_engine
 from pledge.core.errors import NotInitialised
 from pledge.crypto.aead import KEY_BYTES, derive, new_key, seal, unseal
 
@@ -57,7 +56,7 @@ class KeystoreBase(DeclarativeBase):
 class TenantKey(KeystoreBase):
     __tablename__ = "tenant_keys"
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ID, primary_key=True)
     wrapped: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -65,8 +64,8 @@ class TenantKey(KeystoreBase):
 class SubjectKey(KeystoreBase):
     __tablename__ = "subject_keys"
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    subject_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ID, primary_key=True)
+    subject_id: Mapped[uuid.UUID] = mapped_column(ID, primary_key=True)
     key_class: Mapped[str] = mapped_column(String(40), primary_key=True)
     wrapped: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -77,8 +76,8 @@ class ShreddedKey(KeystoreBase):
 
     __tablename__ = "shredded_keys"
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    subject_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ID, primary_key=True)
+    subject_id: Mapped[uuid.UUID] = mapped_column(ID, primary_key=True)
     key_class: Mapped[str] = mapped_column(String(40), primary_key=True)
     shredded_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

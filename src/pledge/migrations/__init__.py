@@ -7,12 +7,26 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Any, Literal
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
+
+from pledge.core.db import ID, UTCDateTime
+
+
+def render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
+    """Render our column types as plain SQLAlchemy types, so a migration never imports
+    application code that may change after it is written."""
+    if type_ == "type" and isinstance(obj, ID):
+        autogen_context.imports.add("from sqlalchemy.dialects import postgresql")
+        return "sa.LargeBinary(length=16).with_variant(postgresql.UUID(as_uuid=True), 'postgresql')"
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
 
 
 def _config(which: str, engine: Engine) -> Config:

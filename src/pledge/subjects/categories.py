@@ -30,6 +30,7 @@ def taxonomy() -> dict[str, Category]:
     return {c["key"]: Category(c["key"], c["label"], c["sensitive"]) for c in raw["categories"]}
 
 
+@cache
 def check_category(key: str) -> str | None:
     """None when `key` is acceptable, else the reason it is not."""
     if not _SEGMENTS.match(key):

@@ -10,11 +10,10 @@ from sqlalchemy import (
     Index,
     LargeBinary,
     String,
-    Uuid,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pledge.core.db import Base, UTCDateTime
+from pledge.core.db import ID, Base, UTCDateTime
 from pledge.core.ids import new_id
 
 STANDARD_CLASS = "standard"
@@ -54,9 +53,9 @@ class Subject(Base):
     __table_args__ = (Index("ix_subjects_status", "tenant_id", "status"),)
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("tenants.id", ondelete="RESTRICT"), primary_key=True
+        ID, ForeignKey("tenants.id", ondelete="RESTRICT"), primary_key=True
     )
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    id: Mapped[uuid.UUID] = mapped_column(ID, primary_key=True, default=new_id)
     status: Mapped[str] = mapped_column(String(20), default=SubjectStatus.ACTIVE.value)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -74,10 +73,10 @@ class SubjectIdentity(Base):
         Index("ix_subject_identities_subject", "tenant_id", "subject_id"),
     )
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ID, primary_key=True)
     kind: Mapped[str] = mapped_column(String(20), primary_key=True)
     blind_index: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
-    subject_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    subject_id: Mapped[uuid.UUID] = mapped_column(ID)
 
 
 class SubjectRecord(Base):
@@ -94,8 +93,8 @@ class SubjectRecord(Base):
         ),
     )
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    subject_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ID, primary_key=True)
+    subject_id: Mapped[uuid.UUID] = mapped_column(ID, primary_key=True)
     key_class: Mapped[str] = mapped_column(String(40), primary_key=True)
     sealed: Mapped[bytes] = mapped_column(LargeBinary)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -113,9 +112,9 @@ class Interaction(Base):
         Index("ix_interactions_subject", "tenant_id", "subject_id", "occurred_at"),
     )
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
-    subject_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ID, primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(ID, primary_key=True, default=new_id)
+    subject_id: Mapped[uuid.UUID] = mapped_column(ID)
     kind: Mapped[str] = mapped_column(String(20))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     category: Mapped[str] = mapped_column(String(120))

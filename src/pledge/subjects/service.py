@@ -13,13 +13,14 @@ from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import delete, func, insert, select, tuple_
+from sqlalchemy import delete, func, insert, select
 
 from pledge.access.context import TenantContext
 from pledge.access.scoping import for_tenant, get_in_tenant
 from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
 from pledge.core.clock import utcnow
+from pledge.core.db import bulk_insert
 from pledge.core.errors import Conflict, InvalidInput, NotFound, SubjectErased
 from pledge.core.ids import new_id
 from pledge.crypto.keystore import KeyMissing, KeyShredded
@@ -77,11 +78,16 @@ class PreparedSubject:
 # Validation
 
 
+_SOURCES = frozenset(s.value for s in DataSource)
+
+
 def retention_classes(ctx: TenantContext) -> set[str]:
     return {STANDARD_CLASS, *ctx.tenant.retention_classes.keys()}
 
 
-def prepare_field(ctx: TenantContext, item: FieldInput, now: datetime) -> StoredField:
+def prepare_field(
+    ctx: TenantContext, item: FieldInput, now: datetime, classes: set[str] | None = None
+) -> StoredField:
     """Validate one field; identity fields are stored in their normal form."""
     if not FIELD_NAME.match(item.name):
         raise InvalidInput(
@@ -105,24 +111,22 @@ def prepare_field(ctx: TenantContext, item: FieldInput, now: datetime) -> Stored
     problem = check_category(category)
     if problem:
         raise InvalidInput(f"category {category[:120]!r} {problem}")
-    try:
-        source = DataSource(item.source).value
-    except ValueError:
-        allowed = ", ".join(s.value for s in DataSource)
-        raise InvalidInput(f"source must be one of: {allowed}") from None
-    if item.retention_class not in retention_classes(ctx):
+    if item.source not in _SOURCES:
+        raise InvalidInput(f"source must be one of: {', '.join(sorted(_SOURCES))}")
+    if item.retention_class not in (classes if classes is not None else retention_classes(ctx)):
         raise InvalidInput(f"unknown retention class {item.retention_class[:40]!r}")
-    return StoredField(item.name, value, category, source, item.retention_class, now)
+    return StoredField(item.name, value, category, str(item.source), item.retention_class, now)
 
 
 def prepare_subject(
     ctx: TenantContext, items: Sequence[FieldInput], indexer: IdentityIndexer, now: datetime
 ) -> PreparedSubject:
     fields: dict[str, StoredField] = {}
+    classes = retention_classes(ctx)
     for item in items:
         if item.name in fields:
             raise InvalidInput(f"field {item.name!r} is given twice")
-        fields[item.name] = prepare_field(ctx, item, now)
+        fields[item.name] = prepare_field(ctx, item, now, classes)
     identities = [
         (kind, indexer.index(kind, fields[name].value))
         for kind, name in _FIELD_BY_KIND.items()
@@ -136,20 +140,23 @@ def prepare_subject(
 def existing_identities(
     ctx: TenantContext, identities: Iterable[tuple[IdentityKind, bytes]]
 ) -> dict[tuple[str, bytes], uuid.UUID]:
-    pairs = [(k.value, b) for k, b in identities]
+    """Which of these identities already belong to a subject of the tenant."""
+    by_kind: dict[str, list[bytes]] = defaultdict(list)
+    for identity_kind, bidx in identities:
+        by_kind[identity_kind.value].append(bidx)
     found: dict[tuple[str, bytes], uuid.UUID] = {}
-    for start in range(0, len(pairs), 400):
-        chunk = pairs[start : start + 400]
-        rows = ctx.session.execute(
-            for_tenant(
-                select(
-                    SubjectIdentity.kind, SubjectIdentity.blind_index, SubjectIdentity.subject_id
-                ),
-                SubjectIdentity,
-                ctx.tenant_id,
-            ).where(tuple_(SubjectIdentity.kind, SubjectIdentity.blind_index).in_(chunk))
-        ).all()
-        found.update({(k, b): s for k, b, s in rows})
+    for kind, indexes in by_kind.items():
+        # One query per kind, `blind_index IN (…)`: SQLite walks the primary key for it (a
+        # row-value IN over (kind, blind_index) would scan the tenant's identities instead).
+        for start in range(0, len(indexes), 500):
+            rows = ctx.session.execute(
+                select(SubjectIdentity.blind_index, SubjectIdentity.subject_id).where(
+                    SubjectIdentity.tenant_id == ctx.tenant_id,
+                    SubjectIdentity.kind == kind,
+                    SubjectIdentity.blind_index.in_(indexes[start : start + 500]),
+                )
+            ).all()
+            found.update({(kind, b): s for b, s in rows})
     return found
 
 
@@ -218,9 +225,9 @@ def store_subjects(
                 },
             )
         )
-    ctx.session.execute(insert(Subject), subjects)
-    ctx.session.execute(insert(SubjectIdentity), identities)
-    ctx.session.execute(insert(SubjectRecord), records)
+    bulk_insert(ctx.session, Subject, subjects)
+    bulk_insert(ctx.session, SubjectIdentity, identities)
+    bulk_insert(ctx.session, SubjectRecord, records)
     audit.record_many(ctx, entries)
     return ids
 
@@ -541,7 +548,7 @@ def store_interactions(ctx: TenantContext, items: Sequence[NewInteraction]) -> l
                 {"interaction_id": str(iid), "kind": item.kind, "category": item.category},
             )
         )
-    ctx.session.execute(insert(Interaction), rows)
+    bulk_insert(ctx.session, Interaction, rows)
     audit.record_many(ctx, entries)
     return ids
 

@@ -4,10 +4,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, String, Uuid
+from sqlalchemy import Boolean, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pledge.core.db import Base, JSONType, UTCDateTime
+from pledge.core.db import ID, Base, JSONType, UTCDateTime
 from pledge.core.ids import new_id
 
 
@@ -16,7 +16,7 @@ class Tenant(Base):
 
     __tablename__ = "tenants"
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    id: Mapped[uuid.UUID] = mapped_column(ID, primary_key=True, default=new_id)
     slug: Mapped[str] = mapped_column(String(40), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     jurisdictions: Mapped[list[str]] = mapped_column(JSONType, default=list)

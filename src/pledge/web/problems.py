@@ -53,7 +53,10 @@ def install(app: FastAPI) -> None:
     async def pledge_error(request: Request, exc: PledgeError) -> Response:
         if _wants_html(request):
             return _page(request, exc.status, exc.title, exc.detail)
-        return _problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+        response = _problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="pledge"'
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

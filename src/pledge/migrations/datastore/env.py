@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from pledge.migrations import render_item
 from pledge.schema import Base
 
 target_metadata = Base.metadata
@@ -19,6 +20,7 @@ def run_migrations_online() -> None:
             target_metadata=target_metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            render_item=render_item,
         )
         with context.begin_transaction():
             context.run_migrations()

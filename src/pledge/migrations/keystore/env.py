@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from pledge.crypto.keystore import KeystoreBase
+from pledge.migrations import render_item
 
 target_metadata = KeystoreBase.metadata
 
@@ -19,6 +20,7 @@ def run_migrations_online() -> None:
             target_metadata=target_metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            render_item=render_item,
             # Its own version table, should the keystore ever share a database server.
             version_table="alembic_version_keystore",
         )

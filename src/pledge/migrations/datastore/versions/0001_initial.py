@@ -20,7 +20,11 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "tenants",
-        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column(
+            "id",
+            sa.LargeBinary(length=16).with_variant(postgresql.UUID(as_uuid=True), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("slug", sa.String(length=40), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column(
@@ -42,8 +46,16 @@ def upgrade() -> None:
     )
     op.create_table(
         "api_keys",
-        sa.Column("tenant_id", sa.Uuid(), nullable=False),
-        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column(
+            "tenant_id",
+            sa.LargeBinary(length=16).with_variant(postgresql.UUID(as_uuid=True), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "id",
+            sa.LargeBinary(length=16).with_variant(postgresql.UUID(as_uuid=True), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("secret_digest", sa.LargeBinary(length=32), nullable=False),
         sa.Column(
@@ -62,13 +74,21 @@ def upgrade() -> None:
     )
     op.create_table(
         "audit_entries",
-        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.Column(
+            "tenant_id",
+            sa.LargeBinary(length=16).with_variant(postgresql.UUID(as_uuid=True), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("seq", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("event", sa.String(length=64), nullable=False),
         sa.Column("actor_kind", sa.String(length=16), nullable=False),
         sa.Column("actor_id", sa.String(length=64), nullable=True),
-        sa.Column("subject_id", sa.Uuid(), nullable=True),
+        sa.Column(
+            "subject_id",
+            sa.LargeBinary(length=16).with_variant(postgresql.UUID(as_uuid=True), "postgresql"),
+            nullable=True,
+        ),
         sa.Column(
             "details", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
         ),
@@ -89,7 +109,11 @@ def upgrade() -> None:
 
     op.create_table(
         "audit_heads",
-        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.Column(
+            "tenant_id",
+            sa.LargeBinary(length=16).with_variant(postgresql.UUID(as_uuid=True), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("seq", sa.BigInteger(), nullable=False),
         sa.Column("mac", sa.LargeBinary(length=32), nullable=False),
         sa.ForeignKeyConstraint(
@@ -102,8 +126,16 @@ def upgrade() -> None:
     )
     op.create_table(
         "subjects",
-        sa.Column("tenant_id", sa.Uuid(), nullable=False),
-        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column(
+            "tenant_id",
+            sa.LargeBinary(length=16).with_variant(postgresql.UUID(as_uuid=True), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "id",
+            sa.LargeBinary(length=16).with_variant(postgresql.UUID(as_uuid=True), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
@@ -121,8 +153,16 @@ def upgrade() -> None:
 
     op.create_table(
         "users",
-        sa.Column("tenant_id", sa.Uuid(), nullable=False),
-        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column(
+            "tenant_id",
+            sa.LargeBinary(length=16).with_variant(postgresql.UUID(as_uuid=True), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "id",
+            sa.LargeBinary(length=16).with_variant(postgresql.UUID(as_uuid=True), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("email_index", sa.LargeBinary(length=32), nullable=False),
         sa.Column("email_sealed", sa.LargeBinary(), nullable=False),
         sa.Column("password_hash", sa.String(length=200), nullable=False),
@@ -148,9 +188,21 @@ def upgrade() -> None:
     )
     op.create_table(
         "interactions",
-        sa.Column("tenant_id", sa.Uuid(), nullable=False),
-        sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("subject_id", sa.Uuid(), nullable=False),
+        sa.Column(
+            "tenant_id",
+            sa.LargeBinary(length=16).with_variant(postgresql.UUID(as_uuid=True), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "id",
+            sa.LargeBinary(length=16).with_variant(postgresql.UUID(as_uuid=True), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "subject_id",
+            sa.LargeBinary(length=16).with_variant(postgresql.UUID(as_uuid=True), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("category", sa.String(length=120), nullable=False),
@@ -173,9 +225,21 @@ def upgrade() -> None:
 
     op.create_table(
         "login_sessions",
-        sa.Column("tenant_id", sa.Uuid(), nullable=False),
-        sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("user_id", sa.Uuid(), nullable=False),
+        sa.Column(
+            "tenant_id",
+            sa.LargeBinary(length=16).with_variant(postgresql.UUID(as_uuid=True), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "id",
+            sa.LargeBinary(length=16).with_variant(postgresql.UUID(as_uuid=True), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "user_id",
+            sa.LargeBinary(length=16).with_variant(postgresql.UUID(as_uuid=True), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("secret_digest", sa.LargeBinary(length=32), nullable=False),
         sa.Column("needs_second_factor", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -196,10 +260,18 @@ def upgrade() -> None:
     )
     op.create_table(
         "subject_identities",
-        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.Column(
+            "tenant_id",
+            sa.LargeBinary(length=16).with_variant(postgresql.UUID(as_uuid=True), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("blind_index", sa.LargeBinary(length=32), nullable=False),
-        sa.Column("subject_id", sa.Uuid(), nullable=False),
+        sa.Column(
+            "subject_id",
+            sa.LargeBinary(length=16).with_variant(postgresql.UUID(as_uuid=True), "postgresql"),
+            nullable=False,
+        ),
         sa.ForeignKeyConstraint(
             ["tenant_id", "subject_id"],
             ["subjects.tenant_id", "subjects.id"],
@@ -217,8 +289,16 @@ def upgrade() -> None:
 
     op.create_table(
         "subject_records",
-        sa.Column("tenant_id", sa.Uuid(), nullable=False),
-        sa.Column("subject_id", sa.Uuid(), nullable=False),
+        sa.Column(
+            "tenant_id",
+            sa.LargeBinary(length=16).with_variant(postgresql.UUID(as_uuid=True), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "subject_id",
+            sa.LargeBinary(length=16).with_variant(postgresql.UUID(as_uuid=True), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("key_class", sa.String(length=40), nullable=False),
         sa.Column("sealed", sa.LargeBinary(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision = "0001"
 down_revision = None
@@ -19,8 +20,16 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "shredded_keys",
-        sa.Column("tenant_id", sa.Uuid(), nullable=False),
-        sa.Column("subject_id", sa.Uuid(), nullable=False),
+        sa.Column(
+            "tenant_id",
+            sa.LargeBinary(length=16).with_variant(postgresql.UUID(as_uuid=True), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "subject_id",
+            sa.LargeBinary(length=16).with_variant(postgresql.UUID(as_uuid=True), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("key_class", sa.String(length=40), nullable=False),
         sa.Column("shredded_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint(
@@ -29,8 +38,16 @@ def upgrade() -> None:
     )
     op.create_table(
         "subject_keys",
-        sa.Column("tenant_id", sa.Uuid(), nullable=False),
-        sa.Column("subject_id", sa.Uuid(), nullable=False),
+        sa.Column(
+            "tenant_id",
+            sa.LargeBinary(length=16).with_variant(postgresql.UUID(as_uuid=True), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "subject_id",
+            sa.LargeBinary(length=16).with_variant(postgresql.UUID(as_uuid=True), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("key_class", sa.String(length=40), nullable=False),
         sa.Column("wrapped", sa.LargeBinary(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -40,7 +57,11 @@ def upgrade() -> None:
     )
     op.create_table(
         "tenant_keys",
-        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.Column(
+            "tenant_id",
+            sa.LargeBinary(length=16).with_variant(postgresql.UUID(as_uuid=True), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("wrapped", sa.LargeBinary(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("tenant_id", name=op.f("pk_tenant_keys")),

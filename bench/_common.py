@@ -1,0 +1,335 @@
+"""Shared set-up for the benchmarks in this directory.
+
+Every benchmark runs on the embedded SQLite default: the data store `$HOME/pledge.db`, the
+keystore `$HOME/keystore.db` and, for the plaintext baseline, a bare SQLite file
+`$HOME/raw.db` in the same directory. `$HOME` is `PLEDGE_HOME` when set (the files must not
+exist yet; only they are removed afterwards), else a fresh temporary directory that is
+deleted afterwards.
+
+Human-readable output goes to stderr; the result is one JSON object, the last line of stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import math
+import os
+import random
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pledge.core.clock import utcnow
+from pledge.core.config import Settings
+from pledge.core.db import make_engine, transaction
+from pledge.crypto.aead import KEY_BYTES
+from pledge.crypto.keystore import make_keystore_engine
+from pledge.migrations import upgrade
+from pledge.runtime import Runtime
+from pledge.subjects import importer, service
+from pledge.subjects.models import STANDARD_CLASS, DataSource
+from pledge.subjects.vault import IdentityIndexer
+from pledge.tenants.service import create_tenant
+
+SLUG = "bench"
+BATCH_SIZE = 500  # the importer's default (`Settings.import_batch_size`)
+SEED = 20_260_131
+DATA_FILE = "pledge.db"
+KEYS_FILE = "keystore.db"
+RAW_FILE = "raw.db"
+_SQLITE_SIDECARS = ("", "-wal", "-shm", "-journal")
+
+# email, phone, first_name, last_name, company — the column order of the raw table too.
+Person = tuple[str, str, str, str, str]
+
+# The CSV importer's view of these columns: `importer.KNOWN_COLUMNS` gives the categories of
+# the known ones; `company` is a custom column, imported with
+# `--category company=user.contact.organization`.
+COLUMNS: tuple[tuple[str, str | None], ...] = (
+    ("email", importer.KNOWN_COLUMNS["email"]),
+    ("phone", importer.KNOWN_COLUMNS["phone"]),
+    ("first_name", importer.KNOWN_COLUMNS["first_name"]),
+    ("last_name", importer.KNOWN_COLUMNS["last_name"]),
+    ("company", "user.contact.organization"),
+)
+
+RAW_SCHEMA = (
+    "CREATE TABLE contacts ("
+    "id INTEGER PRIMARY KEY, email TEXT, phone TEXT, first_name TEXT, last_name TEXT, "
+    "company TEXT)"
+)
+RAW_INSERT = (
+    "INSERT INTO contacts (id, email, phone, first_name, last_name, company) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line and results
+
+
+def parse_args(description: str, *, profile: bool = False) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--subjects", type=int, default=100_000, help="subjects to ingest")
+    parser.add_argument("--seed", type=int, default=SEED, help="seed of the synthetic data")
+    if profile:
+        parser.add_argument(
+            "--profile", action="store_true", help="cProfile the Pledge part (slows it down)"
+        )
+    args = parser.parse_args()
+    if args.subjects < 1:
+        parser.error("--subjects must be at least 1")
+    return args
+
+
+def emit(result: dict[str, Any]) -> None:
+    """The result: one JSON object, the last line of stdout."""
+    sys.stdout.flush()
+    print(json.dumps(result), flush=True)
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default method)."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("no values")
+    pos = (len(ordered) - 1) * pct / 100
+    low = math.floor(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def summarise_ms(label: str, values_ms: Sequence[float]) -> None:
+    log(
+        f"{label}: n={len(values_ms)} min={min(values_ms):.3f} ms "
+        f"p50={percentile(values_ms, 50):.3f} ms p95={percentile(values_ms, 95):.3f} ms "
+        f"p99={percentile(values_ms, 99):.3f} ms max={max(values_ms):.3f} ms"
+    )
+
+
+class Progress:
+    """A counter line on stderr every 10% of the way."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label = label
+        self.total = total
+        self.done = 0
+        self.step = max(1, math.ceil(total / 10))
+        self.next_mark = self.step
+        self.start = time.perf_counter()
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        if self.done >= self.next_mark or self.done >= self.total:
+            elapsed = time.perf_counter() - self.start
+            pct = 100 * self.done / self.total if self.total else 100.0
+            log(f"  {self.label}: {self.done}/{self.total} ({pct:.0f}%) {elapsed:.1f} s")
+            while self.next_mark <= self.done:
+                self.next_mark += self.step
+
+
+# ---------------------------------------------------------------------------------------------
+# Synthetic data (deterministic, generated up front, never timed)
+
+_FIRST = (
+    "Ada", "Alan", "Amara", "Bea", "Carlos", "Chen", "Dmitri", "Elena", "Farah", "Grace",
+    "Hiro", "Ines", "Jonas", "Kemi", "Lars", "Leila", "Marek", "Mina", "Noor", "Olu",
+    "Priya", "Quinn", "Rafael", "Sana", "Tomas", "Uma", "Vera", "Wei", "Yusuf", "Zofia",
+)  # fmt: skip
+_LAST = (
+    "Adeyemi", "Bauer", "Costa", "Dubois", "Eriksson", "Fischer", "Garcia", "Hughes",
+    "Ivanova", "Jensen", "Kowalski", "Lindqvist", "Moreau", "Nakamura", "Okafor", "Patel",
+    "Quist", "Rossi", "Schmidt", "Tanaka", "Usman", "Varga", "Williams", "Xu", "Yilmaz",
+    "Zhang",
+)  # fmt: skip
+_COMPANY_A = ("Blue", "Northern", "Silver", "Bright", "Granite", "Harbour", "Quiet", "Swift")
+_COMPANY_B = ("River", "Oak", "Beacon", "Forge", "Lantern", "Meadow", "Summit", "Anchor")
+_COMPANY_C = ("Ltd", "LLP", "plc", "Group", "Partners", "& Co")
+_DOMAINS = ("example.com", "example.org", "example.net", "mail.example.co.uk")
+
+
+def generate_people(n: int, seed: int = SEED) -> list[Person]:
+    """`n` people with unique e-mail addresses and UK mobile numbers (+4479xxxxxxxx)."""
+    rng = random.Random(seed)
+    numbers = rng.sample(range(100_000_000), n)
+    people: list[Person] = []
+    for i in range(n):
+        first, last = rng.choice(_FIRST), rng.choice(_LAST)
+        email = f"{first.lower()}.{last.lower()}.{i}@{rng.choice(_DOMAINS)}"
+        phone = f"+4479{numbers[i]:08d}"
+        company = f"{rng.choice(_COMPANY_A)} {rng.choice(_COMPANY_B)} {rng.choice(_COMPANY_C)}"
+        people.append((email, phone, first, last, company))
+    return people
+
+
+def sample_indices(n: int, k: int, seed: int) -> list[int]:
+    """`k` distinct random indices below `n` (all of them when `n` < `k`), in random order."""
+    return random.Random(seed + 1).sample(range(n), min(k, n))
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment: settings, migrated databases, a tenant; cleaned up afterwards
+
+
+@dataclass
+class BenchEnv:
+    home: Path
+    runtime: Runtime
+    slug: str
+    raw_path: Path
+
+
+def _sqlite_files(home: Path, name: str) -> list[Path]:
+    return [home / f"{name}{suffix}" for suffix in _SQLITE_SIDECARS]
+
+
+@contextmanager
+def bench_env() -> Iterator[BenchEnv]:
+    """Migrated data store and keystore with one tenant, under `PLEDGE_HOME` or a temp dir."""
+    given = os.environ.get("PLEDGE_HOME")
+    made_dir = False
+    ours: list[Path] = []
+    if given:
+        home = Path(given).expanduser().resolve()
+        ours = [p for name in (DATA_FILE, KEYS_FILE, RAW_FILE) for p in _sqlite_files(home, name)]
+        clash = [str(p) for p in ours if p.exists()]
+        if clash:
+            raise SystemExit(f"refusing to overwrite existing files: {', '.join(clash)}")
+        made_dir = not home.exists()
+        home.mkdir(parents=True, exist_ok=True)
+    else:
+        home = Path(tempfile.mkdtemp(prefix="pledge-bench-"))
+    log(f"home: {home}{' (temporary)' if not given else ''}")
+    try:
+        # Explicit URLs and key: PLEDGE_DATABASE_URL etc. in the environment are ignored.
+        settings = Settings(
+            home=home,
+            database_url=f"sqlite:///{home / DATA_FILE}",
+            keystore_url=f"sqlite:///{home / KEYS_FILE}",
+            master_key=base64.b64encode(os.urandom(KEY_BYTES)).decode(),
+        )
+        data_engine = make_engine(settings.data_url)
+        keys_engine = make_keystore_engine(settings.keys_url)
+        try:
+            upgrade("datastore", data_engine)
+            upgrade("keystore", keys_engine)
+        finally:
+            data_engine.dispose()
+            keys_engine.dispose()
+        runtime = Runtime.open(settings)
+        try:
+            with transaction(runtime.sessions) as session:
+                create_tenant(session, runtime.keystore, slug=SLUG, name="Bench Ltd")
+            yield BenchEnv(home, runtime, SLUG, home / RAW_FILE)
+        finally:
+            runtime.close()
+    finally:
+        if given:
+            for path in ours:
+                path.unlink(missing_ok=True)
+            if made_dir:
+                try:
+                    home.rmdir()
+                except OSError:
+                    log(f"left {home} in place: not empty")
+        else:
+            shutil.rmtree(home, ignore_errors=True)
+        log("cleaned up")
+
+
+# ---------------------------------------------------------------------------------------------
+# Ingest: Pledge's real import path, and the plaintext baseline
+
+
+def field_inputs(person: Person) -> list[service.FieldInput]:
+    """One CSV row as `importer.plan_import` turns it into field inputs."""
+    return [
+        service.FieldInput(name, value.strip(), category, DataSource.DIRECT.value, STANDARD_CLASS)
+        for (name, category), value in zip(COLUMNS, person, strict=True)
+        if value.strip()
+    ]
+
+
+def ingest_pledge(
+    runtime: Runtime, slug: str, people: Sequence[Person], *, batch_size: int = BATCH_SIZE
+) -> float:
+    """Import `people` as the CSV importer does; returns the seconds it took.
+
+    Per batch, one transaction: validate and normalise every field, compute the blind
+    indexes, reject duplicate identities within the file (`plan_import`), then
+    `importer.import_batch` (known-identity check, data keys in the keystore, sealed records,
+    identity rows, audit entries) and commit.
+    """
+    progress = Progress("pledge ingest", len(people))
+    first_row_of: dict[tuple[str, bytes], int] = {}
+    start = time.perf_counter()
+    for number, begin in enumerate(range(0, len(people), batch_size), start=1):
+        with runtime.tenant_context(slug) as ctx:
+            indexer = IdentityIndexer(ctx.keystore, ctx.tenant_id)
+            now = utcnow()
+            prepared: list[service.PreparedSubject] = []
+            for row, person in enumerate(people[begin : begin + batch_size], start=begin):
+                subject = service.prepare_subject(ctx, field_inputs(person), indexer, now)
+                for kind, bidx in subject.identities:
+                    if (kind.value, bidx) in first_row_of:
+                        raise RuntimeError(f"row {row}: same {kind.value} as an earlier row")
+                    first_row_of[(kind.value, bidx)] = row
+                prepared.append(subject)
+            created, present = importer.import_batch(ctx, prepared, number)
+        if created != len(prepared) or present:
+            raise RuntimeError(f"batch {number}: {created} created, {present} already present")
+        progress.advance(len(prepared))
+    return time.perf_counter() - start
+
+
+@contextmanager
+def raw_db(path: Path) -> Iterator[sqlite3.Connection]:
+    """A bare SQLite database with the data store's pragmas and one plaintext table."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(RAW_SCHEMA)
+        conn.commit()
+        yield conn
+    finally:
+        conn.close()
+
+
+def ingest_raw(
+    conn: sqlite3.Connection, people: Sequence[Person], *, batch_size: int = BATCH_SIZE
+) -> float:
+    """Insert `people` in plaintext, `executemany` per batch, one commit per batch; the row
+    of `people[i]` gets id `i + 1`. Returns the seconds it took."""
+    progress = Progress("raw ingest", len(people))
+    start = time.perf_counter()
+    for begin in range(0, len(people), batch_size):
+        rows = [
+            (row + 1, *person)
+            for row, person in enumerate(people[begin : begin + batch_size], start=begin)
+        ]
+        conn.executemany(RAW_INSERT, rows)
+        conn.commit()
+        progress.advance(len(rows))
+    return time.perf_counter() - start
+
+
+def ingest_both(env: BenchEnv, conn: sqlite3.Connection, people: Sequence[Person]) -> None:
+    """Untimed set-up for the look-up and erasure benchmarks."""
+    seconds = ingest_pledge(env.runtime, env.slug, people)
+    log(f"pledge ingest: {len(people)} subjects in {seconds:.1f} s")
+    seconds = ingest_raw(conn, people)
+    log(f"raw ingest: {len(people)} rows in {seconds:.1f} s")

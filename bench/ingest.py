@@ -1,0 +1,67 @@
+"""Ingest throughput: Pledge's import path against plaintext inserts into bare SQLite.
+
+    python bench/ingest.py --subjects 100000 [--profile]
+
+Pledge: batches of 500, each one transaction through the CSV importer's path (validation and
+normalisation, blind indexes, duplicate checks, data keys, encryption, audit chain).
+Baseline: the same rows in plaintext, `executemany` per batch of 500, one commit per batch,
+same pragmas (WAL, synchronous=NORMAL). The data is generated before either is timed.
+Prints {"subjects", "pledge_per_s", "raw_per_s", "ratio"} as the last line of stdout.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import pstats
+import sys
+import time
+
+from _common import (
+    bench_env,
+    emit,
+    generate_people,
+    ingest_pledge,
+    ingest_raw,
+    log,
+    parse_args,
+    raw_db,
+)
+
+TOP = 25
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0] if __doc__ else "", profile=True)
+    n: int = args.subjects
+    start = time.perf_counter()
+    people = generate_people(n, args.seed)
+    log(f"generated {n} subjects in {time.perf_counter() - start:.1f} s (not timed)")
+    profiler = cProfile.Profile() if args.profile else None
+    with bench_env() as env, raw_db(env.raw_path) as conn:
+        if profiler is not None:
+            log("profiling the Pledge part: its throughput below is slowed by cProfile")
+            profiler.enable()
+        pledge_s = ingest_pledge(env.runtime, env.slug, people)
+        if profiler is not None:
+            profiler.disable()
+        log(f"pledge: {n} subjects in {pledge_s:.2f} s = {n / pledge_s:,.0f}/s")
+        raw_s = ingest_raw(conn, people)
+        log(f"raw:    {n} rows in {raw_s:.2f} s = {n / raw_s:,.0f}/s")
+    if profiler is not None:
+        for order in ("cumulative", "tottime"):
+            log(f"\n--- top {TOP} functions by {order} time (Pledge ingest) ---")
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats(order).print_stats(TOP)
+    pledge_per_s, raw_per_s = n / pledge_s, n / raw_s
+    result: dict[str, object] = {
+        "subjects": n,
+        "pledge_per_s": round(pledge_per_s, 1),
+        "raw_per_s": round(raw_per_s, 1),
+        "ratio": round(raw_per_s / pledge_per_s, 2),
+    }
+    if profiler is not None:
+        result["profiled"] = True
+    emit(result)
+
+
+if __name__ == "__main__":
+    main()

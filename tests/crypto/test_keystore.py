@@ -1,0 +1,54 @@
+"""The keystore: keys wrapped under the master key, apart from the data store."""
+
+from __future__ import annotations
+
+import base64
+import stat
+import uuid
+from pathlib import Path
+
+import pytest
+
+from pledge.core.config import Settings
+from pledge.core.errors import NotInitialised
+from pledge.crypto.aead import DecryptionFailed, new_key
+from pledge.crypto.keystore import KeyMissing, KeyStore, create_master_key_file, load_master_key
+from pledge.runtime import Runtime
+from tests.conftest import make_tenant
+
+
+def test_master_key_file_is_private_and_never_overwritten(tmp_path: Path) -> None:
+    path = tmp_path / "home" / "master.key"
+    assert create_master_key_file(path) is True
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    first = path.read_bytes()
+    assert create_master_key_file(path) is False and path.read_bytes() == first
+    assert len(load_master_key(Settings(home=tmp_path / "home"))) == 32
+
+
+def test_a_missing_or_malformed_master_key_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(NotInitialised, match="pledge init"):
+        load_master_key(Settings(home=tmp_path))
+    with pytest.raises(NotInitialised, match="32 bytes"):
+        load_master_key(Settings(home=tmp_path, master_key=base64.b64encode(b"short").decode()))
+
+
+def test_the_wrong_master_key_opens_nothing(runtime: Runtime) -> None:
+    tenant_id = make_tenant(runtime, "acme")
+    assert len(runtime.keystore.tenant_key(tenant_id)) == 32
+    impostor = KeyStore(runtime.keystore.engine, new_key())
+    with pytest.raises(DecryptionFailed):
+        impostor.tenant_key(tenant_id)
+
+
+def test_subject_keys_are_bound_to_their_tenant(runtime: Runtime) -> None:
+    a, b = make_tenant(runtime, "tenant-a"), make_tenant(runtime, "tenant-b")
+    subject = uuid.uuid4()
+    key = runtime.keystore.create_subject_keys(a, [(subject, "standard")])[(subject, "standard")]
+    assert runtime.keystore.subject_key(a, subject, "standard") == key
+    with pytest.raises(KeyMissing):
+        runtime.keystore.subject_key(b, subject, "standard")
+    assert runtime.keystore.derived_key(a, "blind-index") != runtime.keystore.derived_key(
+        b, "blind-index"
+    )
+    assert runtime.keystore.audit_key(a) != runtime.keystore.audit_key(b)
