@@ -82,7 +82,9 @@ def _slow(value: str) -> str | None:
 
 _ATOMS = st.text(alphabet="abcXYZ019._+-!#%&'*/=?^`{|}~@\"() ", min_size=0, max_size=12)
 _LABELS = st.text(alphabet="abcxnXN019-_.", min_size=0, max_size=14)
-_TLDS = st.sampled_from(["com", "org", "co", "uk", "test", "local", "onion", "x", "c0m", "museum", "invalid"])
+_TLDS = st.sampled_from(
+    ["com", "org", "co", "uk", "test", "local", "onion", "x", "c0m", "museum", "invalid"]
+)
 
 
 @given(
