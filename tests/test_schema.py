@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import MetaData, select
 
+from pledge.core.db import make_engine
 from pledge.crypto.keystore import KeystoreBase
+from pledge.migrations import upgrade
 from pledge.schema import Base
-from tests.conftest import Backend
+from pledge.subjects.models import Subject
+from pledge.tenants.models import Tenant
+from tests.conftest import Backend, _create_pg_database, _pg_admin_url
 
 GLOBAL_TABLES = {"tenants"}
 
@@ -52,3 +61,60 @@ def test_migrations_build_exactly_the_models(backend: Backend) -> None:
             )
             diff = compare_metadata(ctx, metadata)
         assert diff == [], f"models and migrations disagree on {engine.dialect.name}: {diff}"
+
+
+def test_migrations_upgrade_a_populated_database(backend: Backend, tmp_path: Path) -> None:
+    """Every migration runs on a database that already holds data (the first revision's
+    rows survive, new columns get their defaults)."""
+    if backend.kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        url = _create_pg_database(_pg_admin_url() or "", "pledge_upgrade_test")
+    engine = make_engine(url)
+    try:
+        upgrade("datastore", engine, "0001")
+        tenant_id, subject_id = uuid.uuid4(), uuid.uuid4()
+        now = datetime.now(UTC)
+        old = MetaData()
+        old.reflect(engine)
+
+        # The first revision's column types: UUIDs are bytes on SQLite, native on PostgreSQL.
+        def to_db(value: uuid.UUID) -> object:
+            return value.bytes if backend.kind == "sqlite" else value
+
+        with engine.begin() as conn:
+            conn.execute(
+                old.tables["tenants"]
+                .insert()
+                .values(
+                    id=to_db(tenant_id),
+                    slug="old",
+                    name="Old Ltd",
+                    jurisdictions=[],
+                    region="EU",
+                    phone_region="GB",
+                    require_totp=False,
+                    retention_classes={},
+                    created_at=now,
+                )
+            )
+            conn.execute(
+                old.tables["subjects"]
+                .insert()
+                .values(
+                    tenant_id=to_db(tenant_id),
+                    id=to_db(subject_id),
+                    status="active",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        upgrade("datastore", engine)
+        with engine.connect() as conn:
+            row = conn.execute(select(Subject).where(Subject.id == subject_id)).one()
+            assert row.is_child is False and row.restricted_at is None
+            tenant = conn.execute(select(Tenant).where(Tenant.id == tenant_id)).one()
+            assert tenant.honour_gpc is True and tenant.dnt_policy == "record"
+            assert tenant.public_hosts == []
+    finally:
+        engine.dispose()

@@ -82,6 +82,21 @@ class ShreddedKey(KeystoreBase):
     shredded_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class SigningKey(KeystoreBase):
+    """A tenant's Ed25519 key for signing (consent receipts). The private key is wrapped by
+    the tenant key; the public key is published so anyone can verify."""
+
+    __tablename__ = "signing_keys"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ID, primary_key=True)
+    kid: Mapped[str] = mapped_column(String(40), primary_key=True)
+    use: Mapped[str] = mapped_column(String(40))
+    wrapped_private: Mapped[bytes] = mapped_column(LargeBinary)
+    public: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
 class KeyMissing(Exception):
     """No key for this subject and class (never created)."""
 

@@ -5,6 +5,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import (
+    Boolean,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -60,6 +61,17 @@ class Subject(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Privacy state the gate reads (set through pledge.consent.state, each change audited).
+    # GDPR Art. 18: while restricted, nothing but storage.
+    restricted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # CCPA opt-out of sale/sharing: from GPC, a request, the preference center…
+    sale_opt_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    sale_opt_out_source: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    # CPRA: limit the use of sensitive personal information.
+    limit_sensitive_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # GDPR Art. 8 / CCPA 1798.120(c): a child's data needs a parent's consent.
+    is_child: Mapped[bool] = mapped_column(Boolean, default=False)
+    parental_consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class SubjectIdentity(Base):

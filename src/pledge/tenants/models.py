@@ -28,3 +28,11 @@ class Tenant(Base):
     # duty (1CRM: billing records, 7 years) can outlive the shredding of the rest.
     retention_classes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Signals. GPC is honoured as an opt-out of sale/sharing unless a tenant turns it off
+    # (it should not: 11 CCR §7025). DNT is always recorded; its effect is the tenant's
+    # stated policy ("record": no effect, as seed 001 §8 says; "opt_out": like GPC).
+    honour_gpc: Mapped[bool] = mapped_column(Boolean, default=True)
+    dnt_policy: Mapped[str] = mapped_column(String(16), default="record")
+    signals_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Host names of the tenant's public pages, for /.well-known/gpc.json by Host header.
+    public_hosts: Mapped[list[str]] = mapped_column(JSONType, default=list)

@@ -1,0 +1,1 @@
+"""Versioned privacy notices and consent wordings: exact text, language, hash, effective date."""

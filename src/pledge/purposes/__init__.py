@@ -1,0 +1,1 @@
+"""Purposes with their lawful basis, and the collection points that collect for them."""

@@ -1,0 +1,1 @@
+"""Browser privacy signals: Global Privacy Control (Sec-GPC) and Do Not Track."""
