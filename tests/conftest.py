@@ -255,3 +255,21 @@ def tenant(runtime: Runtime) -> str:
 @pytest.fixture
 def client(runtime: Runtime, tenant: str) -> TestClient:
     return api_client(runtime, make_api_token(runtime, tenant))
+
+
+def login(client: TestClient, workspace: str, email: str, password: str = PASSWORD) -> str:
+    client.get("/login")
+    csrf = client.cookies["pledge_csrf"]
+    r = client.post(
+        "/login",
+        data={
+            "workspace": workspace,
+            "email": email,
+            "password": password,
+            "csrf_token": csrf,
+            "next": "/",
+        },
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    return csrf

@@ -16,8 +16,7 @@ from typer.testing import CliRunner
 
 from pledge.cli.main import app
 from pledge.runtime import Runtime
-from tests.conftest import Backend, api_client, make_api_token, make_user, pg_dump
-from tests.test_isolation import login
+from tests.conftest import Backend, api_client, login, make_api_token, make_user, pg_dump
 
 SECRETS = {
     "email": "quintessa.vdh@secret-mail.example",

@@ -17,8 +17,7 @@ from pledge.core.clock import frozen, utcnow
 from pledge.core.errors import InvalidInput
 from pledge.runtime import Runtime
 from pledge.web.app import create_app
-from tests.conftest import PASSWORD, make_api_token, make_tenant, make_user
-from tests.test_isolation import login
+from tests.conftest import PASSWORD, login, make_api_token, make_tenant, make_user
 
 
 def _client(runtime: Runtime) -> TestClient:

@@ -13,6 +13,17 @@ class Scope(StrEnum):
     AUDIT_READ = "audit:read"
     USERS_MANAGE = "users:manage"
     APIKEYS_MANAGE = "apikeys:manage"
+    PURPOSES_READ = "purposes:read"  # purposes, collection points, topics
+    PURPOSES_WRITE = "purposes:write"
+    NOTICES_READ = "notices:read"
+    NOTICES_WRITE = "notices:write"
+    CONSENT_READ = "consent:read"  # ledger, relationships, objections, privacy state
+    CONSENT_WRITE = "consent:write"
+    GATE_CHECK = "gate:check"
+    PREFERENCES_READ = "preferences:read"  # preferences, suppression list
+    PREFERENCES_WRITE = "preferences:write"
+    CAMPAIGNS_SEND = "campaigns:send"
+    REPORTS_READ = "reports:read"
 
 
 class Role(StrEnum):
@@ -28,18 +39,32 @@ ALL_SCOPES: frozenset[Scope] = frozenset(Scope)
 ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     Role.OWNER: ALL_SCOPES,
     Role.ADMIN: ALL_SCOPES,
-    Role.PRIVACY_OFFICER: frozenset(
+    # Everything but managing staff and keys.
+    Role.PRIVACY_OFFICER: ALL_SCOPES - {Scope.USERS_MANAGE, Scope.APIKEYS_MANAGE},
+    # Support staff work with contacts and record what people tell them (a consent given on
+    # the phone, an opt-out) but cannot erase, export or change the configuration.
+    Role.AGENT: frozenset(
         {
             Scope.SUBJECTS_READ,
             Scope.SUBJECTS_WRITE,
-            Scope.SUBJECTS_ERASE,
-            Scope.SUBJECTS_EXPORT,
-            Scope.AUDIT_READ,
+            Scope.PURPOSES_READ,
+            Scope.NOTICES_READ,
+            Scope.CONSENT_READ,
+            Scope.CONSENT_WRITE,
+            Scope.GATE_CHECK,
+            Scope.PREFERENCES_READ,
+            Scope.PREFERENCES_WRITE,
         }
     ),
-    # Support staff work with contacts but cannot erase or bulk-export them.
-    Role.AGENT: frozenset({Scope.SUBJECTS_READ, Scope.SUBJECTS_WRITE}),
-    Role.VIEWER: frozenset({Scope.SUBJECTS_READ}),
+    Role.VIEWER: frozenset(
+        {
+            Scope.SUBJECTS_READ,
+            Scope.PURPOSES_READ,
+            Scope.NOTICES_READ,
+            Scope.CONSENT_READ,
+            Scope.PREFERENCES_READ,
+        }
+    ),
 }
 
 

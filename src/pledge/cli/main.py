@@ -16,6 +16,13 @@ from rich.table import Table
 from pledge.access import service as access
 from pledge.access.permissions import Role, Scope, parse_scopes
 from pledge.audit import service as audit
+from pledge.campaigns import cli as campaigns_cli
+from pledge.consent import cli as consent_cli
+from pledge.gate import cli as gate_cli
+from pledge.mail import cli as mail_cli
+from pledge.notices import cli as notices_cli
+from pledge.preferences import cli as preferences_cli
+from pledge.purposes import cli as purposes_cli
 from pledge.cli.common import (
     console,
     errors,
@@ -52,6 +59,13 @@ app.add_typer(user_app, name="user")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(subjects_app, name="subjects")
 app.add_typer(audit_app, name="audit")
+app.add_typer(purposes_cli.app, name="purpose")
+app.add_typer(notices_cli.app, name="notice")
+app.add_typer(consent_cli.app, name="consent")
+app.add_typer(gate_cli.app, name="gate")
+app.add_typer(preferences_cli.app, name="preferences")
+app.add_typer(campaigns_cli.app, name="campaign")
+app.add_typer(mail_cli.app, name="mail")
 
 TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="Tenant slug")]
 

@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import (
     Engine,
@@ -146,6 +147,10 @@ def _subject_aad(tenant_id: uuid.UUID, subject_id: uuid.UUID, key_class: str) ->
     return b"pledge:subject-key:v1|" + tenant_id.bytes + subject_id.bytes + key_class.encode()
 
 
+def _signing_aad(tenant_id: uuid.UUID, kid: str) -> bytes:
+    return b"pledge:signing-key:v1|" + tenant_id.bytes + kid.encode()
+
+
 def make_keystore_engine(url: str) -> Engine:
     engine = make_engine(url)
     if url.startswith("sqlite"):
@@ -193,6 +198,46 @@ class KeyStore:
         # From the master key, not the tenant key: the audit trail must stay verifiable after a
         # tenant's keys are destroyed at offboarding.
         return derive(self._master_raw, b"pledge:audit-chain:v1|" + tenant_id.bytes)
+
+    # -- signing keys ---------------------------------------------------------------------
+
+    def signing_key(self, tenant_id: uuid.UUID, use: str) -> tuple[str, bytes]:
+        """The tenant's current Ed25519 private key (raw 32 bytes) for `use`, created on
+        first use. Returns (kid, private key)."""
+        tenant = AESGCM(self.tenant_key(tenant_id))
+        with self._sessions.begin() as s:
+            row = s.scalar(
+                select(SigningKey)
+                .where(SigningKey.tenant_id == tenant_id, SigningKey.use == use)
+                .where(SigningKey.retired_at.is_(None))
+                .order_by(SigningKey.created_at.desc())
+                .limit(1)
+            )
+            if row is None:
+                private = Ed25519PrivateKey.generate()
+                raw = private.private_bytes_raw()
+                kid = f"{use}-{uuid.uuid4().hex[:12]}"
+                row = SigningKey(
+                    tenant_id=tenant_id,
+                    kid=kid,
+                    use=use,
+                    wrapped_private=seal(tenant, raw, _signing_aad(tenant_id, kid)),
+                    public=private.public_key().public_bytes_raw(),
+                    created_at=utcnow(),
+                )
+                s.add(row)
+                return kid, raw
+            return row.kid, unseal(tenant, row.wrapped_private, _signing_aad(tenant_id, row.kid))
+
+    def public_signing_keys(self, tenant_id: uuid.UUID, use: str) -> dict[str, bytes]:
+        """Every public key ever used for `use` (retired ones too: old receipts must verify)."""
+        with self._sessions() as s:
+            rows = s.execute(
+                select(SigningKey.kid, SigningKey.public).where(
+                    SigningKey.tenant_id == tenant_id, SigningKey.use == use
+                )
+            ).all()
+        return {kid: public for kid, public in rows}
 
     # -- subject keys ---------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ def _config(which: str, engine: Engine) -> Config:
     return cfg
 
 
-def upgrade(which: str, engine: Engine, revision: str = "head") -> None:
+def upgrade(which: str, engine: Engine, revision: str = "heads") -> None:
     command.upgrade(_config(which, engine), revision)
 
 

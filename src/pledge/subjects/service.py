@@ -23,6 +23,7 @@ from pledge.core.clock import utcnow
 from pledge.core.db import bulk_insert
 from pledge.core.errors import Conflict, InvalidInput, NotFound, SubjectErased
 from pledge.core.ids import new_id
+from pledge.crypto.aead import seal, unseal
 from pledge.crypto.keystore import KeyMissing, KeyShredded
 from pledge.subjects.categories import check_category
 from pledge.subjects.identity import (
@@ -44,6 +45,7 @@ from pledge.subjects.models import (
 from pledge.subjects.vault import (
     IdentityIndexer,
     StoredField,
+    note_aad,
     open_payload,
     open_record,
     seal_payload,
@@ -700,6 +702,21 @@ def add_interaction(
     interaction_id = store_interactions(ctx, [item])[0]
     subject.updated_at = utcnow()
     return interaction_id
+
+
+def seal_note(ctx: TenantContext, subject_id: uuid.UUID, context: str, note: str) -> bytes:
+    """Seal a free-text note about a subject (staff's grounds, a letter) under its standard
+    data key: erasing the subject makes the note unreadable too."""
+    key = _subject_key(ctx, subject_id, STANDARD_CLASS)
+    return seal(AESGCM(key), note.encode(), note_aad(ctx.tenant_id, subject_id, context))
+
+
+def open_note(ctx: TenantContext, subject_id: uuid.UUID, context: str, sealed: bytes) -> str | None:
+    try:
+        key = ctx.keystore.subject_key(ctx.tenant_id, subject_id, STANDARD_CLASS)
+    except (KeyShredded, KeyMissing):
+        return None
+    return unseal(AESGCM(key), sealed, note_aad(ctx.tenant_id, subject_id, context)).decode()
 
 
 def require_subject(ctx: TenantContext, kind: IdentityKind, value: str) -> uuid.UUID:

@@ -109,3 +109,7 @@ class IdentityIndexer:
 
     def index(self, kind: IdentityKind, normalised: str) -> bytes:
         return blind_index(self._key, f"{kind.value}:{normalised}")
+
+
+def note_aad(tenant_id: uuid.UUID, subject_id: uuid.UUID, context: str) -> bytes:
+    return b"pledge:note:v1|" + tenant_id.bytes + subject_id.bytes + context.encode()

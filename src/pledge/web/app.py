@@ -14,6 +14,22 @@ from pledge.access import api as access_api
 from pledge.access import pages as access_pages
 from pledge.audit import api as audit_api
 from pledge.audit import pages as audit_pages
+from pledge.campaigns import api as campaigns_api
+from pledge.campaigns import pages as campaigns_pages
+from pledge.consent import api as consent_api
+from pledge.consent import pages as consent_pages
+from pledge.gate import api as gate_api
+from pledge.gate import pages as gate_pages
+from pledge.mail import api as mail_api
+from pledge.mail import pages as mail_pages
+from pledge.notices import api as notices_api
+from pledge.notices import pages as notices_pages
+from pledge.preferences import api as preferences_api
+from pledge.preferences import pages as preferences_pages
+from pledge.purposes import api as purposes_api
+from pledge.purposes import pages as purposes_pages
+from pledge.signals import api as signals_api
+from pledge.signals import pages as signals_pages
 from pledge.runtime import Runtime
 from pledge.subjects import api as subjects_api
 from pledge.subjects import pages as subjects_pages
@@ -29,12 +45,32 @@ Errors are RFC 9457 `application/problem+json` with a machine-readable `code`.
 """
 
 
-API_ROUTERS: tuple[APIRouter, ...] = (subjects_api.router, audit_api.router, access_api.router)
+API_ROUTERS: tuple[APIRouter, ...] = (
+    subjects_api.router,
+    audit_api.router,
+    access_api.router,
+    purposes_api.router,
+    notices_api.router,
+    consent_api.router,
+    gate_api.router,
+    preferences_api.router,
+    campaigns_api.router,
+    signals_api.router,
+    mail_api.router,
+)
 PAGE_ROUTERS: tuple[APIRouter, ...] = (
     access_pages.router,
     tenant_pages.router,
     subjects_pages.router,
     audit_pages.router,
+    purposes_pages.router,
+    notices_pages.router,
+    consent_pages.router,
+    gate_pages.router,
+    preferences_pages.router,
+    campaigns_pages.router,
+    signals_pages.router,
+    mail_pages.router,
 )
 
 

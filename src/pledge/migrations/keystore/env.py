@@ -19,7 +19,7 @@ def run_migrations_online() -> None:
         if sqlite:
             # Batch mode rebuilds a table (copy, drop, rename); with foreign keys enforced the
             # drop fails on any populated database. Off for the migration, checked after.
-            connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
@@ -34,7 +34,7 @@ def run_migrations_online() -> None:
         if sqlite:
             broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
             connection.commit()
-            connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
             if broken:
                 raise RuntimeError(f"foreign keys broken by the migration: {broken[:5]}")
 

@@ -1,0 +1,151 @@
+"""Consent receipts: Kantara Consent Receipt v1.1 fields, signed as a compact JWS with the
+tenant's Ed25519 key (alg "Ed25519", RFC 9864). ISO/IEC TS 27560 separates the record the
+controller keeps (the ledger row) from the receipt given to the person (this)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import OKPKey
+
+from pledge.access.context import TenantContext
+from pledge.consent.models import ConsentRecord
+from pledge.core.config import get_settings
+from pledge.notices.models import NoticeVersion
+from pledge.purposes.models import Purpose
+from pledge.subjects.categories import describe
+
+ALG = "Ed25519"
+USE = "consent-receipt"
+VERSION = "KI-CR-v1.1.0"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _private_jwk(raw: bytes, public: bytes) -> OKPKey:
+    return OKPKey.import_key({"kty": "OKP", "crv": "Ed25519", "d": _b64(raw), "x": _b64(public)})
+
+
+def _public_jwk(public: bytes) -> OKPKey:
+    return OKPKey.import_key({"kty": "OKP", "crv": "Ed25519", "x": _b64(public)})
+
+
+def claims_for(
+    ctx: TenantContext,
+    record: ConsentRecord,
+    purpose: Purpose,
+    wording: NoticeVersion,
+    public: bytes,
+) -> dict[str, Any]:
+    base = get_settings().base_url.rstrip("/")
+    sensitive = sorted(c for c in purpose.data_categories if describe(c).sensitive)
+    return {
+        "version": VERSION,
+        "jurisdiction": ", ".join(ctx.tenant.jurisdictions) or ctx.tenant.region,
+        "consentTimestamp": int(record.recorded_at.timestamp()),
+        "collectionMethod": record.method,
+        "consentReceiptID": str(record.id),
+        "publicKey": _b64(public),
+        "language": wording.language,
+        # The subject's id, not an identifier of the person: the receipt itself holds no
+        # personal value beyond what the person already knows.
+        "piiPrincipalId": str(record.subject_id),
+        "piiControllers": [{"piiController": ctx.tenant.name, "onBehalf": False}],
+        "policyUrl": f"{base}/p/{ctx.tenant.slug}/privacy",
+        "services": [
+            {
+                "service": ctx.tenant.name,
+                "purposes": [
+                    {
+                        "purpose": purpose.name,
+                        "purposeCategory": [purpose.dpv_purpose or purpose.slug],
+                        "consentType": "EXPLICIT",
+                        "piiCategory": purpose.data_categories,
+                        "primaryPurpose": True,
+                        "termination": f"until withdrawn: {base}/p/{ctx.tenant.slug}/preferences",
+                        "thirdPartyDisclosure": purpose.is_sale_or_sharing,
+                        "thirdPartyName": "",
+                    }
+                ],
+            }
+        ],
+        "sensitive": bool(sensitive),
+        "spiCat": sensitive,
+        # Pledge extension: the exact words agreed to, by version and hash.
+        "consentWording": {
+            "versionId": str(wording.id),
+            "version": wording.version,
+            "sha256": wording.sha256,
+        },
+    }
+
+
+def issue(
+    ctx: TenantContext, record: ConsentRecord, purpose: Purpose, wording: NoticeVersion
+) -> str:
+    kid, raw = ctx.keystore.signing_key(ctx.tenant_id, USE)
+    public = ctx.keystore.public_signing_keys(ctx.tenant_id, USE)[kid]
+    payload = json.dumps(
+        claims_for(ctx, record, purpose, wording, public), separators=(",", ":"), sort_keys=True
+    )
+    token: str = jws.serialize_compact(
+        {"alg": ALG, "kid": kid, "typ": "JWT"},
+        payload.encode(),
+        _private_jwk(raw, public),
+        algorithms=[ALG],
+    )
+    return token
+
+
+@dataclass(frozen=True)
+class Verification:
+    valid: bool
+    reason: str | None = None
+    claims: dict[str, Any] | None = None
+    kid: str | None = None
+
+
+def verify(ctx: TenantContext, token: str) -> Verification:
+    """Check a receipt's signature against the tenant's receipt keys (current and retired)."""
+    token = token.strip()
+    try:
+        header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "==="))
+    except (ValueError, IndexError):
+        return Verification(False, "not a compact JWS")
+    if not isinstance(header, dict) or header.get("alg") != ALG:
+        return Verification(False, f"unexpected algorithm (expected {ALG})")
+    kid = str(header.get("kid", ""))
+    public = ctx.keystore.public_signing_keys(ctx.tenant_id, USE).get(kid)
+    if public is None:
+        return Verification(False, "signed with a key this tenant never used", kid=kid)
+    try:
+        obj = jws.deserialize_compact(token, _public_jwk(public), algorithms=[ALG])
+    except (JoseError, ValueError) as exc:
+        return Verification(False, f"signature does not verify ({type(exc).__name__})", kid=kid)
+    claims = json.loads(obj.payload)
+    return Verification(True, None, claims, kid)
+
+
+def jwks(ctx: TenantContext) -> dict[str, Any]:
+    """The tenant's public receipt keys, as a JWK set anyone can verify receipts with."""
+    keys = ctx.keystore.public_signing_keys(ctx.tenant_id, USE)
+    return {
+        "keys": [
+            {
+                "kty": "OKP",
+                "crv": "Ed25519",
+                "x": _b64(public),
+                "kid": kid,
+                "use": "sig",
+                "alg": ALG,
+            }
+            for kid, public in sorted(keys.items())
+        ]
+    }

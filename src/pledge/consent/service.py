@@ -1,0 +1,495 @@
+"""The consent ledger and the other lawful bases a subject is held under.
+
+Every grant and withdrawal is a new ledger row with its proof, and the current state is kept
+in step in the same transaction. Nothing here commits; every change writes its audit entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from pledge.access.context import TenantContext
+from pledge.access.scoping import for_tenant
+from pledge.audit import service as audit
+from pledge.audit.events import AuditEvent
+from pledge.consent import receipts
+from pledge.consent.models import (
+    ConsentAction,
+    ConsentMethod,
+    ConsentRecord,
+    ConsentState,
+    Objection,
+    SubjectPurpose,
+)
+from pledge.core.clock import utcnow
+from pledge.core.errors import InvalidInput, SubjectErased
+from pledge.core.ids import new_id
+from pledge.crypto.aead import derive
+from pledge.notices import service as notices
+from pledge.notices.models import NoticeVersion
+from pledge.purposes import service as purposes
+from pledge.purposes.models import CollectionPoint, LawfulBasis, Purpose
+from pledge.subjects import service as subjects
+from pledge.subjects.models import STANDARD_CLASS, Subject, SubjectStatus
+
+
+@dataclass(frozen=True)
+class Signals:
+    """What the person's browser or the integrator tells about the request."""
+
+    gpc: bool = False
+    dnt: bool | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+NO_SIGNALS = Signals()
+
+
+@dataclass(frozen=True)
+class ConsentInput:
+    purpose: str
+    action: str
+    method: str
+    wording_version_id: str | uuid.UUID | None = None
+    collection_point: str | None = None
+    # The checkbox was ticked before the person acted on it: not consent (seed 000: "Do not
+    # pre-check the consent checkboxes"; GDPR recital 32, CJEU C-673/17 Planet49).
+    prechecked: bool = False
+
+
+def active_subject(ctx: TenantContext, subject_id: uuid.UUID | str) -> Subject:
+    subject = subjects.get_subject_row(ctx, subject_id)
+    if subject.status == SubjectStatus.ERASED.value:
+        raise SubjectErased("this subject has been erased")
+    return subject
+
+
+def _signal_mac(
+    ctx: TenantContext, subject_id: uuid.UUID, what: str, value: str | None
+) -> bytes | None:
+    """IP and user agent as a MAC under a key derived from the subject's data key: it can
+    confirm a claimed value while the subject exists and is noise once it is erased."""
+    if not value:
+        return None
+    key = ctx.keystore.subject_key(ctx.tenant_id, subject_id, STANDARD_CLASS)
+    mac_key = derive(key, b"pledge:consent-signal:v1")
+    return hmac.new(mac_key, f"{what}:{value.strip()}".encode(), hashlib.sha256).digest()
+
+
+def _wording(
+    ctx: TenantContext,
+    purpose: Purpose,
+    point: CollectionPoint | None,
+    version_id: str | uuid.UUID | None,
+) -> NoticeVersion:
+    if version_id is None:
+        raise InvalidInput(
+            "a consent needs the version of the wording that was shown (wording_version_id)"
+        )
+    version = notices.get_version(ctx, version_id)
+    allowed = {purpose.consent_notice_id}
+    if point is not None:
+        allowed |= {
+            w for p, w in purposes.collection_point_purposes(ctx, point) if p.id == purpose.id
+        }
+    if version.notice_id not in allowed:
+        raise InvalidInput(f"that wording is not one shown for purpose {purpose.slug!r}")
+    if version.effective_at > utcnow():
+        raise InvalidInput("that wording version is not in effect yet")
+    return version
+
+
+def _privacy_notice_version(ctx: TenantContext, point: CollectionPoint | None) -> uuid.UUID | None:
+    if point is None or point.privacy_notice_id is None:
+        return None
+    current = notices.current_version(ctx, point.privacy_notice_id)
+    return current.id if current else None
+
+
+def record_consent(
+    ctx: TenantContext,
+    subject_id: uuid.UUID | str,
+    data: ConsentInput,
+    signals: Signals = NO_SIGNALS,
+) -> ConsentRecord:
+    """Append a grant or a withdrawal to the ledger, with its proof, and update the state.
+
+    Withdrawal is as easy as giving (GDPR Art. 7(3)): no wording needed, effective at once.
+    """
+    subject = active_subject(ctx, subject_id)
+    purpose = purposes.get_purpose(ctx, data.purpose)
+    try:
+        action = ConsentAction(data.action)
+        method = ConsentMethod(data.method).value
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    point = (
+        purposes.get_collection_point(ctx, data.collection_point) if data.collection_point else None
+    )
+    wording: NoticeVersion | None = None
+    if action is ConsentAction.GRANT:
+        if purpose.lawful_basis != LawfulBasis.CONSENT.value:
+            raise InvalidInput(
+                f"purpose {purpose.slug!r} is not based on consent ({purpose.lawful_basis})"
+            )
+        if purpose.archived_at is not None:
+            raise InvalidInput(f"purpose {purpose.slug!r} is archived")
+        if data.prechecked:
+            raise InvalidInput(
+                "a consent presented pre-checked is not consent: the person must tick the box"
+            )
+        wording = _wording(ctx, purpose, point, data.wording_version_id)
+    now = utcnow()
+    record = ConsentRecord(
+        tenant_id=ctx.tenant_id,
+        id=new_id(),
+        subject_id=subject.id,
+        purpose_id=purpose.id,
+        action=action.value,
+        recorded_at=now,
+        method=method,
+        collection_point_id=point.id if point else None,
+        wording_version_id=wording.id if wording else None,
+        wording_sha256=wording.sha256 if wording else None,
+        notice_version_id=_privacy_notice_version(ctx, point),
+        gpc=signals.gpc,
+        dnt=signals.dnt,
+        ip_mac=_signal_mac(ctx, subject.id, "ip", signals.ip),
+        user_agent_mac=_signal_mac(ctx, subject.id, "ua", signals.user_agent),
+        actor_kind=ctx.actor.kind.value,
+        actor_id=ctx.actor.id,
+    )
+    if action is ConsentAction.GRANT and wording is not None:
+        record.receipt_jws = receipts.issue(ctx, record, purpose, wording)
+    ctx.session.add(record)
+    state = ctx.session.get(ConsentState, (ctx.tenant_id, subject.id, purpose.id))
+    if state is None:
+        state = ConsentState(tenant_id=ctx.tenant_id, subject_id=subject.id, purpose_id=purpose.id)
+        ctx.session.add(state)
+    state.granted = action is ConsentAction.GRANT
+    state.record_id = record.id
+    state.updated_at = now
+    ctx.session.flush()
+    audit.record(
+        ctx,
+        AuditEvent.CONSENT_GRANTED if state.granted else AuditEvent.CONSENT_WITHDRAWN,
+        subject_id=subject.id,
+        details={
+            "purpose": purpose.slug,
+            "record_id": str(record.id),
+            "method": method,
+            "wording_sha256": record.wording_sha256,
+            "gpc": signals.gpc,
+            "dnt": signals.dnt,
+        },
+    )
+    return record
+
+
+def withdraw_all(
+    ctx: TenantContext, subject_id: uuid.UUID | str, method: str
+) -> list[ConsentRecord]:
+    """Withdraw every consent in force (GDPR Art. 7(3); the "withdraw consent" request)."""
+    subject = active_subject(ctx, subject_id)
+    granted = (
+        ctx.session.execute(
+            select(Purpose.slug)
+            .join(
+                ConsentState,
+                (ConsentState.tenant_id == Purpose.tenant_id)
+                & (ConsentState.purpose_id == Purpose.id),
+            )
+            .where(
+                ConsentState.tenant_id == ctx.tenant_id,
+                ConsentState.subject_id == subject.id,
+                ConsentState.granted,
+            )
+        )
+        .scalars()
+        .all()
+    )
+    return [
+        record_consent(
+            ctx,
+            subject.id,
+            ConsentInput(purpose=slug, action=ConsentAction.WITHDRAW.value, method=method),
+        )
+        for slug in granted
+    ]
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    record: ConsentRecord
+    purpose: Purpose
+    wording: NoticeVersion | None
+
+
+def timeline(ctx: TenantContext, subject_id: uuid.UUID | str) -> list[TimelineEntry]:
+    """Every grant and withdrawal of the subject, oldest first, with the exact text shown."""
+    subject = subjects.get_subject_row(ctx, subject_id)
+    rows = ctx.session.execute(
+        for_tenant(select(ConsentRecord, Purpose), ConsentRecord, ctx.tenant_id)
+        .join(
+            Purpose,
+            (Purpose.tenant_id == ConsentRecord.tenant_id)
+            & (Purpose.id == ConsentRecord.purpose_id),
+        )
+        .where(ConsentRecord.subject_id == subject.id)
+        .order_by(ConsentRecord.recorded_at, ConsentRecord.id)
+    ).all()
+    versions = {
+        v.id: v
+        for v in ctx.session.scalars(
+            for_tenant(select(NoticeVersion), NoticeVersion, ctx.tenant_id).where(
+                NoticeVersion.id.in_(
+                    [r.wording_version_id for r, _ in rows if r.wording_version_id]
+                )
+            )
+        )
+    }
+    return [
+        TimelineEntry(r, p, versions.get(r.wording_version_id) if r.wording_version_id else None)
+        for r, p in rows
+    ]
+
+
+def consent_states(ctx: TenantContext, subject_id: uuid.UUID) -> dict[uuid.UUID, bool]:
+    rows = ctx.session.execute(
+        for_tenant(
+            select(ConsentState.purpose_id, ConsentState.granted), ConsentState, ctx.tenant_id
+        ).where(ConsentState.subject_id == subject_id)
+    ).all()
+    return {p: g for p, g in rows}
+
+
+# ---------------------------------------------------------------------------------------------
+# Other lawful bases: relationships
+
+
+def add_relationship(
+    ctx: TenantContext,
+    subject_id: uuid.UUID | str,
+    purpose_slug: str,
+    *,
+    collection_point: CollectionPoint | None = None,
+) -> SubjectPurpose:
+    """Hold a subject for a purpose on its non-consent basis (contract, legitimate interest,
+    legal obligation…), e.g. because they came through a collection point that collects for it."""
+    subject = active_subject(ctx, subject_id)
+    purpose = purposes.get_purpose(ctx, purpose_slug)
+    if purpose.lawful_basis == LawfulBasis.CONSENT.value:
+        raise InvalidInput(
+            f"purpose {purpose.slug!r} is based on consent: record a consent instead"
+        )
+    link = ctx.session.get(SubjectPurpose, (ctx.tenant_id, subject.id, purpose.id))
+    now = utcnow()
+    if link is None:
+        link = SubjectPurpose(
+            tenant_id=ctx.tenant_id,
+            subject_id=subject.id,
+            purpose_id=purpose.id,
+            since=now,
+            collection_point_id=collection_point.id if collection_point else None,
+        )
+        ctx.session.add(link)
+    elif link.until is None:
+        return link
+    link.until = None
+    ctx.session.flush()
+    audit.record(
+        ctx,
+        AuditEvent.RELATIONSHIP_CHANGED,
+        subject_id=subject.id,
+        details={"purpose": purpose.slug, "change": "started", "basis": purpose.lawful_basis},
+    )
+    return link
+
+
+def end_relationship(ctx: TenantContext, subject_id: uuid.UUID | str, purpose_slug: str) -> None:
+    """The basis ended (a contract closed): the purpose no longer covers this subject."""
+    subject = subjects.get_subject_row(ctx, subject_id)
+    purpose = purposes.get_purpose(ctx, purpose_slug)
+    link = ctx.session.get(SubjectPurpose, (ctx.tenant_id, subject.id, purpose.id))
+    if link is not None and link.until is None:
+        link.until = utcnow()
+        audit.record(
+            ctx,
+            AuditEvent.RELATIONSHIP_CHANGED,
+            subject_id=subject.id,
+            details={"purpose": purpose.slug, "change": "ended"},
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Objections (GDPR Art. 21)
+
+
+def record_objection(
+    ctx: TenantContext, subject_id: uuid.UUID | str, purpose_slug: str
+) -> Objection:
+    """Object to a purpose. Direct marketing stops at once and for good (Art. 21(3)); other
+    legitimate-interest or public-task purposes stop unless staff record compelling grounds."""
+    subject = active_subject(ctx, subject_id)
+    purpose = purposes.get_purpose(ctx, purpose_slug)
+    objectable = {
+        LawfulBasis.LEGITIMATE_INTEREST.value,
+        LawfulBasis.PUBLIC_INTEREST.value,
+        LawfulBasis.OFFICIAL_AUTHORITY.value,
+    }
+    if purpose.lawful_basis not in objectable and not purpose.is_marketing:
+        raise InvalidInput(
+            f"purpose {purpose.slug!r} rests on {purpose.lawful_basis}: "
+            "the right to object does not apply"
+        )
+    objection = ctx.session.get(Objection, (ctx.tenant_id, subject.id, purpose.id))
+    if objection is None:
+        objection = Objection(
+            tenant_id=ctx.tenant_id, subject_id=subject.id, purpose_id=purpose.id, since=utcnow()
+        )
+        ctx.session.add(objection)
+    objection.grounds_sealed = None
+    objection.overridden_at = None
+    ctx.session.flush()
+    audit.record(
+        ctx, AuditEvent.OBJECTION_RECORDED, subject_id=subject.id, details={"purpose": purpose.slug}
+    )
+    if purpose.lawful_basis == LawfulBasis.CONSENT.value and consent_states(ctx, subject.id).get(
+        purpose.id
+    ):
+        record_consent(
+            ctx,
+            subject.id,
+            ConsentInput(purpose.slug, ConsentAction.WITHDRAW.value, ConsentMethod.API.value),
+        )
+    return objection
+
+
+def override_objection(
+    ctx: TenantContext, subject_id: uuid.UUID | str, purpose_slug: str, grounds: str
+) -> Objection:
+    """Staff record compelling legitimate grounds that override the objection (Art. 21(1)).
+    Never for direct marketing."""
+    subject = active_subject(ctx, subject_id)
+    purpose = purposes.get_purpose(ctx, purpose_slug)
+    if purpose.is_marketing:
+        raise InvalidInput(
+            "an objection to direct marketing cannot be overridden (GDPR Art. 21(3))"
+        )
+    objection = ctx.session.get(Objection, (ctx.tenant_id, subject.id, purpose.id))
+    if objection is None:
+        raise InvalidInput("there is no objection to override")
+    note = grounds.strip()
+    if len(note) < 10:
+        raise InvalidInput("state the compelling grounds (at least a sentence)")
+    objection.grounds_sealed = subjects.seal_note(ctx, subject.id, f"objection:{purpose.id}", note)
+    objection.overridden_at = utcnow()
+    audit.record(
+        ctx,
+        AuditEvent.OBJECTION_OVERRIDDEN,
+        subject_id=subject.id,
+        details={"purpose": purpose.slug},
+    )
+    return objection
+
+
+# ---------------------------------------------------------------------------------------------
+# Privacy state the gate reads
+
+
+def set_restriction(
+    ctx: TenantContext, subject_id: uuid.UUID | str, restricted: bool, reason: str
+) -> Subject:
+    """GDPR Art. 18: while restricted, the gate denies every use but storage."""
+    subject = active_subject(ctx, subject_id)
+    if restricted == (subject.restricted_at is not None):
+        return subject
+    subject.restricted_at = utcnow() if restricted else None
+    _state_changed(ctx, subject, "restricted" if restricted else "restriction_lifted", reason)
+    return subject
+
+
+def set_sale_opt_out(
+    ctx: TenantContext, subject_id: uuid.UUID | str, opted_out: bool, source: str
+) -> Subject:
+    """CCPA opt-out of sale/sharing. An explicit choice beats GPC, GPC beats the default: a
+    GPC signal never overrides an explicit opt-in (STANDARDS.md, GPC precedence)."""
+    subject = active_subject(ctx, subject_id)
+    if opted_out:
+        if subject.sale_opt_out_at is not None:
+            return subject
+        if source == "gpc" and subject.sale_opt_out_source == "explicit_opt_in":
+            return subject
+        subject.sale_opt_out_at = utcnow()
+        subject.sale_opt_out_source = source
+        _state_changed(ctx, subject, "sale_opted_out", source)
+    else:
+        subject.sale_opt_out_at = None
+        subject.sale_opt_out_source = "explicit_opt_in"
+        _state_changed(ctx, subject, "sale_opted_in", source)
+    return subject
+
+
+def set_limit_sensitive(
+    ctx: TenantContext, subject_id: uuid.UUID | str, limited: bool, source: str
+) -> Subject:
+    subject = active_subject(ctx, subject_id)
+    if limited == (subject.limit_sensitive_at is not None):
+        return subject
+    subject.limit_sensitive_at = utcnow() if limited else None
+    _state_changed(ctx, subject, "sensitive_limited" if limited else "sensitive_unlimited", source)
+    return subject
+
+
+def set_child(
+    ctx: TenantContext, subject_id: uuid.UUID | str, *, is_child: bool, parental_consent: bool
+) -> Subject:
+    subject = active_subject(ctx, subject_id)
+    subject.is_child = is_child
+    subject.parental_consent_at = utcnow() if (is_child and parental_consent) else None
+    _state_changed(
+        ctx,
+        subject,
+        "child" if is_child else "adult",
+        "parental_consent" if parental_consent else "",
+    )
+    return subject
+
+
+def _state_changed(ctx: TenantContext, subject: Subject, change: str, source: str) -> None:
+    subject.updated_at = utcnow()
+    audit.record(
+        ctx,
+        AuditEvent.PRIVACY_STATE_CHANGED,
+        subject_id=subject.id,
+        details={"change": change, "source": source[:60]},
+    )
+
+
+def objection_for(
+    ctx: TenantContext, subject_id: uuid.UUID, purpose_id: uuid.UUID
+) -> Objection | None:
+    return ctx.session.get(Objection, (ctx.tenant_id, subject_id, purpose_id))
+
+
+def relationship_for(
+    ctx: TenantContext, subject_id: uuid.UUID, purpose_id: uuid.UUID
+) -> SubjectPurpose | None:
+    return ctx.session.get(SubjectPurpose, (ctx.tenant_id, subject_id, purpose_id))
+
+
+def state_for(
+    ctx: TenantContext, subject_id: uuid.UUID, purpose_id: uuid.UUID
+) -> ConsentState | None:
+    return ctx.session.get(ConsentState, (ctx.tenant_id, subject_id, purpose_id))
+
+
+def is_in_force(at: datetime, since: datetime, until: datetime | None) -> bool:
+    return since <= at and (until is None or at < until)

@@ -1,0 +1,193 @@
+"""Notices and their versions. A version is never edited: changing a wording publishes a new
+version, and every consent proof keeps pointing at the version that was shown."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+import uuid
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from pledge.access.context import TenantContext
+from pledge.access.scoping import for_tenant, get_in_tenant
+from pledge.audit import service as audit
+from pledge.audit.events import AuditEvent
+from pledge.core import validation
+from pledge.core.clock import utcnow
+from pledge.core.errors import Conflict, InvalidInput, NotFound
+from pledge.core.ids import new_id, parse_id
+from pledge.notices.models import Notice, NoticeAnnouncement, NoticeKind, NoticeVersion
+
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")  # BCP 47, simplified
+MAX_TEXT = 200_000
+
+
+def text_hash(text: str) -> str:
+    """SHA-256 of the exact UTF-8 text: what a proof of consent commits to."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def create_notice(ctx: TenantContext, *, slug: str, kind: str, title: str) -> Notice:
+    validation.slug(slug, "slug")
+    try:
+        kind_value = NoticeKind(kind).value
+    except ValueError:
+        raise InvalidInput(
+            f"kind must be one of: {', '.join(k.value for k in NoticeKind)}"
+        ) from None
+    if find_notice(ctx, slug) is not None:
+        raise Conflict(f"notice {slug!r} already exists")
+    notice = Notice(
+        tenant_id=ctx.tenant_id,
+        id=new_id(),
+        slug=slug,
+        kind=kind_value,
+        title=validation.text(title, "title", max_chars=200),
+        created_at=utcnow(),
+    )
+    ctx.session.add(notice)
+    ctx.session.flush()
+    return notice
+
+
+def publish_version(
+    ctx: TenantContext,
+    notice_slug: str,
+    *,
+    text: str,
+    language: str = "en",
+    effective_at: datetime | None = None,
+    summary: str = "",
+    material: bool = False,
+) -> NoticeVersion:
+    """Publish the next version of a notice in a language. Earlier versions stay as they were."""
+    notice = get_notice(ctx, notice_slug)
+    if not _LANGUAGE.match(language):
+        raise InvalidInput("language must be a language tag such as en or en-GB")
+    body = text.replace("\r\n", "\n")
+    if not body.strip():
+        raise InvalidInput("a notice version needs its text")
+    if len(body) > MAX_TEXT:
+        raise InvalidInput(f"a notice version may have at most {MAX_TEXT} characters")
+    now = utcnow()
+    effective = effective_at or now
+    if effective.tzinfo is None:
+        raise InvalidInput("effective_at needs a time zone")
+    last = ctx.session.scalar(
+        select(func.max(NoticeVersion.version)).where(
+            NoticeVersion.tenant_id == ctx.tenant_id,
+            NoticeVersion.notice_id == notice.id,
+            NoticeVersion.language == language,
+        )
+    )
+    version = NoticeVersion(
+        tenant_id=ctx.tenant_id,
+        id=new_id(),
+        notice_id=notice.id,
+        version=(last or 0) + 1,
+        language=language,
+        text=body,
+        sha256=text_hash(body),
+        effective_at=effective,
+        summary=validation.text(summary, "summary", max_chars=5000, required=False),
+        material=bool(material),
+        created_at=now,
+    )
+    ctx.session.add(version)
+    ctx.session.flush()
+    audit.record(
+        ctx,
+        AuditEvent.NOTICE_PUBLISHED,
+        details={
+            "notice": notice.slug,
+            "version": version.version,
+            "language": language,
+            "sha256": version.sha256,
+            "effective_at": effective.isoformat(),
+            "material": material,
+        },
+    )
+    if material and effective > now:
+        # Announce now, ahead of the date it takes effect (seed 002 "Material Change").
+        ctx.session.add(
+            NoticeAnnouncement(
+                tenant_id=ctx.tenant_id,
+                id=new_id(),
+                version_id=version.id,
+                send_at=now,
+                created_at=now,
+            )
+        )
+        ctx.session.flush()
+    return version
+
+
+def find_notice(ctx: TenantContext, slug_or_id: str | uuid.UUID) -> Notice | None:
+    stmt = for_tenant(select(Notice), Notice, ctx.tenant_id)
+    as_id = slug_or_id if isinstance(slug_or_id, uuid.UUID) else parse_id(slug_or_id)
+    stmt = stmt.where(Notice.id == as_id) if as_id else stmt.where(Notice.slug == slug_or_id)
+    return ctx.session.scalar(stmt)
+
+
+def get_notice(ctx: TenantContext, slug_or_id: str | uuid.UUID) -> Notice:
+    notice = find_notice(ctx, slug_or_id)
+    if notice is None:
+        raise NotFound("no such notice")
+    return notice
+
+
+def list_notices(ctx: TenantContext) -> list[Notice]:
+    return list(
+        ctx.session.scalars(for_tenant(select(Notice), Notice, ctx.tenant_id).order_by(Notice.slug))
+    )
+
+
+def versions(
+    ctx: TenantContext, notice: Notice, language: str | None = None
+) -> list[NoticeVersion]:
+    stmt = for_tenant(select(NoticeVersion), NoticeVersion, ctx.tenant_id).where(
+        NoticeVersion.notice_id == notice.id
+    )
+    if language:
+        stmt = stmt.where(NoticeVersion.language == language)
+    return list(ctx.session.scalars(stmt.order_by(NoticeVersion.language, NoticeVersion.version)))
+
+
+def get_version(ctx: TenantContext, version_id: uuid.UUID | str) -> NoticeVersion:
+    return get_in_tenant(
+        ctx.session, NoticeVersion, ctx.tenant_id, version_id, what="notice version"
+    )
+
+
+def current_version(
+    ctx: TenantContext, notice_id: uuid.UUID, language: str = "en", at: datetime | None = None
+) -> NoticeVersion | None:
+    """The version in force at `at` (latest effective), in the language, else in English."""
+    when = at or utcnow()
+    for lang in dict.fromkeys([language, "en"]):
+        found = ctx.session.scalar(
+            for_tenant(select(NoticeVersion), NoticeVersion, ctx.tenant_id)
+            .where(
+                NoticeVersion.notice_id == notice_id,
+                NoticeVersion.language == lang,
+                NoticeVersion.effective_at <= when,
+            )
+            .order_by(NoticeVersion.version.desc())
+            .limit(1)
+        )
+        if found is not None:
+            return found
+    return None
+
+
+def diff(old: NoticeVersion, new: NoticeVersion) -> list[tuple[str, str]]:
+    """Line diff between two versions, as (op, line) with op in ' ', '-', '+'."""
+    out: list[tuple[str, str]] = []
+    for line in difflib.ndiff(old.text.splitlines(), new.text.splitlines()):
+        op = line[:1]
+        if op in {" ", "-", "+"}:
+            out.append((op, line[2:]))
+    return out

@@ -1,0 +1,7 @@
+"""REST routes of signals (under /api/v1)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["signals"])

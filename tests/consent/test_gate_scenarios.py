@@ -1,0 +1,82 @@
+"""Scenarios from the seeds, through the gate."""
+
+from __future__ import annotations
+
+import pytest
+
+from pledge.consent import intake
+from pledge.consent.intake import ConsentChoice
+from pledge.core.errors import InvalidInput
+from pledge.gate import service as gate
+from pledge.gate.service import Reason
+from pledge.preferences import service as preferences
+from pledge.presets import clik
+from pledge.runtime import Runtime
+from pledge.subjects.service import FieldInput
+
+
+@pytest.fixture
+def clik_tenant(runtime: Runtime, tenant: str) -> str:
+    with runtime.tenant_context(tenant) as ctx:
+        clik(ctx)
+    return tenant
+
+
+def _person(email: str) -> list[FieldInput]:
+    return [FieldInput("email", email), FieldInput("first_name", "Sam", "user.name.first")]
+
+
+def test_clik_newsletter_needs_consent_and_stops_on_withdrawal(
+    runtime: Runtime, clik_tenant: str
+) -> None:
+    with runtime.tenant_context(clik_tenant) as ctx:
+        unticked = intake.collect(
+            ctx, "newsletter", _person("a@example.com"), [ConsentChoice("newsletter", False)]
+        )
+        ticked = intake.collect(
+            ctx, "newsletter", _person("b@example.com"), [ConsentChoice("newsletter", True)]
+        )
+    with runtime.tenant_context(clik_tenant) as ctx:
+        assert gate.may(ctx, unticked.subject_id, "newsletter", "email").reasons == [
+            Reason.NO_CONSENT
+        ]
+        assert gate.may(ctx, ticked.subject_id, "newsletter", "email").allowed
+        assert gate.audience(ctx, "newsletter", "email").allowed == [ticked.subject_id]
+        preferences.opt_out(ctx, ticked.subject_id, "email", "newsletter", "unsubscribe_link")
+        decision = gate.may(ctx, ticked.subject_id, "newsletter", "email", topic="newsletter")
+        assert Reason.TOPIC_OPT_OUT in decision.reasons
+
+
+def test_a_prechecked_box_is_refused_and_nothing_is_written(
+    runtime: Runtime, clik_tenant: str
+) -> None:
+    with (
+        pytest.raises(InvalidInput, match="pre-checked"),
+        runtime.tenant_context(clik_tenant) as ctx,
+    ):
+        intake.collect(
+            ctx,
+            "newsletter",
+            _person("c@example.com"),
+            [ConsentChoice("newsletter", True, prechecked=True)],
+        )
+    with runtime.tenant_context(clik_tenant) as ctx:
+        from pledge.subjects import service
+
+        assert service.count_subjects(ctx) == {}
+
+
+def test_clik_status_updates_rest_on_legitimate_interest_and_stop_by_unsubscribe(
+    runtime: Runtime, clik_tenant: str
+) -> None:
+    with runtime.tenant_context(clik_tenant) as ctx:
+        sub = intake.collect(ctx, "status-page", _person("d@example.com")).subject_id
+        stranger = intake.collect(ctx, "newsletter", _person("e@example.com")).subject_id
+    with runtime.tenant_context(clik_tenant) as ctx:
+        assert gate.may(ctx, sub, "status-updates", "email", topic="status").allowed
+        assert gate.may(ctx, stranger, "status-updates", "email").reasons == [Reason.NO_BASIS]
+        preferences.opt_out(ctx, sub, "email", "status", "unsubscribe_link")
+        assert gate.may(ctx, sub, "status-updates", "email", topic="status").reasons == [
+            Reason.TOPIC_OPT_OUT
+        ]
+        assert gate.audience(ctx, "status-updates", "email", topic="status").allowed == []
