@@ -1,0 +1,1 @@
+"""Rights requests: intake, verification, statutory clocks and fulfilment of every type."""
