@@ -1,10 +1,16 @@
 """Demo data: a tenant shaped like the seeds' companies, with synthetic subjects (Faker) and the
-interactions such companies hold — chats, calls, e-mails, web visits, orders, notes."""
+interactions such companies hold — chats, calls, e-mails, web visits, orders, notes.
+
+The tenant is configured as Clik Limited (seed 004, `pledge.presets.clik`); part of the demo
+subjects come in through its collection points — the newsletter sign-up (consent) and the
+status page (legitimate interest) — and the set-up ends with the campaign loop: a newsletter
+sent through the gate, a one-click unsubscribe, and the next issue sent without that reader."""
 
 from __future__ import annotations
 
 import random
 import secrets
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, timedelta
@@ -19,11 +25,20 @@ from pledge.access.context import TenantContext
 from pledge.access.models import User
 from pledge.access.permissions import Role
 from pledge.audit.events import AuditEvent
+from pledge.campaigns import service as campaigns
+from pledge.campaigns.models import CampaignStatus
+from pledge.cli.common import console
+from pledge.consent import intake
 from pledge.core.clock import utcnow
 from pledge.core.db import transaction
 from pledge.core.errors import InvalidInput, NotFound
+from pledge.mail import service as mail
+from pledge.preferences import tokens
+from pledge.presets import clik
+from pledge.purposes import service as purposes
 from pledge.runtime import Runtime
 from pledge.subjects import service as subjects
+from pledge.subjects.identity import IdentityKind
 from pledge.subjects.models import DataSource
 from pledge.subjects.vault import IdentityIndexer
 from pledge.tenants import service as tenants
@@ -31,6 +46,18 @@ from pledge.tenants import service as tenants
 DEMO_SLUG = "demo"
 DEMO_ADMIN = "admin@demo.example"
 BATCH = 250
+# Subjects collected one by one through a collection point (the rest are bulk-created): enough
+# for a lively demo, few enough that a large demo stays fast.
+COLLECT_AT_MOST = 1000
+NEWSLETTER_SUBJECT = "{first_name}, what is new at Clik this month"
+NEWSLETTER_BODY = """Hello {first_name},
+
+this month in Clik: faster job scheduling for busy days, offline mode for engineers in the
+field, and a new status page that tells you at once when something is wrong.
+
+Thank you for reading,
+The Clik team
+"""
 
 
 @dataclass(frozen=True)
@@ -63,6 +90,8 @@ def build_demo(
             )
     password = secrets.token_urlsafe(12)
     with runtime.tenant_context(DEMO_SLUG) as ctx:
+        if purposes.find_purpose(ctx, "newsletter") is None:
+            clik(ctx)  # Clik Limited's purposes, notices, collection points and topics
         admin = _find_user(ctx, DEMO_ADMIN)
         if admin is None:
             access.add_user(ctx, email=DEMO_ADMIN, password=password, role=Role.OWNER.value)
@@ -72,7 +101,56 @@ def build_demo(
     wanted = max(0, count - existing)
     if wanted:
         _generate(runtime, wanted, progress, seed)
+    _send_newsletter(runtime)
     return DemoLogin(DEMO_SLUG, DEMO_ADMIN, password)
+
+
+def _send_newsletter(runtime: Runtime) -> None:
+    """The campaign loop, unless the demo already ran it: one newsletter through the gate; one
+    reader presses "Unsubscribe" in their mail client (the RFC 8058 one-click POST, through the
+    token in the message's `List-Unsubscribe` header); the next issue no longer reaches them."""
+    with runtime.tenant_context(DEMO_SLUG) as ctx:
+        if any(c.status == CampaignStatus.SENT.value for c in campaigns.list_campaigns(ctx)):
+            return
+        first = _newsletter(ctx, "this month")
+        messages = mail.list_messages(ctx, campaign_id=first.campaign_id, limit=1)
+        leaver: uuid.UUID | None = None
+        if messages:
+            letter = mail.read_message(ctx, messages[0].id).letter
+            if letter is not None:
+                url = letter.headers["List-Unsubscribe"].split(",")[0].strip("<> ")
+                found = tokens.resolve(ctx.session, runtime.keystore, url.rsplit("/", 1)[-1])
+                tokens.unsubscribe(ctx, found.token)
+                leaver = found.token.subject_id
+        second = _newsletter(ctx, "next month")
+    console.print(
+        f"Newsletter sent through the gate to {first.sent} subscriber(s) "
+        f"({first.denied} not allowed)."
+    )
+    if leaver is not None:
+        console.print(
+            f"Subject {leaver} then unsubscribed with one click; the next issue went to "
+            f"{second.sent} subscriber(s) — they were no longer in the gate's audience."
+        )
+    console.print(
+        "Read the messages under Mail outbox (/mail) after signing in; "
+        "their unsubscribe links work."
+    )
+
+
+def _newsletter(ctx: TenantContext, issue: str) -> campaigns.SendResult:
+    campaign = campaigns.create_campaign(
+        ctx,
+        campaigns.CampaignInput(
+            f"The Clik newsletter — {issue}",
+            "newsletter",
+            "email",
+            "newsletter",
+            NEWSLETTER_SUBJECT,
+            NEWSLETTER_BODY,
+        ),
+    )
+    return campaigns.send_campaign(ctx, campaign.id)
 
 
 def _find_user(ctx: TenantContext, email: str) -> User | None:
@@ -98,7 +176,7 @@ def _generate(
         while made < count:
             n = min(BATCH, count - made)
             with runtime.tenant_context(DEMO_SLUG) as ctx:
-                made += _batch(ctx, fake, rng, n)
+                made += _batch(ctx, fake, rng, n, collect=max(0, COLLECT_AT_MOST - made))
             if bar and task is not None:
                 bar.update(task, completed=made)
     finally:
@@ -192,17 +270,42 @@ def _interactions(
     return out
 
 
-def _batch(ctx: TenantContext, fake: Faker, rng: random.Random, n: int) -> int:
+def _collect(
+    ctx: TenantContext, rng: random.Random, person: list[subjects.FieldInput]
+) -> uuid.UUID | None:
+    """Bring a person in through a collection point: the newsletter sign-up (box ticked: a
+    consent with its proof) or the status page (legitimate interest). None if taken."""
+    fields = [f for f in person if f.name != "phone"]
+    email = next(f.value for f in fields if f.name == "email")
+    if subjects.find_subject_id(ctx, IdentityKind.EMAIL, email) is not None:
+        return None
+    if rng.random() < 0.65:
+        choices = [intake.ConsentChoice("newsletter", True)]
+        return intake.collect(ctx, "newsletter", fields, choices).subject_id
+    return intake.collect(ctx, "status-page", fields).subject_id
+
+
+def _batch(ctx: TenantContext, fake: Faker, rng: random.Random, n: int, *, collect: int = 0) -> int:
     indexer = IdentityIndexer(ctx.keystore, ctx.tenant_id)
     now = utcnow()
     prepared = []
+    ids: list[uuid.UUID] = []
     for i in range(n):
+        person = _person(fake, rng, i)
+        if len(ids) < collect and rng.random() < 0.55:
+            try:
+                collected = _collect(ctx, rng, person)
+            except InvalidInput:
+                collected = None
+            if collected is not None:
+                ids.append(collected)
+                continue
         try:
-            prepared.append(subjects.prepare_subject(ctx, _person(fake, rng, i), indexer, now))
+            prepared.append(subjects.prepare_subject(ctx, person, indexer, now))
         except InvalidInput:
             continue
     clash = subjects.existing_identities(ctx, [i for p in prepared for i in p.identities])
     prepared = [p for p in prepared if not any((k.value, b) in clash for k, b in p.identities)]
-    ids = subjects.store_subjects(ctx, prepared, event=AuditEvent.SUBJECT_CREATED, via="demo")
+    ids += subjects.store_subjects(ctx, prepared, event=AuditEvent.SUBJECT_CREATED, via="demo")
     subjects.store_interactions(ctx, [x for sid in ids for x in _interactions(fake, rng, sid)])
     return len(ids)

@@ -219,6 +219,16 @@ def test_demo_without_serving_prints_a_login_that_works(
 
         assert sum(service.count_subjects(ctx).values()) == 25
         assert service.count_interactions(ctx) > 0
+        # The campaign loop: the reader who unsubscribed from the first issue is not in the next.
+        from pledge.campaigns import service as campaigns
+        from pledge.mail import service as mail
+
+        second, first = campaigns.list_campaigns(ctx)[:2]
+        first_to = {m.subject_id for m in mail.list_messages(ctx, campaign_id=first.id)}
+        second_to = {m.subject_id for m in mail.list_messages(ctx, campaign_id=second.id)}
+        assert first.sent_count and second.sent_count == first.sent_count - 1
+        assert len(first_to - second_to) == 1 and second_to < first_to
+    assert "unsubscribed with one click" in out
     # Running it again keeps the data and gives a fresh password.
     code, out2 = run("demo", "--subjects", "25", "--no-serve")
     assert code == 0 and out2.split("password: ")[1].split()[0] != password

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import ForeignKey, ForeignKeyConstraint, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -10,7 +11,15 @@ from pledge.core.db import ID, Base, UTCDateTime
 from pledge.core.ids import new_id
 
 
+class CampaignStatus(StrEnum):
+    DRAFT = "draft"
+    SENT = "sent"
+
+
 class Campaign(Base):
+    """A message to everyone the gate allows for a purpose, on a channel, about a topic.
+    Sent once; the next issue is a new campaign."""
+
     __tablename__ = "campaigns"
     __table_args__ = (
         ForeignKeyConstraint(
@@ -37,3 +46,5 @@ class Campaign(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     sent_count: Mapped[int] = mapped_column(Integer, default=0)
     denied_count: Mapped[int] = mapped_column(Integer, default=0)
+    # SHA-256 over the ids the gate allowed: the same digest as the audience's audit entry.
+    audience_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)

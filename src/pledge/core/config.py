@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,6 +29,18 @@ class Settings(BaseSettings):
     secure_cookies: bool = False
     session_hours: int = 12
     import_batch_size: int = 500
+    # Mail (pledge.mail.backends): "outbox" (default: nothing leaves, read it on the Mail
+    # outbox page), "file" (.eml files in mail_dir, plaintext on disk: development only),
+    # "smtp". `base_url` must be https in production: RFC 8058 one-click needs an HTTPS URI.
+    mail_backend: str = "outbox"
+    mail_dir: Path | None = None
+    smtp_host: str = "localhost"
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    smtp_from: str = "Pledge <no-reply@localhost>"
+    smtp_timeout: float = 30.0
 
     @property
     def home_dir(self) -> Path:

@@ -24,7 +24,10 @@ class OutboxMessage(Base):
     erasing the subject also makes its queued mail unreadable; else under the tenant's key."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_status", "tenant_id", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_outbox_status", "tenant_id", "status", "created_at"),
+        Index("ix_outbox_campaign", "tenant_id", "campaign_id"),
+    )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(
         ID, ForeignKey("tenants.id", ondelete="RESTRICT"), primary_key=True

@@ -1,9 +1,17 @@
-"""A subject's preferences: opt-outs per channel and topic (or every marketing topic)."""
+"""A subject's preferences: opt-outs per channel and topic (or every marketing topic), and
+what the preference center shows and changes.
+
+Marketing or service follows from a topic's purpose. An opt-out of all marketing on a channel
+is the topic `*`: it stops every marketing purpose there, while service messages (a contract,
+a legal obligation, status updates on a legitimate interest) still go — seed 001 §5.3:
+"business-essential and administrative messages" continue; seed 000 likewise.
+"""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import delete, select
 
@@ -12,11 +20,14 @@ from pledge.access.scoping import for_tenant
 from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
 from pledge.consent import service as consent
+from pledge.consent.models import ConsentAction, ConsentMethod, ConsentState
 from pledge.core.clock import utcnow
 from pledge.core.errors import InvalidInput
+from pledge.notices import service as notices
 from pledge.preferences import topics
 from pledge.preferences.models import ALL_MARKETING, ChannelOptOut
-from pledge.purposes.models import Channel
+from pledge.purposes import service as purposes
+from pledge.purposes.models import Channel, LawfulBasis, Purpose
 
 
 def _check(ctx: TenantContext, channel: str, topic: str) -> None:
@@ -98,3 +109,235 @@ def opt_outs(ctx: TenantContext, subject_id: uuid.UUID) -> list[OptOut]:
         .order_by(ChannelOptOut.channel, ChannelOptOut.topic)
     )
     return [OptOut(r.channel, r.topic, r.source) for r in rows]
+
+
+# ---------------------------------------------------------------------------------------------
+# Channels × topics: what a person receives, and changing it from the preference center
+
+# The channels a message can go out on (web is personalisation, not messages).
+MESSAGING_CHANNELS: tuple[str, ...] = (
+    Channel.EMAIL.value,
+    Channel.SMS.value,
+    Channel.PHONE.value,
+    Channel.POST.value,
+)
+
+
+def topic_channels(purpose: Purpose) -> list[str]:
+    """The channels a topic's messages may use: its purpose's, or all when it names none."""
+    if not purpose.channels:
+        return list(MESSAGING_CHANNELS)
+    return [c for c in MESSAGING_CHANNELS if c in purpose.channels]
+
+
+@dataclass(frozen=True)
+class TopicState:
+    topic: str
+    name: str
+    description: str
+    purpose: str
+    channel: str
+    marketing: bool
+    consent_based: bool
+    subscribed: bool
+    # The consent wording in force, shown next to a consent-based topic: turning it on is
+    # giving that consent.
+    wording: str | None
+
+
+@dataclass(frozen=True)
+class ConsentInForce:
+    purpose: str
+    name: str
+    since: datetime
+
+
+@dataclass(frozen=True)
+class PreferenceView:
+    subject_id: uuid.UUID
+    topics: list[TopicState]
+    marketing_off: dict[str, bool]  # channel → every marketing topic stopped (`*`)
+    sale_opt_out: bool
+    sale_opt_out_source: str | None
+    consents: list[ConsentInForce]
+
+    @property
+    def all_marketing_off(self) -> bool:
+        return all(self.marketing_off.values())
+
+    def by_channel(self) -> dict[str, list[TopicState]]:
+        out: dict[str, list[TopicState]] = {}
+        for state in self.topics:
+            out.setdefault(state.channel, []).append(state)
+        return out
+
+
+def preference_view(ctx: TenantContext, subject_id: uuid.UUID | str) -> PreferenceView:
+    """Every topic on every channel it uses, on or off for this subject, with the reasons
+    that decide it: an opt-out of the topic, of all marketing on the channel (`*`), or, for a
+    consent-based topic, the consent in force."""
+    subject = consent.active_subject(ctx, subject_id)
+    outs = {(o.channel, o.topic) for o in opt_outs(ctx, subject.id)}
+    granted = {pid for pid, g in consent.consent_states(ctx, subject.id).items() if g}
+    states: list[TopicState] = []
+    wordings: dict[uuid.UUID, str | None] = {}
+    for topic, purpose in topics.list_topics(ctx):
+        if purpose.archived_at is not None:
+            continue
+        consent_based = purpose.lawful_basis == LawfulBasis.CONSENT.value
+        if consent_based and purpose.id not in wordings:
+            wordings[purpose.id] = _wording_text(ctx, purpose)
+        for channel in topic_channels(purpose):
+            off = (channel, topic.slug) in outs or (
+                purpose.is_marketing and (channel, ALL_MARKETING) in outs
+            )
+            if consent_based and purpose.id not in granted:
+                off = True
+            states.append(
+                TopicState(
+                    topic.slug,
+                    topic.name,
+                    topic.description,
+                    purpose.slug,
+                    channel,
+                    purpose.is_marketing,
+                    consent_based,
+                    not off,
+                    wordings.get(purpose.id) if consent_based else None,
+                )
+            )
+    in_force = ctx.session.execute(
+        for_tenant(select(Purpose, ConsentState.updated_at), Purpose, ctx.tenant_id)
+        .join(
+            ConsentState,
+            (ConsentState.tenant_id == Purpose.tenant_id) & (ConsentState.purpose_id == Purpose.id),
+        )
+        .where(ConsentState.subject_id == subject.id, ConsentState.granted.is_(True))
+        .order_by(Purpose.name)
+    ).all()
+    return PreferenceView(
+        subject.id,
+        states,
+        {c: (c, ALL_MARKETING) in outs for c in MESSAGING_CHANNELS},
+        subject.sale_opt_out_at is not None,
+        subject.sale_opt_out_source,
+        [ConsentInForce(p.slug, p.name, since) for p, since in in_force],
+    )
+
+
+def _wording_text(ctx: TenantContext, purpose: Purpose) -> str | None:
+    if purpose.consent_notice_id is None:
+        return None
+    version = notices.current_version(ctx, purpose.consent_notice_id)
+    return version.text if version else None
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What the person left switched on in the preference center."""
+
+    topics_on: frozenset[tuple[str, str]]  # (channel, topic)
+    all_marketing_off: bool
+    sale_opt_out: bool
+
+
+def apply_choices(
+    ctx: TenantContext, subject_id: uuid.UUID | str, choices: Choices, *, source: str
+) -> list[str]:
+    """Make the subject's preferences what the form shows, changing only what differs.
+    Returns what changed, in words for the page. Each change writes its own audit entry."""
+    subject = consent.active_subject(ctx, subject_id)
+    changes: list[str] = []
+    view = preference_view(ctx, subject.id)
+    if choices.all_marketing_off and not view.all_marketing_off:
+        for channel, off in view.marketing_off.items():
+            if not off:
+                opt_out(ctx, subject.id, channel, ALL_MARKETING, source)
+        changes.append("stopped all marketing")
+    elif not choices.all_marketing_off:
+        # Lift `*` where it is on everywhere (the switch was turned off), or on a channel
+        # where the person switched a marketing topic on; the topics left off get their own
+        # opt-out below, so nothing starts that the form showed as off.
+        marketing = {(s.channel, s.topic) for s in view.topics if s.marketing}
+        wanted = {channel for channel, _topic in choices.topics_on & marketing}
+        lifted = [
+            c
+            for c, off in view.marketing_off.items()
+            if off and (view.all_marketing_off or c in wanted)
+        ]
+        for channel in lifted:
+            opt_in(ctx, subject.id, channel, ALL_MARKETING, source)
+        if lifted:
+            changes.append("marketing no longer stopped as a whole")
+            view = preference_view(ctx, subject.id)
+    withdrawn: set[str] = set()
+    for state in view.topics:
+        want = (state.channel, state.topic) in choices.topics_on
+        if state.marketing and choices.all_marketing_off:
+            continue  # the switch for all marketing decides
+        if want == state.subscribed:
+            continue
+        if want:
+            _switch_on(ctx, subject.id, state, source)
+            changes.append(f"subscribed to {state.name} by {state.channel}")
+        elif state.consent_based:
+            if state.purpose not in withdrawn:
+                _withdraw(ctx, subject.id, state.purpose)
+                withdrawn.add(state.purpose)
+            changes.append(f"unsubscribed from {state.name}")
+        else:
+            opt_out(ctx, subject.id, state.channel, state.topic, source)
+            changes.append(f"unsubscribed from {state.name} by {state.channel}")
+    if choices.sale_opt_out != view.sale_opt_out:
+        consent.set_sale_opt_out(ctx, subject.id, choices.sale_opt_out, source)
+        changes.append(
+            "opted out of sale and sharing" if choices.sale_opt_out else "allowed sale and sharing"
+        )
+    return changes
+
+
+def _switch_on(ctx: TenantContext, subject_id: uuid.UUID, state: TopicState, source: str) -> None:
+    opt_in(ctx, subject_id, state.channel, state.topic, source)
+    if not state.consent_based:
+        return
+    purpose = purposes.get_purpose(ctx, state.purpose)
+    if consent.consent_states(ctx, subject_id).get(purpose.id):
+        return
+    version = (
+        notices.current_version(ctx, purpose.consent_notice_id)
+        if purpose.consent_notice_id
+        else None
+    )
+    if version is None:
+        raise InvalidInput(f"there is no consent wording in force for {state.name!r}")
+    # The wording was shown next to the switch: ticking it is giving this consent.
+    consent.record_consent(
+        ctx,
+        subject_id,
+        consent.ConsentInput(
+            purpose.slug,
+            ConsentAction.GRANT.value,
+            ConsentMethod.PREFERENCE_CENTER.value,
+            version.id,
+        ),
+    )
+
+
+def _withdraw(ctx: TenantContext, subject_id: uuid.UUID, purpose_slug: str) -> None:
+    consent.record_consent(
+        ctx,
+        subject_id,
+        consent.ConsentInput(
+            purpose_slug, ConsentAction.WITHDRAW.value, ConsentMethod.PREFERENCE_CENTER.value
+        ),
+    )
+
+
+def withdraw_consent(ctx: TenantContext, subject_id: uuid.UUID | str, purpose_slug: str) -> bool:
+    """One-click withdrawal of a consent in force (GDPR Art. 7(3)). False if none was."""
+    subject = consent.active_subject(ctx, subject_id)
+    purpose = purposes.get_purpose(ctx, purpose_slug)
+    if not consent.consent_states(ctx, subject.id).get(purpose.id):
+        return False
+    _withdraw(ctx, subject.id, purpose.slug)
+    return True

@@ -18,6 +18,7 @@ from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
 from pledge.core.clock import utcnow
 from pledge.core.errors import InvalidInput
+from pledge.preferences.suppression import preserve_suppressions
 from pledge.subjects.models import (
     Interaction,
     Subject,
@@ -89,6 +90,8 @@ def erase_subject(
             )
         )
     )
+    # Keep the keyed hash of an address that said no to marketing (docs/decisions/0008).
+    preserve_suppressions(ctx, subject.id)
     ctx.session.execute(
         delete(SubjectIdentity).where(
             SubjectIdentity.tenant_id == tid, SubjectIdentity.subject_id == subject.id

@@ -1,0 +1,496 @@
+"""The mail outbox: every message is sealed at rest and leaves only after its transaction
+commits (DESIGN.md §4 invariants 1 and 4).
+
+A message about a subject is sealed under that subject's standard data key, so erasing the
+subject makes its mail unreadable too (the console shows it as "erased"); any other message is
+sealed under a key derived from the tenant key. Delivery runs after commit through the
+configured backend (`pledge.mail.backends`) and records its outcome in a transaction of its
+own: status, attempts and a short error that never carries an address or a body.
+`deliver_pending` (the `pledge mail deliver` command) retries what is still queued or failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from pledge.access.context import TenantContext
+from pledge.access.scoping import for_tenant, get_in_tenant
+from pledge.audit import service as audit
+from pledge.audit.events import AuditEvent
+from pledge.core.clock import utcnow
+from pledge.core.config import get_settings
+from pledge.core.db import after_commit, bulk_insert
+from pledge.core.errors import InvalidInput, SubjectErased
+from pledge.core.ids import new_id
+from pledge.crypto.aead import seal, unseal
+from pledge.mail import backends
+from pledge.mail.models import OutboxMessage, OutboxStatus
+from pledge.subjects.identity import InvalidIdentity, normalise_email
+from pledge.subjects.models import STANDARD_CLASS, SubjectRecord
+from pledge.subjects.vault import note_aad, open_record
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+FRESH = timedelta(minutes=1)
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,76}$")
+# Headers the outbox writes itself; a caller cannot replace them.
+_RESERVED = {
+    "to",
+    "from",
+    "subject",
+    "date",
+    "message-id",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
+    "cc",
+    "bcc",
+}
+
+
+class MessageKind:
+    CAMPAIGN = "campaign"
+    NOTICE_ANNOUNCEMENT = "notice_announcement"
+    NOTIFICATION = "notification"
+
+
+@dataclass(frozen=True)
+class Letter:
+    """What a message says, in plaintext: lives only in memory, sealed before it is stored."""
+
+    to: str
+    subject_line: str
+    text: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def as_json(self) -> bytes:
+        doc = {"to": self.to, "s": self.subject_line, "t": self.text, "h": self.headers}
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+
+    @staticmethod
+    def from_json(data: bytes) -> Letter:
+        doc = json.loads(data)
+        return Letter(doc["to"], doc["s"], doc["t"], dict(doc["h"]))
+
+
+def letter(
+    to: str, subject_line: str, text: str, headers: Mapping[str, str] | None = None
+) -> Letter:
+    """A checked letter: a valid address, one-line subject, headers that cannot inject."""
+    try:
+        address = normalise_email(to)
+    except InvalidIdentity:
+        raise InvalidInput("the recipient is not a valid e-mail address") from None
+    line = subject_line.strip()
+    if not line or len(line) > 300 or "\r" in line or "\n" in line:
+        raise InvalidInput("the subject line must be one line of 1 to 300 characters")
+    if not text.strip():
+        raise InvalidInput("a message needs a body")
+    checked: dict[str, str] = {}
+    for name, value in (headers or {}).items():
+        if not _HEADER_NAME.match(name) or name.lower() in _RESERVED:
+            raise InvalidInput(f"header {name[:40]!r} cannot be set")
+        if "\r" in value or "\n" in value or len(value) > 2000:
+            raise InvalidInput(f"header {name!r} must be one line of at most 2000 characters")
+        checked[name] = value
+    return Letter(address, line, text, checked)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sealing
+
+
+def _tenant_aad(tenant_id: uuid.UUID, message_id: uuid.UUID) -> bytes:
+    return b"pledge:outbox:v1|" + tenant_id.bytes + message_id.bytes
+
+
+def _subject_context(message_id: uuid.UUID) -> str:
+    return f"outbox:{message_id}"
+
+
+def _subject_keys(ctx: TenantContext, subject_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, bytes]:
+    """The standard data keys of these subjects, created where missing; an erased subject's
+    key stays destroyed (SubjectErased)."""
+    pairs = [(sid, STANDARD_CLASS) for sid in dict.fromkeys(subject_ids)]
+    found = ctx.keystore.subject_keys(ctx.tenant_id, pairs)
+    missing = [p for p in pairs if p not in found]
+    for sid, key_class in missing:
+        if ctx.keystore.is_shredded(ctx.tenant_id, sid, key_class):
+            raise SubjectErased("this subject has been erased")
+    if missing:
+        found.update(ctx.keystore.create_subject_keys(ctx.tenant_id, missing))
+    return {sid: key for (sid, _c), key in found.items()}
+
+
+def _seal(
+    ctx: TenantContext, message_id: uuid.UUID, subject_id: uuid.UUID | None, key: bytes, body: bytes
+) -> bytes:
+    if subject_id is None:
+        return seal(AESGCM(key), body, _tenant_aad(ctx.tenant_id, message_id))
+    aad = note_aad(ctx.tenant_id, subject_id, _subject_context(message_id))
+    return seal(AESGCM(key), body, aad)
+
+
+def _open(ctx: TenantContext, row: OutboxMessage, keys: Mapping[uuid.UUID, bytes]) -> Letter | None:
+    """The letter of a row, or None when its subject's key is destroyed (erased)."""
+    if row.subject_id is None:
+        key = ctx.keystore.derived_key(ctx.tenant_id, "outbox")
+        return Letter.from_json(unseal(AESGCM(key), row.sealed, _tenant_aad(ctx.tenant_id, row.id)))
+    subject_key = keys.get(row.subject_id)
+    if subject_key is None:
+        return None
+    aad = note_aad(ctx.tenant_id, row.subject_id, _subject_context(row.id))
+    return Letter.from_json(unseal(AESGCM(subject_key), row.sealed, aad))
+
+
+# ---------------------------------------------------------------------------------------------
+# Recipients
+
+
+@dataclass(frozen=True)
+class Contact:
+    email: str | None
+    first_name: str | None
+
+    def greeting_name(self, default: str) -> str:
+        # One line, whatever was stored: it may end up in a subject line.
+        return " ".join((self.first_name or default).split()) or default
+
+
+def contacts(ctx: TenantContext, subject_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Contact]:
+    """E-mail and first name of each subject, decrypted in batches; nothing else is opened.
+    The caller's audit entry (a campaign, an announcement) covers the read."""
+    out: dict[uuid.UUID, Contact] = {}
+    for start in range(0, len(subject_ids), 500):
+        chunk = list(subject_ids[start : start + 500])
+        rows = ctx.session.scalars(
+            for_tenant(select(SubjectRecord), SubjectRecord, ctx.tenant_id).where(
+                SubjectRecord.subject_id.in_(chunk)
+            )
+        ).all()
+        keys = ctx.keystore.subject_keys(ctx.tenant_id, [(r.subject_id, r.key_class) for r in rows])
+        found: dict[uuid.UUID, dict[str, str]] = {}
+        for r in rows:
+            key = keys.get((r.subject_id, r.key_class))
+            if key is None:
+                continue  # a class erased in part: what it held is gone
+            fields = open_record(key, ctx.tenant_id, r.subject_id, r.key_class, r.sealed)
+            mine = found.setdefault(r.subject_id, {})
+            for name in ("email", "first_name"):
+                if name in fields:
+                    mine[name] = fields[name].value
+        for sid in chunk:
+            got = found.get(sid, {})
+            out[sid] = Contact(got.get("email"), got.get("first_name"))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Queueing
+
+
+@dataclass(frozen=True)
+class Addressed:
+    """A letter to queue, and the subject it is about (None: not about a subject)."""
+
+    letter: Letter
+    subject_id: uuid.UUID | None = None
+
+
+def queue(
+    ctx: TenantContext,
+    *,
+    to: str,
+    subject_line: str,
+    text: str,
+    headers: Mapping[str, str] | None = None,
+    kind: str = MessageKind.NOTIFICATION,
+    subject_id: uuid.UUID | None = None,
+    campaign_id: uuid.UUID | None = None,
+) -> uuid.UUID:
+    """Seal and store one message, audited; it leaves after the transaction commits."""
+    item = Addressed(letter(to, subject_line, text, headers), subject_id)
+    message_id = queue_many(ctx, [item], kind=kind, campaign_id=campaign_id)[0]
+    audit.record(
+        ctx,
+        AuditEvent.MAIL_QUEUED,
+        subject_id=subject_id,
+        details={"message_id": str(message_id), "kind": kind},
+    )
+    return message_id
+
+
+def queue_many(
+    ctx: TenantContext,
+    items: Sequence[Addressed],
+    *,
+    kind: str,
+    campaign_id: uuid.UUID | None = None,
+) -> list[uuid.UUID]:
+    """Seal and store many letters in one insert; the caller writes the audit entry that
+    covers them (one per campaign, one per announcement)."""
+    if not items:
+        return []
+    keys = _subject_keys(ctx, [i.subject_id for i in items if i.subject_id is not None])
+    tenant_key: bytes | None = None
+    now = utcnow()
+    rows: list[dict[str, object]] = []
+    outgoing: list[tuple[uuid.UUID, Letter]] = []
+    ids: list[uuid.UUID] = []
+    for item in items:
+        message_id = new_id()
+        ids.append(message_id)
+        if item.subject_id is None:
+            tenant_key = tenant_key or ctx.keystore.derived_key(ctx.tenant_id, "outbox")
+            key = tenant_key
+        else:
+            key = keys[item.subject_id]
+        rows.append(
+            {
+                "tenant_id": ctx.tenant_id,
+                "id": message_id,
+                "subject_id": item.subject_id,
+                "kind": kind[:24],
+                "status": OutboxStatus.QUEUED.value,
+                "sealed": _seal(ctx, message_id, item.subject_id, key, item.letter.as_json()),
+                "campaign_id": campaign_id,
+                "attempts": 0,
+                "last_error": None,
+                "created_at": now,
+                "sent_at": None,
+            }
+        )
+        outgoing.append((message_id, item.letter))
+    bulk_insert(ctx.session, OutboxMessage, rows)
+    _deliver_after_commit(ctx, outgoing)
+    return ids
+
+
+# ---------------------------------------------------------------------------------------------
+# Delivery
+
+
+@dataclass
+class DeliveryReport:
+    """Filled in after commit, when the messages have been handed to the backend."""
+
+    backend: str
+    scheduled: int = 0
+    sent: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    done: bool = False
+
+
+def build_message(letter: Letter, message_id: uuid.UUID, sender: str) -> EmailMessage:
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "pledge.invalid"
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = letter.to
+    message["Subject"] = letter.subject_line
+    message["Date"] = format_datetime(utcnow())
+    message["Message-ID"] = f"<{message_id}@{domain}>"
+    for name, value in letter.headers.items():
+        message[name] = value
+    message.set_content(letter.text)
+    return message
+
+
+def _deliver_after_commit(
+    ctx: TenantContext,
+    outgoing: Sequence[tuple[uuid.UUID, Letter]],
+    report: DeliveryReport | None = None,
+) -> None:
+    backend = backends.current()
+    if report is not None:
+        report.scheduled = len(outgoing)
+    if not backend.delivers or not outgoing:
+        return  # nothing leaves: the messages stay queued in the outbox
+    engine = ctx.session.get_bind()
+    assert isinstance(engine, Engine)
+    tenant_id = ctx.tenant_id
+    items = list(outgoing)
+
+    def deliver() -> None:
+        sender = get_settings().smtp_from
+        messages = [build_message(letter, mid, sender) for mid, letter in items]
+        try:
+            results = backend.send(messages)
+        except Exception as exc:  # a backend bug must not lose the outcome
+            results = [backends.describe_error(exc) for _ in messages]
+        _record_outcome(engine, tenant_id, [mid for mid, _ in items], results, report)
+
+    after_commit(ctx.session, deliver)
+
+
+def _record_outcome(
+    engine: Engine,
+    tenant_id: uuid.UUID,
+    ids: Sequence[uuid.UUID],
+    results: Sequence[str | None],
+    report: DeliveryReport | None,
+) -> None:
+    now = utcnow()
+    sent = [mid for mid, error in zip(ids, results, strict=True) if error is None]
+    failed = [(mid, error) for mid, error in zip(ids, results, strict=True) if error is not None]
+    with Session(engine) as session, session.begin():
+        if sent:
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.tenant_id == tenant_id, OutboxMessage.id.in_(sent))
+                .values(
+                    status=OutboxStatus.SENT.value,
+                    sent_at=now,
+                    attempts=OutboxMessage.attempts + 1,
+                    last_error=None,
+                )
+            )
+        for mid, error in failed:
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.tenant_id == tenant_id, OutboxMessage.id == mid)
+                .values(
+                    status=OutboxStatus.FAILED.value,
+                    attempts=OutboxMessage.attempts + 1,
+                    last_error=error,
+                )
+            )
+    if failed:
+        # Counts only: an address or a server's reply must not reach the logs.
+        log.warning("mail delivery: %d sent, %d failed", len(sent), len(failed))
+    if report is not None:
+        report.sent += len(sent)
+        report.failed += len(failed)
+        report.done = True
+
+
+def deliver_pending(ctx: TenantContext, *, limit: int = 1000) -> DeliveryReport:
+    """Hand failed messages (fewer than MAX_ATTEMPTS tries) and queued ones older than a
+    minute to the backend after the transaction commits. Delivery is at least once: a crash
+    between the send and the status update sends again. A message whose subject was erased
+    cannot be opened any more: it is cancelled, never sent."""
+    backend = backends.current()
+    report = DeliveryReport(backend.name)
+    if not backend.delivers:
+        return report
+    rows = list(
+        ctx.session.scalars(
+            for_tenant(select(OutboxMessage), OutboxMessage, ctx.tenant_id)
+            .where(
+                or_(
+                    OutboxMessage.status == OutboxStatus.FAILED.value,
+                    # A fresh message is being delivered by its own transaction's commit hook.
+                    and_(
+                        OutboxMessage.status == OutboxStatus.QUEUED.value,
+                        OutboxMessage.created_at <= utcnow() - FRESH,
+                    ),
+                ),
+                OutboxMessage.attempts < MAX_ATTEMPTS,
+            )
+            .order_by(OutboxMessage.created_at, OutboxMessage.id)
+            .limit(limit)
+        )
+    )
+    keys = _readable_keys(ctx, rows)
+    outgoing: list[tuple[uuid.UUID, Letter]] = []
+    for row in rows:
+        opened = _open(ctx, row, keys)
+        if opened is None:
+            row.status = OutboxStatus.CANCELLED.value
+            row.last_error = "subject erased"
+            report.cancelled += 1
+            continue
+        outgoing.append((row.id, opened))
+    _deliver_after_commit(ctx, outgoing, report)
+    if not outgoing:
+        report.done = True
+    return report
+
+
+def _readable_keys(ctx: TenantContext, rows: Sequence[OutboxMessage]) -> dict[uuid.UUID, bytes]:
+    pairs = [(r.subject_id, STANDARD_CLASS) for r in rows if r.subject_id is not None]
+    return {sid: key for (sid, _c), key in ctx.keystore.subject_keys(ctx.tenant_id, pairs).items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading (the console's Mail outbox)
+
+
+def list_messages(
+    ctx: TenantContext,
+    *,
+    before: uuid.UUID | None = None,
+    limit: int = 50,
+    campaign_id: uuid.UUID | None = None,
+) -> list[OutboxMessage]:
+    """Newest first; status, kind and times only — nothing is decrypted."""
+    stmt = for_tenant(select(OutboxMessage), OutboxMessage, ctx.tenant_id)
+    if before is not None:
+        stmt = stmt.where(OutboxMessage.id < before)
+    if campaign_id is not None:
+        stmt = stmt.where(OutboxMessage.campaign_id == campaign_id)
+    return list(ctx.session.scalars(stmt.order_by(OutboxMessage.id.desc()).limit(limit)))
+
+
+@dataclass(frozen=True)
+class MessageView:
+    id: uuid.UUID
+    kind: str
+    status: str
+    subject_id: uuid.UUID | None
+    campaign_id: uuid.UUID | None
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+    letter: Letter | None  # None: the subject was erased, the message cannot be read
+
+    @property
+    def erased(self) -> bool:
+        return self.letter is None
+
+
+def read_message(ctx: TenantContext, message_id: uuid.UUID | str) -> MessageView:
+    """Open one message (decrypts it; audited)."""
+    row = get_in_tenant(ctx.session, OutboxMessage, ctx.tenant_id, message_id, what="message")
+    opened = _open(ctx, row, _readable_keys(ctx, [row]))
+    audit.record(
+        ctx,
+        AuditEvent.MAIL_READ,
+        subject_id=row.subject_id,
+        details={"message_id": str(row.id), "kind": row.kind, "readable": opened is not None},
+    )
+    return MessageView(
+        row.id,
+        row.kind,
+        row.status,
+        row.subject_id,
+        row.campaign_id,
+        row.attempts,
+        row.last_error,
+        row.created_at,
+        row.sent_at,
+        opened,
+    )
+
+
+def count_by_status(ctx: TenantContext) -> dict[str, int]:
+    rows = ctx.session.execute(
+        for_tenant(
+            select(OutboxMessage.status, func.count()), OutboxMessage, ctx.tenant_id
+        ).group_by(OutboxMessage.status)
+    ).all()
+    return {status: int(n) for status, n in rows}

@@ -1,0 +1,175 @@
+"""Advance notice of a material change, by e-mail to the people it affects.
+
+Publishing a material version with a future effective date creates a `NoticeAnnouncement`
+(`notices.service.publish_version`); `send_due` sends the ones whose time has come: to every
+active subject with an e-mail who holds a consent or a relationship recorded through a
+collection point that shows the changed privacy notice, or who holds a consent given on the
+changed consent wording. Seed 002 ("Material Change") promises notice "prior to the change
+becoming effective"; seeds 003 and 004 notify by e-mail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, and_, exists, or_, select
+
+from pledge.access.context import TenantContext
+from pledge.access.scoping import for_tenant
+from pledge.audit import service as audit
+from pledge.audit.events import AuditEvent
+from pledge.consent.models import ConsentRecord, ConsentState, SubjectPurpose
+from pledge.core.clock import utcnow
+from pledge.mail import service as mail
+from pledge.notices.models import Notice, NoticeAnnouncement, NoticeKind, NoticeVersion
+from pledge.preferences import links
+from pledge.purposes.models import CollectionPoint
+from pledge.subjects.identity import IdentityKind
+from pledge.subjects.models import Subject, SubjectIdentity, SubjectStatus
+
+
+def _holds_through_notice(tenant_id: uuid.UUID, notice: Notice) -> ColumnElement[bool]:
+    """A consent in force or a relationship recorded at a collection point showing `notice`."""
+    points = select(CollectionPoint.id).where(
+        CollectionPoint.tenant_id == tenant_id, CollectionPoint.privacy_notice_id == notice.id
+    )
+    consent_there = exists().where(
+        and_(
+            ConsentState.tenant_id == Subject.tenant_id,
+            ConsentState.subject_id == Subject.id,
+            ConsentState.granted.is_(True),
+            ConsentRecord.tenant_id == ConsentState.tenant_id,
+            ConsentRecord.id == ConsentState.record_id,
+            ConsentRecord.collection_point_id.in_(points),
+        )
+    )
+    relationship_there = exists().where(
+        and_(
+            SubjectPurpose.tenant_id == Subject.tenant_id,
+            SubjectPurpose.subject_id == Subject.id,
+            SubjectPurpose.until.is_(None),
+            SubjectPurpose.collection_point_id.in_(points),
+        )
+    )
+    return or_(consent_there, relationship_there)
+
+
+def _consented_on_wording(tenant_id: uuid.UUID, notice: Notice) -> ColumnElement[bool]:
+    """A consent in force given on a version of the consent wording `notice`."""
+    versions = select(NoticeVersion.id).where(
+        NoticeVersion.tenant_id == tenant_id, NoticeVersion.notice_id == notice.id
+    )
+    return exists().where(
+        and_(
+            ConsentState.tenant_id == Subject.tenant_id,
+            ConsentState.subject_id == Subject.id,
+            ConsentState.granted.is_(True),
+            ConsentRecord.tenant_id == ConsentState.tenant_id,
+            ConsentRecord.id == ConsentState.record_id,
+            ConsentRecord.wording_version_id.in_(versions),
+        )
+    )
+
+
+def affected_subjects(ctx: TenantContext, notice: Notice) -> list[uuid.UUID]:
+    """Who a change of `notice` affects and can be told by e-mail: one set-based query."""
+    held = (
+        _consented_on_wording(ctx.tenant_id, notice)
+        if notice.kind == NoticeKind.CONSENT_WORDING.value
+        else _holds_through_notice(ctx.tenant_id, notice)
+    )
+    has_email = exists().where(
+        and_(
+            SubjectIdentity.tenant_id == Subject.tenant_id,
+            SubjectIdentity.subject_id == Subject.id,
+            SubjectIdentity.kind == IdentityKind.EMAIL.value,
+        )
+    )
+    stmt = for_tenant(select(Subject.id), Subject, ctx.tenant_id).where(
+        Subject.status == SubjectStatus.ACTIVE.value, has_email, held
+    )
+    return list(ctx.session.scalars(stmt.order_by(Subject.id)))
+
+
+@dataclass(frozen=True)
+class Announced:
+    announcement_id: uuid.UUID
+    notice: str
+    version: int
+    recipients: int
+
+
+def _letter_text(notice: Notice, version: NoticeVersion, tenant_name: str) -> tuple[str, str]:
+    effective = version.effective_at.strftime("%d %B %Y").lstrip("0")
+    subject_line = f"{tenant_name}: changes to our {notice.title.lower()} from {effective}"
+    summary = version.summary.strip() or "The new version is available from us on request."
+    body = (
+        "Hello {first_name},\n\n"
+        f"we are changing our {notice.title.lower()}. "
+        f"The new version takes effect on {effective}.\n\n"
+        f"What changes:\n{summary}\n\n"
+        "You can review your choices at any time: {preferences_url}\n\n"
+        f"{tenant_name}\n"
+    )
+    return subject_line, body
+
+
+def _announce(ctx: TenantContext, announcement: NoticeAnnouncement) -> Announced:
+    version = ctx.session.get(NoticeVersion, (ctx.tenant_id, announcement.version_id))
+    assert version is not None  # a foreign key
+    notice = ctx.session.get(Notice, (ctx.tenant_id, version.notice_id))
+    assert notice is not None
+    ids = affected_subjects(ctx, notice)
+    people = mail.contacts(ctx, ids)
+    subject_line, template = _letter_text(notice, version, ctx.tenant.name)
+    letters: list[mail.Addressed] = []
+    for sid in ids:
+        contact = people[sid]
+        if not contact.email:
+            continue
+        # Values are substituted by replace, not format: a summary may hold braces.
+        text = template.replace("{first_name}", contact.greeting_name("there")).replace(
+            "{preferences_url}", links.preference_link(ctx, sid)
+        )
+        letters.append(mail.Addressed(mail.letter(contact.email, subject_line, text), sid))
+    mail.queue_many(ctx, letters, kind=mail.MessageKind.NOTICE_ANNOUNCEMENT)
+    announcement.sent_at = utcnow()
+    announcement.recipients = len(letters)
+    audit.record(
+        ctx,
+        AuditEvent.NOTICE_ANNOUNCED,
+        details={
+            "announcement_id": str(announcement.id),
+            "notice": notice.slug,
+            "version": version.version,
+            "language": version.language,
+            "effective_at": version.effective_at.isoformat(),
+            "recipients": len(letters),
+            "digest": hashlib.sha256(b"".join(i.bytes for i in ids if people[i].email)).hexdigest(),
+        },
+    )
+    return Announced(announcement.id, notice.slug, version.version, len(letters))
+
+
+def send_due(ctx: TenantContext) -> list[Announced]:
+    """Send every announcement whose time has come and that has not been sent yet."""
+    due = list(
+        ctx.session.scalars(
+            for_tenant(select(NoticeAnnouncement), NoticeAnnouncement, ctx.tenant_id)
+            .where(NoticeAnnouncement.sent_at.is_(None), NoticeAnnouncement.send_at <= utcnow())
+            .order_by(NoticeAnnouncement.send_at, NoticeAnnouncement.id)
+        )
+    )
+    return [_announce(ctx, a) for a in due]
+
+
+def list_announcements(ctx: TenantContext) -> list[NoticeAnnouncement]:
+    return list(
+        ctx.session.scalars(
+            for_tenant(select(NoticeAnnouncement), NoticeAnnouncement, ctx.tenant_id).order_by(
+                NoticeAnnouncement.send_at.desc()
+            )
+        )
+    )
