@@ -133,9 +133,15 @@ def verify(ctx: TenantContext, token: str) -> Verification:
     return Verification(True, None, claims, kid)
 
 
+PUBLISHED_USES = (USE, "portability-transfer")
+
+
 def jwks(ctx: TenantContext) -> dict[str, Any]:
-    """The tenant's public receipt keys, as a JWK set anyone can verify receipts with."""
-    keys = ctx.keystore.public_signing_keys(ctx.tenant_id, USE)
+    """The tenant's public signing keys — consent receipts and portability transfers — as a
+    JWK set anyone can verify them with."""
+    keys: dict[str, bytes] = {}
+    for use in PUBLISHED_USES:
+        keys.update(ctx.keystore.public_signing_keys(ctx.tenant_id, use))
     return {
         "keys": [
             {

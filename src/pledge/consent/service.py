@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 
 from pledge.access.context import TenantContext
 from pledge.access.scoping import for_tenant
@@ -28,9 +28,10 @@ from pledge.consent.models import (
     SubjectPurpose,
 )
 from pledge.core.clock import utcnow
-from pledge.core.errors import InvalidInput, SubjectErased
+from pledge.core.errors import InvalidInput, NotFound, SubjectErased
 from pledge.core.ids import new_id
 from pledge.crypto.aead import derive
+from pledge.crypto.keystore import KeyMissing, KeyShredded
 from pledge.notices import service as notices
 from pledge.notices.models import NoticeVersion
 from pledge.purposes import service as purposes
@@ -78,7 +79,17 @@ def _signal_mac(
     confirm a claimed value while the subject exists and is noise once it is erased."""
     if not value:
         return None
-    key = ctx.keystore.subject_key(ctx.tenant_id, subject_id, STANDARD_CLASS)
+    try:
+        key = ctx.keystore.subject_key(ctx.tenant_id, subject_id, STANDARD_CLASS)
+    except KeyShredded:
+        # A partially erased subject: its standard data is gone, so is the key to MAC with.
+        raise SubjectErased("this subject's data has been erased") from None
+    except KeyMissing:
+        # Created with fields of other retention classes only: the standard key is made on
+        # first use, as for interactions.
+        key = ctx.keystore.create_subject_keys(ctx.tenant_id, [(subject_id, STANDARD_CLASS)])[
+            (subject_id, STANDARD_CLASS)
+        ]
     mac_key = derive(key, b"pledge:consent-signal:v1")
     return hmac.new(mac_key, f"{what}:{value.strip()}".encode(), hashlib.sha256).digest()
 
@@ -93,7 +104,13 @@ def _wording(
         raise InvalidInput(
             "a consent needs the version of the wording that was shown (wording_version_id)"
         )
-    version = notices.get_version(ctx, version_id)
+    try:
+        version = notices.get_version(ctx, version_id)
+    except NotFound:
+        # A field of the request, not the resource addressed: invalid input, not 404.
+        raise InvalidInput(
+            "wording_version_id is not a version of this tenant's wordings"
+        ) from None
     allowed = {purpose.consent_notice_id}
     if point is not None:
         allowed |= {
@@ -134,7 +151,22 @@ def record_consent(
         purposes.get_collection_point(ctx, data.collection_point) if data.collection_point else None
     )
     wording: NoticeVersion | None = None
+    if action is ConsentAction.WITHDRAW and purpose.lawful_basis != LawfulBasis.CONSENT.value:
+        # Withdrawing a consent nobody relies on would answer "done" and change nothing the
+        # gate reads; a purpose whose basis changed from consent keeps its withdrawals.
+        state = ctx.session.get(ConsentState, (ctx.tenant_id, subject.id, purpose.id))
+        if state is None or not state.granted:
+            raise InvalidInput(
+                f"purpose {purpose.slug!r} is not based on consent ({purpose.lawful_basis}): "
+                "record an objection or an opt-out instead"
+            )
     if action is ConsentAction.GRANT:
+        if point is not None and purpose.id not in {
+            p.id for p, _ in purposes.collection_point_purposes(ctx, point)
+        }:
+            raise InvalidInput(
+                f"collection point {point.slug!r} does not collect for purpose {purpose.slug!r}"
+            )
         if purpose.lawful_basis != LawfulBasis.CONSENT.value:
             raise InvalidInput(
                 f"purpose {purpose.slug!r} is not based on consent ({purpose.lawful_basis})"
@@ -230,6 +262,9 @@ class TimelineEntry:
     record: ConsentRecord
     purpose: Purpose
     wording: NoticeVersion | None
+    collection_point: CollectionPoint | None = None
+    # The privacy notice version in force where the consent was given.
+    notice_version: NoticeVersion | None = None
 
 
 def timeline(ctx: TenantContext, subject_id: uuid.UUID | str) -> list[TimelineEntry]:
@@ -245,20 +280,86 @@ def timeline(ctx: TenantContext, subject_id: uuid.UUID | str) -> list[TimelineEn
         .where(ConsentRecord.subject_id == subject.id)
         .order_by(ConsentRecord.recorded_at, ConsentRecord.id)
     ).all()
+    version_ids = {r.wording_version_id for r, _ in rows if r.wording_version_id} | {
+        r.notice_version_id for r, _ in rows if r.notice_version_id
+    }
     versions = {
         v.id: v
         for v in ctx.session.scalars(
             for_tenant(select(NoticeVersion), NoticeVersion, ctx.tenant_id).where(
-                NoticeVersion.id.in_(
-                    [r.wording_version_id for r, _ in rows if r.wording_version_id]
-                )
+                NoticeVersion.id.in_(list(version_ids))
+            )
+        )
+    }
+    point_ids = {r.collection_point_id for r, _ in rows if r.collection_point_id}
+    points = {
+        c.id: c
+        for c in ctx.session.scalars(
+            for_tenant(select(CollectionPoint), CollectionPoint, ctx.tenant_id).where(
+                CollectionPoint.id.in_(list(point_ids))
             )
         )
     }
     return [
-        TimelineEntry(r, p, versions.get(r.wording_version_id) if r.wording_version_id else None)
+        TimelineEntry(
+            r,
+            p,
+            versions.get(r.wording_version_id) if r.wording_version_id else None,
+            points.get(r.collection_point_id) if r.collection_point_id else None,
+            versions.get(r.notice_version_id) if r.notice_version_id else None,
+        )
         for r, p in rows
     ]
+
+
+@dataclass(frozen=True)
+class ConsentTimeline:
+    """The proof shown on a subject's page: the ledger with the words seen, and the
+    subject's standing opt-out of sale/sharing (GPC shows up here when it was honoured)."""
+
+    entries: list[TimelineEntry]
+    sale_opt_out_at: datetime | None
+    sale_opt_out_source: str | None
+
+
+def timeline_view(ctx: TenantContext, subject_id: uuid.UUID | str) -> ConsentTimeline:
+    subject = subjects.get_subject_row(ctx, subject_id)
+    return ConsentTimeline(
+        timeline(ctx, subject.id),
+        subject.sale_opt_out_at,
+        subject.sale_opt_out_source if subject.sale_opt_out_at else None,
+    )
+
+
+def read_timeline(ctx: TenantContext, subject_id: uuid.UUID | str) -> list[TimelineEntry]:
+    """The timeline for an API or CLI reader: a read of the subject's data, audited."""
+    subject = subjects.get_subject_row(ctx, subject_id)
+    entries = timeline(ctx, subject.id)
+    audit.record(
+        ctx,
+        AuditEvent.SUBJECT_VIEWED,
+        subject_id=subject.id,
+        details={"part": "consents", "count": len(entries)},
+    )
+    return entries
+
+
+def verify_receipt(ctx: TenantContext, token: str) -> receipts.Verification:
+    """Check a consent receipt presented to the tenant; the check itself is audited (its
+    outcome and the receipt's id, never its claims)."""
+    result = receipts.verify(ctx, token)
+    claims = result.claims or {}
+    audit.record(
+        ctx,
+        AuditEvent.CONSENT_RECEIPT_VERIFIED,
+        details={
+            "valid": result.valid,
+            "reason": result.reason,
+            "kid": (result.kid or "")[:80] or None,
+            "receipt_id": str(claims.get("consentReceiptID", ""))[:40] or None,
+        },
+    )
+    return result
 
 
 def consent_states(ctx: TenantContext, subject_id: uuid.UUID) -> dict[uuid.UUID, bool]:
@@ -461,6 +562,89 @@ def set_child(
         "parental_consent" if parental_consent else "",
     )
     return subject
+
+
+def update_privacy_state(
+    ctx: TenantContext,
+    subject_id: uuid.UUID | str,
+    *,
+    restricted: bool | None = None,
+    sale_opt_out: bool | None = None,
+    limit_sensitive: bool | None = None,
+    is_child: bool | None = None,
+    parental_consent: bool | None = None,
+    source: str = "api",
+) -> Subject:
+    """Change any of the flags the gate reads, each through its own rule and audit entry;
+    a flag left as None is left as it is."""
+    subject = active_subject(ctx, subject_id)
+    if restricted is not None:
+        set_restriction(ctx, subject.id, restricted, source)
+    if sale_opt_out is not None:
+        set_sale_opt_out(ctx, subject.id, sale_opt_out, source)
+    if limit_sensitive is not None:
+        set_limit_sensitive(ctx, subject.id, limit_sensitive, source)
+    if is_child is not None or parental_consent is not None:
+        child = subject.is_child if is_child is None else is_child
+        parent = (
+            subject.parental_consent_at is not None
+            if parental_consent is None
+            else parental_consent
+        )
+        if parent and not child:
+            raise InvalidInput("parental consent applies only to a child")
+        if child != subject.is_child or parent != (subject.parental_consent_at is not None):
+            set_child(ctx, subject.id, is_child=child, parental_consent=parent)
+    return subject
+
+
+@dataclass(frozen=True)
+class PrivacyState:
+    subject: Subject
+    consents: list[tuple[Purpose, bool]]  # purposes with a consent state, granted or not
+    relationships: list[tuple[Purpose, SubjectPurpose]]
+    objections: list[tuple[Purpose, Objection]]
+
+
+def privacy_state(
+    ctx: TenantContext, subject_id: uuid.UUID | str, *, audited: bool = True
+) -> PrivacyState:
+    """What the gate reads about a subject: its flags, consents, relationships, objections."""
+    subject = subjects.get_subject_row(ctx, subject_id)
+
+    def on(model: type[ConsentState | SubjectPurpose | Objection]) -> ColumnElement[bool]:
+        return (model.tenant_id == Purpose.tenant_id) & (model.purpose_id == Purpose.id)
+
+    base = for_tenant(select(Purpose), Purpose, ctx.tenant_id).order_by(Purpose.slug)
+    consents = ctx.session.execute(
+        base.add_columns(ConsentState.granted)
+        .join(ConsentState, on(ConsentState))
+        .where(ConsentState.subject_id == subject.id)
+    ).all()
+    links = ctx.session.execute(
+        base.add_columns(SubjectPurpose)
+        .join(SubjectPurpose, on(SubjectPurpose))
+        .where(SubjectPurpose.subject_id == subject.id)
+    ).all()
+    objections = ctx.session.execute(
+        base.add_columns(Objection)
+        .join(Objection, on(Objection))
+        .where(Objection.subject_id == subject.id)
+    ).all()
+    state = PrivacyState(
+        subject,
+        [(p, bool(g)) for p, g in consents],
+        [(p, r) for p, r in links],
+        [(p, o) for p, o in objections],
+    )
+    if audited:
+        audit.record(
+            ctx,
+            AuditEvent.SUBJECT_VIEWED,
+            subject_id=subject.id,
+            details={"part": "privacy_state"},
+        )
+    return state
 
 
 def _state_changed(ctx: TenantContext, subject: Subject, change: str, source: str) -> None:

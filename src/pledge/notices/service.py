@@ -191,3 +191,60 @@ def diff(old: NoticeVersion, new: NoticeVersion) -> list[tuple[str, str]]:
         if op in {" ", "-", "+"}:
             out.append((op, line[2:]))
     return out
+
+
+def in_force(versions_: list[NoticeVersion], at: datetime | None = None) -> set[uuid.UUID]:
+    """Ids of the versions in force at `at`, one per language (as `current_version` picks)."""
+    when = at or utcnow()
+    best: dict[str, NoticeVersion] = {}
+    for v in versions_:
+        if v.effective_at <= when and (
+            v.language not in best or v.version > best[v.language].version
+        ):
+            best[v.language] = v
+    return {v.id for v in best.values()}
+
+
+def resolve_version(
+    ctx: TenantContext, notice: Notice, ref: str, language: str = "en"
+) -> NoticeVersion:
+    """A version of `notice` named by its number (in `language`) or by its id."""
+    ref = ref.strip()
+    if ref.isdigit() and len(ref) < 10:
+        found = ctx.session.scalar(
+            for_tenant(select(NoticeVersion), NoticeVersion, ctx.tenant_id).where(
+                NoticeVersion.notice_id == notice.id,
+                NoticeVersion.language == language,
+                NoticeVersion.version == int(ref),
+            )
+        )
+    else:
+        version_id = parse_id(ref)
+        found = ctx.session.get(NoticeVersion, (ctx.tenant_id, version_id)) if version_id else None
+    if found is None or found.notice_id != notice.id:
+        raise NotFound(f"notice {notice.slug!r} has no such version")
+    return found
+
+
+def diff_pair(
+    ctx: TenantContext,
+    notice: Notice,
+    old: str | None = None,
+    new: str | None = None,
+    language: str = "en",
+) -> tuple[NoticeVersion, NoticeVersion]:
+    """The two versions to compare: as named, else the latest version in `language` and the
+    one before it — "what changed last"."""
+    later = (
+        resolve_version(ctx, notice, new, language)
+        if new
+        else next(iter(reversed(versions(ctx, notice, language))), None)
+    )
+    if later is None:
+        raise NotFound(f"notice {notice.slug!r} has no version in {language[:16]!r}")
+    if old:
+        return resolve_version(ctx, notice, old, language), later
+    earlier = [v for v in versions(ctx, notice, later.language) if v.version < later.version]
+    if not earlier:
+        raise NotFound(f"notice {notice.slug!r} has no version before version {later.version}")
+    return earlier[-1], later

@@ -1,0 +1,178 @@
+"""API shapes of purposes, collection points and topics, and the problem+json shape every
+lawfulness route documents for its errors."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pledge.purposes.models import Channel, CollectionPointKind, LawfulBasis
+
+SLUG = r"^[a-z][a-z0-9_-]{0,59}$"
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details (served as `application/problem+json`)."""
+
+    type: str = Field(examples=["urn:pledge:problem:not_found"])
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="Stable machine-readable error code")
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"model": Problem, "description": description}
+
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    401: _problem("No API key, or an unknown or revoked one"),
+    403: _problem("The API key lacks the scope this route needs"),
+    404: _problem("No such resource in this tenant (another tenant's looks the same)"),
+    409: _problem("Conflicts with the current state (e.g. the slug is taken)"),
+    410: _problem("The subject has been erased"),
+    422: _problem("Invalid input; `detail` names the field and the rule"),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Purposes
+
+
+class PurposeFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200, examples=["The Clik newsletter"])
+    lawful_basis: LawfulBasis = Field(
+        description="GDPR Art. 6(1) basis, as a W3C DPV term (https://w3id.org/dpv#)"
+    )
+    description: str = Field(default="", max_length=5000)
+    data_categories: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Fides data categories the purpose uses",
+        examples=[["user.contact.email"]],
+    )
+    channels: list[Channel] = Field(
+        default_factory=list, description="Channels it may use; empty means any"
+    )
+    is_marketing: bool = False
+    is_sale_or_sharing: bool = Field(
+        default=False, description="CCPA sale or sharing: GPC and opt-outs stop it"
+    )
+    legitimate_interest_note: str | None = Field(
+        default=None,
+        max_length=5000,
+        description="The legitimate interest pursued (required for LegitimateInterest)",
+    )
+    dpv_purpose: str | None = Field(default=None, max_length=80, examples=["DirectMarketing"])
+    consent_notice: str | None = Field(
+        default=None,
+        max_length=60,
+        description="Slug of the consent-wording notice shown by default (consent purposes)",
+    )
+
+
+class PurposeIn(PurposeFields):
+    slug: str = Field(pattern=SLUG, examples=["newsletter"])
+
+
+class PurposeOut(BaseModel):
+    id: str
+    slug: str
+    name: str
+    description: str
+    lawful_basis: str
+    dpv_purpose: str | None
+    data_categories: list[str]
+    sensitive: bool = Field(description="Uses a sensitive data category")
+    channels: list[str]
+    is_marketing: bool
+    is_sale_or_sharing: bool
+    legitimate_interest_note: str | None
+    consent_notice: str | None
+    collection_points: list[str] = Field(description="Where data is collected for it")
+    created_at: datetime
+    updated_at: datetime
+    archived_at: datetime | None
+
+
+# ---------------------------------------------------------------------------------------------
+# Collection points
+
+
+class CollectsForIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    purpose: str = Field(max_length=60)
+    consent_notice: str | None = Field(
+        default=None,
+        max_length=60,
+        description="Consent wording shown here (else the purpose's default)",
+    )
+
+
+class CollectionPointFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    kind: CollectionPointKind
+    purposes: list[CollectsForIn] = Field(min_length=1, max_length=100)
+    description: str = Field(default="", max_length=5000)
+    privacy_notice: str | None = Field(
+        default=None, max_length=60, description="Slug of the privacy notice shown here"
+    )
+
+
+class CollectionPointIn(CollectionPointFields):
+    slug: str = Field(pattern=SLUG, examples=["newsletter"])
+
+
+class CollectsForOut(BaseModel):
+    purpose: str
+    name: str
+    lawful_basis: str
+    is_marketing: bool
+    legitimate_interest_note: str | None
+    consent_notice: str | None = Field(description="Consent wording shown here, if any")
+    wording_version_id: str | None = Field(
+        description="The wording version in force now: cite it when recording the consent"
+    )
+    wording_sha256: str | None
+    wording_text: str | None
+
+
+class CollectionPointOut(BaseModel):
+    id: str
+    slug: str
+    name: str
+    kind: str
+    description: str
+    privacy_notice: str | None
+    created_at: datetime
+    purposes: list[CollectsForOut]
+
+
+# ---------------------------------------------------------------------------------------------
+# Topics
+
+
+class TopicIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    slug: str = Field(pattern=SLUG)
+    name: str = Field(min_length=1, max_length=200)
+    purpose: str = Field(max_length=60, description="Slug of the purpose the topic serves")
+    description: str = Field(default="", max_length=2000)
+
+
+class TopicOut(BaseModel):
+    id: str
+    slug: str
+    name: str
+    description: str
+    purpose: str
+    is_marketing: bool
+    created_at: datetime
