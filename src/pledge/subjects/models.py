@@ -11,6 +11,7 @@ from sqlalchemy import (
     Index,
     LargeBinary,
     String,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -18,6 +19,15 @@ from pledge.core.db import ID, Base, UTCDateTime
 from pledge.core.ids import new_id
 
 STANDARD_CLASS = "standard"
+
+# Subjects in a state that can deny the gate: erased, restricted, a child, opted out of sale,
+# limited sensitive data. A few percent of a tenant; the partial index `ix_subjects_gate_flags`
+# holds only them, and an audience reads its exceptions from there (`gate.audience_sets`).
+# SQLite uses a partial index only for a query that repeats this exact text.
+GATE_FLAGGED = (
+    "(status = 'erased' OR restricted_at IS NOT NULL OR is_child "
+    "OR sale_opt_out_at IS NOT NULL OR limit_sensitive_at IS NOT NULL)"
+)
 
 
 class SubjectStatus(StrEnum):
@@ -51,7 +61,16 @@ class Subject(Base):
     (id, status, dates) so the audit trail and later decisions can refer to it."""
 
     __tablename__ = "subjects"
-    __table_args__ = (Index("ix_subjects_status", "tenant_id", "status"),)
+    __table_args__ = (
+        Index("ix_subjects_status", "tenant_id", "status"),
+        Index(
+            "ix_subjects_gate_flags",
+            "tenant_id",
+            "id",
+            sqlite_where=text(GATE_FLAGGED),
+            postgresql_where=text(GATE_FLAGGED),
+        ),
+    )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(
         ID, ForeignKey("tenants.id", ondelete="RESTRICT"), primary_key=True
@@ -83,6 +102,8 @@ class SubjectIdentity(Base):
             ["tenant_id", "subject_id"], ["subjects.tenant_id", "subjects.id"], ondelete="CASCADE"
         ),
         Index("ix_subject_identities_subject", "tenant_id", "subject_id"),
+        # An audience's "has an address on this channel", in subject order.
+        Index("ix_subject_identities_kind", "tenant_id", "kind", "subject_id"),
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ID, primary_key=True)
