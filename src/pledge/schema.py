@@ -11,9 +11,11 @@ from pledge.mail import models as mail_models
 from pledge.notices import models as notice_models
 from pledge.preferences import models as preference_models
 from pledge.purposes import models as purpose_models
+from pledge.rights import models as rights_models
 from pledge.signals import models as signal_models
 from pledge.subjects import models as subject_models
 from pledge.tenants import models as tenant_models
+from pledge.webhooks import models as webhook_models
 
 __all__ = [
     "Base",
@@ -25,7 +27,9 @@ __all__ = [
     "notice_models",
     "preference_models",
     "purpose_models",
+    "rights_models",
     "signal_models",
     "subject_models",
     "tenant_models",
+    "webhook_models",
 ]

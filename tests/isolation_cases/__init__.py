@@ -43,6 +43,6 @@ class Cases:
 
 
 def all_cases() -> list[Cases]:
-    from tests.isolation_cases import lawfulness, messaging, vault
+    from tests.isolation_cases import lawfulness, messaging, rights, rights_pages, vault
 
-    return [vault.CASES, lawfulness.CASES, messaging.CASES]
+    return [vault.CASES, lawfulness.CASES, messaging.CASES, rights.CASES, rights_pages.CASES]

@@ -24,6 +24,9 @@ class Scope(StrEnum):
     PREFERENCES_WRITE = "preferences:write"
     CAMPAIGNS_SEND = "campaigns:send"
     REPORTS_READ = "reports:read"
+    REQUESTS_READ = "requests:read"  # rights requests
+    REQUESTS_WRITE = "requests:write"
+    WEBHOOKS_MANAGE = "webhooks:manage"  # webhook endpoints, recipients
 
 
 class Role(StrEnum):
@@ -54,6 +57,8 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
             Scope.GATE_CHECK,
             Scope.PREFERENCES_READ,
             Scope.PREFERENCES_WRITE,
+            Scope.REQUESTS_READ,
+            Scope.REQUESTS_WRITE,
         }
     ),
     Role.VIEWER: frozenset(

@@ -17,12 +17,6 @@ from pledge.access import service as access
 from pledge.access.permissions import Role, Scope, parse_scopes
 from pledge.audit import service as audit
 from pledge.campaigns import cli as campaigns_cli
-from pledge.consent import cli as consent_cli
-from pledge.gate import cli as gate_cli
-from pledge.mail import cli as mail_cli
-from pledge.notices import cli as notices_cli
-from pledge.preferences import cli as preferences_cli
-from pledge.purposes import cli as purposes_cli
 from pledge.cli.common import (
     console,
     errors,
@@ -32,16 +26,24 @@ from pledge.cli.common import (
     read_secret,
     reports_errors,
 )
+from pledge.consent import cli as consent_cli
 from pledge.core.config import get_settings
 from pledge.core.db import make_engine, transaction
 from pledge.core.errors import InvalidInput, NotFound
 from pledge.crypto.keystore import create_master_key_file, make_keystore_engine
+from pledge.gate import cli as gate_cli
+from pledge.mail import cli as mail_cli
 from pledge.migrations import upgrade
+from pledge.notices import cli as notices_cli
+from pledge.preferences import cli as preferences_cli
+from pledge.purposes import cli as purposes_cli
+from pledge.rights import cli as rights_cli
 from pledge.subjects import erasure, importer
 from pledge.subjects import service as subjects
 from pledge.subjects.identity import IdentityKind
 from pledge.subjects.models import STANDARD_CLASS, DataSource
 from pledge.tenants import service as tenants
+from pledge.webhooks import cli as webhooks_cli
 
 app = typer.Typer(
     name="pledge",
@@ -66,6 +68,8 @@ app.add_typer(gate_cli.app, name="gate")
 app.add_typer(preferences_cli.app, name="preferences")
 app.add_typer(campaigns_cli.app, name="campaign")
 app.add_typer(mail_cli.app, name="mail")
+app.add_typer(rights_cli.app, name="rights")
+app.add_typer(webhooks_cli.app, name="webhooks")
 
 TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="Tenant slug")]
 
@@ -175,6 +179,7 @@ def tenant_create(
     retention_class: Annotated[
         list[str] | None, typer.Option(help="Extra retention class, as name=description")
     ] = None,
+    privacy_contact: Annotated[str, typer.Option(help="Privacy team contact")] = "",
 ) -> None:
     """Create a tenant, its keys and its audit chain."""
     classes = {}
@@ -194,6 +199,7 @@ def tenant_create(
                 phone_region=phone_region,
                 require_totp=require_totp,
                 retention_classes=classes,
+                privacy_contact=privacy_contact,
             )
         console.print(f"Tenant [bold]{tenant.slug}[/] created ({tenant.id}).")
     finally:

@@ -9,6 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from pledge.access.permissions import Scope
 from pledge.audit import service as audit
+from pledge.consent import service as consent
 from pledge.core.errors import InvalidInput
 from pledge.subjects import erasure, service
 from pledge.subjects.api import decode_cursor, encode_cursor
@@ -75,6 +76,9 @@ def subject_detail(
             "trail": trail,
             "describe": describe,
             "notice": notices.get(notice or ""),
+            "consent": consent.timeline_view(page.ctx, view.id)
+            if page.can(Scope.CONSENT_READ)
+            else None,
         },
     )
 

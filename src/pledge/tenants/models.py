@@ -36,3 +36,8 @@ class Tenant(Base):
     signals_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Host names of the tenant's public pages, for /.well-known/gpc.json by Host header.
     public_hosts: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # Faster-than-the-law promises for rights requests, by request type or "*":
+    # {"erasure": {"respond": "1 months", "restart_on_information": true}} (seed 000's form).
+    rights_promises: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # Who the requester is told the controller is, and how to reach its privacy team.
+    privacy_contact: Mapped[str] = mapped_column(String(320), default="")

@@ -33,6 +33,7 @@ def create_tenant(
     phone_region: str = "GB",
     require_totp: bool = False,
     retention_classes: dict[str, str] | None = None,
+    privacy_contact: str = "",
     actor: Actor = OPERATOR,
 ) -> Tenant:
     if not SLUG.match(slug):
@@ -63,6 +64,7 @@ def create_tenant(
         phone_region=phone_region.upper(),
         require_totp=require_totp,
         retention_classes={k: {"description": v} for k, v in classes.items()},
+        privacy_contact=privacy_contact.strip()[:320],
         created_at=utcnow(),
     )
     keystore.create_tenant_key(tenant.id)

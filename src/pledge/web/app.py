@@ -28,15 +28,19 @@ from pledge.preferences import api as preferences_api
 from pledge.preferences import pages as preferences_pages
 from pledge.purposes import api as purposes_api
 from pledge.purposes import pages as purposes_pages
+from pledge.rights import api as rights_api
+from pledge.rights import pages as rights_pages
+from pledge.rights import public as rights_public
+from pledge.runtime import Runtime
 from pledge.signals import api as signals_api
 from pledge.signals import pages as signals_pages
-from pledge.runtime import Runtime
 from pledge.subjects import api as subjects_api
 from pledge.subjects import pages as subjects_pages
 from pledge.tenants import pages as tenant_pages
 from pledge.web import problems
 from pledge.web.deps import LoginRequired, SecondFactorRequired
 from pledge.web.security import BrowserSecurity
+from pledge.webhooks import api as webhooks_api
 
 API_DESCRIPTION = """
 Pledge keeps the promises of a privacy policy. Every call is authenticated with a tenant's API
@@ -57,6 +61,8 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     campaigns_api.router,
     signals_api.router,
     mail_api.router,
+    rights_api.router,
+    webhooks_api.router,
 )
 PAGE_ROUTERS: tuple[APIRouter, ...] = (
     access_pages.router,
@@ -71,6 +77,8 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     campaigns_pages.router,
     signals_pages.router,
     mail_pages.router,
+    rights_pages.router,
+    rights_public.router,
 )
 
 

@@ -1,0 +1,264 @@
+"""REST routes of rights requests: intake for integrators and staff, the queue, every action."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response, status
+
+from pledge.access.context import TenantContext
+from pledge.access.models import User
+from pledge.access.permissions import Scope
+from pledge.access.scoping import get_in_tenant
+from pledge.core.errors import InvalidInput
+from pledge.core.ids import parse_id
+from pledge.rights import fulfilment, letters, recipients, reports, verification, workflow
+from pledge.rights import service as rights
+from pledge.rights.fulfilment import StaffInput
+from pledge.rights.models import RequestState, RightsRequest
+from pledge.rights.schemas import (
+    AppealDecisionIn,
+    AssignIn,
+    DeadlinesOut,
+    EventOut,
+    FulfilIn,
+    FulfilOut,
+    ReasonIn,
+    RecipientIn,
+    RecipientOut,
+    RequestIn,
+    RequestOut,
+    SlaOut,
+    VerifyIn,
+)
+from pledge.rights.service import Requester, RequestInput
+from pledge.web.deps import api_context
+
+router = APIRouter(prefix="/api/v1", tags=["rights requests"])
+
+Read = Annotated[TenantContext, Depends(api_context(Scope.REQUESTS_READ))]
+Write = Annotated[TenantContext, Depends(api_context(Scope.REQUESTS_WRITE))]
+Hooks = Annotated[TenantContext, Depends(api_context(Scope.WEBHOOKS_MANAGE))]
+
+
+def request_out(ctx: TenantContext, r: RightsRequest, *, full: bool = False) -> RequestOut:
+    out = RequestOut(
+        id=str(r.id),
+        reference=r.reference,
+        type=r.type,
+        jurisdiction=r.jurisdiction,
+        channel=r.channel,
+        requester_kind=r.requester_kind,
+        state=r.state,
+        subject_id=str(r.subject_id) if r.subject_id else None,
+        verification_level=r.verification_level,
+        received_at=r.received_at,
+        verified_at=r.verified_at,
+        completed_at=r.completed_at,
+        closed_at=r.closed_at,
+        outcome=r.outcome_code,
+        due_on=r.due_on,
+        repetitive=r.repetitive,
+        assigned_to=str(r.assigned_to) if r.assigned_to else None,
+    )
+    if full:
+        d = rights.deadlines(ctx, r)
+        out.deadlines = DeadlinesOut(
+            starts=d.starts,
+            acknowledge_by=d.acknowledge_by,
+            first_due=d.first_due,
+            due=d.due,
+            extended_due=d.extended_due,
+            extended=d.extended,
+            paused_days=d.paused_days,
+            paused=d.paused,
+            appeal_due=d.appeal_due,
+        )
+        out.timeline = [
+            EventOut(
+                at=e.at,
+                kind=e.kind,
+                from_state=e.from_state,
+                to_state=e.to_state,
+                actor=f"{e.actor_kind}:{e.actor_id}" if e.actor_id else e.actor_kind,
+                details=e.details,
+            )
+            for e in rights.timeline(ctx, r)
+        ]
+    return out
+
+
+@router.post("/requests", status_code=status.HTTP_201_CREATED, response_model=RequestOut)
+def create_request(body: RequestIn, ctx: Write) -> RequestOut:
+    """Receive a request (from an integrator, a staff member, an authorized agent…): it is
+    acknowledged, verification is sent where the type needs it, opt-outs apply at once."""
+    data = RequestInput(
+        type=body.type.value,
+        requester=Requester(**body.requester.model_dump()),
+        jurisdiction=body.jurisdiction,
+        channel=body.channel.value,
+        details=body.details,
+    )
+    return request_out(ctx, workflow.receive(ctx, data).request, full=True)
+
+
+@router.get("/requests", response_model=list[RequestOut])
+def list_requests(
+    ctx: Read,
+    state: Annotated[list[str] | None, Query()] = None,
+    type: Annotated[list[str] | None, Query()] = None,
+    open_only: bool = True,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[RequestOut]:
+    flt = rights.QueueFilter(states=state or (), types=type or (), open_only=open_only)
+    return [request_out(ctx, r) for r in rights.queue(ctx, flt, limit=limit)]
+
+
+@router.get("/requests/sla", response_model=SlaOut)
+def sla(ctx: Read) -> SlaOut:
+    return SlaOut(**vars(reports.sla(ctx)))
+
+
+@router.get("/requests/{request_id}", response_model=RequestOut)
+def get_request(request_id: str, ctx: Read) -> RequestOut:
+    return request_out(ctx, rights.get_request(ctx, request_id), full=True)
+
+
+@router.post("/requests/{request_id}/verify", response_model=RequestOut)
+def verify(request_id: str, body: VerifyIn, ctx: Write) -> RequestOut:
+    """Check the code the requester received (and data points, a declaration where needed)."""
+    request = rights.get_request(ctx, request_id)
+    verification.confirm(
+        ctx, request, code=body.code, data_points=body.data_points, declaration=body.declaration
+    )
+    return request_out(ctx, request, full=True)
+
+
+@router.post("/requests/{request_id}/start", response_model=RequestOut)
+def start(request_id: str, ctx: Write) -> RequestOut:
+    request = rights.get_request(ctx, request_id)
+    fulfilment.start(ctx, request)
+    return request_out(ctx, request, full=True)
+
+
+@router.post("/requests/{request_id}/fulfil", response_model=FulfilOut)
+def fulfil(request_id: str, body: FulfilIn, ctx: Write) -> FulfilOut:
+    request = rights.get_request(ctx, request_id)
+    result = fulfilment.fulfil(ctx, request, StaffInput(**body.model_dump()))
+    return FulfilOut(
+        state=result.state,
+        outcome=result.outcome,
+        kept=result.kept,
+        download_url=result.download_url,
+    )
+
+
+@router.post("/requests/{request_id}/deny", response_model=FulfilOut)
+def deny(request_id: str, body: ReasonIn, ctx: Write) -> FulfilOut:
+    result = fulfilment.deny(ctx, rights.get_request(ctx, request_id), body.code, body.reason)
+    return FulfilOut(state=result.state, outcome=result.outcome, kept=[], download_url=None)
+
+
+@router.post("/requests/{request_id}/extend", response_model=RequestOut)
+def extend(request_id: str, body: ReasonIn, ctx: Write) -> RequestOut:
+    request = rights.get_request(ctx, request_id)
+    workflow.extend(ctx, request, body.reason)
+    return request_out(ctx, request, full=True)
+
+
+@router.post("/requests/{request_id}/pause", response_model=RequestOut)
+def pause(request_id: str, body: ReasonIn, ctx: Write) -> RequestOut:
+    request = rights.get_request(ctx, request_id)
+    workflow.ask_for_information(ctx, request, body.code, body.reason)
+    return request_out(ctx, request, full=True)
+
+
+@router.post("/requests/{request_id}/resume", response_model=RequestOut)
+def resume(request_id: str, ctx: Write) -> RequestOut:
+    request = rights.get_request(ctx, request_id)
+    rights.resume(ctx, request)
+    return request_out(ctx, request, full=True)
+
+
+@router.post("/requests/{request_id}/withdraw", response_model=RequestOut)
+def withdraw(request_id: str, ctx: Write) -> RequestOut:
+    request = rights.get_request(ctx, request_id)
+    rights.transition(ctx, request, RequestState.WITHDRAWN, "withdrawn")
+    return request_out(ctx, request, full=True)
+
+
+@router.post("/requests/{request_id}/appeal", response_model=RequestOut)
+def appeal(request_id: str, ctx: Write) -> RequestOut:
+    request = rights.get_request(ctx, request_id)
+    rights.appeal(ctx, request)
+    return request_out(ctx, request, full=True)
+
+
+@router.post("/requests/{request_id}/appeal-decision", response_model=RequestOut)
+def appeal_decision(request_id: str, body: AppealDecisionIn, ctx: Write) -> RequestOut:
+    request = rights.get_request(ctx, request_id)
+    workflow.decide_appeal(ctx, request, grant=body.grant, reason=body.reason)
+    return request_out(ctx, request, full=True)
+
+
+@router.post("/requests/{request_id}/assign", response_model=RequestOut)
+def assign(request_id: str, body: AssignIn, ctx: Write) -> RequestOut:
+    request = rights.get_request(ctx, request_id)
+    user = parse_id(body.user_id) if body.user_id else None
+    if body.user_id and user is None:
+        raise InvalidInput("user_id is not an id")
+    if user is not None:
+        get_in_tenant(ctx.session, User, ctx.tenant_id, user, what="user")
+    rights.assign(ctx, request, user)
+    return request_out(ctx, request, full=True)
+
+
+@router.get("/requests/{request_id}/artifacts/{artifact_id}")
+def artifact(request_id: str, artifact_id: str, ctx: Read) -> Response:
+    """A letter or file of the request, for staff (audited)."""
+    request = rights.get_request(ctx, request_id)
+    item, content = letters.read_artifact(ctx, request, artifact_id, by="staff")
+    return Response(
+        content,
+        media_type=item.media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{item.name}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get("/recipients", response_model=list[RecipientOut])
+def list_recipients(ctx: Hooks) -> list[RecipientOut]:
+    return [
+        RecipientOut(
+            id=str(r.id),
+            slug=r.slug,
+            name=r.name,
+            kind=r.kind,
+            country=r.country,
+            webhook_url=r.webhook_url,
+        )
+        for r in recipients.list_recipients(ctx)
+    ]
+
+
+@router.post("/recipients", status_code=status.HTTP_201_CREATED, response_model=RecipientOut)
+def add_recipient(body: RecipientIn, ctx: Hooks) -> RecipientOut:
+    r, secret = recipients.add_recipient(
+        ctx,
+        slug=body.slug,
+        name=body.name,
+        kind=body.kind,
+        country=body.country,
+        webhook_url=body.webhook_url,
+    )
+    return RecipientOut(
+        id=str(r.id),
+        slug=r.slug,
+        name=r.name,
+        kind=r.kind,
+        country=r.country,
+        webhook_url=r.webhook_url,
+        secret=secret,
+    )

@@ -1,0 +1,198 @@
+"""`pledge rights`: rights requests from the command line, processor routing, the jobs."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from pledge.cli.common import console, open_runtime, operator_context, reports_errors
+from pledge.rights import fulfilment, reports, routing, verification, workflow
+from pledge.rights import service as rights
+from pledge.rights.fulfilment import StaffInput
+from pledge.rights.models import RequestType
+from pledge.rights.service import Requester, RequestInput
+
+app = typer.Typer(
+    help="Rights requests: intake, the queue, fulfilment, routing, jobs.", no_args_is_help=True
+)
+
+TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="Tenant slug")]
+TYPES = ", ".join(t.value for t in RequestType)
+
+
+@app.command("submit")
+@reports_errors
+def submit(
+    tenant: TenantOpt,
+    type: Annotated[str, typer.Option(help=f"One of: {TYPES}")],
+    email: Annotated[str, typer.Option(help="The requester's e-mail")],
+    jurisdiction: Annotated[
+        str | None, typer.Option(help="EU, UK, US-CA…; the tenant's first by default")
+    ] = None,
+    name: Annotated[str, typer.Option(help="The requester's name")] = "",
+    details: Annotated[
+        str, typer.Option(help='JSON: {"proposed": {...}} or {"purposes": [...]}')
+    ] = "{}",
+) -> None:
+    """Enter a request received by staff (a letter, a phone call)."""
+    runtime = open_runtime()
+    try:
+        with operator_context(runtime, tenant) as ctx:
+            received = workflow.receive(
+                ctx,
+                RequestInput(
+                    type, Requester(email, name), jurisdiction, "staff", json.loads(details)
+                ),
+            )
+            request = received.request
+            console.print(
+                f"Request {request.reference} ({request.id}): {request.state}, due {request.due_on}"
+            )
+    finally:
+        runtime.close()
+
+
+@app.command("list")
+@reports_errors
+def list_requests(
+    tenant: TenantOpt, all: Annotated[bool, typer.Option("--all", help="Closed ones too")] = False
+) -> None:
+    """The queue, most urgent first."""
+    runtime = open_runtime()
+    try:
+        with operator_context(runtime, tenant) as ctx:
+            table = Table("reference", "type", "jurisdiction", "state", "due", "received")
+            for r in rights.queue(ctx, rights.QueueFilter(open_only=not all)):
+                table.add_row(
+                    r.reference,
+                    r.type,
+                    r.jurisdiction,
+                    r.state,
+                    str(r.due_on or "—"),
+                    r.received_at.date().isoformat(),
+                )
+        console.print(table)
+    finally:
+        runtime.close()
+
+
+@app.command("verify")
+@reports_errors
+def verify(
+    tenant: TenantOpt,
+    request_id: Annotated[str, typer.Argument(help="Request id")],
+    code: Annotated[str, typer.Option(help="The code the requester read out")],
+    data_point: Annotated[
+        list[str] | None, typer.Option(help="name=value, e.g. phone=+44…")
+    ] = None,
+) -> None:
+    runtime = open_runtime()
+    try:
+        with operator_context(runtime, tenant) as ctx:
+            points = dict(p.split("=", 1) for p in (data_point or []))
+            outcome = verification.confirm(
+                ctx, rights.get_request(ctx, request_id), code=code, data_points=points
+            )
+        console.print("verified" if outcome.verified else f"not verified: {outcome.reason}")
+        if not outcome.verified:
+            raise typer.Exit(1)
+    finally:
+        runtime.close()
+
+
+@app.command("fulfil")
+@reports_errors
+def fulfil(
+    tenant: TenantOpt,
+    request_id: Annotated[str, typer.Argument(help="Request id")],
+    hold: Annotated[list[str] | None, typer.Option(help="Erasure: class=why it is kept")] = None,
+    note: Annotated[str, typer.Option(help="Automated decision: the review's outcome")] = "",
+) -> None:
+    """Do what the request asks and send the letter that says so."""
+    runtime = open_runtime()
+    try:
+        with operator_context(runtime, tenant) as ctx:
+            holds = dict(h.split("=", 1) for h in (hold or []))
+            result = fulfilment.fulfil(
+                ctx, rights.get_request(ctx, request_id), StaffInput(holds=holds, note=note)
+            )
+        console.print(f"{result.state}: {result.outcome}")
+    finally:
+        runtime.close()
+
+
+@app.command("deny")
+@reports_errors
+def deny(
+    tenant: TenantOpt,
+    request_id: Annotated[str, typer.Argument(help="Request id")],
+    reason: Annotated[str, typer.Option(help="Why (sent to the requester)")],
+) -> None:
+    """Refuse, with reasons and the authority to complain to."""
+    runtime = open_runtime()
+    try:
+        with operator_context(runtime, tenant) as ctx:
+            fulfilment.deny(ctx, rights.get_request(ctx, request_id), "refused", reason)
+        console.print("denied; the letter names the authority to complain to")
+    finally:
+        runtime.close()
+
+
+@app.command("route")
+@reports_errors
+def route(
+    type: Annotated[str, typer.Option(help=f"One of: {TYPES}")],
+    email: Annotated[str, typer.Option(help="The requester's e-mail")],
+    jurisdiction: Annotated[str | None, typer.Option(help="Jurisdiction")] = None,
+    send_via: Annotated[
+        str | None, typer.Option(help="Tenant whose outbox sends the letter")
+    ] = None,
+) -> None:
+    """Operator: pass a request about a client's customer on to the client (the controller)."""
+    runtime = open_runtime()
+    try:
+        routed = routing.route(
+            runtime, RequestInput(type, Requester(email), jurisdiction), send_via=send_via
+        )
+        if routed.controllers:
+            console.print(
+                f"Routed to {', '.join(routed.controllers)} ({', '.join(routed.references)})."
+            )
+        else:
+            console.print("No client holds this address; the letter says so.")
+        console.print(routed.letter, highlight=False)
+    finally:
+        runtime.close()
+
+
+@app.command("sla")
+@reports_errors
+def sla(tenant: TenantOpt) -> None:
+    """Open requests by state, due this week, overdue, median days to close."""
+    runtime = open_runtime()
+    try:
+        with operator_context(runtime, tenant) as ctx:
+            s = reports.sla(ctx)
+        console.print(
+            f"open: {s.open_by_state or 'none'}; due this week: {s.due_this_week}; "
+            f"overdue: {s.overdue}; median days to close (90 days): {s.median_days_to_close}"
+        )
+    finally:
+        runtime.close()
+
+
+@app.command("jobs")
+@reports_errors
+def jobs(tenant: TenantOpt) -> None:
+    """Close unverified requests and purge records past 24 months (run daily)."""
+    runtime = open_runtime()
+    try:
+        with operator_context(runtime, tenant) as ctx:
+            closed = workflow.close_unverified(ctx)
+            purged = workflow.purge_expired(ctx)
+        console.print(f"closed unverified: {closed}; purged: {purged}")
+    finally:
+        runtime.close()

@@ -1,0 +1,448 @@
+"""Fulfilment: what each request type does, as the seeds promise, and the letter that says so.
+
+`start` moves a verified request into progress (and, for a rectification, restricts
+processing while accuracy is checked); `fulfil` does the work and completes or denies it;
+`deny` refuses with reasons and the right to complain.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from pledge.access.context import TenantContext
+from pledge.access.scoping import for_tenant
+from pledge.audit import service as audit
+from pledge.audit.events import AuditEvent
+from pledge.consent import service as consent
+from pledge.consent.models import ConsentMethod
+from pledge.core.clock import utcnow
+from pledge.core.errors import Conflict, InvalidInput
+from pledge.purposes import service as purposes
+from pledge.purposes.models import LawfulBasis
+from pledge.rights import bundle, downloads, letters
+from pledge.rights import service as rights
+from pledge.rights.models import Recipient, RequestState, RequestType, RightsRequest
+from pledge.subjects import erasure
+from pledge.subjects import service as subjects
+from pledge.subjects.models import STANDARD_CLASS, SubjectStatus
+from pledge.subjects.service import FieldInput
+from pledge.webhooks import service as webhooks
+
+S = RequestState
+T = RequestType
+
+
+@dataclass
+class StaffInput:
+    """What staff decide while fulfilling."""
+
+    approve: bool = True  # rectification: the proposed values are accurate
+    holds: dict[str, str] = field(default_factory=dict)  # erasure: class → why it is kept
+    purposes: list[str] = field(default_factory=list)  # objection / withdrawal: which purposes
+    compelling_grounds: dict[str, str] = field(default_factory=dict)  # objection overrides
+    note: str = ""  # automated decision: the human review's outcome; a denial's reason
+    transfer_url: str = ""  # portability: the other organisation's endpoint
+
+
+@dataclass(frozen=True)
+class Result:
+    state: str
+    outcome: str
+    kept: list[str] = field(default_factory=list)
+    download_url: str | None = None
+
+
+def start(ctx: TenantContext, request: RightsRequest) -> RightsRequest:
+    if RequestState(request.state) is not S.VERIFIED:
+        raise Conflict("only a verified request can be started")
+    rights.transition(ctx, request, S.IN_PROGRESS, "started")
+    if request.type == T.RECTIFICATION.value and request.subject_id is not None:
+        # GDPR Art. 18(1)(a): restrict while the accuracy is checked (seed 004).
+        consent.set_restriction(ctx, request.subject_id, True, "accuracy_contested")
+    if request.type == T.AUTOMATED_DECISION.value:
+        rights.update_private(ctx, request, review="pending")  # a human-review task
+    return request
+
+
+def deny(ctx: TenantContext, request: RightsRequest, reason_code: str, reason: str) -> Result:
+    if len(reason.strip()) < 10:
+        raise InvalidInput(
+            "explain the refusal: the reasons are sent to the requester (GDPR Art. 12(4))"
+        )
+    if request.type == T.RECTIFICATION.value and request.subject_id is not None:
+        consent.set_restriction(ctx, request.subject_id, False, "accuracy_checked")
+    request.outcome_code = reason_code[:40]
+    rights.transition(ctx, request, S.DENIED, "denied", {"reason": reason_code[:40]})
+    letters.send(ctx, request, "denied", reason=reason.strip())
+    return Result(S.DENIED.value, reason.strip())
+
+
+def _complete(
+    ctx: TenantContext, request: RightsRequest, outcome: str, code: str, **letter: Any
+) -> Result:
+    request.outcome_code = code
+    rights.transition(ctx, request, S.COMPLETED, "completed", {"outcome": code})
+    letters.send(ctx, request, "completed", outcome=outcome, **letter)
+    audit.record(
+        ctx,
+        AuditEvent.RIGHTS_FULFILLED,
+        subject_id=request.subject_id,
+        details={"request_id": str(request.id), "type": request.type, "outcome": code},
+    )
+    return Result(S.COMPLETED.value, outcome, letter.get("kept", []), letter.get("download_url"))
+
+
+def fulfil(ctx: TenantContext, request: RightsRequest, data: StaffInput | None = None) -> Result:
+    staff = data or StaffInput()
+    state = RequestState(request.state)
+    if state is S.VERIFIED:
+        start(ctx, request)
+    elif state is not S.IN_PROGRESS:
+        raise Conflict(f"a request that is {state.value.replace('_', ' ')} cannot be fulfilled")
+    rtype = RequestType(request.type)
+    if request.subject_id is None or _erased(ctx, request.subject_id):
+        return _complete(ctx, request, "We hold no personal data about you.", "no_data")
+    handler = HANDLERS[rtype]
+    return handler(ctx, request, request.subject_id, staff)
+
+
+def _erased(ctx: TenantContext, subject_id: uuid.UUID) -> bool:
+    return subjects.get_subject_row(ctx, subject_id).status == SubjectStatus.ERASED.value
+
+
+# ---------------------------------------------------------------------------------------------
+# Per type
+
+
+def _access(
+    ctx: TenantContext, request: RightsRequest, subject_id: uuid.UUID, staff: StaffInput
+) -> Result:
+    content = bundle.build(ctx, subject_id, request.jurisdiction, reference=request.reference)
+    artifact = letters.store_artifact(
+        ctx,
+        request,
+        kind="bundle",
+        name=f"your-data-{request.reference}.zip",
+        media_type="application/zip",
+        content=content,
+    )
+    link = downloads.create(ctx, request, artifact)
+    return _complete(
+        ctx,
+        request,
+        "Your data, and what we do with it, is in the file linked below (JSON, CSV and a "
+        "readable page).",
+        "bundle_ready",
+        download_url=link.url,
+        download_expires=link.expires_at,
+    )
+
+
+def _access_categories(
+    ctx: TenantContext, request: RightsRequest, subject_id: uuid.UUID, staff: StaffInput
+) -> Result:
+    record = subjects.export_subject(ctx, subject_id)
+    info = bundle.art15_information(ctx, subject_id, record, request.jurisdiction)
+    lines = ["Categories of personal information we hold about you:"]
+    lines += [f"  - {c['label']}" for c in info["categories"]]
+    lines += ["Where it comes from: " + ", ".join(s.replace("_", " ") for s in info["sources"])]
+    lines += ["Why we use it:"] + [
+        f"  - {p['purpose']} ({p['lawful_basis']})" for p in info["purposes"]
+    ]
+    lines += [
+        "Who receives it: "
+        + (", ".join(r["name"] for r in info["recipients"]) or "no one outside us")
+    ]
+    return _complete(ctx, request, "\n".join(lines), "categories_sent")
+
+
+def _portability(
+    ctx: TenantContext, request: RightsRequest, subject_id: uuid.UUID, staff: StaffInput
+) -> Result:
+    data = bundle.portable_data(ctx, subject_id)
+    if not data["fields"]:
+        # Seed 004: the right covers data "collected from you based on consent or for the
+        # reason of entering into a contract" — GDPR Art. 20(1)(a).
+        return deny(
+            ctx,
+            request,
+            "not_portable",
+            "the data we hold about you is held on our legitimate interests, not on your "
+            "consent or a contract with you, and is not covered by the right to data "
+            "portability (GDPR Art. 20(1)(a)). You may ask for a copy of it with an access "
+            "request.",
+        )
+    content = json.dumps(data, ensure_ascii=False, indent=1).encode()
+    artifact = letters.store_artifact(
+        ctx,
+        request,
+        kind="bundle",
+        name=f"portable-{request.reference}.json",
+        media_type="application/json",
+        content=content,
+    )
+    transferred = ""
+    if staff.transfer_url:
+        downloads.transfer(ctx, request, staff.transfer_url, data)
+        transferred = " We have also sent it, signed, to the organisation you named."
+    link = downloads.create(ctx, request, artifact)
+    return _complete(
+        ctx,
+        request,
+        "The data you provided to us is in the file linked below, in a machine-readable "
+        f"format.{transferred}",
+        "portable_ready",
+        download_url=link.url,
+        download_expires=link.expires_at,
+    )
+
+
+def _recipients(ctx: TenantContext) -> list[tuple[uuid.UUID, str]]:
+    return [
+        (r.id, r.webhook_url)
+        for r in ctx.session.scalars(
+            for_tenant(select(Recipient), Recipient, ctx.tenant_id).where(
+                Recipient.active.is_(True)
+            )
+        )
+        if r.webhook_url
+    ]
+
+
+def _identities(ctx: TenantContext, subject_id: uuid.UUID) -> dict[str, str]:
+    view = subjects.read_subject(ctx, subject_id, audited=False)
+    return {
+        name: value for name in ("email", "phone", "external_id") if (value := view.value(name))
+    }
+
+
+def _rectification(
+    ctx: TenantContext, request: RightsRequest, subject_id: uuid.UUID, staff: StaffInput
+) -> Result:
+    proposed: dict[str, str] = dict(
+        rights.private_part(ctx, request).get("details", {}).get("proposed", {})
+    )
+    if not proposed:
+        raise InvalidInput("this rectification request proposes no values")
+    if not staff.approve:
+        return deny(
+            ctx,
+            request,
+            "not_accurate",
+            staff.note or "the proof given does not show the proposed values are accurate",
+        )
+    current = {f.name: f for f in subjects.read_subject(ctx, subject_id, audited=False).fields}
+    for name, value in proposed.items():
+        held = current.get(name)
+        subjects.rectify_field(
+            ctx,
+            subject_id,
+            FieldInput(
+                name,
+                value,
+                held.category if held else None,
+                "direct",
+                held.retention_class if held else STANDARD_CLASS,
+            ),
+        )
+    consent.set_restriction(ctx, subject_id, False, "accuracy_checked")
+    # GDPR Art. 19: tell every recipient.
+    webhooks.notify(
+        ctx,
+        "subject.rectified",
+        {
+            "subject": _identities(ctx, subject_id),
+            "fields": sorted(proposed),
+            "request": request.reference,
+        },
+        _recipients(ctx),
+    )
+    return _complete(
+        ctx,
+        request,
+        f"We corrected: {', '.join(sorted(proposed))}. We told the organisations we share "
+        "your data with.",
+        "rectified",
+    )
+
+
+def erasure_holds(ctx: TenantContext, staff: StaffInput) -> dict[str, str]:
+    """Retention classes kept: those the tenant declares exempt from erasure (a legal duty,
+    e.g. billing records for 7 years — seed 001 §12) and those staff hold for this case
+    (a legal claim — seed 004; a transaction in progress — seed 000)."""
+    holds = {
+        name: str(cls.get("exempt_on_erasure"))
+        for name, cls in ctx.tenant.retention_classes.items()
+        if cls.get("exempt_on_erasure")
+    }
+    unknown = [c for c in staff.holds if c not in subjects.retention_classes(ctx)]
+    if unknown:
+        raise InvalidInput(f"unknown retention class {unknown[0][:40]!r}")
+    for name, reason in staff.holds.items():
+        if len(reason.strip()) < 10:
+            raise InvalidInput(f"say why the {name} data is kept (it is told to the requester)")
+        holds[name] = reason.strip()
+    return holds
+
+
+def _erasure(
+    ctx: TenantContext, request: RightsRequest, subject_id: uuid.UUID, staff: StaffInput
+) -> Result:
+    holds = erasure_holds(ctx, staff)
+    identities = _identities(ctx, subject_id)  # before the keys are gone
+    result = erasure.erase_subject(ctx, subject_id, keep_classes=list(holds))
+    kept = [
+        f"{cls}: {reason}" for cls, reason in sorted(holds.items()) if cls in result.kept_classes
+    ]
+    webhooks.notify(
+        ctx,
+        "subject.erasure_requested",
+        {"subject": identities, "request": request.reference, "kept_classes": result.kept_classes},
+        _recipients(ctx),
+    )
+    outcome = "We erased your personal data" + (
+        " except what the law requires us to keep, listed below." if kept else "."
+    )
+    return _complete(
+        ctx,
+        request,
+        outcome + " We told the organisations we share your data with.",
+        "erased",
+        kept=kept,
+    )
+
+
+def _restriction(
+    ctx: TenantContext, request: RightsRequest, subject_id: uuid.UUID, staff: StaffInput
+) -> Result:
+    consent.set_restriction(ctx, subject_id, True, "requested")
+    return _complete(
+        ctx,
+        request,
+        "We now only store your data and do not use it otherwise. We will tell you "
+        "before we lift the restriction.",
+        "restricted",
+    )
+
+
+def _objection(
+    ctx: TenantContext, request: RightsRequest, subject_id: uuid.UUID, staff: StaffInput
+) -> Result:
+    asked = staff.purposes or list(
+        rights.private_part(ctx, request).get("details", {}).get("purposes", [])
+    )
+    objectable = {
+        LawfulBasis.LEGITIMATE_INTEREST.value,
+        LawfulBasis.PUBLIC_INTEREST.value,
+        LawfulBasis.OFFICIAL_AUTHORITY.value,
+    }
+    if not asked:
+        asked = [
+            p.slug
+            for p in bundle.purposes_applying(ctx, subject_id)
+            if p.lawful_basis in objectable or p.is_marketing
+        ]
+    stopped, continued = [], []
+    for slug in asked:
+        purpose = purposes.get_purpose(ctx, slug)
+        consent.record_objection(ctx, subject_id, slug)
+        grounds = staff.compelling_grounds.get(slug, "")
+        if grounds and not purpose.is_marketing:
+            consent.override_objection(ctx, subject_id, slug, grounds)
+            continued.append(f"{purpose.name}: {grounds}")
+        else:
+            stopped.append(purpose.name)
+    lines = ["We stopped: " + (", ".join(stopped) or "nothing")]
+    if continued:
+        lines.append("We continue, for compelling legitimate grounds:")
+        lines += [f"  - {c}" for c in continued]
+    return _complete(ctx, request, "\n".join(lines), "objection_recorded")
+
+
+def _opt_out_sale(
+    ctx: TenantContext, request: RightsRequest, subject_id: uuid.UUID, staff: StaffInput
+) -> Result:
+    consent.set_sale_opt_out(ctx, subject_id, True, "request")
+    return _complete(
+        ctx, request, "We no longer sell or share your personal information.", "opted_out"
+    )
+
+
+def _limit_sensitive(
+    ctx: TenantContext, request: RightsRequest, subject_id: uuid.UUID, staff: StaffInput
+) -> Result:
+    consent.set_limit_sensitive(ctx, subject_id, True, "request")
+    return _complete(
+        ctx,
+        request,
+        "We now use your sensitive personal information only as needed to provide our services.",
+        "sensitive_limited",
+    )
+
+
+def _withdraw(
+    ctx: TenantContext, request: RightsRequest, subject_id: uuid.UUID, staff: StaffInput
+) -> Result:
+    asked = staff.purposes or list(
+        rights.private_part(ctx, request).get("details", {}).get("purposes", [])
+    )
+    method = (
+        ConsentMethod.EMAIL_LINK.value
+        if request.channel == "privacy_center"
+        else ConsentMethod.API.value
+    )
+    if asked:
+        for slug in asked:
+            consent.record_consent(ctx, subject_id, consent.ConsentInput(slug, "withdraw", method))
+        done = asked
+    else:
+        done = [r.purpose_id.hex for r in consent.withdraw_all(ctx, subject_id, method)]
+    return _complete(
+        ctx,
+        request,
+        f"We recorded the withdrawal of your consent ({len(done)} purpose(s)). It does not "
+        "affect what we did before, on your consent.",
+        "consent_withdrawn",
+    )
+
+
+def _automated(
+    ctx: TenantContext, request: RightsRequest, subject_id: uuid.UUID, staff: StaffInput
+) -> Result:
+    if len(staff.note.strip()) < 10:
+        raise InvalidInput("record the outcome of the human review (it is sent to the requester)")
+    rights.update_private(ctx, request, review="done")
+    return _complete(
+        ctx,
+        request,
+        f"A member of our staff reviewed the decision: {staff.note.strip()}",
+        "human_reviewed",
+    )
+
+
+HANDLERS = {
+    T.ACCESS: _access,
+    T.ACCESS_CATEGORIES: _access_categories,
+    T.PORTABILITY: _portability,
+    T.RECTIFICATION: _rectification,
+    T.ERASURE: _erasure,
+    T.RESTRICTION: _restriction,
+    T.OBJECTION: _objection,
+    T.OPT_OUT_SALE: _opt_out_sale,
+    T.LIMIT_SENSITIVE: _limit_sensitive,
+    T.WITHDRAW_CONSENT: _withdraw,
+    T.AUTOMATED_DECISION: _automated,
+}
+
+
+def lift_restriction(ctx: TenantContext, request: RightsRequest, reason: str) -> None:
+    """GDPR Art. 18(3): tell the person before a restriction is lifted, then lift it."""
+    if request.subject_id is None:
+        raise InvalidInput("this request is not matched to a subject")
+    letters.send(ctx, request, "restriction_lifting", reason=reason, lift_on=utcnow())
+    consent.set_restriction(ctx, request.subject_id, False, "lifted")

@@ -1,0 +1,214 @@
+"""Letters to requesters, from templates per purpose of the letter, filled per request type,
+jurisdiction and outcome: the reasons of a denial, the authority to complain to (GDPR Art.
+12(4); seed 000 "If we deny your request, we will explain why"), appeal instructions where a
+state grants an appeal. Each letter is stored with the request (sealed) and sent through the
+mail outbox."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import select
+
+from pledge.access.context import TenantContext
+from pledge.access.scoping import for_tenant, get_in_tenant
+from pledge.audit import service as audit
+from pledge.audit.events import AuditEvent
+from pledge.core.clock import utcnow
+from pledge.core.errors import NotFound
+from pledge.core.ids import new_id
+from pledge.crypto.aead import seal, unseal
+from pledge.crypto.keystore import KeyMissing, KeyShredded
+from pledge.mail import service as mail
+from pledge.rights import service as rights
+from pledge.rights.models import RequestArtifact, RightsRequest
+from pledge.subjects.models import STANDARD_CLASS
+from pledge.web.templating import templates
+
+TYPE_LABELS = {
+    "access": "access (a copy of your data)",
+    "access_categories": "right to know (categories)",
+    "portability": "data portability",
+    "rectification": "correction",
+    "erasure": "erasure",
+    "restriction": "restriction of processing",
+    "objection": "objection",
+    "opt_out_sale": "opt-out of sale or sharing",
+    "limit_sensitive": "limit the use of sensitive information",
+    "withdraw_consent": "withdrawal of consent",
+    "automated_decision": "review of an automated decision",
+}
+SUBJECTS = {
+    "acknowledgement": "We received your request",
+    "verify": "Confirm your request",
+    "extended": "We need more time for your request",
+    "need_information": "We need more information for your request",
+    "completed": "Your request is complete",
+    "denied": "About your request",
+    "appeal_decision": "Your appeal",
+    "closed_unverified": "Your request was closed",
+    "restriction_lifting": "The restriction of your data is being lifted",
+}
+
+
+def _artifact_key(ctx: TenantContext, request: RightsRequest) -> tuple[str, bytes]:
+    """Under the subject's data key when the request is matched to a subject (an erasure
+    then reaches the letters too), else under the tenant's requests key."""
+    if request.subject_id is not None:
+        try:
+            return "subject", ctx.keystore.subject_key(
+                ctx.tenant_id, request.subject_id, STANDARD_CLASS
+            )
+        except (KeyShredded, KeyMissing):
+            pass
+    return "tenant", ctx.keystore.derived_key(ctx.tenant_id, "rights-request")
+
+
+def store_artifact(
+    ctx: TenantContext,
+    request: RightsRequest,
+    *,
+    kind: str,
+    name: str,
+    media_type: str,
+    content: bytes,
+) -> RequestArtifact:
+    scope, key = _artifact_key(ctx, request)
+    artifact_id = new_id()
+    artifact = RequestArtifact(
+        tenant_id=ctx.tenant_id,
+        id=artifact_id,
+        request_id=request.id,
+        kind=kind,
+        media_type=media_type,
+        name=name,
+        size=len(content),
+        key_scope=scope,
+        sealed=seal(AESGCM(key), content, b"pledge:artifact:v1|" + artifact_id.bytes),
+        created_at=utcnow(),
+    )
+    ctx.session.add(artifact)
+    ctx.session.flush()
+    return artifact
+
+
+def open_artifact(
+    ctx: TenantContext, request: RightsRequest, artifact: RequestArtifact
+) -> bytes | None:
+    """The artifact's content, or None once the subject's key is shredded."""
+    if artifact.key_scope == "subject":
+        if request.subject_id is None:
+            return None
+        try:
+            key = ctx.keystore.subject_key(ctx.tenant_id, request.subject_id, STANDARD_CLASS)
+        except (KeyShredded, KeyMissing):
+            return None
+    else:
+        key = ctx.keystore.derived_key(ctx.tenant_id, "rights-request")
+    return unseal(AESGCM(key), artifact.sealed, b"pledge:artifact:v1|" + artifact.id.bytes)
+
+
+def list_artifacts(
+    ctx: TenantContext, request: RightsRequest, *, kinds: tuple[str, ...] = ()
+) -> list[RequestArtifact]:
+    """The request's letters and files, oldest first: names and sizes, nothing decrypted."""
+    stmt = for_tenant(select(RequestArtifact), RequestArtifact, ctx.tenant_id).where(
+        RequestArtifact.request_id == request.id
+    )
+    if kinds:
+        stmt = stmt.where(RequestArtifact.kind.in_(kinds))
+    return list(ctx.session.scalars(stmt.order_by(RequestArtifact.created_at, RequestArtifact.id)))
+
+
+def read_artifact(
+    ctx: TenantContext, request: RightsRequest, artifact_id: uuid.UUID | str, *, by: str
+) -> tuple[RequestArtifact, bytes]:
+    """One letter or file of the request, decrypted for `by` (staff, requester); audited.
+    An artifact of another request is NotFound; so is one whose subject was erased."""
+    item = get_in_tenant(ctx.session, RequestArtifact, ctx.tenant_id, artifact_id, what="artifact")
+    if item.request_id != request.id:
+        raise NotFound("no such artifact")
+    content = open_artifact(ctx, request, item)
+    if content is None:
+        raise NotFound("this file was erased")
+    audit.record(
+        ctx,
+        AuditEvent.RIGHTS_DOWNLOAD,
+        subject_id=request.subject_id,
+        details={"request_id": str(request.id), "artifact": item.kind, "by": by},
+    )
+    return item, content
+
+
+def letters_for_requester(
+    ctx: TenantContext, request: RightsRequest
+) -> list[tuple[RequestArtifact, str | None]]:
+    """The letters sent about the request, for the requester's status page: decrypted (None
+    once erased), audited once. The verification letter is left out: it carries the code."""
+    found = [
+        (item, open_artifact(ctx, request, item))
+        for item in list_artifacts(ctx, request, kinds=("letter",))
+        if item.name != "verify.txt"
+    ]
+    audit.record(
+        ctx,
+        AuditEvent.SUBJECT_VIEWED,
+        subject_id=request.subject_id,
+        details={"request_id": str(request.id), "part": "letters", "count": len(found)},
+    )
+    return [(item, content.decode() if content is not None else None) for item, content in found]
+
+
+def render(ctx: TenantContext, request: RightsRequest, letter: str, **extra: Any) -> str:
+    private = rights.private_part(ctx, request)
+    law = rights.rule(request)
+    due = rights.deadlines(ctx, request)
+    context: dict[str, Any] = {
+        "request": request,
+        "tenant": ctx.tenant,
+        "name": private.get("name"),
+        "rule": law,
+        "type_label": TYPE_LABELS.get(request.type, request.type),
+        "due": due.due,
+        "first_due": due.first_due,
+        "appeal": law.appeal is not None,
+        "judicial": request.jurisdiction in {"EU", "UK"},
+    }
+    context.update(extra)
+    return templates.env.get_template(f"letters/{letter}.txt").render(**context)
+
+
+def send(ctx: TenantContext, request: RightsRequest, letter: str, **extra: Any) -> RequestArtifact:
+    """Render, keep with the request, and queue for the requester (or their agent)."""
+    text = render(ctx, request, letter, **extra)
+    artifact = store_artifact(
+        ctx,
+        request,
+        kind="letter",
+        name=f"{letter}.txt",
+        media_type="text/plain; charset=utf-8",
+        content=text.encode(),
+    )
+    private = rights.private_part(ctx, request)
+    agent = private.get("agent") or {}
+    to = agent.get("email") or private["email"]
+    # Sealed under the subject's key while it exists; after an erasure, under the tenant's.
+    about = request.subject_id if artifact.key_scope == "subject" else None
+    mail.queue(
+        ctx,
+        to=to,
+        subject_line=f"{SUBJECTS.get(letter, 'Your request')} ({request.reference})",
+        text=text,
+        headers={},
+        kind="rights_letter",
+        subject_id=about,
+    )
+    audit.record(
+        ctx,
+        AuditEvent.RIGHTS_LETTER_SENT,
+        subject_id=request.subject_id,
+        details={"request_id": str(request.id), "letter": letter, "artifact_id": str(artifact.id)},
+    )
+    return artifact

@@ -1,0 +1,422 @@
+"""Console pages of rights requests: the queue, one request with its actions, the SLA chart.
+
+Each action is a POST that calls the same service as the API (`pledge.rights.workflow`,
+`fulfilment`, `service`), letters included, then returns to the request's page.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel, Field
+
+from pledge.access import service as access
+from pledge.access.permissions import Scope
+from pledge.core.clock import utcnow
+from pledge.core.errors import InvalidInput
+from pledge.purposes import service as purposes
+from pledge.rights import fulfilment, letters, reports, verification, workflow
+from pledge.rights import service as rights
+from pledge.rights.fulfilment import StaffInput
+from pledge.rights.letters import TYPE_LABELS
+from pledge.rights.models import OPEN_STATES, RequestState, RequestType, RightsRequest
+from pledge.rights.public import DATA_POINTS, JURISDICTIONS, OBJECTABLE, ConfirmForm
+from pledge.subjects import service as subjects
+from pledge.web.deps import PageContext, page_context
+from pledge.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+Reader = Annotated[PageContext, Depends(page_context(Scope.REQUESTS_READ))]
+Writer = Annotated[PageContext, Depends(page_context(Scope.REQUESTS_WRITE))]
+S = RequestState
+SOON_DAYS = 7
+STATE_ORDER = [
+    S.RECEIVED,
+    S.AWAITING_VERIFICATION,
+    S.VERIFIED,
+    S.IN_PROGRESS,
+    S.PAUSED,
+    S.APPEALED,
+    S.COMPLETED,
+    S.DENIED,
+    S.WITHDRAWN,
+    S.CLOSED_UNVERIFIED,
+    S.APPEAL_DENIED,
+]
+DENIAL_REASONS = {
+    "refused": "Refused, for the reasons given",
+    "identity_not_verified": "We could not verify the requester's identity",
+    "manifestly_unfounded": "Manifestly unfounded or excessive",
+    "exemption": "An exemption of the law applies",
+    "no_right": "The law grants no such right here",
+}
+PAUSE_REASONS = {
+    "clarification": "We need the request clarified",
+    "identity": "We need proof of identity",
+    "fee": "A fee is due (repetitive request)",
+}
+DONE = {
+    "assigned": "Assignment saved.",
+    "verified": "The request is verified.",
+    "not_verified": "The code or the details did not match; the request is still waiting.",
+    "started": "Work on the request has started.",
+    "fulfilled": "The request is answered; the letter is on its way to the requester.",
+    "denied": "The request is refused; the letter with the reasons is on its way.",
+    "extended": "The deadline is extended; the requester is told why.",
+    "paused": "The request waits for the requester; they are asked for what is missing.",
+    "resumed": "The request is in progress again.",
+    "appealed": "The appeal is recorded.",
+    "appeal_decided": "The appeal is decided; the requester is told.",
+    "withdrawn": "The request is withdrawn.",
+}
+
+
+def state_label(state: str) -> str:
+    return state.replace("_", " ").capitalize()
+
+
+@dataclass(frozen=True)
+class Due:
+    """How urgent a due date is — by colour (the class) and by words (the text)."""
+
+    css: str
+    text: str
+
+
+def due_status(due_on: date | None, today: date) -> Due:
+    if due_on is None:
+        return Due("due-none", "No due date")
+    days = (due_on - today).days
+    if days < 0:
+        return Due("due-overdue", f"Overdue by {-days} day{'s' if days != -1 else ''}")
+    if days == 0:
+        return Due("due-soon", "Due today")
+    if days <= SOON_DAYS:
+        return Due("due-soon", f"Due in {days} day{'s' if days != 1 else ''}")
+    return Due("due-later", f"Due in {days} days")
+
+
+def _staff_names(page: PageContext) -> dict[str, str]:
+    """Staff members' addresses by id, to say who a request is assigned to."""
+    ctx = page.ctx
+    return {str(u.id): access.user_email(ctx.keystore, u) for u in access.list_users(ctx)}
+
+
+# ---------------------------------------------------------------------------------------------
+# The queue
+
+
+@router.get("/requests")
+def queue(
+    request: Request, page: Reader, state: str = "", type: str = "", mine: str = ""
+) -> Response:
+    states = [state] if state in S._value2member_map_ else []
+    types = [type] if type in RequestType._value2member_map_ else []
+    flt = rights.QueueFilter(states=states, types=types, assigned_to=page.user.id if mine else None)
+    rows = rights.queue(page.ctx, flt)
+    today = utcnow().date()
+    return render(
+        request,
+        "rights/queue.html",
+        {
+            "rows": rows,
+            "due": {r.id: due_status(r.due_on, today) for r in rows},
+            "staff": _staff_names(page),
+            "me": page.user.id,
+            "states": [(s.value, state_label(s.value)) for s in STATE_ORDER],
+            "types": TYPE_LABELS,
+            "chosen": {
+                "state": state if states else "",
+                "type": type if types else "",
+                "mine": bool(mine),
+            },
+            "here": str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
+            "state_label": state_label,
+            "jurisdictions": JURISDICTIONS,
+        },
+    )
+
+
+@router.get("/requests/sla")
+def sla(request: Request, page: Reader) -> Response:
+    report = reports.sla(page.ctx)
+    bars = [
+        (s.value, state_label(s.value), report.open_by_state.get(s.value, 0))
+        for s in STATE_ORDER
+        if s in OPEN_STATES
+    ]
+    top = max([n for _, _, n in bars] + [1])
+    return render(
+        request,
+        "rights/sla.html",
+        {
+            "report": report,
+            # Bar lengths in twentieths: a class per step (the CSP forbids inline styles).
+            "bars": [(key, label, n, round(n * 20 / top)) for key, label, n in bars],
+            "open_total": sum(n for _, _, n in bars),
+        },
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# One request
+
+
+def allowed_actions(today: date, request: RightsRequest, first_due: date) -> set[str]:
+    """The actions the state machine and the jurisdiction's rule allow now (the services
+    check again; this only decides which forms to show)."""
+    state = S(request.state)
+    nexts = rights.TRANSITIONS[state]
+    law = rights.rule(request)
+    actions: set[str] = set()
+    if state is S.AWAITING_VERIFICATION:
+        actions.add("verify")
+    if state is S.VERIFIED:
+        actions.add("start")
+    if state in {S.VERIFIED, S.IN_PROGRESS}:
+        actions.add("fulfil")
+    if S.DENIED in nexts:
+        actions.add("deny")
+    if S.PAUSED in nexts:
+        actions.add("pause")
+    if state is S.PAUSED:
+        actions.add("resume")
+    if S.WITHDRAWN in nexts:
+        actions.add("withdraw")
+    if S.APPEALED in nexts and law.appeal is not None:
+        actions.add("appeal")
+    if state is S.APPEALED:
+        actions.add("appeal_decision")
+    if (
+        state in OPEN_STATES - {S.APPEALED}
+        and request.extended_at is None
+        and law.extension is not None
+        and today <= first_due
+    ):
+        actions.add("extend")
+    return actions
+
+
+@router.get("/requests/{request_id}")
+def detail(request: Request, request_id: str, page: Reader, done: str = "") -> Response:
+    ctx = page.ctx
+    item = rights.get_request(ctx, request_id)
+    private = rights.read_requester(ctx, item, via="request_page")
+    details: dict[str, Any] = private.get("details") or {}
+    due = rights.deadlines(ctx, item)
+    today = utcnow().date()
+    files = letters.list_artifacts(ctx, item)
+    rtype = item.type
+    fulfil_form: dict[str, Any] = {}
+    if rtype == RequestType.ERASURE.value:
+        exempt = {
+            name: str(cls.get("exempt_on_erasure"))
+            for name, cls in ctx.tenant.retention_classes.items()
+            if isinstance(cls, dict) and cls.get("exempt_on_erasure")
+        }
+        fulfil_form["exempt"] = exempt
+        fulfil_form["classes"] = sorted(
+            subjects.retention_classes(ctx) - {"standard"} - set(exempt)
+        )
+    if rtype == RequestType.OBJECTION.value:
+        fulfil_form["objectable"] = [
+            p
+            for p in purposes.list_purposes(ctx)
+            if p.lawful_basis in OBJECTABLE and not p.is_marketing
+        ]
+    actions = (
+        allowed_actions(today, item, due.first_due) if page.can(Scope.REQUESTS_WRITE) else set()
+    )
+    return render(
+        request,
+        "rights/detail.html",
+        {
+            "item": item,
+            "private": private,
+            "details": details,
+            "due": due,
+            "due_status": due_status(item.due_on, today),
+            "law": rights.rule(item),
+            "need": verification.requirement(item),
+            "timeline": rights.timeline(ctx, item),
+            "letters": [f for f in files if f.kind == "letter"],
+            "files": [f for f in files if f.kind != "letter"],
+            "actions": actions,
+            "fulfil_form": fulfil_form,
+            "staff": _staff_names(page),
+            "me": page.user.id,
+            "type_label": TYPE_LABELS.get(rtype, rtype),
+            "jurisdiction_label": JURISDICTIONS.get(item.jurisdiction, item.jurisdiction),
+            "state_label": state_label,
+            "notice": DONE.get(done),
+            "data_points": DATA_POINTS,
+            "denial_reasons": DENIAL_REASONS,
+            "pause_reasons": PAUSE_REASONS,
+        },
+    )
+
+
+@router.get("/requests/{request_id}/artifacts/{artifact_id}")
+def artifact(request: Request, request_id: str, artifact_id: str, page: Reader) -> Response:
+    """A letter, shown as a page; any other file, downloaded. Audited."""
+    item = rights.get_request(page.ctx, request_id)
+    found, content = letters.read_artifact(page.ctx, item, artifact_id, by="staff")
+    if found.kind == "letter":
+        return render(
+            request,
+            "rights/letter.html",
+            {"item": item, "artifact": found, "text": content.decode()},
+        )
+    return Response(
+        content,
+        media_type=found.media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{found.name}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def _back(request_id: uuid.UUID, done: str) -> RedirectResponse:
+    return RedirectResponse(f"/requests/{request_id}?done={done}", status_code=303)
+
+
+class ReasonForm(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+    code: str = Field(default="refused", max_length=40)
+
+
+Reason = Annotated[ReasonForm, Form()]
+
+
+@router.post("/requests/{request_id}/assign")
+def assign(
+    request_id: str,
+    page: Writer,
+    to: Annotated[str, Form(max_length=10)] = "me",
+    next: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    item = rights.get_request(page.ctx, request_id)
+    rights.assign(page.ctx, item, page.user.id if to == "me" else None)
+    # Back where the form was, if that was a page of the queue (never an outside address).
+    if next.startswith("/requests") and "//" not in next:
+        return RedirectResponse(next, status_code=303)
+    return _back(item.id, "assigned")
+
+
+@router.post("/requests/{request_id}/verify")
+def verify(request_id: str, page: Writer, form: Annotated[ConfirmForm, Form()]) -> Response:
+    """Staff type the code the requester read to them (a phone call, a letter)."""
+    item = rights.get_request(page.ctx, request_id)
+    outcome = verification.confirm(
+        page.ctx,
+        item,
+        code=form.code,
+        data_points=form.supplied(),
+        declaration=form.declaration == "yes",
+    )
+    return _back(item.id, "verified" if outcome.verified else "not_verified")
+
+
+@router.post("/requests/{request_id}/start")
+def start(request_id: str, page: Writer) -> Response:
+    item = rights.get_request(page.ctx, request_id)
+    fulfilment.start(page.ctx, item)
+    return _back(item.id, "started")
+
+
+def _staff_input(form: dict[str, str]) -> StaffInput:
+    """The fulfil form: holds `hold:<class>`, grounds `grounds:<purpose>`, the rest by name."""
+    decision = form.get("decision", "approve")
+    if decision not in {"approve", "reject"}:
+        raise InvalidInput("decide to approve or reject the correction")
+    return StaffInput(
+        approve=decision == "approve",
+        holds={
+            k.removeprefix("hold:"): v.strip()
+            for k, v in form.items()
+            if k.startswith("hold:") and v.strip()
+        },
+        compelling_grounds={
+            k.removeprefix("grounds:"): v.strip()
+            for k, v in form.items()
+            if k.startswith("grounds:") and v.strip()
+        },
+        note=form.get("note", "").strip()[:5000],
+        transfer_url=form.get("transfer_url", "").strip()[:500],
+    )
+
+
+@router.post("/requests/{request_id}/fulfil")
+async def fulfil(request: Request, request_id: str, page: Writer) -> Response:
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    staff = _staff_input(form)
+    item = rights.get_request(page.ctx, request_id)
+    fulfilment.fulfil(page.ctx, item, staff)
+    return _back(item.id, "fulfilled")
+
+
+@router.post("/requests/{request_id}/deny")
+def deny(request_id: str, page: Writer, form: Reason) -> Response:
+    item = rights.get_request(page.ctx, request_id)
+    code = form.code if form.code in DENIAL_REASONS else "refused"
+    fulfilment.deny(page.ctx, item, code, form.reason)
+    return _back(item.id, "denied")
+
+
+@router.post("/requests/{request_id}/extend")
+def extend(request_id: str, page: Writer, form: Reason) -> Response:
+    item = rights.get_request(page.ctx, request_id)
+    workflow.extend(page.ctx, item, form.reason)
+    return _back(item.id, "extended")
+
+
+@router.post("/requests/{request_id}/pause")
+def pause(request_id: str, page: Writer, form: Reason) -> Response:
+    item = rights.get_request(page.ctx, request_id)
+    code = form.code if form.code in PAUSE_REASONS else "clarification"
+    workflow.ask_for_information(page.ctx, item, code, form.reason.strip())
+    return _back(item.id, "paused")
+
+
+@router.post("/requests/{request_id}/resume")
+def resume(request_id: str, page: Writer) -> Response:
+    item = rights.get_request(page.ctx, request_id)
+    rights.resume(page.ctx, item)
+    return _back(item.id, "resumed")
+
+
+@router.post("/requests/{request_id}/appeal")
+def appeal(request_id: str, page: Writer) -> Response:
+    """Record an appeal the requester sent by letter or e-mail."""
+    item = rights.get_request(page.ctx, request_id)
+    rights.appeal(page.ctx, item)
+    return _back(item.id, "appealed")
+
+
+@router.post("/requests/{request_id}/appeal-decision")
+def appeal_decision(
+    request_id: str,
+    page: Writer,
+    decision: Annotated[str, Form(max_length=10)],
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    if decision not in {"grant", "refuse"}:
+        raise InvalidInput("decide to grant or refuse the appeal")
+    item = rights.get_request(page.ctx, request_id)
+    workflow.decide_appeal(page.ctx, item, grant=decision == "grant", reason=reason.strip())
+    return _back(item.id, "appeal_decided")
+
+
+@router.post("/requests/{request_id}/withdraw")
+def withdraw(request_id: str, page: Writer) -> Response:
+    """The requester withdrew the request (they said so by e-mail, on the phone)."""
+    item = rights.get_request(page.ctx, request_id)
+    rights.transition(page.ctx, item, S.WITHDRAWN, "withdrawn")
+    return _back(item.id, "withdrawn")

@@ -1,0 +1,170 @@
+"""API shapes of rights requests."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pledge.rights.models import RequestChannel, RequestType
+
+
+class RequesterIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(max_length=320)
+    name: str = Field(default="", max_length=200)
+    agent_name: str = Field(default="", max_length=200)
+    agent_email: str = Field(default="", max_length=320)
+    agent_permission: str = Field(
+        default="", max_length=5000, description="The agent's signed permission"
+    )
+
+
+class RequestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: RequestType
+    requester: RequesterIn
+    jurisdiction: str | None = Field(default=None, max_length=8, examples=["EU", "US-CA"])
+    channel: RequestChannel = RequestChannel.API
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What exactly is asked: `proposed` {field: value} for a rectification, "
+        "`purposes` [slug] for an objection or withdrawal, a `note`",
+    )
+
+
+class DeadlinesOut(BaseModel):
+    starts: date
+    acknowledge_by: date | None
+    first_due: date
+    due: date
+    extended_due: date | None
+    extended: bool
+    paused_days: int
+    paused: bool
+    appeal_due: date | None
+
+
+class EventOut(BaseModel):
+    at: datetime
+    kind: str
+    from_state: str | None
+    to_state: str | None
+    actor: str
+    details: dict[str, Any]
+
+
+class RequestOut(BaseModel):
+    id: str
+    reference: str
+    type: str
+    jurisdiction: str
+    channel: str
+    requester_kind: str
+    state: str
+    subject_id: str | None
+    verification_level: str
+    received_at: datetime
+    verified_at: datetime | None
+    completed_at: datetime | None
+    closed_at: datetime | None
+    outcome: str | None
+    due_on: date | None
+    repetitive: bool
+    assigned_to: str | None
+    deadlines: DeadlinesOut | None = None
+    timeline: list[EventOut] | None = None
+
+
+class VerifyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str | None = Field(default=None, max_length=12)
+    data_points: dict[str, str] = Field(default_factory=dict)
+    declaration: bool = False
+
+
+class ReasonIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=2000)
+    code: str = Field(default="refused", max_length=40)
+
+
+class FulfilIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    approve: bool = True
+    holds: dict[str, str] = Field(
+        default_factory=dict, description="Retention class → why it is kept"
+    )
+    purposes: list[str] = Field(default_factory=list)
+    compelling_grounds: dict[str, str] = Field(default_factory=dict)
+    note: str = Field(default="", max_length=5000)
+    transfer_url: str = Field(default="", max_length=500)
+
+
+class FulfilOut(BaseModel):
+    state: str
+    outcome: str
+    kept: list[str]
+    download_url: str | None
+
+
+class AppealDecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grant: bool
+    reason: str = Field(default="", max_length=2000)
+
+
+class AssignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: str | None
+
+
+class SlaOut(BaseModel):
+    open_by_state: dict[str, int]
+    due_this_week: int
+    overdue: int
+    median_days_to_close: float | None
+    closed_last_90_days: int
+
+
+class RecipientIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    slug: str = Field(max_length=60)
+    name: str = Field(max_length=200)
+    kind: str = Field(default="recipient", pattern="^(recipient|sub_processor)$")
+    country: str = Field(min_length=2, max_length=2)
+    webhook_url: str | None = Field(default=None, max_length=500)
+
+
+class RecipientOut(BaseModel):
+    id: str
+    slug: str
+    name: str
+    kind: str
+    country: str
+    webhook_url: str | None
+    secret: str | None = Field(default=None, description="Shown once, when created")
+
+
+class WebhookIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(max_length=500)
+    events: list[str] = Field(min_length=1)
+
+
+class WebhookOut(BaseModel):
+    id: str
+    url: str
+    events: list[str]
+    active: bool
+    secret: str | None = Field(default=None, description="Shown once, when created")

@@ -1,0 +1,522 @@
+"""Rights requests: intake, the state machine, the clock, the queue.
+
+Every transition is a row in the request's timeline and an audit entry, in the caller's
+transaction; a webhook for integrators leaves after commit. What identifies the requester is
+sealed on the request; the row keeps the moments the clock needs.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import func, select
+
+from pledge.access.context import TenantContext
+from pledge.access.scoping import for_tenant, get_in_tenant
+from pledge.audit import service as audit
+from pledge.audit.events import AuditEvent
+from pledge.core.clock import utcnow
+from pledge.core.errors import Conflict, InvalidInput, NotFound
+from pledge.core.ids import new_id
+from pledge.crypto.aead import blind_index, seal, unseal
+from pledge.rights import clock
+from pledge.rights.models import (
+    OPEN_STATES,
+    RequestChannel,
+    RequestEvent,
+    RequestPause,
+    RequestState,
+    RequestType,
+    RightsRequest,
+)
+from pledge.subjects.identity import InvalidIdentity, normalise_email
+from pledge.tenants.jurisdictions import Jurisdiction
+from pledge.webhooks import service as webhooks
+
+S = RequestState
+
+# Allowed transitions of the state machine. Extension and assignment are actions, not states.
+TRANSITIONS: dict[RequestState, frozenset[RequestState]] = {
+    S.RECEIVED: frozenset({S.AWAITING_VERIFICATION, S.VERIFIED, S.DENIED, S.WITHDRAWN}),
+    S.AWAITING_VERIFICATION: frozenset({S.VERIFIED, S.CLOSED_UNVERIFIED, S.WITHDRAWN, S.DENIED}),
+    S.VERIFIED: frozenset({S.IN_PROGRESS, S.PAUSED, S.DENIED, S.WITHDRAWN, S.COMPLETED}),
+    S.IN_PROGRESS: frozenset({S.PAUSED, S.COMPLETED, S.DENIED, S.WITHDRAWN}),
+    S.PAUSED: frozenset({S.IN_PROGRESS, S.WITHDRAWN, S.CLOSED_UNVERIFIED, S.DENIED}),
+    S.COMPLETED: frozenset({S.APPEALED}),
+    S.DENIED: frozenset({S.APPEALED}),
+    S.APPEALED: frozenset({S.IN_PROGRESS, S.APPEAL_DENIED}),
+    S.WITHDRAWN: frozenset(),
+    S.CLOSED_UNVERIFIED: frozenset(),
+    S.APPEAL_DENIED: frozenset(),
+}
+FINAL = frozenset({S.COMPLETED, S.DENIED, S.WITHDRAWN, S.CLOSED_UNVERIFIED, S.APPEAL_DENIED})
+RECORDS_KEPT = timedelta(days=730)  # 24 months (CCPA 11 CCR 7101(a))
+# Same-type requests from one address in 12 months above which a human decides, where the
+# law sets no number (GDPR: "manifestly unfounded or excessive", Art. 12(5)).
+EXCESSIVE_WITHOUT_LIMIT = 3
+# Opt-outs need no verification (CCPA 11 CCR 7026(c)); withdrawing consent must be as easy
+# as giving it (GDPR Art. 7(3)); an objection to direct marketing needs no reason.
+NO_VERIFICATION = frozenset(
+    {
+        RequestType.OPT_OUT_SALE,
+        RequestType.LIMIT_SENSITIVE,
+        RequestType.WITHDRAW_CONSENT,
+        RequestType.OBJECTION,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Requester:
+    email: str
+    name: str = ""
+    # For an authorized agent (CCPA 11 CCR 7063): who acts, and their signed permission.
+    agent_name: str = ""
+    agent_email: str = ""
+    agent_permission: str = ""  # reference or text of the signed permission
+
+
+@dataclass(frozen=True)
+class RequestInput:
+    type: str
+    requester: Requester
+    jurisdiction: str | None = None
+    channel: str = RequestChannel.PRIVACY_CENTER.value
+    # What exactly is asked: pieces, proposed values, purposes, a note. Sealed.
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sealing the requester's details
+
+
+def _aead(ctx: TenantContext) -> AESGCM:
+    return AESGCM(ctx.keystore.derived_key(ctx.tenant_id, "rights-request"))
+
+
+def _aad(ctx: TenantContext, request_id: uuid.UUID) -> bytes:
+    return b"pledge:rights-request:v1|" + ctx.tenant_id.bytes + request_id.bytes
+
+
+def private_part(ctx: TenantContext, request: RightsRequest) -> dict[str, Any]:
+    """The requester's contact, agent and request details (decrypted)."""
+    doc: dict[str, Any] = json.loads(unseal(_aead(ctx), request.sealed, _aad(ctx, request.id)))
+    return doc
+
+
+def _seal_private(ctx: TenantContext, request_id: uuid.UUID, doc: dict[str, Any]) -> bytes:
+    return seal(_aead(ctx), json.dumps(doc, ensure_ascii=False).encode(), _aad(ctx, request_id))
+
+
+def update_private(ctx: TenantContext, request: RightsRequest, **changes: Any) -> None:
+    doc = private_part(ctx, request)
+    doc.update(changes)
+    request.sealed = _seal_private(ctx, request.id, doc)
+
+
+def contact_index(ctx: TenantContext, email: str) -> bytes:
+    key = ctx.keystore.derived_key(ctx.tenant_id, "blind-index")
+    return blind_index(key, f"request-email:{email}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Intake
+
+
+def _jurisdiction(ctx: TenantContext, value: str | None) -> str:
+    chosen = value or (ctx.tenant.jurisdictions[0] if ctx.tenant.jurisdictions else "EU")
+    if chosen not in Jurisdiction._value2member_map_:
+        raise InvalidInput(f"unknown jurisdiction {chosen[:10]!r}")
+    return chosen
+
+
+def _reference(request_id: uuid.UUID) -> str:
+    # The random part of a UUIDv7, readable over the phone.
+    return "R-" + request_id.hex[-8:].upper()
+
+
+def _is_repetitive(
+    ctx: TenantContext, index: bytes, rtype: RequestType, rule: clock.Rule, now: datetime
+) -> bool:
+    types = {rtype.value}
+    if rtype.value in rule.free_request_types:
+        types = set(rule.free_request_types)
+    earlier = int(
+        ctx.session.scalar(
+            for_tenant(
+                select(func.count()).select_from(RightsRequest), RightsRequest, ctx.tenant_id
+            ).where(
+                RightsRequest.contact_index == index,
+                RightsRequest.type.in_(types),
+                RightsRequest.received_at > now - timedelta(days=365),
+            )
+        )
+        or 0
+    )
+    limit = rule.free_requests_per_12_months or EXCESSIVE_WITHOUT_LIMIT
+    return earlier >= limit
+
+
+def submit(ctx: TenantContext, data: RequestInput) -> RightsRequest:
+    """Receive a request: validate, seal what identifies the requester, start the clock."""
+    try:
+        rtype = RequestType(data.type)
+        channel = RequestChannel(data.channel)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    jurisdiction = _jurisdiction(ctx, data.jurisdiction)
+    try:
+        email = normalise_email(data.requester.email)
+    except InvalidIdentity:
+        raise InvalidInput("the requester's e-mail address is not valid") from None
+    agent = bool(data.requester.agent_name or data.requester.agent_email)
+    if channel is RequestChannel.AUTHORIZED_AGENT and not (
+        agent and data.requester.agent_permission
+    ):
+        raise InvalidInput("an authorized agent must give their name, e-mail and signed permission")
+    now = utcnow()
+    rule = clock.rule_for(jurisdiction, rtype.value)
+    request_id = new_id()
+    index = contact_index(ctx, email)
+    request = RightsRequest(
+        tenant_id=ctx.tenant_id,
+        id=request_id,
+        reference=_reference(request_id),
+        type=rtype.value,
+        jurisdiction=jurisdiction,
+        channel=channel.value,
+        requester_kind="agent" if agent else "subject",
+        state=S.RECEIVED.value,
+        contact_index=index,
+        sealed=_seal_private(
+            ctx,
+            request_id,
+            {
+                "email": email,
+                "name": data.requester.name.strip()[:200],
+                "agent": {
+                    "name": data.requester.agent_name[:200],
+                    "email": data.requester.agent_email[:320],
+                    "permission": data.requester.agent_permission[:5000],
+                }
+                if agent
+                else None,
+                "details": data.details,
+            },
+        ),
+        received_at=now,
+        repetitive=_is_repetitive(ctx, index, rtype, rule, now),
+    )
+    ctx.session.add(request)
+    ctx.session.flush()
+    _event(
+        ctx,
+        request,
+        "received",
+        None,
+        S.RECEIVED,
+        {
+            "type": rtype.value,
+            "jurisdiction": jurisdiction,
+            "channel": channel.value,
+            "repetitive": request.repetitive,
+        },
+    )
+    refresh_due(ctx, request)
+    return request
+
+
+# ---------------------------------------------------------------------------------------------
+# The state machine
+
+
+def get_request(ctx: TenantContext, request_id: uuid.UUID | str) -> RightsRequest:
+    return get_in_tenant(ctx.session, RightsRequest, ctx.tenant_id, request_id, what="request")
+
+
+def get_by_reference(
+    ctx: TenantContext, reference: str, *, state: RequestState | None = None
+) -> RightsRequest:
+    """The newest request with this reference (what the requester quotes), in `state` if
+    given. References are short: two requests may share one, the state narrows it down."""
+    stmt = for_tenant(select(RightsRequest), RightsRequest, ctx.tenant_id).where(
+        RightsRequest.reference == reference.strip().upper()[:16]
+    )
+    if state is not None:
+        stmt = stmt.where(RightsRequest.state == state.value)
+    found = ctx.session.scalars(stmt.order_by(RightsRequest.received_at.desc()).limit(1)).first()
+    if found is None:
+        raise NotFound("no such request")
+    return found
+
+
+def read_requester(ctx: TenantContext, request: RightsRequest, *, via: str) -> dict[str, Any]:
+    """The requester's contact, agent and request details, decrypted for a staff member to
+    read: a read of personal data, audited like a subject view."""
+    doc = private_part(ctx, request)
+    audit.record(
+        ctx,
+        AuditEvent.SUBJECT_VIEWED,
+        subject_id=request.subject_id,
+        details={"request_id": str(request.id), "part": "requester", "via": via},
+    )
+    return doc
+
+
+def _event(
+    ctx: TenantContext,
+    request: RightsRequest,
+    kind: str,
+    before: RequestState | None,
+    after: RequestState | None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    info = details or {}
+    ctx.session.add(
+        RequestEvent(
+            tenant_id=ctx.tenant_id,
+            id=new_id(),
+            request_id=request.id,
+            at=utcnow(),
+            kind=kind,
+            from_state=before.value if before else None,
+            to_state=after.value if after else None,
+            actor_kind=ctx.actor.kind.value,
+            actor_id=ctx.actor.id,
+            details=info,
+        )
+    )
+    audit.record(
+        ctx,
+        AuditEvent.RIGHTS_REQUEST_CHANGED,
+        subject_id=request.subject_id,
+        details={
+            "request_id": str(request.id),
+            "kind": kind,
+            "from": before.value if before else None,
+            "to": after.value if after else None,
+            **info,
+        },
+    )
+
+
+def transition(
+    ctx: TenantContext,
+    request: RightsRequest,
+    to: RequestState,
+    kind: str,
+    details: dict[str, Any] | None = None,
+) -> RightsRequest:
+    before = RequestState(request.state)
+    if to not in TRANSITIONS[before]:
+        now_state, next_state = before.value.replace("_", " "), to.value.replace("_", " ")
+        raise Conflict(f"a request that is {now_state} cannot become {next_state}")
+    now = utcnow()
+    request.state = to.value
+    if to is S.VERIFIED and request.verified_at is None:
+        request.verified_at = now
+    if to is S.COMPLETED:
+        request.completed_at = now
+    if to in FINAL:
+        request.closed_at = now
+        request.purge_after = now + RECORDS_KEPT
+    if before is S.PAUSED:
+        _end_pause(ctx, request, now)
+    _event(ctx, request, kind, before, to, details)
+    refresh_due(ctx, request)
+    webhooks.emit(
+        ctx,
+        "request.state_changed",
+        {
+            "request_id": str(request.id),
+            "reference": request.reference,
+            "type": request.type,
+            "state": to.value,
+            "previous_state": before.value,
+            "at": now.isoformat(),
+        },
+    )
+    return request
+
+
+def pause(ctx: TenantContext, request: RightsRequest, reason: str) -> RightsRequest:
+    """Wait on the requester (clarification, a fee, ID): where the law allows it, the clock
+    stops (GDPR Art. 12(6); Utah on suspected fraud); elsewhere it keeps running."""
+    ctx.session.add(
+        RequestPause(
+            tenant_id=ctx.tenant_id,
+            id=new_id(),
+            request_id=request.id,
+            reason=reason[:40],
+            started_at=utcnow(),
+        )
+    )
+    ctx.session.flush()
+    return transition(ctx, request, S.PAUSED, "paused", {"reason": reason[:40]})
+
+
+def resume(ctx: TenantContext, request: RightsRequest) -> RightsRequest:
+    return transition(ctx, request, S.IN_PROGRESS, "resumed")
+
+
+def _end_pause(ctx: TenantContext, request: RightsRequest, now: datetime) -> None:
+    for open_pause in ctx.session.scalars(
+        for_tenant(select(RequestPause), RequestPause, ctx.tenant_id).where(
+            RequestPause.request_id == request.id, RequestPause.ended_at.is_(None)
+        )
+    ):
+        open_pause.ended_at = now
+
+
+def extend(ctx: TenantContext, request: RightsRequest, reason: str) -> RightsRequest:
+    """Take the extension the law allows, with the reasons, inside the first period (the
+    letter telling the person is sent by the caller)."""
+    if RequestState(request.state) not in OPEN_STATES - {S.APPEALED}:
+        raise Conflict("only an open request can be extended")
+    if request.extended_at is not None:
+        raise Conflict("this request was already extended")
+    if len(reason.strip()) < 10:
+        raise InvalidInput("give the reasons for the extension (they are sent to the requester)")
+    now = utcnow()
+    clock.deadlines(
+        rule(request), received=request.received_at.date(), today=now.date(), extended_on=now.date()
+    )
+    request.extended_at = now
+    _event(ctx, request, "extended", None, None, {"reason_chars": len(reason)})
+    refresh_due(ctx, request)
+    return request
+
+
+def appeal(ctx: TenantContext, request: RightsRequest) -> RightsRequest:
+    """The requester appeals a denial or an answer, where the state grants an appeal."""
+    law = rule(request)
+    if law.appeal is None:
+        raise InvalidInput(f"{law.name} grants no appeal; a complaint goes to {law.complaint}")
+    request.appeal_received_at = utcnow()
+    return transition(ctx, request, S.APPEALED, "appealed")
+
+
+def decide_appeal(
+    ctx: TenantContext, request: RightsRequest, *, grant: bool, reason: str
+) -> RightsRequest:
+    request.appeal_decided_at = utcnow()
+    if grant:
+        return transition(ctx, request, S.IN_PROGRESS, "appeal_granted")
+    request.outcome_code = "appeal_denied"
+    return transition(ctx, request, S.APPEAL_DENIED, "appeal_denied", {"reason": reason[:60]})
+
+
+def assign(ctx: TenantContext, request: RightsRequest, user_id: uuid.UUID | None) -> RightsRequest:
+    request.assigned_to = user_id
+    _event(ctx, request, "assigned", None, None, {"user_id": str(user_id) if user_id else None})
+    return request
+
+
+# ---------------------------------------------------------------------------------------------
+# The clock, per request
+
+
+def rule(request: RightsRequest) -> clock.Rule:
+    return clock.rule_for(request.jurisdiction, request.type)
+
+
+def pauses_of(ctx: TenantContext, request: RightsRequest) -> list[clock.Pause]:
+    rows = ctx.session.scalars(
+        for_tenant(select(RequestPause), RequestPause, ctx.tenant_id)
+        .where(RequestPause.request_id == request.id)
+        .order_by(RequestPause.started_at)
+    )
+    return [
+        clock.Pause(p.started_at.date(), p.ended_at.date() if p.ended_at else None) for p in rows
+    ]
+
+
+def tenant_promise(ctx: TenantContext, request_type: str) -> clock.Promise | None:
+    """A tenant's own, faster promise (tenant setting `rights_promises`: type or "*" →
+    {"respond": "1 months", "restart_on_information": true})."""
+    promises: dict[str, Any] = dict(ctx.tenant.rights_promises or {})
+    entry = promises.get(request_type) or promises.get("*")
+    if not entry:
+        return None
+    respond = clock.Duration.parse(str(entry.get("respond", "")))
+    if respond is None:
+        return None
+    return clock.Promise(respond, bool(entry.get("restart_on_information", False)))
+
+
+def deadlines(ctx: TenantContext, request: RightsRequest) -> clock.Deadlines:
+    return clock.deadlines(
+        rule(request),
+        received=request.received_at.date(),
+        today=utcnow().date(),
+        verification_requested=request.verification_requested,
+        verified=clock.as_date(request.verified_at),
+        pauses=pauses_of(ctx, request),
+        extended_on=clock.as_date(request.extended_at),
+        appeal_received=clock.as_date(request.appeal_received_at),
+        appeal_extended=request.appeal_extended,
+        promise=tenant_promise(ctx, request.type),
+    )
+
+
+def refresh_due(ctx: TenantContext, request: RightsRequest) -> None:
+    """Cache the current due date for the queue (the truth stays the stored moments)."""
+    state = RequestState(request.state)
+    if state is S.APPEALED:
+        request.due_on = deadlines(ctx, request).appeal_due
+    elif state in OPEN_STATES:
+        request.due_on = deadlines(ctx, request).due
+    else:
+        request.due_on = None
+
+
+# ---------------------------------------------------------------------------------------------
+# The queue
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    states: Sequence[str] = ()
+    types: Sequence[str] = ()
+    assigned_to: uuid.UUID | None = None
+    due_before: date | None = None
+    open_only: bool = True
+
+
+def queue(
+    ctx: TenantContext, flt: QueueFilter = QueueFilter(), *, limit: int = 200
+) -> list[RightsRequest]:
+    stmt = for_tenant(select(RightsRequest), RightsRequest, ctx.tenant_id)
+    if flt.open_only and not flt.states:
+        stmt = stmt.where(RightsRequest.state.in_([s.value for s in OPEN_STATES]))
+    if flt.states:
+        stmt = stmt.where(RightsRequest.state.in_(list(flt.states)))
+    if flt.types:
+        stmt = stmt.where(RightsRequest.type.in_(list(flt.types)))
+    if flt.assigned_to is not None:
+        stmt = stmt.where(RightsRequest.assigned_to == flt.assigned_to)
+    if flt.due_before is not None:
+        stmt = stmt.where(RightsRequest.due_on <= flt.due_before)
+    return list(
+        ctx.session.scalars(
+            stmt.order_by(
+                RightsRequest.due_on.is_(None), RightsRequest.due_on, RightsRequest.received_at
+            ).limit(limit)
+        )
+    )
+
+
+def timeline(ctx: TenantContext, request: RightsRequest) -> list[RequestEvent]:
+    return list(
+        ctx.session.scalars(
+            for_tenant(select(RequestEvent), RequestEvent, ctx.tenant_id)
+            .where(RequestEvent.request_id == request.id)
+            .order_by(RequestEvent.at, RequestEvent.id)
+        )
+    )

@@ -1,0 +1,328 @@
+"""Verification proportional to risk (GDPR Art. 12(6); CCPA 11 CCR 7060–7063).
+
+* none — opt-outs and "limit" requests (CCPA: never verify), withdrawing consent, objecting;
+* e-mail — control of the address on file: a one-time code and link, single use, expiring,
+  attempt-limited, compared in constant time;
+* e-mail plus data points — for specific pieces and erasure, data already on file must match
+  (California: three points and a signed declaration for specific pieces, 11 CCR 7062);
+* an authorized agent — signed permission at intake plus the person's own confirmation.
+
+Nothing the requester types to verify is stored: only whether it matched. Challenge rows
+are deleted once the request is verified or closed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, func, select
+
+from pledge.access.context import TenantContext
+from pledge.access.scoping import for_tenant
+from pledge.audit import service as audit
+from pledge.audit.events import AuditEvent
+from pledge.core.clock import utcnow
+from pledge.core.errors import InvalidInput, NotFound, TooManyAttempts
+from pledge.core.ids import new_id, parse_id
+from pledge.rights import service as rights
+from pledge.rights.models import (
+    RequestState,
+    RequestType,
+    RightsRequest,
+    VerificationChallenge,
+)
+from pledge.subjects import service as subjects
+from pledge.subjects.identity import IdentityKind, InvalidIdentity, normalise_phone
+
+CODE_TTL = timedelta(hours=24)
+MAX_ATTEMPTS = 5
+MAX_CHALLENGES_PER_DAY = 3
+UNVERIFIED_CLOSE_AFTER = timedelta(days=30)
+
+# Data points that must match, beyond control of the e-mail address on file.
+DATA_POINTS: dict[str, dict[str, int]] = {
+    "*": {
+        RequestType.ACCESS.value: 1,
+        RequestType.PORTABILITY.value: 1,
+        RequestType.ERASURE.value: 1,
+        RequestType.RECTIFICATION.value: 1,
+    },
+    # 11 CCR 7062: categories 2 points (address + 1), specific pieces 3 (+ declaration).
+    "US-CA": {
+        RequestType.ACCESS.value: 2,
+        RequestType.PORTABILITY.value: 2,
+        RequestType.ACCESS_CATEGORIES.value: 1,
+        RequestType.ERASURE.value: 1,
+        RequestType.RECTIFICATION.value: 1,
+    },
+}
+DECLARATION_REQUIRED = {
+    ("US-CA", RequestType.ACCESS.value),
+    ("US-CA", RequestType.PORTABILITY.value),
+}
+COMPARABLE_FIELDS = (
+    "phone",
+    "first_name",
+    "last_name",
+    "postcode",
+    "city",
+    "date_of_birth",
+    "external_id",
+)
+
+
+@dataclass(frozen=True)
+class Requirement:
+    method: str  # none | email
+    data_points: int
+    declaration: bool
+
+
+def requirement(request: RightsRequest) -> Requirement:
+    rtype = RequestType(request.type)
+    if rtype in rights.NO_VERIFICATION:
+        return Requirement("none", 0, False)
+    table = DATA_POINTS.get(request.jurisdiction, DATA_POINTS["*"])
+    return Requirement(
+        "email",
+        table.get(rtype.value, 0),
+        (request.jurisdiction, rtype.value) in DECLARATION_REQUIRED,
+    )
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+@dataclass(frozen=True)
+class Challenge:
+    code: str  # six digits, for typing
+    link_token: str  # for clicking: "<request id hex>.<challenge id hex>.<secret>"
+
+
+def begin(ctx: TenantContext, request: RightsRequest) -> Challenge | None:
+    """Start verification: none needed (→ verified), or a code and link to the address on
+    file. The caller sends the challenge (after commit, through the outbox)."""
+    need = requirement(request)
+    if need.method == "none":
+        request.verification_level = "none"
+        rights.transition(ctx, request, RequestState.VERIFIED, "verified", {"level": "none"})
+        return None
+    since = utcnow() - timedelta(days=1)
+    recent = int(
+        ctx.session.scalar(
+            for_tenant(
+                select(func.count()).select_from(VerificationChallenge),
+                VerificationChallenge,
+                ctx.tenant_id,
+            ).where(
+                VerificationChallenge.request_id == request.id,
+                VerificationChallenge.created_at > since,
+            )
+        )
+        or 0
+    )
+    if recent >= MAX_CHALLENGES_PER_DAY:
+        raise TooManyAttempts("too many codes sent for this request today; try again tomorrow")
+    code = f"{secrets.randbelow(10**6):06d}"
+    link_secret = secrets.token_urlsafe(32)
+    challenge = VerificationChallenge(
+        tenant_id=ctx.tenant_id,
+        id=new_id(),
+        request_id=request.id,
+        method="email",
+        code_digest=_digest(f"{request.id}:{code}"),
+        link_digest=_digest(link_secret),
+        created_at=utcnow(),
+        expires_at=utcnow() + CODE_TTL,
+    )
+    ctx.session.add(challenge)
+    request.verification_requested = True
+    if RequestState(request.state) is RequestState.RECEIVED:
+        rights.transition(
+            ctx,
+            request,
+            RequestState.AWAITING_VERIFICATION,
+            "verification_sent",
+            {"data_points": need.data_points, "declaration": need.declaration},
+        )
+    ctx.session.flush()
+    return Challenge(code, f"{request.id.hex}.{challenge.id.hex}.{link_secret}")
+
+
+def _live_challenges(ctx: TenantContext, request: RightsRequest) -> list[VerificationChallenge]:
+    return list(
+        ctx.session.scalars(
+            for_tenant(select(VerificationChallenge), VerificationChallenge, ctx.tenant_id).where(
+                VerificationChallenge.request_id == request.id,
+                VerificationChallenge.used_at.is_(None),
+                VerificationChallenge.expires_at > utcnow(),
+            )
+        )
+    )
+
+
+def _normal(name: str, value: str, region: str) -> str:
+    text = unicodedata.normalize("NFKC", value).casefold().strip()
+    if name == "phone":
+        try:
+            return normalise_phone(value, region)
+        except InvalidIdentity:
+            return text
+    if name == "postcode":
+        return text.replace(" ", "")
+    return " ".join(text.split())
+
+
+@dataclass(frozen=True)
+class Outcome:
+    verified: bool
+    reason: str | None = None
+
+
+def _match_data_points(
+    ctx: TenantContext, request: RightsRequest, supplied: dict[str, str]
+) -> tuple[int, uuid.UUID | None]:
+    """How many of the supplied data points match the subject's fields on file."""
+    email = rights.private_part(ctx, request)["email"]
+    subject_id = subjects.find_subject_id(ctx, IdentityKind.EMAIL, email)
+    if subject_id is None:
+        return 0, None
+    view = subjects.read_subject(ctx, subject_id, audited=False)
+    on_file = {f.name: f.value for f in view.fields}
+    region = ctx.tenant.phone_region
+    matches = 0
+    for name in COMPARABLE_FIELDS:
+        given, held = supplied.get(name), on_file.get(name)
+        if (
+            given
+            and held
+            and hmac.compare_digest(
+                _normal(name, given, region).encode(), _normal(name, held, region).encode()
+            )
+        ):
+            matches += 1
+    return matches, subject_id
+
+
+def confirm(
+    ctx: TenantContext,
+    request: RightsRequest,
+    *,
+    code: str | None = None,
+    link_secret: str | None = None,
+    data_points: dict[str, str] | None = None,
+    declaration: bool = False,
+) -> Outcome:
+    """Check the code (or the link) and, where required, the data points and declaration."""
+    if RequestState(request.state) is not RequestState.AWAITING_VERIFICATION:
+        raise InvalidInput("this request is not waiting for verification")
+    live = _live_challenges(ctx, request)
+    if not live:
+        return _failed(ctx, request, "expired")
+    challenge = live[-1]
+    if challenge.attempts >= MAX_ATTEMPTS:
+        raise TooManyAttempts("too many wrong codes; ask for a new one")
+    challenge.attempts += 1
+    ok = False
+    if code is not None:
+        ok = hmac.compare_digest(challenge.code_digest, _digest(f"{request.id}:{code.strip()}"))
+    elif link_secret is not None:
+        ok = hmac.compare_digest(challenge.link_digest, _digest(link_secret))
+    if not ok:
+        return _failed(ctx, request, "wrong_code")
+    need = requirement(request)
+    if need.declaration and not declaration:
+        return _failed(ctx, request, "declaration_missing")
+    matches, subject_id = (
+        _match_data_points(ctx, request, data_points or {}) if need.data_points else (0, None)
+    )
+    if need.data_points and subject_id is not None and matches < need.data_points:
+        return _failed(ctx, request, "data_points_mismatch")
+    challenge.used_at = utcnow()
+    # Verification data is kept only as long as needed.
+    ctx.session.execute(
+        delete(VerificationChallenge).where(
+            VerificationChallenge.tenant_id == ctx.tenant_id,
+            VerificationChallenge.request_id == request.id,
+        )
+    )
+    request.verification_level = "email" if not need.data_points else f"email+{need.data_points}"
+    if need.declaration:
+        request.verification_level += "+declaration"
+    if request.subject_id is None:
+        email = rights.private_part(ctx, request)["email"]
+        request.subject_id = subject_id or subjects.find_subject_id(ctx, IdentityKind.EMAIL, email)
+    rights.transition(
+        ctx, request, RequestState.VERIFIED, "verified", {"level": request.verification_level}
+    )
+    audit.record(
+        ctx,
+        AuditEvent.RIGHTS_VERIFICATION,
+        subject_id=request.subject_id,
+        details={
+            "request_id": str(request.id),
+            "result": "verified",
+            "level": request.verification_level,
+        },
+    )
+    return Outcome(True)
+
+
+def _failed(ctx: TenantContext, request: RightsRequest, reason: str) -> Outcome:
+    audit.record(
+        ctx,
+        AuditEvent.RIGHTS_VERIFICATION,
+        subject_id=request.subject_id,
+        details={"request_id": str(request.id), "result": reason},
+    )
+    return Outcome(False, reason)
+
+
+def request_for_link(ctx: TenantContext, token: str) -> tuple[RightsRequest, str]:
+    """The request a verification link is for, and the link's secret. Any malformed or
+    foreign token answers NotFound."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise NotFound("no such verification link")
+    request_id = parse_id(parts[0])
+    if request_id is None:
+        raise NotFound("no such verification link")
+    return rights.get_request(ctx, request_id), parts[2]
+
+
+def close_unverified(
+    ctx: TenantContext, older_than: timedelta = UNVERIFIED_CLOSE_AFTER
+) -> list[RightsRequest]:
+    """Requests never verified close themselves, with a reason, after `older_than`."""
+    cutoff = utcnow() - older_than
+    stale = list(
+        ctx.session.scalars(
+            for_tenant(select(RightsRequest), RightsRequest, ctx.tenant_id).where(
+                RightsRequest.state == RequestState.AWAITING_VERIFICATION.value,
+                RightsRequest.received_at < cutoff,
+            )
+        )
+    )
+    for request in stale:
+        rights.transition(
+            ctx,
+            request,
+            RequestState.CLOSED_UNVERIFIED,
+            "closed_unverified",
+            {"reason": "not_verified_in_time", "days": older_than.days},
+        )
+        request.outcome_code = "not_verified"
+        ctx.session.execute(
+            delete(VerificationChallenge).where(
+                VerificationChallenge.tenant_id == ctx.tenant_id,
+                VerificationChallenge.request_id == request.id,
+            )
+        )
+    return stale

@@ -1,0 +1,174 @@
+"""The steps around the state machine that every channel shares: receive (acknowledge, start
+verification, answer opt-outs at once), verify, and the periodic jobs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, select
+
+from pledge.access.context import TenantContext
+from pledge.access.scoping import for_tenant
+from pledge.audit import service as audit
+from pledge.audit.events import AuditEvent
+from pledge.core.clock import utcnow
+from pledge.core.config import get_settings
+from pledge.core.errors import InvalidInput
+from pledge.rights import fulfilment, letters, status_links, verification
+from pledge.rights import service as rights
+from pledge.rights.models import RequestState, RequestType, RightsRequest
+from pledge.rights.service import RequestInput
+from pledge.subjects import service as subjects
+from pledge.subjects.identity import IdentityKind
+
+# Answered at once, without verification: CCPA opt-outs and "limit" (11 CCR 7026, 7027).
+IMMEDIATE = frozenset({RequestType.OPT_OUT_SALE, RequestType.LIMIT_SENSITIVE})
+
+
+@dataclass(frozen=True)
+class Received:
+    request: RightsRequest
+    verification_link: str | None  # for the privacy center's "check your e-mail" page in dev
+
+
+def receive(ctx: TenantContext, data: RequestInput) -> Received:
+    """Take a request in: acknowledge it (California: within 10 business days — we do it at
+    once), send the verification the type needs, or answer an opt-out immediately."""
+    request = rights.submit(ctx, data)
+    letters.send(
+        ctx,
+        request,
+        "acknowledgement",
+        needs_verification=verification.requirement(request).method != "none",
+        status_url=status_links.status_url(ctx, request),
+    )
+    request.acknowledged_at = utcnow()
+    challenge = verification.begin(ctx, request)
+    link = None
+    if challenge is not None:
+        base = get_settings().base_url.rstrip("/")
+        link = f"{base}/p/{ctx.tenant.slug}/requests/verify/{challenge.link_token}"
+        need = verification.requirement(request)
+        letters.send(
+            ctx,
+            request,
+            "verify",
+            code=challenge.code,
+            link=link,
+            data_points=need.data_points,
+            declaration=need.declaration,
+        )
+    else:
+        # No verification: match by the address given, and do it now where the law says so.
+        email = rights.private_part(ctx, request)["email"]
+        request.subject_id = subjects.find_subject_id(ctx, IdentityKind.EMAIL, email)
+        if RequestType(request.type) in IMMEDIATE:
+            fulfilment.fulfil(ctx, request)
+    return Received(request, link)
+
+
+def verify_link(
+    ctx: TenantContext,
+    token: str,
+    *,
+    data_points: dict[str, str] | None = None,
+    declaration: bool = False,
+) -> tuple[RightsRequest, verification.Outcome]:
+    request, secret = verification.request_for_link(ctx, token)
+    return request, verification.confirm(
+        ctx, request, link_secret=secret, data_points=data_points, declaration=declaration
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Staff actions that write to the requester (the API and the console share them)
+
+
+def extend(ctx: TenantContext, request: RightsRequest, reason: str) -> RightsRequest:
+    """Take the extension and tell the requester why, inside the first period."""
+    rights.extend(ctx, request, reason)
+    letters.send(ctx, request, "extended", reason=reason)
+    return request
+
+
+def ask_for_information(
+    ctx: TenantContext, request: RightsRequest, code: str, reason: str
+) -> RightsRequest:
+    """Pause the request (`code` names why) and ask the requester for what is missing."""
+    rights.pause(ctx, request, code)
+    letters.send(ctx, request, "need_information", reason=reason)
+    return request
+
+
+def decide_appeal(
+    ctx: TenantContext, request: RightsRequest, *, grant: bool, reason: str
+) -> RightsRequest:
+    if not grant and len(reason.strip()) < 10:
+        raise InvalidInput("give the reasons for refusing the appeal (they are sent)")
+    rights.decide_appeal(ctx, request, grant=grant, reason=reason.strip())
+    letters.send(ctx, request, "appeal_decision", granted=grant, reason=reason)
+    return request
+
+
+def close_unverified(ctx: TenantContext) -> int:
+    closed = verification.close_unverified(ctx)
+    for request in closed:
+        letters.send(
+            ctx, request, "closed_unverified", days=verification.UNVERIFIED_CLOSE_AFTER.days
+        )
+    return len(closed)
+
+
+def purge_expired(ctx: TenantContext) -> int:
+    """Delete request records 24 months after they closed (CCPA 11 CCR 7101(a)): the request,
+    its timeline, letters and files. The audit chain keeps that they existed, by id."""
+    now = utcnow()
+    ids = list(
+        ctx.session.scalars(
+            for_tenant(select(RightsRequest.id), RightsRequest, ctx.tenant_id).where(
+                RightsRequest.purge_after.is_not(None), RightsRequest.purge_after < now
+            )
+        )
+    )
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        ctx.session.execute(
+            delete(RightsRequest).where(
+                RightsRequest.tenant_id == ctx.tenant_id, RightsRequest.id.in_(chunk)
+            )
+        )
+    if ids:
+        audit.record(
+            ctx,
+            AuditEvent.RIGHTS_PURGED,
+            details={"requests": len(ids), "request_ids": [str(i) for i in ids[:1000]]},
+        )
+    return len(ids)
+
+
+def due_soon(ctx: TenantContext, within: timedelta = timedelta(days=7)) -> list[RightsRequest]:
+    today = utcnow().date()
+    return rights.queue(ctx, rights.QueueFilter(due_before=today + within))
+
+
+def overdue(ctx: TenantContext) -> list[RightsRequest]:
+    today = utcnow().date()
+    return [
+        r
+        for r in rights.queue(ctx, rights.QueueFilter(due_before=today))
+        if r.due_on and r.due_on < today
+    ]
+
+
+OPEN = [
+    s.value
+    for s in (
+        RequestState.RECEIVED,
+        RequestState.AWAITING_VERIFICATION,
+        RequestState.VERIFIED,
+        RequestState.IN_PROGRESS,
+        RequestState.PAUSED,
+        RequestState.APPEALED,
+    )
+]

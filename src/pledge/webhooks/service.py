@@ -1,0 +1,302 @@
+"""Queueing, signing and delivering webhooks.
+
+A delivery is a row written in the caller's transaction (sealed payload); it is attempted
+right after the commit and retried with backoff by `pledge webhooks deliver` (run it from
+cron or `pledge worker`). Each POST carries `Pledge-Signature: t=<unix>,v1=<hex>` where the
+hex is HMAC-SHA256(secret, "<unix>.<body>") — a receiver verifies it and rejects old stamps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx2 as httpx
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pledge.access.context import TenantContext
+from pledge.access.scoping import for_tenant
+from pledge.core.clock import utcnow
+from pledge.core.db import after_commit
+from pledge.core.errors import InvalidInput
+from pledge.core.ids import new_id
+from pledge.crypto.aead import seal, unseal
+from pledge.crypto.keystore import KeyStore
+from pledge.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+
+log = logging.getLogger(__name__)
+
+BACKOFF = [
+    timedelta(minutes=1),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=12),
+    timedelta(hours=24),
+]
+TIMEOUT_S = 5.0
+
+
+def _aead(keystore: KeyStore, tenant_id: uuid.UUID) -> AESGCM:
+    return AESGCM(keystore.derived_key(tenant_id, "webhooks"))
+
+
+def seal_secret(ctx: TenantContext, secret: str, owner: uuid.UUID) -> bytes:
+    return seal(
+        _aead(ctx.keystore, ctx.tenant_id), secret.encode(), b"webhook-secret|" + owner.bytes
+    )
+
+
+def open_secret(keystore: KeyStore, tenant_id: uuid.UUID, sealed: bytes, owner: uuid.UUID) -> str:
+    return unseal(_aead(keystore, tenant_id), sealed, b"webhook-secret|" + owner.bytes).decode()
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    digest = hmac.new(
+        secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256
+    ).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def verify_signature(
+    secret: str, header: str, body: bytes, *, now: int, tolerance_s: int = 300
+) -> bool:
+    """What a receiver does: check the MAC and refuse a stale timestamp (replay)."""
+    try:
+        parts = dict(p.split("=", 1) for p in header.split(","))
+        stamp = int(parts["t"])
+    except (ValueError, KeyError):
+        return False
+    if abs(now - stamp) > tolerance_s:
+        return False
+    return hmac.compare_digest(sign(secret, stamp, body), header)
+
+
+# ---------------------------------------------------------------------------------------------
+# Endpoints
+
+
+def add_endpoint(ctx: TenantContext, url: str, events: list[str]) -> tuple[WebhookEndpoint, str]:
+    """Subscribe a URL; returns the endpoint and its signing secret (shown once)."""
+    if (
+        not url.startswith("https://")
+        and not url.startswith("http://127.0.0.1")
+        and not url.startswith("http://localhost")
+    ):
+        raise InvalidInput("a webhook URL must be https:// (plain http only to localhost)")
+    if not events:
+        raise InvalidInput("subscribe to at least one event (or '*')")
+    endpoint_id = new_id()
+    secret = "whsec_" + secrets.token_urlsafe(32)
+    endpoint = WebhookEndpoint(
+        tenant_id=ctx.tenant_id,
+        id=endpoint_id,
+        url=url[:500],
+        events=sorted(set(events)),
+        secret_sealed=seal_secret(ctx, secret, endpoint_id),
+        active=True,
+        created_at=utcnow(),
+    )
+    ctx.session.add(endpoint)
+    ctx.session.flush()
+    return endpoint, secret
+
+
+def list_endpoints(ctx: TenantContext) -> list[WebhookEndpoint]:
+    return list(
+        ctx.session.scalars(for_tenant(select(WebhookEndpoint), WebhookEndpoint, ctx.tenant_id))
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Queueing
+
+
+def _queue(
+    ctx: TenantContext, event: str, payload: dict[str, Any], kind: str, target: uuid.UUID
+) -> WebhookDelivery:
+    delivery_id = new_id()
+    body = {
+        "id": str(delivery_id),
+        "event": event,
+        "tenant": ctx.tenant.slug,
+        "created_at": utcnow().isoformat(),
+        "data": payload,
+    }
+    delivery = WebhookDelivery(
+        tenant_id=ctx.tenant_id,
+        id=delivery_id,
+        event=event,
+        target_kind=kind,
+        target_id=target,
+        payload_sealed=seal(
+            _aead(ctx.keystore, ctx.tenant_id), json.dumps(body).encode(), delivery_id.bytes
+        ),
+        status=DeliveryStatus.PENDING.value,
+        next_attempt_at=utcnow(),
+        created_at=utcnow(),
+    )
+    ctx.session.add(delivery)
+    return delivery
+
+
+def emit(ctx: TenantContext, event: str, payload: dict[str, Any]) -> int:
+    """Queue `event` for every active endpoint subscribed to it; sent after commit."""
+    endpoints = [
+        e
+        for e in ctx.session.scalars(
+            for_tenant(select(WebhookEndpoint), WebhookEndpoint, ctx.tenant_id).where(
+                WebhookEndpoint.active.is_(True)
+            )
+        )
+        if event in e.events or "*" in e.events
+    ]
+    ids = [_queue(ctx, event, payload, "endpoint", e.id).id for e in endpoints]
+    if ids:
+        _deliver_after_commit(ctx, ids)
+    return len(ids)
+
+
+def notify(
+    ctx: TenantContext, event: str, payload: dict[str, Any], recipients: list[tuple[uuid.UUID, str]]
+) -> int:
+    """Queue `event` for recipients (id, url) — erasure and rectification notices."""
+    ids = [_queue(ctx, event, payload, "recipient", rid).id for rid, _url in recipients]
+    if ids:
+        _deliver_after_commit(ctx, ids)
+    return len(ids)
+
+
+def send_to_url(ctx: TenantContext, event: str, url: str, jws_token: str) -> uuid.UUID:
+    """Queue a self-signed document (a JWS) for a one-off URL, e.g. a portability transfer."""
+    delivery_id = new_id()
+    envelope = {"url": url, "body": jws_token}
+    ctx.session.add(
+        WebhookDelivery(
+            tenant_id=ctx.tenant_id,
+            id=delivery_id,
+            event=event,
+            target_kind="url",
+            target_id=delivery_id,
+            payload_sealed=seal(
+                _aead(ctx.keystore, ctx.tenant_id), json.dumps(envelope).encode(), delivery_id.bytes
+            ),
+            status=DeliveryStatus.PENDING.value,
+            next_attempt_at=utcnow(),
+            created_at=utcnow(),
+        )
+    )
+    _deliver_after_commit(ctx, [delivery_id])
+    return delivery_id
+
+
+def _deliver_after_commit(ctx: TenantContext, ids: list[uuid.UUID]) -> None:
+    bind = ctx.session.get_bind()
+    keystore, tenant_id = ctx.keystore, ctx.tenant_id
+
+    def send() -> None:
+        with Session(bind=bind, expire_on_commit=False) as session:
+            deliver(session, keystore, tenant_id=tenant_id, only=ids)
+            session.commit()
+
+    after_commit(ctx.session, send)
+
+
+# ---------------------------------------------------------------------------------------------
+# Delivery
+
+
+@dataclass(frozen=True)
+class Target:
+    url: str
+    secret: str
+
+
+def _target(session: Session, keystore: KeyStore, delivery: WebhookDelivery) -> Target | None:
+    from pledge.rights.models import Recipient  # recipients live with rights requests
+
+    if delivery.target_kind == "endpoint":
+        endpoint = session.get(WebhookEndpoint, (delivery.tenant_id, delivery.target_id))
+        if endpoint is None or not endpoint.active:
+            return None
+        return Target(
+            endpoint.url,
+            open_secret(keystore, delivery.tenant_id, endpoint.secret_sealed, endpoint.id),
+        )
+    recipient = session.get(Recipient, (delivery.tenant_id, delivery.target_id))
+    if recipient is None or not recipient.webhook_url or recipient.secret_sealed is None:
+        return None
+    return Target(
+        recipient.webhook_url,
+        open_secret(keystore, delivery.tenant_id, recipient.secret_sealed, recipient.id),
+    )
+
+
+def deliver(
+    session: Session,
+    keystore: KeyStore,
+    *,
+    tenant_id: uuid.UUID | None = None,
+    only: list[uuid.UUID] | None = None,
+    now: datetime | None = None,
+) -> tuple[int, int]:
+    """Attempt the deliveries that are due; returns (delivered, still failing). The caller
+    commits. Errors are recorded without personal data (status code or exception type)."""
+    moment = now or utcnow()
+    stmt = select(WebhookDelivery).where(
+        WebhookDelivery.status == DeliveryStatus.PENDING.value,
+        WebhookDelivery.next_attempt_at <= moment,
+    )
+    if tenant_id is not None:
+        stmt = stmt.where(WebhookDelivery.tenant_id == tenant_id)
+    if only is not None:
+        stmt = stmt.where(WebhookDelivery.id.in_(only))
+    delivered = failing = 0
+    with httpx.Client(timeout=TIMEOUT_S, follow_redirects=False) as client:
+        for delivery in session.scalars(
+            stmt.order_by(WebhookDelivery.next_attempt_at).limit(500)
+        ).all():
+            target = _target(session, keystore, delivery)
+            delivery.attempts += 1
+            if target is None:
+                delivery.status, delivery.last_error = DeliveryStatus.FAILED.value, "target gone"
+                continue
+            body = unseal(
+                _aead(keystore, delivery.tenant_id), delivery.payload_sealed, delivery.id.bytes
+            )
+            stamp = int(moment.timestamp())
+            try:
+                response = client.post(
+                    target.url,
+                    content=body,
+                    headers={
+                        "content-type": "application/json",
+                        "Pledge-Event": delivery.event,
+                        "Pledge-Delivery": str(delivery.id),
+                        "Pledge-Signature": sign(target.secret, stamp, body),
+                    },
+                )
+                delivery.last_status = response.status_code
+                ok = 200 <= response.status_code < 300
+                delivery.last_error = None if ok else f"HTTP {response.status_code}"
+            except httpx.HTTPError as exc:
+                ok, delivery.last_error = False, type(exc).__name__
+            if ok:
+                delivery.status, delivery.delivered_at = DeliveryStatus.DELIVERED.value, moment
+                delivered += 1
+            elif delivery.attempts > len(BACKOFF):
+                delivery.status = DeliveryStatus.FAILED.value
+                failing += 1
+            else:
+                delivery.next_attempt_at = moment + BACKOFF[delivery.attempts - 1]
+                failing += 1
+    return delivered, failing

@@ -1,0 +1,82 @@
+"""Isolation cases of rights requests, recipients (issue 4)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from pledge.rights import recipients, workflow
+from pledge.rights.models import RequestArtifact
+from pledge.rights.service import Requester, RequestInput
+from pledge.runtime import Runtime
+from pledge.webhooks import service as webhooks
+from tests.isolation_cases import Cases, World
+
+A_REQUESTER = "requester.of.a@example.com"
+
+
+def setup_a(runtime: Runtime) -> dict[str, str]:
+    with runtime.tenant_context("tenant-a") as ctx:
+        received = workflow.receive(ctx, RequestInput("access", Requester(A_REQUESTER), "EU"))
+        artifact = ctx.session.scalars(
+            select(RequestArtifact).where(RequestArtifact.request_id == received.request.id)
+        ).first()
+        assert artifact is not None
+        recipients.add_recipient(
+            ctx, slug="a-crm", name="A's CRM", kind="sub_processor", country="US", webhook_url=None
+        )
+        webhooks.add_endpoint(ctx, "https://a.example/hook", ["*"])
+    return {"request_id": str(received.request.id), "artifact_id": str(artifact.id)}
+
+
+def check(w: World) -> None:
+    a_request = w.params["request_id"]
+    for path in (
+        "/api/v1/requests",
+        "/api/v1/requests?open_only=false",
+        "/api/v1/requests/sla",
+        "/api/v1/recipients",
+    ):
+        r = w.api.get(path)
+        assert r.status_code == 200 and a_request not in r.text and "a-crm" not in r.text, path
+    r = w.api.post(
+        "/api/v1/requests", json={"type": "opt_out_sale", "requester": {"email": A_REQUESTER}}
+    )
+    assert r.status_code == 201 and r.json()["subject_id"] is None  # A's person is unknown in B
+    r = w.api.post("/api/v1/recipients", json={"slug": "a-crm", "name": "B's own", "country": "DE"})
+    assert r.status_code == 201  # the same slug is free in B
+    r = w.api.get("/api/v1/webhooks")
+    assert r.status_code == 200 and "a.example" not in r.text
+    r = w.api.post("/api/v1/webhooks", json={"url": "https://b.example/hook", "events": ["*"]})
+    assert r.status_code == 201 and r.json()["secret"].startswith("whsec_")
+
+
+CASES = Cases(
+    setup_a=setup_a,
+    api_foreign={
+        ("GET", "/api/v1/requests/{request_id}"): None,
+        ("POST", "/api/v1/requests/{request_id}/verify"): {"code": "123456"},
+        ("POST", "/api/v1/requests/{request_id}/start"): None,
+        ("POST", "/api/v1/requests/{request_id}/fulfil"): {},
+        ("POST", "/api/v1/requests/{request_id}/deny"): {"reason": "because we say so, really"},
+        ("POST", "/api/v1/requests/{request_id}/extend"): {
+            "reason": "many years of data to search"
+        },
+        ("POST", "/api/v1/requests/{request_id}/pause"): {"reason": "need your account number"},
+        ("POST", "/api/v1/requests/{request_id}/resume"): None,
+        ("POST", "/api/v1/requests/{request_id}/withdraw"): None,
+        ("POST", "/api/v1/requests/{request_id}/appeal"): None,
+        ("POST", "/api/v1/requests/{request_id}/appeal-decision"): {"grant": True},
+        ("POST", "/api/v1/requests/{request_id}/assign"): {"user_id": None},
+        ("GET", "/api/v1/requests/{request_id}/artifacts/{artifact_id}"): None,
+    },
+    lists={
+        ("POST", "/api/v1/requests"),
+        ("GET", "/api/v1/requests"),
+        ("GET", "/api/v1/requests/sla"),
+        ("GET", "/api/v1/recipients"),
+        ("POST", "/api/v1/recipients"),
+        ("GET", "/api/v1/webhooks"),
+        ("POST", "/api/v1/webhooks"),
+    },
+    check=check,
+)

@@ -1,0 +1,203 @@
+"""Rights requests through the API; signed webhooks to a real local receiver; routing."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from pledge.consent import intake
+from pledge.core.clock import utcnow
+from pledge.mail import service as mail
+from pledge.presets import clik
+from pledge.rights import routing
+from pledge.rights.service import Requester, RequestInput
+from pledge.runtime import Runtime
+from pledge.subjects import service as subjects
+from pledge.subjects.identity import IdentityKind
+from pledge.subjects.service import FieldInput
+from pledge.webhooks import service as webhooks
+from tests.conftest import make_tenant
+
+EMAIL = "wanda.webhook@example.com"
+
+
+class Receiver:
+    """A real HTTP server on 127.0.0.1 that records what it is sent."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                outer.received.append({"headers": dict(self.headers), "body": body})
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def with_person(runtime: Runtime, tenant: str) -> str:
+    with runtime.tenant_context(tenant) as ctx:
+        clik(ctx)
+        intake.collect(
+            ctx,
+            "purchase",
+            [FieldInput("email", EMAIL), FieldInput("first_name", "Wanda", "user.name.first")],
+        )
+    return tenant
+
+
+def _code(runtime: Runtime, tenant: str) -> str:
+    """The code from the verification e-mail in the outbox (as the requester reads it)."""
+    with runtime.tenant_context(tenant) as ctx:
+        for message in mail.list_messages(ctx):
+            view = mail.read_message(ctx, message.id)
+            if view.letter is not None and "enter this code" in view.letter.text:
+                return view.letter.text.split("enter this code: ")[1][:6]
+    raise AssertionError("no verification e-mail")
+
+
+def test_erasure_via_api_notifies_recipients_by_signed_webhook(
+    runtime: Runtime, with_person: str, client: TestClient, receiver: Receiver
+) -> None:
+    r = client.post(
+        "/api/v1/recipients",
+        json={
+            "slug": "crm",
+            "name": "Hosted CRM",
+            "kind": "sub_processor",
+            "country": "US",
+            "webhook_url": receiver.url,
+        },
+    )
+    assert r.status_code == 201
+    secret = r.json()["secret"]
+    r = client.post(
+        "/api/v1/requests",
+        json={"type": "erasure", "requester": {"email": EMAIL}, "jurisdiction": "UK"},
+    )
+    assert r.status_code == 201, r.text
+    request = r.json()
+    assert request["state"] == "awaiting_verification" and request["deadlines"]["due"]
+    r = client.post(
+        f"/api/v1/requests/{request['id']}/verify",
+        json={"code": _code(runtime, with_person), "data_points": {"first_name": "WANDA"}},
+    )
+    assert r.json()["state"] == "verified", r.text
+    r = client.post(f"/api/v1/requests/{request['id']}/fulfil", json={})
+    assert r.json()["state"] == "completed"
+    # The recipient heard about it, signed, naming the person to erase.
+    assert len(receiver.received) == 1
+    hit = receiver.received[0]
+    assert hit["headers"]["Pledge-Event"] == "subject.erasure_requested"
+    assert webhooks.verify_signature(
+        secret, hit["headers"]["Pledge-Signature"], hit["body"], now=int(utcnow().timestamp())
+    )
+    assert not webhooks.verify_signature(
+        "whsec_wrong",
+        hit["headers"]["Pledge-Signature"],
+        hit["body"],
+        now=int(utcnow().timestamp()),
+    )
+    assert json.loads(hit["body"])["data"]["subject"]["email"] == EMAIL
+    with runtime.tenant_context(with_person) as ctx:
+        assert subjects.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL) is None
+    detail = client.get(f"/api/v1/requests/{request['id']}").json()
+    assert [e["kind"] for e in detail["timeline"]] == [
+        "received",
+        "verification_sent",
+        "verified",
+        "started",
+        "completed",
+    ]
+
+
+def test_a_failing_receiver_is_retried_and_nothing_leaves_before_commit(
+    runtime: Runtime, with_person: str, receiver: Receiver
+) -> None:
+    with pytest.raises(RuntimeError), runtime.tenant_context(with_person) as ctx:
+        webhooks.add_endpoint(ctx, receiver.url, ["*"])
+        webhooks.emit(ctx, "request.state_changed", {"x": 1})
+        raise RuntimeError("rolled back")
+    assert receiver.received == []  # invariant 4: side effects only after commit
+    with runtime.tenant_context(with_person) as ctx:
+        webhooks.add_endpoint(ctx, "http://127.0.0.1:9/closed", ["request.state_changed"])
+        webhooks.emit(ctx, "request.state_changed", {"x": 2})
+    with runtime.tenant_context(with_person) as ctx:
+        from sqlalchemy import select
+
+        from pledge.webhooks.models import WebhookDelivery
+
+        delivery = ctx.session.scalars(select(WebhookDelivery)).one()
+        assert delivery.status == "pending" and delivery.attempts == 1 and delivery.last_error
+        assert delivery.next_attempt_at > utcnow()
+
+
+def test_opt_out_by_api_is_immediate(
+    runtime: Runtime, with_person: str, client: TestClient
+) -> None:
+    r = client.post(
+        "/api/v1/requests",
+        json={"type": "opt_out_sale", "requester": {"email": EMAIL}, "jurisdiction": "US-CA"},
+    )
+    assert r.json()["state"] == "completed" and r.json()["verification_level"] == "none"
+    with runtime.tenant_context(with_person) as ctx:
+        sid = subjects.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL)
+        assert subjects.get_subject_row(ctx, sid).sale_opt_out_at is not None  # type: ignore[arg-type]
+
+
+def test_sla_counts_open_and_overdue(
+    runtime: Runtime, with_person: str, client: TestClient
+) -> None:
+    client.post("/api/v1/requests", json={"type": "access", "requester": {"email": EMAIL}})
+    sla = client.get("/api/v1/requests/sla").json()
+    assert sla["open_by_state"] == {"awaiting_verification": 1} and sla["overdue"] == 0
+
+
+def test_processor_routing_finds_the_controller_and_tells_the_requester(runtime: Runtime) -> None:
+    make_tenant(runtime, "operator")
+    make_tenant(runtime, "client-one", privacy_contact="privacy@client-one.example")
+    make_tenant(runtime, "client-two")
+    with runtime.tenant_context("client-one") as ctx:
+        subjects.create_subject(ctx, [FieldInput("email", EMAIL)])
+    routed = routing.route(
+        runtime, RequestInput("access", Requester(EMAIL, "Wanda"), "EU"), send_via="operator"
+    )
+    assert routed.controllers == ["client-one"]
+    assert "Client-One Ltd" in routed.letter and "privacy@client-one.example" in routed.letter
+    assert "controller" in routed.letter
+    with runtime.tenant_context("client-one") as ctx:
+        from pledge.rights import service as rights
+
+        [request] = rights.queue(ctx)
+        assert request.channel == "forwarded" and request.state == "awaiting_verification"
+    with runtime.tenant_context("client-two") as ctx:
+        from pledge.rights import service as rights
+
+        assert rights.queue(ctx) == []

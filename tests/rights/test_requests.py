@@ -1,0 +1,272 @@
+"""Rights requests end to end through the services: intake, verification, the clock,
+fulfilment of each type, letters — on both databases."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pledge.consent import intake
+from pledge.core.clock import frozen, utcnow
+from pledge.core.errors import Conflict, InvalidInput
+from pledge.gate import service as gate
+from pledge.mail import service as mail
+from pledge.presets import clik
+from pledge.rights import downloads, fulfilment, verification
+from pledge.rights import service as rights
+from pledge.rights.fulfilment import StaffInput
+from pledge.rights.models import RequestState
+from pledge.rights.service import Requester, RequestInput
+from pledge.runtime import Runtime
+from pledge.subjects import service as subjects
+from pledge.subjects.identity import IdentityKind
+from pledge.subjects.service import FieldInput
+
+EMAIL = "rita.requester@example.com"
+
+
+@pytest.fixture
+def person(runtime: Runtime, tenant: str) -> str:
+    with runtime.tenant_context(tenant) as ctx:
+        clik(ctx)
+        collected = intake.collect(
+            ctx,
+            "purchase",
+            [
+                FieldInput("email", EMAIL),
+                FieldInput("first_name", "Rita", "user.name.first"),
+                FieldInput("phone", "+447700900555"),
+                FieldInput("invoice_ref", "INV-77", "user.financial", "direct", "billing"),
+            ],
+        )
+        intake.collect(
+            ctx,
+            "newsletter",
+            [FieldInput("email", EMAIL)],
+            [intake.ConsentChoice("newsletter", True)],
+        )
+        subjects.add_interaction(
+            ctx,
+            collected.subject_id,
+            kind="chat",
+            occurred_at=datetime(2026, 3, 1, tzinfo=UTC),
+            category="user.content.private",
+            payload={"transcript": "hello there"},
+        )
+    return tenant
+
+
+def _submit(
+    runtime: Runtime, tenant: str, rtype: str, jurisdiction: str = "EU", **details: object
+) -> str:
+    with runtime.tenant_context(tenant) as ctx:
+        request = rights.submit(
+            ctx, RequestInput(rtype, Requester(EMAIL, "Rita"), jurisdiction, details=dict(details))
+        )
+        challenge = verification.begin(ctx, request)
+        return f"{request.id}|{challenge.code if challenge else ''}"
+
+
+def _verify(runtime: Runtime, tenant: str, handle: str, **data: object) -> None:
+    request_id, code = handle.split("|")
+    with runtime.tenant_context(tenant) as ctx:
+        outcome = verification.confirm(ctx, rights.get_request(ctx, request_id), code=code, **data)  # type: ignore[arg-type]
+        assert outcome.verified, outcome.reason
+
+
+def test_access_request_bundle_download_once(runtime: Runtime, person: str) -> None:
+    handle = _submit(runtime, person, "access")
+    request_id = handle.split("|")[0]
+    with runtime.tenant_context(person) as ctx:
+        request = rights.get_request(ctx, request_id)
+        assert request.state == "awaiting_verification"
+        # GDPR: one month from receipt.
+        from pledge.rights.clock import add_months
+
+        assert rights.deadlines(ctx, request).due == add_months(request.received_at.date(), 1)
+        wrong = verification.confirm(
+            ctx,
+            request,
+            code="000000" if not handle.endswith("000000") else "111111",
+            data_points={"phone": "+447700900555"},
+        )
+        assert not wrong.verified
+    _verify(runtime, person, handle, data_points={"phone": "07700 900555"})
+    with runtime.tenant_context(person) as ctx:
+        result = fulfilment.fulfil(ctx, rights.get_request(ctx, request_id))
+        assert result.state == "completed" and result.download_url
+        token = result.download_url.rsplit("/", 1)[1]
+    with runtime.tenant_context(person) as ctx:
+        download = downloads.redeem(ctx, token)
+    with zipfile.ZipFile(io.BytesIO(download.content)) as archive:
+        names = set(archive.namelist())
+        doc = json.loads(archive.read("your-data.json"))
+    assert names == {"your-data.json", "fields.csv", "interactions.csv", "your-data.html"}
+    values = {f["name"]: f["value"] for f in doc["data"]["fields"]}
+    assert values["email"] == EMAIL and values["invoice_ref"] == "INV-77"
+    assert doc["data"]["interactions"][0]["payload"] == {"transcript": "hello there"}
+    about = doc["about_the_processing"]
+    assert {
+        "purposes",
+        "categories",
+        "sources",
+        "recipients",
+        "retention",
+        "transfers",
+        "consent_history",
+    } <= about.keys()
+    assert any(p["lawful_basis"] == "Contract" for p in about["purposes"])
+    assert about["consent_history"][0]["wording"].startswith("Yes, send me the Clik newsletter")
+    with pytest.raises(Exception, match="used already"), runtime.tenant_context(person) as ctx:
+        downloads.redeem(ctx, token)
+
+
+def test_gdpr_erasure_keeps_billing_records_and_says_why(runtime: Runtime, person: str) -> None:
+    with runtime.tenant_context(person) as ctx:
+        ctx.tenant.retention_classes = {
+            "billing": {
+                "description": "Billing records, 7 years",
+                "exempt_on_erasure": "tax law requires us to keep billing records for 7 years",
+            }
+        }
+    handle = _submit(runtime, person, "erasure")
+    _verify(runtime, person, handle, data_points={"first_name": "rita"})
+    request_id = handle.split("|")[0]
+    with runtime.tenant_context(person) as ctx:
+        result = fulfilment.fulfil(ctx, rights.get_request(ctx, request_id))
+        assert result.state == "completed"
+        assert result.kept == ["billing: tax law requires us to keep billing records for 7 years"]
+        request = rights.get_request(ctx, request_id)
+        view = subjects.read_subject(ctx, request.subject_id, audited=False)  # type: ignore[arg-type]
+        assert [f.name for f in view.fields] == ["invoice_ref"]
+        assert view.status == "partially_erased"
+        letter = [m for m in mail.list_messages(ctx) if m.kind == "rights_letter"]
+        assert letter  # acknowledgement, verification… and the completion letter
+
+
+def test_opt_out_needs_no_verification_and_applies_at_once(runtime: Runtime, person: str) -> None:
+    handle = _submit(runtime, person, "opt_out_sale", "US-CA")
+    request_id, code = handle.split("|")
+    assert code == ""
+    with runtime.tenant_context(person) as ctx:
+        request = rights.get_request(ctx, request_id)
+        assert request.state == "verified" and request.verification_level == "none"
+        # Matched by the address given, without verifying: CCPA 11 CCR 7026(c).
+        request.subject_id = subjects.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL)
+        fulfilment.fulfil(ctx, request)
+        assert subjects.get_subject_row(ctx, request.subject_id).sale_opt_out_at is not None  # type: ignore[arg-type]
+
+
+def test_clik_portability_refused_for_legitimate_interest_data(
+    runtime: Runtime, tenant: str
+) -> None:
+    with runtime.tenant_context(tenant) as ctx:
+        clik(ctx)
+        # Someone who only contacted Clik: held on legitimate interests (record keeping).
+        intake.collect(
+            ctx,
+            "contact-email",
+            [FieldInput("email", EMAIL), FieldInput("first_name", "Rita", "user.name.first")],
+        )
+    handle = _submit(runtime, tenant, "portability", "UK")
+    _verify(runtime, tenant, handle, data_points={"first_name": "Rita"})
+    with runtime.tenant_context(tenant) as ctx:
+        result = fulfilment.fulfil(ctx, rights.get_request(ctx, handle.split("|")[0]))
+    assert result.state == "denied"
+    assert "legitimate interests" in result.outcome and "Art. 20(1)(a)" in result.outcome
+
+
+def test_restriction_during_a_disputed_rectification_then_lifted(
+    runtime: Runtime, person: str
+) -> None:
+    handle = _submit(runtime, person, "rectification", proposed={"first_name": "Margarita"})
+    _verify(runtime, person, handle, data_points={"phone": "+447700900555"})
+    request_id = handle.split("|")[0]
+    with runtime.tenant_context(person) as ctx:
+        request = rights.get_request(ctx, request_id)
+        fulfilment.start(ctx, request)
+        decision = gate.may(ctx, request.subject_id, "newsletter", "email")  # type: ignore[arg-type]
+        assert "restricted" in [r.value for r in decision.reasons]
+    with runtime.tenant_context(person) as ctx:
+        request = rights.get_request(ctx, request_id)
+        result = fulfilment.fulfil(ctx, request, StaffInput(approve=True))
+        assert result.state == "completed"
+        assert request.subject_id is not None
+        assert (
+            subjects.read_subject(ctx, request.subject_id, audited=False).value("first_name")
+            == "Margarita"
+        )
+        assert gate.may(ctx, request.subject_id, "newsletter", "email").allowed
+
+
+def test_a_direct_marketing_objection_stops_the_next_audience(
+    runtime: Runtime, person: str
+) -> None:
+    with runtime.tenant_context(person) as ctx:
+        subject_id = subjects.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL)
+        intake.collect(ctx, "product-interest", [FieldInput("email", EMAIL)])
+        assert subject_id in gate.audience(ctx, "product-marketing", "email").allowed
+    handle = _submit(runtime, person, "objection", purposes=["product-marketing"])
+    with runtime.tenant_context(person) as ctx:
+        request = rights.get_request(ctx, handle.split("|")[0])
+        request.subject_id = subject_id
+        result = fulfilment.fulfil(ctx, request)
+        assert result.state == "completed"
+        assert subject_id not in gate.audience(ctx, "product-marketing", "email").allowed
+
+
+def test_colorado_access_answered_in_45_days_extended_once_appealed(
+    runtime: Runtime, person: str
+) -> None:
+    received = datetime(2026, 1, 5, 9, tzinfo=UTC)
+    with frozen(received):
+        handle = _submit(runtime, person, "access", "US-CO")
+    request_id = handle.split("|")[0]
+    with runtime.tenant_context(person) as ctx:
+        request = rights.get_request(ctx, request_id)
+        assert request.due_on is not None and request.due_on.isoformat() == "2026-02-19"  # 45 days
+    with frozen(received + timedelta(hours=2)):
+        _verify(runtime, person, handle, data_points={"phone": "+447700900555"})
+    with frozen(received + timedelta(days=40)), runtime.tenant_context(person) as ctx:
+        request = rights.get_request(ctx, request_id)
+        rights.extend(ctx, request, "the request covers many years of support chats")
+        assert request.due_on is not None and request.due_on.isoformat() == "2026-04-05"  # 90 days
+        with pytest.raises(Conflict, match="already extended"):
+            rights.extend(ctx, request, "again, because we can")
+    with frozen(received + timedelta(days=60)), runtime.tenant_context(person) as ctx:
+        request = rights.get_request(ctx, request_id)
+        fulfilment.deny(
+            ctx,
+            request,
+            "identity_doubt",
+            "we could not match the account to the data points given",
+        )
+    with frozen(received + timedelta(days=70)), runtime.tenant_context(person) as ctx:
+        request = rights.get_request(ctx, request_id)
+        rights.appeal(ctx, request)
+        assert request.state == "appealed" and request.due_on is not None
+        assert request.due_on.isoformat() == "2026-04-30"  # appeal: 45 days
+        kinds = [e.kind for e in rights.timeline(ctx, request)]
+    assert kinds == ["received", "verification_sent", "verified", "extended", "denied", "appealed"]
+
+
+def test_transitions_outside_the_state_machine_are_refused(runtime: Runtime, person: str) -> None:
+    handle = _submit(runtime, person, "access")
+    with runtime.tenant_context(person) as ctx:
+        request = rights.get_request(ctx, handle.split("|")[0])
+        with pytest.raises(Conflict):
+            rights.transition(ctx, request, RequestState.COMPLETED, "completed")
+        with pytest.raises(InvalidInput, match="grants no appeal"):
+            rights.appeal(ctx, request)
+
+
+def test_unverified_requests_close_themselves(runtime: Runtime, person: str) -> None:
+    handle = _submit(runtime, person, "erasure")
+    with frozen(utcnow() + timedelta(days=31)), runtime.tenant_context(person) as ctx:
+        closed = verification.close_unverified(ctx)
+        assert [r.id.hex for r in closed] == [handle.split("|")[0].replace("-", "")]
+        assert closed[0].state == "closed_unverified"
