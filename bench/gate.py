@@ -34,9 +34,8 @@ Measured, all on the embedded SQLite data store:
    the check, its audit entry, the commit) — p50/p95 in µs. Also the same checks run in one
    transaction (`check_in_txn_*`: audit entry, no commit per check).
 2. `api`: POST /api/v1/gate/check through the app (FastAPI TestClient over `create_app`,
-   API key with the gate:check scope) when that route exists; otherwise an equivalent route
-   added by this script (same dependency `api_context(Scope.GATE_CHECK)`, `gate.may`, commit
-   at the edge). p50/p95 in ms over 1,000 calls; `api_route` says which was measured.
+   API key with the gate:check scope; the route commits at the edge). p50/p95 in ms over
+   1,000 calls.
 3. `audience`: `gate.audience(ctx, "newsletter", "email", topic="newsletter")` over the whole
    tenant, one transaction with its audit entry and commit, against the raw baseline
    `SELECT id FROM subjects WHERE tenant_id = ?` on the same table with the stdlib sqlite3
@@ -45,7 +44,7 @@ Measured, all on the embedded SQLite data store:
 Every single check is cross-checked against the audience (allowed ⇔ in the audience), and the
 audience's size against the one the synthetic states imply plus the real subjects' answers.
 Prints {"subjects", "check_p50_us", "check_p95_us", "check_in_txn_p95_us", "api_p50_ms",
-"api_p95_ms", "api_route", "audience_s", "raw_scan_s", "ratio", "allowed"} as the last line.
+"api_p95_ms", "audience_s", "raw_scan_s", "ratio", "allowed"} as the last line.
 """
 
 from __future__ import annotations
@@ -62,12 +61,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, cast
+from typing import Any, cast
 
-from fastapi import APIRouter, Depends
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from pydantic import BaseModel
 from sqlalchemy import Table, text
 
 from _common import (
@@ -83,7 +79,6 @@ from _common import (
     summarise_ms,
 )
 from pledge.access import service as access
-from pledge.access.context import TenantContext
 from pledge.access.permissions import Scope
 from pledge.consent import intake
 from pledge.consent import service as consent
@@ -100,7 +95,6 @@ from pledge.subjects import erasure
 from pledge.subjects.models import Subject, SubjectIdentity, SubjectStatus
 from pledge.subjects.service import FieldInput
 from pledge.web.app import create_app
-from pledge.web.deps import api_context
 
 PURPOSE, CHANNEL, TOPIC = "newsletter", "email", "newsletter"
 REAL_SUBJECTS = 1_000
@@ -112,7 +106,6 @@ BATCH = 25_000  # synthetic subjects per transaction
 REAL_BATCH = 100  # real subjects per transaction
 SPAN = timedelta(days=3 * 365)  # subjects were created over the last three years
 API_ROUTE = "/api/v1/gate/check"
-BENCH_ROUTE = "/api/v1/bench/gate/check"
 TOP = 25
 
 
@@ -454,41 +447,14 @@ def checks_in_one_transaction(env: BenchEnv, picks: list[uuid.UUID]) -> list[flo
     return times
 
 
-class CheckBody(BaseModel):
-    subject_id: uuid.UUID
-    purpose: str
-    channel: str | None = None
-    topic: str | None = None
-
-
-GateCheck = Annotated[TenantContext, Depends(api_context(Scope.GATE_CHECK))]
-
-
-def bench_router() -> APIRouter:
-    """The call path of a gate-check route, for as long as the real one does not exist."""
-    router = APIRouter()
-
-    @router.post(BENCH_ROUTE)
-    def check(body: CheckBody, ctx: GateCheck) -> dict[str, Any]:
-        return gate.may(
-            ctx, body.subject_id, body.purpose, body.channel, topic=body.topic
-        ).as_dict()
-
-    return router
-
-
 def api_checks(
     env: BenchEnv, picks: list[uuid.UUID], answers: dict[uuid.UUID, bool]
-) -> tuple[list[float], str]:
+) -> list[float]:
     with env.runtime.tenant_context(env.slug) as ctx:
         _key, token = access.create_api_key(
             ctx, name="gate bench", scopes=frozenset({Scope.GATE_CHECK})
         )
     app = create_app(env.runtime)
-    real = any(
-        isinstance(r, APIRoute) and r.path == API_ROUTE and "POST" in (r.methods or set())
-        for r in app.routes
-    )
     client = TestClient(app, raise_server_exceptions=True)
     client.headers["Authorization"] = f"Bearer {token}"
 
@@ -496,14 +462,6 @@ def api_checks(
         return {"subject_id": str(sid), "purpose": PURPOSE, "channel": CHANNEL, "topic": TOPIC}
 
     route = API_ROUTE
-    if real:
-        probe = client.post(API_ROUTE, json=body(picks[0]))
-        if probe.status_code != 200 or "allowed" not in probe.json():
-            log(f"{API_ROUTE} answered {probe.status_code}: measuring the bench's route instead")
-            real = False
-    if not real:
-        app.include_router(bench_router())
-        route = BENCH_ROUTE
     log(f"API check through {route}")
     for sid in picks[:API_WARMUP]:
         client.post(route, json=body(sid))
@@ -517,7 +475,7 @@ def api_checks(
             raise RuntimeError(f"API check of {sid}: {response.status_code} {response.text[:200]}")
         progress.advance()
     client.close()
-    return times, ("real" if real else "bench")
+    return times
 
 
 def run_audience(env: BenchEnv) -> tuple[float, gate.Audience]:
@@ -587,8 +545,8 @@ def main() -> None:
         in_txn_us = checks_in_one_transaction(env, picks)
         summarise_ms("check, all in one transaction (ms)", [t / 1000 for t in in_txn_us])
 
-        api_ms, api_route = api_checks(env, picks[:API_CALLS], answers)
-        summarise_ms(f"API check ({api_route} route)", api_ms)
+        api_ms = api_checks(env, picks[:API_CALLS], answers)
+        summarise_ms(f"API check ({API_ROUTE})", api_ms)
 
         raw = sqlite3.connect(env.home / DATA_FILE)
         try:
@@ -627,7 +585,6 @@ def main() -> None:
         "check_in_txn_p95_us": round(percentile(in_txn_us, 95), 1),
         "api_p50_ms": round(percentile(api_ms, 50), 3),
         "api_p95_ms": round(percentile(api_ms, 95), 3),
-        "api_route": api_route,
         "audience_s": round(audience_med, 3),
         "raw_scan_s": round(raw_med, 3),
         "ratio": round(audience_med / raw_med, 2),
