@@ -27,6 +27,7 @@ from pledge.cli.common import (
     reports_errors,
 )
 from pledge.consent import cli as consent_cli
+from pledge.core.clock import utcnow
 from pledge.core.config import get_settings
 from pledge.core.db import make_engine, transaction
 from pledge.core.errors import InvalidInput, NotFound
@@ -116,6 +117,34 @@ def serve(
     from pledge.web.server import run
 
     run(host, port)
+
+
+@app.command()
+@reports_errors
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Run one cycle and exit (for cron)")] = False,
+    interval: Annotated[int, typer.Option(min=5, max=86_400, help="Seconds between cycles")] = 60,
+) -> None:
+    """Run the scheduled work: notice announcements, closing unverified rights requests,
+    purging old request records, mail delivery and webhook retries."""
+    import time
+
+    from pledge import worker as jobs
+
+    runtime = open_runtime()
+    try:
+        while True:
+            report = jobs.run_once(runtime)
+            console.print(f"{utcnow():%Y-%m-%d %H:%M:%S}Z {report.summary()}")
+            if once:
+                if report.errors:
+                    raise typer.Exit(1)
+                return
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        console.print("worker stopped")
+    finally:
+        runtime.close()
 
 
 @app.command()

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     secure_cookies: bool = False
     session_hours: int = 12
     import_batch_size: int = 500
+    # Rights requests never verified close themselves, with a letter saying why, after this.
+    unverified_close_days: int = Field(default=30, ge=1, le=365)
     # Mail (pledge.mail.backends): "outbox" (default: nothing leaves, read it on the Mail
     # outbox page), "file" (.eml files in mail_dir, plaintext on disk: development only),
     # "smtp". `base_url` must be https in production: RFC 8058 one-click needs an HTTPS URI.

@@ -28,6 +28,7 @@ from pledge.access.scoping import for_tenant
 from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
 from pledge.core.clock import utcnow
+from pledge.core.config import get_settings
 from pledge.core.errors import InvalidInput, NotFound, TooManyAttempts
 from pledge.core.ids import new_id, parse_id
 from pledge.rights import service as rights
@@ -43,7 +44,6 @@ from pledge.subjects.identity import IdentityKind, InvalidIdentity, normalise_ph
 CODE_TTL = timedelta(hours=24)
 MAX_ATTEMPTS = 5
 MAX_CHALLENGES_PER_DAY = 3
-UNVERIFIED_CLOSE_AFTER = timedelta(days=30)
 
 # Data points that must match, beyond control of the e-mail address on file.
 DATA_POINTS: dict[str, dict[str, int]] = {
@@ -297,10 +297,17 @@ def request_for_link(ctx: TenantContext, token: str) -> tuple[RightsRequest, str
     return rights.get_request(ctx, request_id), parts[2]
 
 
+def unverified_close_after() -> timedelta:
+    """How long a request may wait for verification (setting `PLEDGE_UNVERIFIED_CLOSE_DAYS`)."""
+    return timedelta(days=get_settings().unverified_close_days)
+
+
 def close_unverified(
-    ctx: TenantContext, older_than: timedelta = UNVERIFIED_CLOSE_AFTER
+    ctx: TenantContext, older_than: timedelta | None = None
 ) -> list[RightsRequest]:
-    """Requests never verified close themselves, with a reason, after `older_than`."""
+    """Requests never verified close themselves, with a reason, after `older_than` (by default
+    the configured period)."""
+    older_than = older_than or unverified_close_after()
     cutoff = utcnow() - older_than
     stale = list(
         ctx.session.scalars(

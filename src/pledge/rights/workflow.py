@@ -112,11 +112,10 @@ def decide_appeal(
 
 
 def close_unverified(ctx: TenantContext) -> int:
-    closed = verification.close_unverified(ctx)
+    after = verification.unverified_close_after()
+    closed = verification.close_unverified(ctx, after)
     for request in closed:
-        letters.send(
-            ctx, request, "closed_unverified", days=verification.UNVERIFIED_CLOSE_AFTER.days
-        )
+        letters.send(ctx, request, "closed_unverified", days=after.days)
     return len(closed)
 
 

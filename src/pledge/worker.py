@@ -1,0 +1,101 @@
+"""The scheduled work that keeps promises without anyone pressing a button.
+
+`pledge worker` runs `run_once` every interval (or once, from cron with `--once`). A cycle,
+for every tenant, in its own transaction per tenant and step — a failure in one tenant or step
+is reported and does not stop the others:
+
+1. notice announcements whose time has come (material changes, advance notice by e-mail);
+2. rights requests never verified close themselves with a letter; request records past
+   24 months are purged;
+3. the mail outbox is delivered (when the backend delivers);
+
+and then, across tenants, the webhook deliveries that are due (retries included).
+
+Every step is idempotent: running a cycle twice does nothing more the second time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pledge.access.context import TenantContext
+from pledge.core.db import transaction
+from pledge.mail import backends
+from pledge.mail import service as mail
+from pledge.notices import announcements
+from pledge.rights import workflow
+from pledge.runtime import Runtime
+from pledge.tenants import service as tenants
+from pledge.webhooks import service as webhooks
+
+log = logging.getLogger("pledge.worker")
+
+WEBHOOK_BATCHES = 10  # of 500 deliveries, per cycle
+
+
+@dataclass
+class CycleReport:
+    announced: int = 0  # messages queued for announcements
+    closed_unverified: int = 0
+    purged: int = 0
+    mail_sent: int = 0
+    mail_failed: int = 0
+    webhooks_ok: int = 0
+    webhooks_failing: int = 0
+    errors: list[str] = field(default_factory=list)  # "tenant: step: error class"
+
+    def summary(self) -> str:
+        return (
+            f"announced {self.announced}, closed unverified {self.closed_unverified}, "
+            f"purged {self.purged}, mail sent {self.mail_sent} (failed {self.mail_failed}), "
+            f"webhooks delivered {self.webhooks_ok} (failing {self.webhooks_failing})"
+            + (f"; errors: {', '.join(self.errors)}" if self.errors else "")
+        )
+
+
+def _announce(ctx: TenantContext, report: CycleReport) -> None:
+    report.announced += sum(a.recipients for a in announcements.send_due(ctx))
+
+
+def _rights(ctx: TenantContext, report: CycleReport) -> None:
+    report.closed_unverified += workflow.close_unverified(ctx)
+    report.purged += workflow.purge_expired(ctx)
+
+
+def _mail(ctx: TenantContext, report: CycleReport) -> None:
+    if backends.current().delivers:
+        sent = mail.deliver_pending(ctx)
+        report.mail_sent += sent.sent
+        report.mail_failed += sent.failed
+
+
+STEPS: tuple[tuple[str, Callable[[TenantContext, CycleReport], None]], ...] = (
+    ("announcements", _announce),
+    ("rights", _rights),
+    ("mail", _mail),
+)
+
+
+def run_once(runtime: Runtime) -> CycleReport:
+    report = CycleReport()
+    with transaction(runtime.sessions) as session:
+        slugs = [t.slug for t in tenants.list_tenants(session)]
+    for slug in slugs:
+        for name, step in STEPS:
+            try:
+                with runtime.tenant_context(slug) as ctx:
+                    step(ctx, report)
+            except Exception as exc:  # one tenant's failure must not stop the others
+                # The class only, no traceback: an exception's text may carry personal data.
+                log.error("worker step %s failed for tenant %s: %s", name, slug, type(exc).__name__)
+                report.errors.append(f"{slug}: {name}: {type(exc).__name__}")
+    for _ in range(WEBHOOK_BATCHES):
+        with transaction(runtime.sessions) as session:
+            ok, failing = webhooks.deliver(session, runtime.keystore)
+        report.webhooks_ok += ok
+        report.webhooks_failing += failing
+        if ok + failing == 0:
+            break
+    return report

@@ -1,0 +1,58 @@
+"""The worker: the scheduled promises are kept without anyone pressing a button, once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from typer.testing import CliRunner
+
+from pledge import worker
+from pledge.cli.main import app
+from pledge.core.clock import frozen, utcnow
+from pledge.mail.backends import MemoryBackend
+from pledge.notices import service as notices
+from pledge.rights import service as rights
+from pledge.rights import verification
+from pledge.rights.service import Requester, RequestInput
+from pledge.runtime import Runtime
+from tests.messaging.conftest import subscribe
+
+
+def test_one_cycle_announces_closes_unverified_and_mails_then_does_nothing_more(
+    runtime: Runtime, clik_tenant: str, mailbox: MemoryBackend
+) -> None:
+    start = utcnow()
+    subscribe(runtime, clik_tenant, "reader@example.com", "Rita")
+    with runtime.tenant_context(clik_tenant) as ctx:
+        request = rights.submit(ctx, RequestInput("access", Requester("asker@example.com"), "EU"))
+        verification.begin(ctx, request)
+        request_id = request.id
+        notices.publish_version(
+            ctx,
+            "privacy",
+            text="We now keep call recordings for 90 days.",
+            effective_at=start + timedelta(days=30),
+            summary="Call recordings are kept longer.",
+            material=True,
+        )
+    mailbox.sent.clear()
+
+    with frozen(start + timedelta(days=31)):
+        report = worker.run_once(runtime)
+        again = worker.run_once(runtime)
+    assert report.errors == [] and report.closed_unverified == 1 and report.announced >= 1
+    with runtime.tenant_context(clik_tenant) as ctx:
+        assert rights.get_request(ctx, request_id).state == "closed_unverified"
+    sent = {str(m["To"]): str(m["Subject"]) for m in mailbox.sent}
+    assert "reader@example.com" in sent  # the announcement of the material change
+    assert "asker@example.com" in sent  # the letter saying why the request was closed
+    assert (again.announced, again.closed_unverified, again.errors) == (0, 0, [])
+    assert len(mailbox.sent) == len(sent)  # nothing was sent twice
+
+
+def test_the_worker_command_runs_one_cycle(
+    runtime: Runtime, clik_tenant: str, cli_env: dict[str, str]
+) -> None:
+    result = CliRunner().invoke(app, ["worker", "--once"])
+    assert result.exit_code == 0, result.output
+    assert "closed unverified 0" in result.output and "errors" not in result.output
