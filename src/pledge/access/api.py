@@ -13,8 +13,9 @@ from pledge.access.context import TenantContext
 from pledge.access.models import ApiKey
 from pledge.access.permissions import Scope
 from pledge.web.deps import api_context
+from pledge.web.problems import PROBLEMS
 
-router = APIRouter(prefix="/api/v1/api-keys", tags=["api keys"])
+router = APIRouter(prefix="/api/v1/api-keys", tags=["api keys"], responses=PROBLEMS)
 
 Manage = Annotated[TenantContext, Depends(api_context(Scope.APIKEYS_MANAGE))]
 

@@ -13,8 +13,9 @@ from pledge.audit import service
 from pledge.core.errors import InvalidInput
 from pledge.core.ids import parse_id
 from pledge.web.deps import api_context
+from pledge.web.problems import PROBLEMS
 
-router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=PROBLEMS)
 
 Read = Annotated[TenantContext, Depends(api_context(Scope.AUDIT_READ))]
 

@@ -11,8 +11,9 @@ from pledge.access.permissions import Scope
 from pledge.campaigns import service
 from pledge.campaigns.schemas import CampaignIn, CampaignOut, SendOut
 from pledge.web.deps import api_context
+from pledge.web.problems import PROBLEMS
 
-router = APIRouter(prefix="/api/v1/campaigns", tags=["campaigns"])
+router = APIRouter(prefix="/api/v1/campaigns", tags=["campaigns"], responses=PROBLEMS)
 
 Sender = Annotated[TenantContext, Depends(api_context(Scope.CAMPAIGNS_SEND))]
 

@@ -42,12 +42,12 @@ from pledge.core.errors import NotFound
 from pledge.notices import service as notices
 from pledge.purposes import service as purposes
 from pledge.purposes.models import Purpose
-from pledge.purposes.schemas import PROBLEMS
 from pledge.signals import service as signals_service
 from pledge.subjects import service as subjects
 from pledge.subjects.service import FieldInput
 from pledge.tenants.service import get_tenant_by_slug
 from pledge.web.deps import DbSession, RuntimeDep, api_context
+from pledge.web.problems import PROBLEMS
 
 router = APIRouter(tags=["consent"], responses=PROBLEMS)
 

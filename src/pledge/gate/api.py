@@ -22,10 +22,10 @@ from pledge.gate.schemas import (
     HygieneEraseIn,
     HygieneOut,
 )
-from pledge.purposes.schemas import PROBLEMS
 from pledge.subjects import service as subjects
 from pledge.subjects.identity import IdentityKind
 from pledge.web.deps import api_context
+from pledge.web.problems import PROBLEMS
 
 router = APIRouter(prefix="/api/v1", tags=["gate"], responses=PROBLEMS)
 

@@ -21,8 +21,8 @@ from pledge.notices.schemas import (
     VersionOut,
     VersionSummary,
 )
-from pledge.purposes.schemas import PROBLEMS
 from pledge.web.deps import api_context
+from pledge.web.problems import PROBLEMS
 
 router = APIRouter(prefix="/api/v1", tags=["notices"], responses=PROBLEMS)
 

@@ -29,8 +29,9 @@ from pledge.preferences.schemas import (
 from pledge.subjects import service as subjects
 from pledge.subjects.identity import IdentityKind
 from pledge.web.deps import api_context
+from pledge.web.problems import PROBLEMS
 
-router = APIRouter(prefix="/api/v1", tags=["preferences"])
+router = APIRouter(prefix="/api/v1", tags=["preferences"], responses=PROBLEMS)
 
 Read = Annotated[TenantContext, Depends(api_context(Scope.PREFERENCES_READ))]
 Write = Annotated[TenantContext, Depends(api_context(Scope.PREFERENCES_WRITE))]

@@ -15,7 +15,6 @@ from pledge.preferences import topics
 from pledge.purposes import catalogue, service
 from pledge.purposes.models import Purpose
 from pledge.purposes.schemas import (
-    PROBLEMS,
     CollectionPointFields,
     CollectionPointIn,
     CollectionPointOut,
@@ -28,6 +27,7 @@ from pledge.purposes.schemas import (
 )
 from pledge.purposes.service import CollectionPointInput, CollectsFor, PurposeInput
 from pledge.web.deps import api_context
+from pledge.web.problems import PROBLEMS
 
 router = APIRouter(prefix="/api/v1", tags=["purposes"], responses=PROBLEMS)
 

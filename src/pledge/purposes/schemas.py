@@ -1,40 +1,14 @@
-"""API shapes of purposes, collection points and topics, and the problem+json shape every
-lawfulness route documents for its errors."""
+"""API shapes of purposes, collection points and topics."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from pledge.purposes.models import Channel, CollectionPointKind, LawfulBasis
 
 SLUG = r"^[a-z][a-z0-9_-]{0,59}$"
-
-
-class Problem(BaseModel):
-    """RFC 9457 problem details (served as `application/problem+json`)."""
-
-    type: str = Field(examples=["urn:pledge:problem:not_found"])
-    title: str
-    status: int
-    detail: str
-    code: str = Field(description="Stable machine-readable error code")
-
-
-def _problem(description: str) -> dict[str, Any]:
-    return {"model": Problem, "description": description}
-
-
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    401: _problem("No API key, or an unknown or revoked one"),
-    403: _problem("The API key lacks the scope this route needs"),
-    404: _problem("No such resource in this tenant (another tenant's looks the same)"),
-    409: _problem("Conflicts with the current state (e.g. the slug is taken)"),
-    410: _problem("The subject has been erased"),
-    422: _problem("Invalid input; `detail` names the field and the rule"),
-}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -33,8 +33,9 @@ from pledge.rights.schemas import (
 )
 from pledge.rights.service import Requester, RequestInput
 from pledge.web.deps import api_context
+from pledge.web.problems import PROBLEMS
 
-router = APIRouter(prefix="/api/v1", tags=["rights requests"])
+router = APIRouter(prefix="/api/v1", tags=["rights requests"], responses=PROBLEMS)
 
 Read = Annotated[TenantContext, Depends(api_context(Scope.REQUESTS_READ))]
 Write = Annotated[TenantContext, Depends(api_context(Scope.REQUESTS_WRITE))]
@@ -213,7 +214,22 @@ def assign(request_id: str, body: AssignIn, ctx: Write) -> RequestOut:
     return request_out(ctx, request, full=True)
 
 
-@router.get("/requests/{request_id}/artifacts/{artifact_id}")
+@router.get(
+    "/requests/{request_id}/artifacts/{artifact_id}",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The file, as an attachment",
+            "content": {
+                "application/zip": {},
+                "text/plain": {},
+                "application/pdf": {},
+                "image/png": {},
+                "image/jpeg": {},
+            },
+        }
+    },
+)
 def artifact(request_id: str, artifact_id: str, ctx: Read) -> Response:
     """A letter or file of the request, for staff (audited)."""
     request = rights.get_request(ctx, request_id)

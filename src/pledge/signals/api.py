@@ -10,12 +10,12 @@ from fastapi import APIRouter, Depends, Request, Response
 from pledge.access.context import TenantContext
 from pledge.access.permissions import Scope
 from pledge.core.errors import NotFound
-from pledge.purposes.schemas import PROBLEMS
 from pledge.signals import service, settings
 from pledge.signals.schemas import GpcJson, SignalSettingsIn, SignalSettingsOut
 from pledge.tenants.models import Tenant
 from pledge.tenants.service import get_tenant_by_slug
 from pledge.web.deps import DbSession, api_context
+from pledge.web.problems import PROBLEMS
 
 router = APIRouter(tags=["signals"], responses=PROBLEMS)
 

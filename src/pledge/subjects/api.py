@@ -22,6 +22,7 @@ from pledge.subjects.schemas import (
     InteractionIn,
     InteractionOut,
     SubjectCreated,
+    SubjectExport,
     SubjectIn,
     SubjectOut,
     SubjectPage,
@@ -29,8 +30,9 @@ from pledge.subjects.schemas import (
     SubjectSummary,
 )
 from pledge.web.deps import api_context
+from pledge.web.problems import PROBLEMS
 
-router = APIRouter(prefix="/api/v1/subjects", tags=["subjects"])
+router = APIRouter(prefix="/api/v1/subjects", tags=["subjects"], responses=PROBLEMS)
 
 Read = Annotated[TenantContext, Depends(api_context(Scope.SUBJECTS_READ))]
 Write = Annotated[TenantContext, Depends(api_context(Scope.SUBJECTS_WRITE))]
@@ -137,10 +139,10 @@ def rectify_field(subject_id: str, name: str, body: FieldUpdate, ctx: Write) -> 
     return FieldOut(**vars(stored))
 
 
-@router.get("/{subject_id}/export")
-def export_subject(subject_id: str, ctx: Export) -> dict[str, object]:
-    """The subject's whole record, decrypted: fields and interactions."""
-    return service.export_subject(ctx, subject_id)
+@router.get("/{subject_id}/export", response_model=SubjectExport)
+def export_subject(subject_id: str, ctx: Export) -> SubjectExport:
+    """The subject's whole record, decrypted: fields and interactions (audited)."""
+    return SubjectExport.model_validate(service.export_subject(ctx, subject_id))
 
 
 @router.delete("/{subject_id}", response_model=ErasureOut)

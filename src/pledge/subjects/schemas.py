@@ -104,6 +104,36 @@ class InteractionOut(BaseModel):
     payload: dict[str, Any] | None
 
 
+class ExportedField(BaseModel):
+    name: str
+    value: str
+    category: str
+    source: str
+    retention_class: str
+    updated_at: str  # ISO 8601
+
+
+class ExportedInteraction(BaseModel):
+    id: str
+    kind: str
+    occurred_at: str  # ISO 8601
+    category: str
+    source: str
+    retention_class: str
+    payload: dict[str, Any] | None
+
+
+class SubjectExport(BaseModel):
+    """The subject's whole record, decrypted."""
+
+    subject_id: str
+    status: str
+    created_at: str  # ISO 8601
+    updated_at: str
+    fields: list[ExportedField]
+    interactions: list[ExportedInteraction]
+
+
 class ErasureIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pledge.core.errors import PledgeError
@@ -20,6 +21,33 @@ from pledge.web.templating import render
 log = logging.getLogger("pledge.web")
 
 PROBLEM_TYPE = "urn:pledge:problem:"
+
+
+# The problem+json shape every API route documents for its errors (OpenAPI).
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details (served as `application/problem+json`)."""
+
+    type: str = Field(examples=["urn:pledge:problem:not_found"])
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="Stable machine-readable error code")
+
+
+def _documented(description: str) -> dict[str, Any]:
+    return {"model": Problem, "description": description}
+
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    401: _documented("No API key, or an unknown or revoked one"),
+    403: _documented("The API key lacks the scope this route needs"),
+    404: _documented("No such resource in this tenant (another tenant's looks the same)"),
+    409: _documented("Conflicts with the current state (e.g. the slug is taken)"),
+    410: _documented("The subject has been erased"),
+    422: _documented("Invalid input; `detail` names the field and the rule"),
+}
 
 
 def _problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:

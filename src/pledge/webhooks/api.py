@@ -10,9 +10,10 @@ from pledge.access.context import TenantContext
 from pledge.access.permissions import Scope
 from pledge.rights.schemas import WebhookIn, WebhookOut
 from pledge.web.deps import api_context
+from pledge.web.problems import PROBLEMS
 from pledge.webhooks import service
 
-router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"], responses=PROBLEMS)
 
 Manage = Annotated[TenantContext, Depends(api_context(Scope.WEBHOOKS_MANAGE))]
 
