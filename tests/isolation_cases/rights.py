@@ -63,6 +63,7 @@ CASES = Cases(
         },
         ("POST", "/api/v1/requests/{request_id}/pause"): {"reason": "need your account number"},
         ("POST", "/api/v1/requests/{request_id}/resume"): None,
+        ("POST", "/api/v1/requests/{request_id}/fee"): {"cents": 0, "reason": ""},
         ("POST", "/api/v1/requests/{request_id}/withdraw"): None,
         ("POST", "/api/v1/requests/{request_id}/appeal"): None,
         ("POST", "/api/v1/requests/{request_id}/appeal-decision"): {"grant": True},

@@ -52,6 +52,7 @@ CASES = Cases(
         ("POST", "/requests/{request_id}/fulfil"): None,
         ("POST", "/requests/{request_id}/deny"): {"reason": "because we say so, really"},
         ("POST", "/requests/{request_id}/extend"): {"reason": "many years of data to search"},
+        ("POST", "/requests/{request_id}/fee"): {"amount": "0", "reason": ""},
         ("POST", "/requests/{request_id}/pause"): {"reason": "need your account number"},
         ("POST", "/requests/{request_id}/resume"): None,
         ("POST", "/requests/{request_id}/appeal"): None,

@@ -201,3 +201,36 @@ def test_processor_routing_finds_the_controller_and_tells_the_requester(runtime:
         from pledge.rights import service as rights
 
         assert rights.queue(ctx) == []
+
+
+def test_a_fee_only_where_the_law_allows_it(
+    runtime: Runtime, with_person: str, client: TestClient
+) -> None:
+    """CCPA: two access requests in 12 months are free; a third may bear a fee (or be
+    refused) — a human's decision. Under GDPR a request that is not excessive bears none."""
+
+    def ask(jurisdiction: str, email: str = EMAIL) -> str:
+        r = client.post(
+            "/api/v1/requests",
+            json={"type": "access", "requester": {"email": email}, "jurisdiction": jurisdiction},
+        )
+        assert r.status_code == 201, r.text
+        return str(r.json()["id"])
+
+    gdpr = ask("EU", "someone.else@example.com")
+    r = client.post(f"/api/v1/requests/{gdpr}/fee", json={"cents": 1500, "reason": "it costs us"})
+    assert r.status_code == 409 and "allows no fee" in r.json()["detail"]
+    california = [ask("US-CA") for _ in range(3)]
+    free = client.post(
+        f"/api/v1/requests/{california[1]}/fee", json={"cents": 1500, "reason": "second one"}
+    )
+    assert free.status_code == 409  # the second is still free
+    third = f"/api/v1/requests/{california[2]}"
+    assert client.get(third).json()["repetitive"] is True
+    r = client.post(f"{third}/fee", json={"cents": 1500, "reason": ""})
+    assert r.status_code == 422 and "say why" in r.json()["detail"]
+    r = client.post(f"{third}/fee", json={"cents": 1500, "reason": "third access this year"})
+    assert r.status_code == 200 and r.json()["fee_cents"] == 1500
+    assert r.json()["timeline"][-1]["kind"] == "fee_recorded"
+    r = client.post(f"{third}/fee", json={"cents": -1, "reason": "negative"})
+    assert r.status_code == 422

@@ -837,3 +837,28 @@ def test_the_sla_chart_and_its_table(runtime: Runtime, person: str) -> None:
     assert 'class="bar bar-w-20"' in text and 'class="bar bar-w-10"' in text
     assert '<th scope="row">Awaiting verification</th><td>1</td>' in text
     assert 'style="' not in text  # the CSP forbids inline styles
+
+
+def test_a_fee_is_offered_only_for_a_repetitive_request(runtime: Runtime, person: str) -> None:
+    with runtime.tenant_context("acme") as ctx:
+        made = [
+            rights.submit(ctx, RequestInput("access", Requester(EMAIL), "US-CA")) for _ in range(3)
+        ]
+        second, third = str(made[1].id), str(made[2].id)
+    client, csrf = staff_client(runtime)
+    assert "Charge a fee" not in client.get(f"/requests/{second}").text
+    page = client.get(f"/requests/{third}")
+    assert "Charge a fee" in page.text and "decide whether to charge a fee" in page.text
+    r = client.post(
+        f"/requests/{third}/fee",
+        data={"csrf_token": csrf, "amount": "15.00", "reason": "third access this year"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    page = client.get(r.headers["location"])
+    assert "The fee is recorded." in page.text and "<dt>Fee</dt><dd>15.00</dd>" in page.text
+    r = client.post(
+        f"/requests/{second}/fee",
+        data={"csrf_token": csrf, "amount": "15", "reason": "second access this year"},
+    )
+    assert r.status_code == 409 and "allows no fee" in r.text

@@ -21,6 +21,7 @@ from pledge.rights.schemas import (
     AssignIn,
     DeadlinesOut,
     EventOut,
+    FeeIn,
     FulfilIn,
     FulfilOut,
     ReasonIn,
@@ -60,6 +61,7 @@ def request_out(ctx: TenantContext, r: RightsRequest, *, full: bool = False) -> 
         outcome=r.outcome_code,
         due_on=r.due_on,
         repetitive=r.repetitive,
+        fee_cents=r.fee_cents,
         assigned_to=str(r.assigned_to) if r.assigned_to else None,
     )
     if full:
@@ -158,6 +160,15 @@ def fulfil(request_id: str, body: FulfilIn, ctx: Write) -> FulfilOut:
 def deny(request_id: str, body: ReasonIn, ctx: Write) -> FulfilOut:
     result = fulfilment.deny(ctx, rights.get_request(ctx, request_id), body.code, body.reason)
     return FulfilOut(state=result.state, outcome=result.outcome, kept=[], download_url=None)
+
+
+@router.post("/requests/{request_id}/fee", response_model=RequestOut)
+def fee(request_id: str, body: FeeIn, ctx: Write) -> RequestOut:
+    """Record a fee where the request's law allows one (a repetitive or excessive request;
+    access in Australia). Audited; 0 clears it."""
+    request = rights.get_request(ctx, request_id)
+    rights.record_fee(ctx, request, body.cents, body.reason)
+    return request_out(ctx, request, full=True)
 
 
 @router.post("/requests/{request_id}/extend", response_model=RequestOut)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -69,6 +70,7 @@ DONE = {
     "fulfilled": "The request is answered; the letter is on its way to the requester.",
     "denied": "The request is refused; the letter with the reasons is on its way.",
     "extended": "The deadline is extended; the requester is told why.",
+    "fee": "The fee is recorded.",
     "paused": "The request waits for the requester; they are asked for what is missing.",
     "resumed": "The request is in progress again.",
     "appealed": "The appeal is recorded.",
@@ -193,6 +195,11 @@ def allowed_actions(today: date, request: RightsRequest, first_due: date) -> set
         actions.add("appeal")
     if state is S.APPEALED:
         actions.add("appeal_decision")
+    if state in OPEN_STATES and (
+        (law.fee_allowed in ("excessive_only", "after_free") and request.repetitive)
+        or (law.fee_allowed == "access_not_excessive" and request.type in rights.ACCESS_LIKE)
+    ):
+        actions.add("fee")
     if (
         state in OPEN_STATES - {S.APPEALED}
         and request.extended_at is None
@@ -375,6 +382,18 @@ def extend(request_id: str, page: Writer, form: Reason) -> Response:
     item = rights.get_request(page.ctx, request_id)
     workflow.extend(page.ctx, item, form.reason)
     return _back(item.id, "extended")
+
+
+class FeeForm(BaseModel):
+    amount: Decimal = Field(ge=0, le=1000, decimal_places=2)
+    reason: str = Field(default="", max_length=2000)
+
+
+@router.post("/requests/{request_id}/fee")
+def fee(request_id: str, page: Writer, form: Annotated[FeeForm, Form()]) -> Response:
+    item = rights.get_request(page.ctx, request_id)
+    rights.record_fee(page.ctx, item, int(form.amount * 100), form.reason)
+    return _back(item.id, "fee")
 
 
 @router.post("/requests/{request_id}/pause")

@@ -74,6 +74,7 @@ class RequestOut(BaseModel):
     outcome: str | None
     due_on: date | None
     repetitive: bool
+    fee_cents: int | None = None
     assigned_to: str | None
     deadlines: DeadlinesOut | None = None
     timeline: list[EventOut] | None = None
@@ -85,6 +86,13 @@ class VerifyIn(BaseModel):
     code: str | None = Field(default=None, max_length=12)
     data_points: dict[str, str] = Field(default_factory=dict)
     declaration: bool = False
+
+
+class FeeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cents: int = Field(ge=0, le=100_000, description="The fee in cents; 0 clears it")
+    reason: str = Field(default="", max_length=2000, description="Why a fee is charged")
 
 
 class ReasonIn(BaseModel):

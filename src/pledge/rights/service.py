@@ -418,6 +418,38 @@ def assign(ctx: TenantContext, request: RightsRequest, user_id: uuid.UUID | None
     return request
 
 
+ACCESS_LIKE = frozenset({RequestType.ACCESS.value, RequestType.ACCESS_CATEGORIES.value})
+MAX_FEE_CENTS = 100_000
+
+
+def record_fee(
+    ctx: TenantContext, request: RightsRequest, cents: int, reason: str
+) -> RightsRequest:
+    """Record a fee where the request's law allows one (rule `fee_allowed`): `excessive_only`
+    and `after_free` — only for a request flagged repetitive or excessive, a human's decision
+    (GDPR Art. 12(5), CCPA 1798.145(h)); `access_not_excessive` — a reasonable fee for giving
+    access (Australia APP 12.8); `never` — refused. A fee of 0 clears it."""
+    if RequestState(request.state) in FINAL:
+        raise Conflict("the request is closed")
+    if not 0 <= cents <= MAX_FEE_CENTS:
+        raise InvalidInput(f"a fee is between 0 and {MAX_FEE_CENTS} cents")
+    reason = reason.strip()
+    if cents and len(reason) < 10:
+        raise InvalidInput("say why a fee is charged (at least 10 characters)")
+    allowed = rule(request).fee_allowed
+    if cents and not (
+        (allowed in ("excessive_only", "after_free") and request.repetitive)
+        or (allowed == "access_not_excessive" and request.type in ACCESS_LIKE)
+    ):
+        raise Conflict(
+            "the law of this request allows no fee here"
+            + (" unless it is repetitive or excessive" if allowed != "never" else "")
+        )
+    request.fee_cents = cents or None
+    _event(ctx, request, "fee_recorded", None, None, {"cents": cents, "reason": reason})
+    return request
+
+
 # ---------------------------------------------------------------------------------------------
 # The clock, per request
 
