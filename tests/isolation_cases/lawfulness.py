@@ -280,6 +280,7 @@ CASES = Cases(
         ("GET", "/.well-known/gpc.json"),
         ("GET", "/p/{tenant_slug}/.well-known/gpc.json"),
         ("GET", "/p/{tenant_slug}/.well-known/jwks.json"),
+        ("GET", "/p/{slug}/privacy"),  # the tenant from its own path (test_public_notice.py)
     },
     check=check,
     verify_a=verify_a,

@@ -69,7 +69,10 @@ def claims_for(
                         "consentType": "EXPLICIT",
                         "piiCategory": purpose.data_categories,
                         "primaryPurpose": True,
-                        "termination": f"until withdrawn: {base}/p/{ctx.tenant.slug}/preferences",
+                        "termination": (
+                            f"until withdrawn: {base}/p/{ctx.tenant.slug}/requests"
+                            "?type=withdraw_consent"
+                        ),
                         "thirdPartyDisclosure": purpose.is_sale_or_sharing,
                         "thirdPartyName": "",
                     }

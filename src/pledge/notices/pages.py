@@ -10,17 +10,20 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from pledge.access.context import Actor, ActorKind, TenantContext
 from pledge.access.permissions import Scope
 from pledge.core.clock import utcnow
-from pledge.core.errors import InvalidInput
+from pledge.core.errors import InvalidInput, NotFound
 from pledge.notices import service
 from pledge.notices.models import Notice, NoticeKind, NoticeVersion
 from pledge.notices.schemas import DIFF_OPS
 from pledge.purposes.pages import in_savepoint
-from pledge.web.deps import PageContext, page_context
+from pledge.tenants import service as tenants
+from pledge.web.deps import DbSession, PageContext, RuntimeDep, page_context
 from pledge.web.templating import render
 
 router = APIRouter(include_in_schema=False)
+PUBLIC_READER = Actor(ActorKind.ANONYMOUS, "privacy-notice")
 
 Reader = Annotated[PageContext, Depends(page_context(Scope.NOTICES_READ))]
 Writer = Annotated[PageContext, Depends(page_context(Scope.NOTICES_WRITE))]
@@ -199,3 +202,33 @@ def diff_page(
             "removed": sum(1 for op, _ in lines if op == "removed"),
         },
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Public: the privacy notice in force (the `policyUrl` of every consent receipt)
+
+
+@router.get("/p/{slug}/privacy")
+def public_privacy_notice(
+    request: Request, slug: str, session: DbSession, runtime: RuntimeDep, lang: str = "en"
+) -> Response:
+    """The tenant's privacy notice as in force now, in the language asked for (else English).
+    No login: anyone may read it. 404 when the tenant has none in force."""
+    tenant = tenants.get_tenant_by_slug(session, slug)
+    ctx = TenantContext(session, runtime.keystore, tenant, PUBLIC_READER, frozenset())
+    notices = [n for n in service.list_notices(ctx) if n.kind == NoticeKind.PRIVACY_NOTICE.value]
+    notices.sort(key=lambda n: (n.slug != "privacy", n.slug))
+    for notice in notices:
+        version = service.current_version(ctx, notice.id, lang[:8])
+        if version is not None:
+            return render(
+                request,
+                "public/privacy_notice.html",
+                {
+                    "tenant_name": tenant.name,
+                    "slug": tenant.slug,
+                    "notice": notice,
+                    "version": version,
+                },
+            )
+    raise NotFound("this organisation has no privacy notice in force")
