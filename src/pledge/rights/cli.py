@@ -89,6 +89,8 @@ def verify(
         list[str] | None, typer.Option(help="name=value, e.g. phone=+44…")
     ] = None,
 ) -> None:
+    """Verify a request with the code the requester was sent (and data points on file, where
+    the request needs them), e.g. when they read it out on the phone."""
     runtime = open_runtime()
     try:
         with operator_context(runtime, tenant) as ctx:

@@ -73,7 +73,7 @@ class RightsRequest(Base):
     """A request by or for a person to exercise a right. What identifies the requester (the
     contact address, an agent's details) and what they asked for is sealed; the row keeps
     only what the clock and the queue need. Records are purged 24 months after closing
-    (CCPA 11 CCR 7101), by `pledge rights purge`."""
+    (CCPA 11 CCR 7101), by `pledge worker` (or `pledge rights jobs`)."""
 
     __tablename__ = "rights_requests"
     __table_args__ = (
