@@ -6,14 +6,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from pledge.access.context import OPERATOR, Actor, TenantContext
 from pledge.access.permissions import ALL_SCOPES
 from pledge.core.config import Settings, get_settings
 from pledge.core.db import make_engine, make_sessionmaker, transaction
+from pledge.core.errors import NotFound
 from pledge.crypto.keystore import KeyStore, load_master_key, make_keystore_engine
+from pledge.tenants.models import Tenant
+
+# The tenant's id by slug, prebuilt: every CLI command and job (and each check a job makes in
+# its own transaction) starts with it. The row itself is loaded when a service reads it.
+_TENANT_ID_BY_SLUG = select(Tenant.id).where(Tenant.slug == bindparam("slug"))
 
 
 @dataclass
@@ -37,8 +43,8 @@ class Runtime:
     @contextmanager
     def tenant_context(self, slug: str, actor: Actor = OPERATOR) -> Iterator[TenantContext]:
         """One transaction in a tenant, as the operator (CLI, jobs) with every scope."""
-        from pledge.tenants.service import get_tenant_by_slug
-
         with transaction(self.sessions) as session:
-            tenant = get_tenant_by_slug(session, slug)
-            yield TenantContext(session, self.keystore, tenant, actor, ALL_SCOPES)
+            tenant_id = session.connection().execute(_TENANT_ID_BY_SLUG, {"slug": slug}).scalar()
+            if tenant_id is None:
+                raise NotFound(f"no tenant {slug!r}")
+            yield TenantContext.lazy(session, self.keystore, tenant_id, actor, ALL_SCOPES)

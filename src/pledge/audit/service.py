@@ -13,17 +13,17 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from pledge.access.context import Actor, TenantContext
 from pledge.access.scoping import for_tenant
 from pledge.audit.events import AuditEvent
 from pledge.audit.models import AuditEntry, AuditHead
 from pledge.core.clock import utcnow
-from pledge.core.db import bulk_insert
 from pledge.crypto.keystore import KeyStore
 
 GENESIS = bytes(32)
@@ -81,6 +81,23 @@ def record_many(ctx: TenantContext, entries: Sequence[PendingEntry]) -> list[int
     return append(ctx.session, ctx.keystore, ctx.tenant_id, ctx.actor, entries)
 
 
+_HEADS = cast(Table, AuditHead.__table__)
+_ENTRIES = cast(Table, AuditEntry.__table__)
+# Prebuilt Core statements (an append is on the hot path of every gate check): built and
+# cache-keyed once, no ORM unit of work for the head.
+_LOCK_HEAD = (
+    select(_HEADS.c.seq, _HEADS.c.mac)
+    .where(_HEADS.c.tenant_id == bindparam("tenant_id"))
+    .with_for_update()
+)
+_MOVE_HEAD = (
+    update(_HEADS)
+    .where(_HEADS.c.tenant_id == bindparam("head_tenant_id"))
+    .values(seq=bindparam("head_seq"), mac=bindparam("head_mac"))
+)
+_INSERT_ENTRIES = insert(_ENTRIES)
+
+
 def append(
     session: Session,
     keystore: KeyStore,
@@ -90,13 +107,15 @@ def append(
 ) -> list[int]:
     if not entries:
         return []
+    # The caller's pending changes reach the database first (as an ORM query would
+    # autoflush): a head just added by `init_chain`, the act the entries describe.
+    if session.autoflush:
+        session.flush()
+    conn = session.connection()
     # Lock the head: on PostgreSQL a row lock, on SQLite the write lock taken at BEGIN.
-    head = session.execute(
-        select(AuditHead).where(AuditHead.tenant_id == tenant_id).with_for_update()
-    ).scalar_one()
+    seq, prev = conn.execute(_LOCK_HEAD, {"tenant_id": tenant_id}).one()
     key = keystore.audit_key(tenant_id)
     now = utcnow()
-    seq, prev = head.seq, head.mac
     rows: list[dict[str, Any]] = []
     for entry in entries:
         seq += 1
@@ -120,9 +139,13 @@ def append(
             }
         )
         prev = mac
-    bulk_insert(session, AuditEntry, rows)
-    head.seq, head.mac = seq, prev
-    session.flush()
+    conn.execute(_INSERT_ENTRIES, rows)
+    conn.execute(_MOVE_HEAD, {"head_tenant_id": tenant_id, "head_seq": seq, "head_mac": prev})
+    # A head loaded through the ORM in this session (`verify_chain`) shows the new end.
+    loaded = session.identity_map.get((AuditHead, (tenant_id,), None))
+    if loaded is not None:
+        set_committed_value(loaded, "seq", seq)
+        set_committed_value(loaded, "mac", prev)
     return [r["seq"] for r in rows]
 
 

@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
     CompoundSelect,
+    Row,
     Select,
     and_,
     bindparam,
@@ -121,6 +122,61 @@ class Decision:
         }
 
 
+class _PurposeRules(Protocol):
+    """What the rules read of a purpose: a `Purpose`, or `_PurposeRow`."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def slug(self) -> str: ...
+    @property
+    def lawful_basis(self) -> str: ...
+    @property
+    def data_categories(self) -> list[str]: ...
+    @property
+    def channels(self) -> list[str]: ...
+    @property
+    def is_marketing(self) -> bool: ...
+    @property
+    def is_sale_or_sharing(self) -> bool: ...
+    @property
+    def archived_at(self) -> datetime | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _PurposeRow:
+    """The purpose's columns the rules read, without loading the ORM entity."""
+
+    id: uuid.UUID
+    slug: str
+    lawful_basis: str
+    data_categories: list[str]
+    channels: list[str]
+    is_marketing: bool
+    is_sale_or_sharing: bool
+    archived_at: datetime | None
+
+
+_PURPOSE_COLUMNS = (
+    Purpose.id,
+    Purpose.slug,
+    Purpose.lawful_basis,
+    Purpose.data_categories,
+    Purpose.channels,
+    Purpose.is_marketing,
+    Purpose.is_sale_or_sharing,
+    Purpose.archived_at,
+)
+
+
+def _uses_sensitive_data(purpose: _PurposeRules) -> bool:
+    """`purposes.uses_sensitive_data`, for a row too (the rule stays there: it reads only the
+    categories, so a transient `Purpose` holding them is enough)."""
+    if not isinstance(purpose, Purpose):
+        purpose = Purpose(data_categories=list(purpose.data_categories))
+    return purposes.uses_sensitive_data(purpose)
+
+
 def _channel(purpose: Purpose, channel: str | None) -> str | None:
     if channel is None:
         return None
@@ -150,7 +206,7 @@ class _Needs:
     suppression: bool
 
 
-def _needs(purpose: Purpose, channel: str | None, topic: str | None, past: bool) -> _Needs:
+def _needs(purpose: _PurposeRules, channel: str | None, topic: str | None, past: bool) -> _Needs:
     basis = purpose.lawful_basis
     optout_all = optout_topic = address = False
     if channel is not None:
@@ -175,12 +231,13 @@ _S: BindParameter[Any] = bindparam("subject_id")
 _P: BindParameter[Any] = bindparam("purpose_id")
 
 
-def _fact_columns(needs: _Needs) -> list[ColumnElement[Any]]:
-    """Scalar subqueries on the bound tenant, subject and purpose, in `_Facts` order."""
+def _fact_columns(needs: _Needs, purpose_id: ColumnElement[Any] = _P) -> list[ColumnElement[Any]]:
+    """Scalar subqueries on the bound tenant and subject and on `purpose_id` (bound, or the
+    purpose row of the enclosing query), in `_Facts` order."""
     cols: list[ColumnElement[Any]] = []
 
     def keyed(model: Any) -> list[ColumnElement[bool]]:
-        return [model.tenant_id == _T, model.subject_id == _S, model.purpose_id == _P]
+        return [model.tenant_id == _T, model.subject_id == _S, model.purpose_id == purpose_id]
 
     if needs.consent == "state":
         cols.append(select(ConsentState.granted).where(*keyed(ConsentState)).scalar_subquery())
@@ -249,27 +306,88 @@ class _Facts:
             suppressed=bool(next(values)) if needs.suppression else False,
         )
 
+    def masked(self, needs: _Needs) -> _Facts:
+        """Only the facts `needs` names; the others as if not read."""
+        return _Facts(
+            granted=self.granted if needs.consent else None,
+            since=self.since if needs.relationship else None,
+            until=self.until if needs.relationship else None,
+            objected_since=self.objected_since if needs.objection else None,
+            overridden_at=self.overridden_at if needs.objection else None,
+            opted_out_all=self.opted_out_all and needs.optout_all,
+            opted_out_topic=self.opted_out_topic and needs.optout_topic,
+            has_address=self.has_address and needs.address,
+            suppressed=self.suppressed and needs.suppression,
+        )
+
 
 def _bool(value: Any) -> bool | None:
     return None if value is None else bool(value)
 
 
-_FACTS: dict[tuple[_Needs, bool], Select[Any]] = {}
+class _SubjectState(Protocol):
+    """What the rules read of the subject's own row: a `Subject`, or `_SubjectRow`."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def restricted_at(self) -> datetime | None: ...
+    @property
+    def sale_opt_out_at(self) -> datetime | None: ...
+    @property
+    def limit_sensitive_at(self) -> datetime | None: ...
+    @property
+    def is_child(self) -> bool: ...
+    @property
+    def parental_consent_at(self) -> datetime | None: ...
 
 
-def _facts_statement(needs: _Needs, with_subject: bool) -> Select[Any]:
+@dataclass(frozen=True, slots=True)
+class _SubjectRow:
+    """The subject's columns the rules read, without loading the ORM entity."""
+
+    id: uuid.UUID
+    status: str
+    restricted_at: datetime | None
+    sale_opt_out_at: datetime | None
+    limit_sensitive_at: datetime | None
+    is_child: bool
+    parental_consent_at: datetime | None
+
+
+_SUBJECT_COLUMNS = (
+    Subject.id,
+    Subject.status,
+    Subject.restricted_at,
+    Subject.sale_opt_out_at,
+    Subject.limit_sensitive_at,
+    Subject.is_child,
+    Subject.parental_consent_at,
+)
+_N_SUBJECT = len(_SUBJECT_COLUMNS)
+
+_FACTS: dict[_Needs, Select[Any]] = {}
+
+
+def _facts_statement(needs: _Needs) -> Select[Any]:
     """The statement of one shape, built once (a statement is immutable: sharing it between
     threads and databases is safe; each engine compiles and caches it for its dialect)."""
-    key = (needs, with_subject)
-    stmt = _FACTS.get(key)
+    stmt = _FACTS.get(needs)
     if stmt is None:
-        cols = _fact_columns(needs)
-        if with_subject:
-            stmt = select(Subject, *cols).where(Subject.tenant_id == _T, Subject.id == _S)
-        else:
-            stmt = select(*cols)
-        _FACTS[key] = stmt
+        stmt = _FACTS[needs] = select(*_fact_columns(needs))
     return stmt
+
+
+def _run(ctx: TenantContext, stmt: Select[Any], params: dict[str, Any]) -> Row[Any] | None:
+    """Run a prebuilt read on the session's connection, past the ORM's per-statement work
+    (the statement loads no entity). Pending changes are flushed first, as `Session.execute`
+    would autoflush them."""
+    session = ctx.session
+    if session.autoflush:
+        session.flush()
+    return session.connection().execute(stmt, params).one_or_none()
 
 
 def _params(
@@ -302,10 +420,12 @@ def _facts(
 ) -> _Facts:
     if not _fact_columns_needed(needs):
         return _Facts()
-    row = ctx.session.execute(
-        _facts_statement(needs, with_subject=False),
+    row = _run(
+        ctx,
+        _facts_statement(needs),
         _params(ctx, subject_id, purpose, channel, topic, at),
-    ).one()
+    )
+    assert row is not None  # scalar subqueries only: always one row
     return _Facts.from_row(needs, row)
 
 
@@ -321,8 +441,8 @@ def _fact_columns_needed(needs: _Needs) -> bool:
 
 
 def _reasons(
-    subject: Subject,
-    purpose: Purpose,
+    subject: _SubjectState,
+    purpose: _PurposeRules,
     channel: str | None,
     topic: str | None,
     at: datetime,
@@ -372,7 +492,7 @@ def _reasons(
     if (
         subject.limit_sensitive_at is not None
         and basis not in NECESSARY_BASES
-        and purposes.uses_sensitive_data(purpose)
+        and _uses_sensitive_data(purpose)
     ):
         reasons.append(Reason.SENSITIVE_LIMITED)
     if (
@@ -403,19 +523,45 @@ def evaluate(
     return _reasons(subject, purpose, channel, topic, at, facts)
 
 
-_PURPOSE_BY_SLUG = select(Purpose).where(Purpose.tenant_id == _T, Purpose.slug == bindparam("key"))
-_PURPOSE_BY_ID = select(Purpose).where(Purpose.tenant_id == _T, Purpose.id == bindparam("key"))
-
-
-def _find_purpose(ctx: TenantContext, slug_or_id: str | uuid.UUID) -> Purpose | None:
-    """`purposes.find_purpose` with prebuilt statements (the same look-up: by id when the
-    key parses as one, else by slug)."""
-    as_id = slug_or_id if isinstance(slug_or_id, uuid.UUID) else parse_id(slug_or_id)
-    stmt = _PURPOSE_BY_ID if as_id else _PURPOSE_BY_SLUG
-    found: Purpose | None = ctx.session.scalar(
-        stmt, {"tenant_id": ctx.tenant_id, "key": as_id or slug_or_id}
+# Every fact any purpose's rules read: a check reads them all with the purpose, in one
+# query, and keeps those the purpose needs (`_Facts.masked`).
+_ALL_FACTS = {
+    past: _Needs(
+        consent="ledger" if past else "state",
+        relationship=True,
+        objection=True,
+        optout_all=True,
+        optout_topic=True,
+        address=True,
+        suppression=True,
     )
-    return found
+    for past in (False, True)
+}
+_CHECKS: dict[tuple[bool, bool], Select[Any]] = {}
+
+
+def _check_statement(past: bool, by_id: bool) -> Select[Any]:
+    """One check's one query: the purpose (by id or slug), the subject's row (NULLs when
+    there is no such subject) and every fact, as scalar subqueries on the purpose row."""
+    key = (past, by_id)
+    stmt = _CHECKS.get(key)
+    if stmt is None:
+        purpose_key = Purpose.id if by_id else Purpose.slug
+        stmt = (
+            select(
+                *_PURPOSE_COLUMNS,
+                *_SUBJECT_COLUMNS,
+                *_fact_columns(_ALL_FACTS[past], purpose_id=Purpose.__table__.c.id),
+            )
+            .select_from(Purpose)
+            .outerjoin(Subject, and_(Subject.tenant_id == _T, Subject.id == _S))
+            .where(Purpose.tenant_id == _T, purpose_key == bindparam("key"))
+        )
+        _CHECKS[key] = stmt
+    return stmt
+
+
+_N_PURPOSE = len(_PURPOSE_COLUMNS)
 
 
 def may(
@@ -430,29 +576,37 @@ def may(
 ) -> Decision:
     """One question, one answer with its reasons, one audit entry.
 
-    Two queries: the purpose, then the subject with every fact the purpose's rules read."""
+    One query: the purpose, the subject and every fact the rules read (the purpose is looked
+    up as `purposes.find_purpose` does: by id when the key parses as one, else by slug)."""
     now = utcnow()
     when = at or now
     if when.tzinfo is None:
         raise InvalidInput("`at` needs a time zone")
-    purpose = _find_purpose(ctx, purpose_slug)
-    if purpose is None or (channel is not None and channel not in Channel._value2member_map_):
-        # The errors, in the order the checks are made: subject, purpose, channel.
-        subjects.get_subject_row(ctx, subject_id)
-        purpose = purposes.get_purpose(ctx, purpose_slug)
-        _channel(purpose, channel)
     sid = parse_id(subject_id) if isinstance(subject_id, str) else subject_id
     row = None
-    needs = _needs(purpose, channel, topic, past=when < now)
-    if sid is not None:
-        row = ctx.session.execute(
-            _facts_statement(needs, with_subject=True),
-            _params(ctx, sid, purpose, channel, topic, when),
-        ).one_or_none()
-    if row is None:
+    if sid is not None and (channel is None or channel in Channel._value2member_map_):
+        as_id = purpose_slug if isinstance(purpose_slug, uuid.UUID) else parse_id(purpose_slug)
+        params = {
+            "tenant_id": ctx.tenant_id,
+            "subject_id": sid,
+            "key": as_id or purpose_slug,
+            "at": when,
+            "channel": channel,
+            "topic": topic,
+            "kind": ADDRESS_KIND.get(channel or ""),
+        }
+        row = _run(ctx, _check_statement(when < now, as_id is not None), params)
+    if row is None or row[_N_PURPOSE] is None:
+        # The errors, in the order the checks are made: subject, purpose, channel.
+        subjects.get_subject_row(ctx, subject_id)
+        checked = purposes.get_purpose(ctx, purpose_slug)
+        _channel(checked, channel)
         raise NotFound("no such subject")
-    subject: Subject = row[0]
-    reasons = _reasons(subject, purpose, channel, topic, when, _Facts.from_row(needs, row[1:]))
+    purpose = _PurposeRow(*row[:_N_PURPOSE])
+    subject = _SubjectRow(*row[_N_PURPOSE : _N_PURPOSE + _N_SUBJECT])
+    needs = _needs(purpose, channel, topic, past=when < now)
+    facts = _Facts.from_row(_ALL_FACTS[when < now], row[_N_PURPOSE + _N_SUBJECT :]).masked(needs)
+    reasons = _reasons(subject, purpose, channel, topic, when, facts)
     decision = Decision(
         not reasons, subject.id, purpose.slug, purpose.lawful_basis, channel, topic, when, reasons
     )
