@@ -239,12 +239,19 @@ def queue_many(
     *,
     kind: str,
     campaign_id: uuid.UUID | None = None,
+    keys: Mapping[uuid.UUID, bytes] | None = None,
 ) -> list[uuid.UUID]:
     """Seal and store many letters in one insert; the caller writes the audit entry that
-    covers them (one per campaign, one per announcement)."""
+    covers them (one per campaign, one per announcement). `keys`: standard data keys of
+    subjects the caller has just read from the keystore in this transaction (not asked
+    again)."""
     if not items:
         return []
-    keys = _subject_keys(ctx, [i.subject_id for i in items if i.subject_id is not None])
+    held = keys or {}
+    found = _subject_keys(
+        ctx, [i.subject_id for i in items if i.subject_id is not None and i.subject_id not in held]
+    )
+    all_keys = {**held, **found}
     tenant_key: bytes | None = None
     now = utcnow()
     rows: list[dict[str, object]] = []
@@ -257,7 +264,7 @@ def queue_many(
             tenant_key = tenant_key or ctx.keystore.derived_key(ctx.tenant_id, "outbox")
             key = tenant_key
         else:
-            key = keys[item.subject_id]
+            key = all_keys[item.subject_id]
         rows.append(
             {
                 "tenant_id": ctx.tenant_id,

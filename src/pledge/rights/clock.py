@@ -21,7 +21,7 @@ import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -179,7 +179,10 @@ def jurisdictions() -> list[str]:
     return sorted(_table())
 
 
+@cache
 def rule_for(jurisdiction: str, request_type: str) -> Rule:
+    """The rule of a jurisdiction for a request type (built once per pair: rules are frozen
+    and the table is read once)."""
     table = _table()
     if jurisdiction not in table:
         raise InvalidInput(f"no deadline rules for jurisdiction {jurisdiction[:20]!r}")
@@ -239,7 +242,38 @@ def deadlines(
 ) -> Deadlines:
     """Every deadline of a request, from its stored moments. `today` stands for "now" (the
     clock module's caller passes `utcnow().date()`), so tests can move time."""
-    cal = Calendar(rule.calendar, frozenset(extra_closing_days))
+    return _deadlines(
+        rule,
+        received,
+        today,
+        verification_requested,
+        verified,
+        tuple(pauses),
+        extended_on,
+        appeal_received,
+        appeal_extended,
+        promise,
+        frozenset(extra_closing_days),
+    )
+
+
+@lru_cache(maxsize=4096)
+def _deadlines(
+    rule: Rule,
+    received: date,
+    today: date,
+    verification_requested: bool,
+    verified: date | None,
+    pauses: tuple[Pause, ...],
+    extended_on: date | None,
+    appeal_received: date | None,
+    appeal_extended: bool,
+    promise: Promise | None,
+    extra_closing_days: frozenset[date],
+) -> Deadlines:
+    # A pure function of hashable, frozen inputs: a request's deadlines are asked for several
+    # times per transaction (each transition caches the due date, each letter quotes it).
+    cal = Calendar(rule.calendar, extra_closing_days)
     starts = received
     if rule.clock_start == "verification_if_requested" and verification_requested:
         starts = max(received, verified or today)

@@ -86,14 +86,18 @@ def _complete(
     ctx: TenantContext, request: RightsRequest, outcome: str, code: str, **letter: Any
 ) -> Result:
     request.outcome_code = code
-    rights.transition(ctx, request, S.COMPLETED, "completed", {"outcome": code})
-    letters.send(ctx, request, "completed", outcome=outcome, **letter)
-    audit.record(
-        ctx,
-        AuditEvent.RIGHTS_FULFILLED,
-        subject_id=request.subject_id,
-        details={"request_id": str(request.id), "type": request.type, "outcome": code},
+    # The transition, the letter and the fulfilment, audited in this order, in one append.
+    entries: list[audit.PendingEntry] = []
+    rights.transition(ctx, request, S.COMPLETED, "completed", {"outcome": code}, pending=entries)
+    letters.send_pending(ctx, request, "completed", entries, outcome=outcome, **letter)
+    entries.append(
+        audit.PendingEntry(
+            AuditEvent.RIGHTS_FULFILLED,
+            request.subject_id,
+            {"request_id": str(request.id), "type": request.type, "outcome": code},
+        )
     )
+    audit.record_many(ctx, entries)
     return Result(S.COMPLETED.value, outcome, letter.get("kept", []), letter.get("download_url"))
 
 
@@ -296,6 +300,7 @@ def _erasure(
     holds = erasure_holds(ctx, staff)
     identities = _identities(ctx, subject_id)  # before the keys are gone
     result = erasure.erase_subject(ctx, subject_id, keep_classes=list(holds))
+    letters.forget_subject_key(ctx, subject_id)  # shredded: the letter goes under the tenant's
     kept = [
         f"{cls}: {reason}" for cls, reason in sorted(holds.items()) if cls in result.kept_classes
     ]

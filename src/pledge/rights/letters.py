@@ -53,16 +53,38 @@ SUBJECTS = {
 }
 
 
+def _subject_key(ctx: TenantContext, subject_id: uuid.UUID) -> bytes | None:
+    """The subject's standard data key, or None when it is shredded or missing. Kept for the
+    rest of the transaction (a request's letters and files all need it);
+    `forget_subject_key` drops it when the subject is erased in the transaction."""
+    memo = rights.tx_memo(ctx)
+    found: bytes | None = memo.get(("subject-key", subject_id))
+    if found is None:
+        try:
+            found = ctx.keystore.subject_key(ctx.tenant_id, subject_id, STANDARD_CLASS)
+        except (KeyShredded, KeyMissing):
+            return None
+        memo[("subject-key", subject_id)] = found
+    return found
+
+
+def remember_subject_key(ctx: TenantContext, subject_id: uuid.UUID, key: bytes) -> None:
+    """A standard data key the caller has just read from the keystore in this transaction."""
+    rights.tx_memo(ctx)[("subject-key", subject_id)] = key
+
+
+def forget_subject_key(ctx: TenantContext, subject_id: uuid.UUID) -> None:
+    """After an erasure in this transaction: the next letter or file asks the keystore."""
+    rights.tx_memo(ctx).pop(("subject-key", subject_id), None)
+
+
 def _artifact_key(ctx: TenantContext, request: RightsRequest) -> tuple[str, bytes]:
     """Under the subject's data key when the request is matched to a subject (an erasure
     then reaches the letters too), else under the tenant's requests key."""
     if request.subject_id is not None:
-        try:
-            return "subject", ctx.keystore.subject_key(
-                ctx.tenant_id, request.subject_id, STANDARD_CLASS
-            )
-        except (KeyShredded, KeyMissing):
-            pass
+        key = _subject_key(ctx, request.subject_id)
+        if key is not None:
+            return "subject", key
     return "tenant", ctx.keystore.derived_key(ctx.tenant_id, "rights-request")
 
 
@@ -182,6 +204,18 @@ def render(ctx: TenantContext, request: RightsRequest, letter: str, **extra: Any
 
 def send(ctx: TenantContext, request: RightsRequest, letter: str, **extra: Any) -> RequestArtifact:
     """Render, keep with the request, and queue for the requester (or their agent)."""
+    return send_pending(ctx, request, letter, None, **extra)
+
+
+def send_pending(
+    ctx: TenantContext,
+    request: RightsRequest,
+    letter: str,
+    pending: list[audit.PendingEntry] | None,
+    **extra: Any,
+) -> RequestArtifact:
+    """`send`, with its audit entries (mail queued, letter sent) added to `pending` when
+    given, for the caller to record in this transaction with the entries around them."""
     text = render(ctx, request, letter, **extra)
     artifact = store_artifact(
         ctx,
@@ -196,19 +230,30 @@ def send(ctx: TenantContext, request: RightsRequest, letter: str, **extra: Any) 
     to = agent.get("email") or private["email"]
     # Sealed under the subject's key while it exists; after an erasure, under the tenant's.
     about = request.subject_id if artifact.key_scope == "subject" else None
-    mail.queue(
-        ctx,
-        to=to,
-        subject_line=f"{SUBJECTS.get(letter, 'Your request')} ({request.reference})",
-        text=text,
-        headers={},
-        kind="rights_letter",
-        subject_id=about,
+    known: dict[uuid.UUID, bytes] = {}
+    if about is not None:
+        key = _subject_key(ctx, about)  # the artifact's key, already at hand
+        if key is not None:
+            known[about] = key
+    kind = "rights_letter"
+    item = mail.Addressed(
+        mail.letter(to, f"{SUBJECTS.get(letter, 'Your request')} ({request.reference})", text, {}),
+        about,
     )
-    audit.record(
-        ctx,
-        AuditEvent.RIGHTS_LETTER_SENT,
-        subject_id=request.subject_id,
-        details={"request_id": str(request.id), "letter": letter, "artifact_id": str(artifact.id)},
-    )
+    message_id = mail.queue_many(ctx, [item], kind=kind, keys=known)[0]
+    # What `mail.queue` records, then the letter: one append for both.
+    entries = [
+        audit.PendingEntry(
+            AuditEvent.MAIL_QUEUED, about, {"message_id": str(message_id), "kind": kind}
+        ),
+        audit.PendingEntry(
+            AuditEvent.RIGHTS_LETTER_SENT,
+            request.subject_id,
+            {"request_id": str(request.id), "letter": letter, "artifact_id": str(artifact.id)},
+        ),
+    ]
+    if pending is None:
+        audit.record_many(ctx, entries)
+    else:
+        pending.extend(entries)
     return artifact

@@ -15,7 +15,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session, SessionTransaction
 
 from pledge.access.context import TenantContext
 from pledge.access.scoping import for_tenant, get_in_tenant
@@ -93,6 +94,31 @@ class RequestInput:
 
 
 # ---------------------------------------------------------------------------------------------
+# A memo for one transaction
+
+_TX_MEMO = "pledge.rights.memo"
+
+
+def tx_memo(ctx: TenantContext) -> dict[Any, Any]:
+    """Values read several times in one transaction that only this package changes (a
+    request's pauses, a subject's data key for letters). Dropped when the transaction (or a
+    savepoint) ends, committed or rolled back, so nothing outlives it."""
+    txn = ctx.session.get_transaction()
+    if txn is None:
+        return {}
+    held: tuple[SessionTransaction, dict[Any, Any]] | None = ctx.session.info.get(_TX_MEMO)
+    if held is None or held[0] is not txn:
+        held = (txn, {})
+        ctx.session.info[_TX_MEMO] = held
+    return held[1]
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _drop_memo(session: Session, _transaction: SessionTransaction) -> None:
+    session.info.pop(_TX_MEMO, None)
+
+
+# ---------------------------------------------------------------------------------------------
 # Sealing the requester's details
 
 
@@ -163,8 +189,12 @@ def _is_repetitive(
     return earlier >= limit
 
 
-def submit(ctx: TenantContext, data: RequestInput) -> RightsRequest:
-    """Receive a request: validate, seal what identifies the requester, start the clock."""
+def submit(
+    ctx: TenantContext, data: RequestInput, *, pending: list[audit.PendingEntry] | None = None
+) -> RightsRequest:
+    """Receive a request: validate, seal what identifies the requester, start the clock.
+    With `pending`, the audit entry is added to that list for the caller to record (in this
+    transaction, in order, with the entries that follow it)."""
     try:
         rtype = RequestType(data.type)
         channel = RequestChannel(data.channel)
@@ -215,6 +245,7 @@ def submit(ctx: TenantContext, data: RequestInput) -> RightsRequest:
     )
     ctx.session.add(request)
     ctx.session.flush()
+    tx_memo(ctx)[("pauses", request_id)] = []  # a new request has none
     _event(
         ctx,
         request,
@@ -227,6 +258,7 @@ def submit(ctx: TenantContext, data: RequestInput) -> RightsRequest:
             "channel": channel.value,
             "repetitive": request.repetitive,
         },
+        pending=pending,
     )
     refresh_due(ctx, request)
     return request
@@ -276,6 +308,8 @@ def _event(
     before: RequestState | None,
     after: RequestState | None,
     details: dict[str, Any] | None = None,
+    *,
+    pending: list[audit.PendingEntry] | None = None,
 ) -> None:
     info = details or {}
     ctx.session.add(
@@ -292,11 +326,10 @@ def _event(
             details=info,
         )
     )
-    audit.record(
-        ctx,
+    entry = audit.PendingEntry(
         AuditEvent.RIGHTS_REQUEST_CHANGED,
-        subject_id=request.subject_id,
-        details={
+        request.subject_id,
+        {
             "request_id": str(request.id),
             "kind": kind,
             "from": before.value if before else None,
@@ -304,6 +337,10 @@ def _event(
             **info,
         },
     )
+    if pending is None:
+        audit.record_many(ctx, [entry])
+    else:
+        pending.append(entry)
 
 
 def transition(
@@ -312,7 +349,12 @@ def transition(
     to: RequestState,
     kind: str,
     details: dict[str, Any] | None = None,
+    *,
+    pending: list[audit.PendingEntry] | None = None,
 ) -> RightsRequest:
+    """Move the request to `to`: a timeline row and its audit entry (added to `pending` when
+    given, for the caller to record in this transaction), the cached due date, and the
+    `request.state_changed` webhook (sent after commit)."""
     before = RequestState(request.state)
     if to not in TRANSITIONS[before]:
         now_state, next_state = before.value.replace("_", " "), to.value.replace("_", " ")
@@ -328,7 +370,7 @@ def transition(
         request.purge_after = now + RECORDS_KEPT
     if before is S.PAUSED:
         _end_pause(ctx, request, now)
-    _event(ctx, request, kind, before, to, details)
+    _event(ctx, request, kind, before, to, details, pending=pending)
     refresh_due(ctx, request)
     webhooks.emit(
         ctx,
@@ -358,6 +400,7 @@ def pause(ctx: TenantContext, request: RightsRequest, reason: str) -> RightsRequ
         )
     )
     ctx.session.flush()
+    tx_memo(ctx).pop(("pauses", request.id), None)
     return transition(ctx, request, S.PAUSED, "paused", {"reason": reason[:40]})
 
 
@@ -366,6 +409,7 @@ def resume(ctx: TenantContext, request: RightsRequest) -> RightsRequest:
 
 
 def _end_pause(ctx: TenantContext, request: RightsRequest, now: datetime) -> None:
+    tx_memo(ctx).pop(("pauses", request.id), None)
     for open_pause in ctx.session.scalars(
         for_tenant(select(RequestPause), RequestPause, ctx.tenant_id).where(
             RequestPause.request_id == request.id, RequestPause.ended_at.is_(None)
@@ -459,14 +503,22 @@ def rule(request: RightsRequest) -> clock.Rule:
 
 
 def pauses_of(ctx: TenantContext, request: RightsRequest) -> list[clock.Pause]:
-    rows = ctx.session.scalars(
-        for_tenant(select(RequestPause), RequestPause, ctx.tenant_id)
-        .where(RequestPause.request_id == request.id)
-        .order_by(RequestPause.started_at)
-    )
-    return [
-        clock.Pause(p.started_at.date(), p.ended_at.date() if p.ended_at else None) for p in rows
-    ]
+    """The request's pauses, read once per transaction (`pause` and `_end_pause`, the only
+    writers, drop the memo)."""
+    memo = tx_memo(ctx)
+    found: list[clock.Pause] | None = memo.get(("pauses", request.id))
+    if found is None:
+        rows = ctx.session.scalars(
+            for_tenant(select(RequestPause), RequestPause, ctx.tenant_id)
+            .where(RequestPause.request_id == request.id)
+            .order_by(RequestPause.started_at)
+        )
+        found = [
+            clock.Pause(p.started_at.date(), p.ended_at.date() if p.ended_at else None)
+            for p in rows
+        ]
+        memo[("pauses", request.id)] = found
+    return list(found)
 
 
 def tenant_promise(ctx: TenantContext, request_type: str) -> clock.Promise | None:

@@ -106,13 +106,18 @@ class Challenge:
     link_token: str  # for clicking: "<request id hex>.<challenge id hex>.<secret>"
 
 
-def begin(ctx: TenantContext, request: RightsRequest) -> Challenge | None:
+def begin(
+    ctx: TenantContext, request: RightsRequest, *, pending: list[audit.PendingEntry] | None = None
+) -> Challenge | None:
     """Start verification: none needed (→ verified), or a code and link to the address on
-    file. The caller sends the challenge (after commit, through the outbox)."""
+    file. The caller sends the challenge (after commit, through the outbox). With `pending`,
+    the transition's audit entry is added to it for the caller to record."""
     need = requirement(request)
     if need.method == "none":
         request.verification_level = "none"
-        rights.transition(ctx, request, RequestState.VERIFIED, "verified", {"level": "none"})
+        rights.transition(
+            ctx, request, RequestState.VERIFIED, "verified", {"level": "none"}, pending=pending
+        )
         return None
     since = utcnow() - timedelta(days=1)
     recent = int(
@@ -151,6 +156,7 @@ def begin(ctx: TenantContext, request: RightsRequest) -> Challenge | None:
             RequestState.AWAITING_VERIFICATION,
             "verification_sent",
             {"data_points": need.data_points, "declaration": need.declaration},
+            pending=pending,
         )
     ctx.session.flush()
     return Challenge(code, f"{request.id.hex}.{challenge.id.hex}.{link_secret}")
@@ -259,19 +265,27 @@ def confirm(
     if request.subject_id is None:
         email = rights.private_part(ctx, request)["email"]
         request.subject_id = subject_id or subjects.find_subject_id(ctx, IdentityKind.EMAIL, email)
+    entries: list[audit.PendingEntry] = []
     rights.transition(
-        ctx, request, RequestState.VERIFIED, "verified", {"level": request.verification_level}
-    )
-    audit.record(
         ctx,
-        AuditEvent.RIGHTS_VERIFICATION,
-        subject_id=request.subject_id,
-        details={
-            "request_id": str(request.id),
-            "result": "verified",
-            "level": request.verification_level,
-        },
+        request,
+        RequestState.VERIFIED,
+        "verified",
+        {"level": request.verification_level},
+        pending=entries,
     )
+    entries.append(
+        audit.PendingEntry(
+            AuditEvent.RIGHTS_VERIFICATION,
+            request.subject_id,
+            {
+                "request_id": str(request.id),
+                "result": "verified",
+                "level": request.verification_level,
+            },
+        )
+    )
+    audit.record_many(ctx, entries)  # in this order, one append
     return Outcome(True)
 
 

@@ -35,31 +35,37 @@ class Received:
 def receive(ctx: TenantContext, data: RequestInput) -> Received:
     """Take a request in: acknowledge it (California: within 10 business days — we do it at
     once), send the verification the type needs, or answer an opt-out immediately."""
-    request = rights.submit(ctx, data)
-    letters.send(
+    # Receipt, acknowledgement, verification: audited in this order, in one append.
+    entries: list[audit.PendingEntry] = []
+    request = rights.submit(ctx, data, pending=entries)
+    letters.send_pending(
         ctx,
         request,
         "acknowledgement",
+        entries,
         needs_verification=verification.requirement(request).method != "none",
         status_url=status_links.status_url(ctx, request),
     )
     request.acknowledged_at = utcnow()
-    challenge = verification.begin(ctx, request)
+    challenge = verification.begin(ctx, request, pending=entries)
     link = None
     if challenge is not None:
         base = get_settings().base_url.rstrip("/")
         link = f"{base}/p/{ctx.tenant.slug}/requests/verify/{challenge.link_token}"
         need = verification.requirement(request)
-        letters.send(
+        letters.send_pending(
             ctx,
             request,
             "verify",
+            entries,
             code=challenge.code,
             link=link,
             data_points=need.data_points,
             declaration=need.declaration,
         )
+        audit.record_many(ctx, entries)
     else:
+        audit.record_many(ctx, entries)
         # No verification: match by the address given, and do it now where the law says so.
         email = rights.private_part(ctx, request)["email"]
         request.subject_id = subjects.find_subject_id(ctx, IdentityKind.EMAIL, email)

@@ -404,14 +404,28 @@ def count_interactions(ctx: TenantContext) -> int:
 def list_interactions(
     ctx: TenantContext, subject_id: uuid.UUID, *, limit: int | None = None, decrypt: bool = True
 ) -> list[InteractionView]:
+    """The subject's interactions, newest first. Read as plain rows, not ORM objects: a
+    subject may have tens of thousands, and an access request exports them all."""
     stmt = (
-        for_tenant(select(Interaction), Interaction, ctx.tenant_id)
+        for_tenant(
+            select(
+                Interaction.id,
+                Interaction.kind,
+                Interaction.occurred_at,
+                Interaction.category,
+                Interaction.source,
+                Interaction.key_class,
+                Interaction.sealed,
+            ),
+            Interaction,
+            ctx.tenant_id,
+        )
         .where(Interaction.subject_id == subject_id)
         .order_by(Interaction.occurred_at.desc(), Interaction.id)
     )
     if limit is not None:
         stmt = stmt.limit(limit)
-    rows = ctx.session.scalars(stmt).all()
+    rows = ctx.session.execute(stmt).all()
     aeads: dict[str, AESGCM | None] = {}
     if decrypt:
         classes = {r.key_class for r in rows}

@@ -20,8 +20,9 @@ from typing import Any
 
 import httpx2 as httpx
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from pledge.access.context import TenantContext
 from pledge.access.scoping import for_tenant
@@ -108,6 +109,7 @@ def add_endpoint(ctx: TenantContext, url: str, events: list[str]) -> tuple[Webho
     )
     ctx.session.add(endpoint)
     ctx.session.flush()
+    ctx.session.info.pop(_ENDPOINTS_MEMO, None)
     return endpoint, secret
 
 
@@ -149,18 +151,48 @@ def _queue(
     return delivery
 
 
-def emit(ctx: TenantContext, event: str, payload: dict[str, Any]) -> int:
-    """Queue `event` for every active endpoint subscribed to it; sent after commit."""
-    endpoints = [
-        e
-        for e in ctx.session.scalars(
+_ENDPOINTS_MEMO = "pledge.webhooks.endpoints"
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _drop_endpoints_memo(session: Session, _transaction: SessionTransaction) -> None:
+    session.info.pop(_ENDPOINTS_MEMO, None)
+
+
+def _active_endpoints(ctx: TenantContext) -> list[tuple[uuid.UUID, frozenset[str]]]:
+    """(id, events) of the tenant's active endpoints, read once per transaction: a request
+    emits an event at each of its transitions. Read again when an endpoint was added or is
+    being changed in this session."""
+    session = ctx.session
+    txn = session.get_transaction()
+    held = session.info.get(_ENDPOINTS_MEMO)
+    changing = any(
+        isinstance(o, WebhookEndpoint) for o in (*session.new, *session.dirty, *session.deleted)
+    )
+    if held is not None and held[0] is txn and held[1] == ctx.tenant_id and not changing:
+        found: list[tuple[uuid.UUID, frozenset[str]]] = held[2]
+        return found
+    found = [
+        (e.id, frozenset(e.events))
+        for e in session.scalars(
             for_tenant(select(WebhookEndpoint), WebhookEndpoint, ctx.tenant_id).where(
                 WebhookEndpoint.active.is_(True)
             )
         )
-        if event in e.events or "*" in e.events
     ]
-    ids = [_queue(ctx, event, payload, "endpoint", e.id).id for e in endpoints]
+    if txn is not None and not changing:
+        session.info[_ENDPOINTS_MEMO] = (txn, ctx.tenant_id, found)
+    return found
+
+
+def emit(ctx: TenantContext, event: str, payload: dict[str, Any]) -> int:
+    """Queue `event` for every active endpoint subscribed to it; sent after commit."""
+    endpoints = [
+        endpoint_id
+        for endpoint_id, events in _active_endpoints(ctx)
+        if event in events or "*" in events
+    ]
+    ids = [_queue(ctx, event, payload, "endpoint", e).id for e in endpoints]
     if ids:
         _deliver_after_commit(ctx, ids)
     return len(ids)
