@@ -58,7 +58,10 @@ def sign_in(page: Page, workspace: str, email: str = OWNER, password: str = PASS
     page.get_by_label("Workspace").fill(workspace)
     page.get_by_label("E-mail").fill(email)
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    # The form posts and always loads a page (the one asked for, or the form with its error):
+    # wait for it, so what follows reads that page and not the form still on screen.
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in").click()
 
 
 def mark_document(page: Page) -> None:
