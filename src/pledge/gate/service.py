@@ -20,6 +20,7 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     CompoundSelect,
+    LargeBinary,
     Row,
     Select,
     and_,
@@ -34,6 +35,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    type_coerce,
     union_all,
 )
 
@@ -765,7 +767,13 @@ def _objection_blocks(
 
 
 def audience_sets(
-    tenant_id: uuid.UUID, purpose: Purpose, channel: str | None, topic: str | None, now: datetime
+    tenant_id: uuid.UUID,
+    purpose: Purpose,
+    channel: str | None,
+    topic: str | None,
+    now: datetime,
+    *,
+    raw_ids: bool = False,
 ) -> CompoundSelect[Any] | None:
     """`evaluate` as set algebra over the tenant's index ranges, the ids in order:
 
@@ -776,21 +784,28 @@ def audience_sets(
     exceptions: small arms, sorted), so SQLite runs the whole as one merge — no per-subject
     probe. It is SQLite's audience: its planner only has nested loops, and a probe per subject
     per rule costs ten times the scan. (PostgreSQL plans `audience_conditions` as hash or
-    merge joins instead.)"""
+    merge joins instead.)
+
+    `raw_ids`: the ids come back as the 16 bytes SQLite stores, not as `uuid.UUID` — the same
+    SQL, without a type conversion per row in SQLAlchemy (a third of a large audience's time)."""
     if _nobody(purpose, channel, now):
         return None
     basis = purpose.lawful_basis
     cs, sp, si, s = ConsentState, SubjectPurpose, SubjectIdentity, Subject
+
+    def ids_of(column: Any) -> Select[Any]:
+        return select(type_coerce(column, LargeBinary) if raw_ids else column)
+
     include: list[Select[Any]] = []
     if basis == LawfulBasis.CONSENT.value:
         include.append(
-            select(cs.subject_id).where(
+            ids_of(cs.subject_id).where(
                 cs.tenant_id == tenant_id, cs.purpose_id == purpose.id, cs.granted.is_(True)
             )
         )
     elif basis in RELATIONSHIP_BASES:
         include.append(
-            select(sp.subject_id).where(
+            ids_of(sp.subject_id).where(
                 sp.tenant_id == tenant_id,
                 sp.purpose_id == purpose.id,
                 sp.since <= now,
@@ -799,22 +814,22 @@ def audience_sets(
         )
     kind = ADDRESS_KIND.get(channel) if channel is not None else None
     if kind is not None:
-        include.append(select(si.subject_id).where(si.tenant_id == tenant_id, si.kind == kind))
+        include.append(ids_of(si.subject_id).where(si.tenant_id == tenant_id, si.kind == kind))
     if not include:
-        include.append(select(s.id).where(s.tenant_id == tenant_id))
+        include.append(ids_of(s.id).where(s.tenant_id == tenant_id))
     exclude: list[Select[Any]] = [
         # The partial index of subjects in an exceptional state: a few percent of them.
-        select(s.id).where(s.tenant_id == tenant_id, text(GATE_FLAGGED), _flags_deny(purpose))
+        ids_of(s.id).where(s.tenant_id == tenant_id, text(GATE_FLAGGED), _flags_deny(purpose))
     ]
     if basis in OBJECTABLE_BASES or purpose.is_marketing:
         exclude.append(
-            select(Objection.subject_id).where(*_objection_blocks(purpose, now, tenant_id))
+            ids_of(Objection.subject_id).where(*_objection_blocks(purpose, now, tenant_id))
         )
     topics = _optout_topics(purpose, topic) if channel is not None else []
     if topics:
         o = ChannelOptOut
         exclude.append(
-            select(o.subject_id).where(
+            ids_of(o.subject_id).where(
                 o.tenant_id == tenant_id, o.channel == channel, o.topic.in_(topics)
             )
         )
@@ -823,7 +838,7 @@ def audience_sets(
         # keeps that order; a suppressed address nobody holds any more yields NULL).
         z = Suppression
         exclude.append(
-            select(si.subject_id)
+            ids_of(si.subject_id)
             .select_from(z)
             .outerjoin(
                 si,
@@ -836,7 +851,7 @@ def audience_sets(
             .where(z.tenant_id == tenant_id, z.kind == kind, z.channel == channel)
         )
     excluded = union_all(*exclude).subquery("excluded") if len(exclude) > 1 else None
-    right = select(excluded.c[0]) if excluded is not None else exclude[0]
+    right = ids_of(excluded.c[0]) if excluded is not None else exclude[0]
     left: Select[Any] | CompoundSelect[Any] = (
         intersect(*include) if len(include) > 1 else include[0]
     )
@@ -863,10 +878,13 @@ def audience(
     channel = _channel(purpose, channel)
     now = utcnow()
     allowed: list[uuid.UUID] = []
+    digest: str | None = None
     if subject_ids is None:
         if ctx.session.get_bind().dialect.name == "sqlite":
-            sets = audience_sets(ctx.tenant_id, purpose, channel, topic, now)
-            allowed = [] if sets is None else _ids(ctx, sets)
+            sets = audience_sets(ctx.tenant_id, purpose, channel, topic, now, raw_ids=True)
+            raw = [] if sets is None else _raw_ids(ctx, sets)
+            digest = hashlib.sha256(b"".join(raw)).hexdigest()
+            allowed = uuids_from_bytes(raw)
         else:
             conds = audience_conditions(ctx.tenant_id, purpose, channel, topic, now)
             allowed = _ids(ctx, select(Subject.id).where(*conds).order_by(Subject.id))
@@ -886,7 +904,8 @@ def audience(
             chunk = unique[start : start + 10_000]
             allowed += ctx.session.scalars(select(Subject.id).where(*conds, Subject.id.in_(chunk)))
         allowed.sort()
-    digest = hashlib.sha256(b"".join(i.bytes for i in allowed)).hexdigest()
+    if digest is None:
+        digest = hashlib.sha256(b"".join(i.bytes for i in allowed)).hexdigest()
     audit.record(
         ctx,
         AuditEvent.AUDIENCE_BUILT,
@@ -903,5 +922,37 @@ def audience(
     return Audience(purpose.slug, channel, topic, candidates, allowed, digest)
 
 
+def _raw_ids(ctx: TenantContext, stmt: CompoundSelect[Any]) -> list[bytes]:
+    """The first column of every row, straight from the driver's cursor: no SQLAlchemy row
+    object per id (an audience may hold a million)."""
+    result = ctx.session.connection().execute(stmt)
+    try:
+        return [row[0] for row in result.cursor.fetchall()]
+    finally:
+        result.close()
+
+
+_new_object = object.__new__
+_set_slot = object.__setattr__
+_UNKNOWN = uuid.SafeUUID.unknown
+
+
+def uuids_from_bytes(raw: Sequence[bytes]) -> list[uuid.UUID]:
+    """`[uuid.UUID(bytes=b) for b in raw]` at half the cost: `UUID.__init__` checks and
+    branches on five ways of being called; this fills the two slots of an immutable `UUID`
+    (`int`, `is_safe`) as that constructor would. A property test holds the two equal."""
+    out: list[uuid.UUID] = []
+    append = out.append
+    from_bytes = int.from_bytes
+    for b in raw:
+        if len(b) != 16:
+            raise ValueError("an id is 16 bytes")
+        u = _new_object(uuid.UUID)
+        _set_slot(u, "int", from_bytes(b))
+        _set_slot(u, "is_safe", _UNKNOWN)
+        append(u)
+    return out
+
+
 def _ids(ctx: TenantContext, stmt: Select[Any] | CompoundSelect[Any]) -> list[uuid.UUID]:
-    return list(ctx.session.scalars(stmt))
+    return list(ctx.session.scalars(stmt).all())
