@@ -35,10 +35,10 @@ Measured:
     category, source, payload)`, same pragmas (WAL, synchronous=NORMAL), with an index on
     (subject_id, occurred_at). Timed: `SELECT * FROM interactions WHERE subject_id = ? ORDER BY
     occurred_at DESC` (the order of the bundle), each payload parsed, the rows written as a
-    JSON document (`indent=1`, as the bundle) and a CSV, both zipped (deflate level 6, as the
-    bundle). Not in the baseline: decryption, the subject's fields, the Art. 15 information,
-    the HTML page, sealing the bundle, the request's state machine, letters, audit entries,
-    the commit. Median of 7 runs. `ratio` = big_access_p95_s / raw_big_s.
+    JSON document (compact, as the bundle) and a CSV, both zipped (deflate at the bundle's
+    level, `bundle.ZIP_LEVEL`). Not in the baseline: decryption, the subject's fields, the
+    Art. 15 information, the HTML page, sealing the bundle, the request's state machine,
+    letters, audit entries, the commit. Median of 7 runs. `ratio` = big_access_p95_s / raw_big_s.
 (c) `big_erase_s`: erasure of the big subject, verified (untimed), then
     `fulfilment.fulfil` in one transaction with its commit: keys shredded in the keystore,
     rows deleted, recipients notified, letter, audit. Checked afterwards: no row left.
@@ -102,7 +102,7 @@ from pledge.audit.events import AuditEvent
 from pledge.core.clock import utcnow
 from pledge.mail import backends
 from pledge.presets import clik
-from pledge.rights import downloads, fulfilment, verification, workflow
+from pledge.rights import bundle, downloads, fulfilment, verification, workflow
 from pledge.rights import service as rights
 from pledge.rights.service import Requester, RequestInput
 from pledge.subjects import service as subjects
@@ -395,8 +395,10 @@ def raw_export(conn: sqlite3.Connection, number: int) -> tuple[int, bytes]:
         for _r, _s, kind, at, category, source, payload in rows
     )
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
-        zf.writestr("your-data.json", json.dumps(doc, ensure_ascii=False, indent=1).encode())
+    with zipfile.ZipFile(
+        buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=bundle.ZIP_LEVEL
+    ) as zf:
+        zf.writestr("your-data.json", json.dumps(doc, ensure_ascii=False).encode())
         zf.writestr("interactions.csv", out.getvalue().encode())
     return len(rows), buffer.getvalue()
 

@@ -57,6 +57,14 @@ def person(runtime: Runtime, tenant: str) -> str:
             category="user.content.private",
             payload={"transcript": "hello there"},
         )
+        subjects.add_interaction(
+            ctx,
+            collected.subject_id,
+            kind="note",
+            occurred_at=datetime(2026, 2, 1, tzinfo=UTC),
+            category="user.content.private",
+            payload={"note": "<b>markup</b> & co"},
+        )
     return tenant
 
 
@@ -105,7 +113,15 @@ def test_access_request_bundle_download_once(runtime: Runtime, person: str) -> N
     with zipfile.ZipFile(io.BytesIO(download.content)) as archive:
         names = set(archive.namelist())
         doc = json.loads(archive.read("your-data.json"))
+        page = archive.read("your-data.html").decode()
+        table = archive.read("interactions.csv").decode()
+        compression = {i.filename: i.compress_type for i in archive.infolist()}
     assert names == {"your-data.json", "fields.csv", "interactions.csv", "your-data.html"}
+    assert set(compression.values()) == {zipfile.ZIP_DEFLATED}
+    # Each payload in the page (escaped as text) and in the CSV, as JSON.
+    assert "{&#34;transcript&#34;: &#34;hello there&#34;}" in page
+    assert "<b>" not in page and "&lt;b&gt;markup&lt;/b&gt; &amp; co" in page
+    assert '""transcript"": ""hello there""' in table
     values = {f["name"]: f["value"] for f in doc["data"]["fields"]}
     assert values["email"] == EMAIL and values["invoice_ref"] == "INV-77"
     assert doc["data"]["interactions"][0]["payload"] == {"transcript": "hello there"}

@@ -114,8 +114,11 @@ def tx_memo(ctx: TenantContext) -> dict[Any, Any]:
 
 
 @event.listens_for(Session, "after_transaction_end")
-def _drop_memo(session: Session, _transaction: SessionTransaction) -> None:
-    session.info.pop(_TX_MEMO, None)
+def _drop_memo(session: Session, transaction: SessionTransaction) -> None:
+    # The transaction or a savepoint (a rollback to it may undo what the memo holds) — not
+    # the subtransaction every flush opens and closes.
+    if transaction.parent is None or transaction.nested:
+        session.info.pop(_TX_MEMO, None)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -155,8 +155,9 @@ _ENDPOINTS_MEMO = "pledge.webhooks.endpoints"
 
 
 @sa_event.listens_for(Session, "after_transaction_end")
-def _drop_endpoints_memo(session: Session, _transaction: SessionTransaction) -> None:
-    session.info.pop(_ENDPOINTS_MEMO, None)
+def _drop_endpoints_memo(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None or transaction.nested:  # not a flush's subtransaction
+        session.info.pop(_ENDPOINTS_MEMO, None)
 
 
 def _active_endpoints(ctx: TenantContext) -> list[tuple[uuid.UUID, frozenset[str]]]:
