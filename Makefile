@@ -18,6 +18,8 @@ bench:           ## the benchmarks of docs/performance.md
 	.venv/bin/python bench/ingest.py --subjects 100000
 	.venv/bin/python bench/lookup.py --subjects 100000
 	.venv/bin/python bench/erase.py --subjects 100000
+	.venv/bin/python bench/gate.py --subjects 1000000
+	.venv/bin/python bench/requests.py
 
 clean:
 	rm -rf .venv var .pytest_cache .mypy_cache .ruff_cache .hypothesis
