@@ -180,3 +180,41 @@ def test_gate_check_and_audience_from_the_cli(runtime: Runtime) -> None:
     assert len(out.split()[-1]) == 36
     code, out = run("gate", "audience", *t, "--purpose", "nope")
     assert code == 1 and "no such purpose" in out
+
+
+def test_topics_from_the_cli(runtime: Runtime) -> None:
+    make_tenant(runtime, "acme")
+    t = ("--tenant", "acme")
+    _ok(
+        "purpose", "create", *t, "news", "--name", "The news", "--basis", "Consent",
+        "--channel", "email", "--marketing",
+    )  # fmt: skip
+    _ok(
+        "purpose", "create", *t, "ops", "--name", "Service status", "--basis",
+        "LegitimateInterest", "--li-note", "to tell customers about outages",
+    )  # fmt: skip
+    out = _ok(
+        "purpose", "topic-add", *t, "product-news", "--name", "Product news", "--purpose", "news"
+    )
+    assert "Topic product-news added under purpose news" in out
+    _ok("purpose", "topic-add", *t, "status", "--name", "Outages", "--purpose", "ops")
+    code, out = run("purpose", "topic-add", *t, "status", "--name", "Again", "--purpose", "ops")
+    assert code == 1 and "already exists" in out
+    code, out = run("purpose", "topic-add", *t, "x", "--name", "X", "--purpose", "nope")
+    assert code == 1 and "no such purpose" in out.lower()
+    code, listing = raw("purpose", "topics", *t)
+    assert code == 0
+    rows = [
+        [cell.strip() for cell in line.strip("│ ").split("│")]
+        for line in listing.splitlines()
+        if line.startswith("│")
+    ]
+    assert rows == [
+        ["product-news", "Product news", "news", "marketing"],
+        ["status", "Outages", "ops", "service"],
+    ]
+    # The preference center offers the new topic to readers.
+    with runtime.tenant_context("acme") as ctx:
+        from pledge.preferences import topics
+
+        assert [tp.slug for tp, _ in topics.list_topics(ctx)] == ["product-news", "status"]

@@ -1,4 +1,4 @@
-"""`pledge purpose`: purposes and collection points."""
+"""`pledge purpose`: purposes, collection points and topics."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from rich.table import Table
 from pledge.access.context import TenantContext
 from pledge.cli.common import console, open_runtime, operator_context, reports_errors
 from pledge.core.errors import InvalidInput
+from pledge.preferences import topics
 from pledge.purposes import catalogue, service
 from pledge.purposes.models import Channel, CollectionPointKind, LawfulBasis
 from pledge.purposes.service import CollectionPointInput, CollectsFor, PurposeInput
@@ -116,6 +117,40 @@ def archive_purpose(tenant: TenantOpt, slug: Annotated[str, typer.Argument()]) -
     with in_tenant(tenant) as ctx:
         service.archive_purpose(ctx, slug)
     console.print(f"Purpose [bold]{slug}[/] archived.")
+
+
+@app.command("topic-add")
+@reports_errors
+def add_topic(
+    tenant: TenantOpt,
+    slug: Annotated[str, typer.Argument(help="Short id, e.g. product-news")],
+    name: Annotated[str, typer.Option(help="What the messages are about, as readers see it")],
+    purpose: Annotated[str, typer.Option(help="The purpose the messages serve")],
+    description: Annotated[str, typer.Option(help="Longer description")] = "",
+) -> None:
+    """Add a topic: what a kind of message is about, under the purpose it serves. Readers opt
+    out per channel and topic in the preference center."""
+    with in_tenant(tenant) as ctx:
+        topic = topics.create_topic(
+            ctx, slug=slug, name=name, purpose=purpose, description=description
+        )
+    console.print(f"Topic [bold]{escape(topic.slug)}[/] added under purpose {escape(purpose)}.")
+
+
+@app.command("topics")
+@reports_errors
+def list_topics(tenant: TenantOpt) -> None:
+    """Topics with the purpose each serves, and whether that purpose is marketing."""
+    with in_tenant(tenant) as ctx:
+        table = Table("slug", "name", "purpose", "kind")
+        for topic, purpose in topics.list_topics(ctx):
+            table.add_row(
+                topic.slug,
+                escape(topic.name),
+                purpose.slug,
+                "marketing" if purpose.is_marketing else "service",
+            )
+    console.print(table)
 
 
 def _point_from_toml(path: Path) -> CollectionPointInput:
