@@ -14,6 +14,9 @@ encrypted exactly as in production. Each subject has an e-mail, a phone, first a
 and a company; interactions are orders, chats, e-mails and site visits with JSON payloads of
 100–300 bytes, spread over three years. Mail stays in the outbox (`OutboxOnlyBackend`).
 
+After the set-up, `settle_heap` freezes what it left in memory out of the garbage
+collector's sight, as `pledge serve` does with its start-up objects.
+
 Requests are submitted with `rights.workflow.receive` (acknowledgement and verification
 letters, sealed in the outbox) and verified with `verification.confirm`, given the secret of
 the verification link that `receive` returns (the link and the six-digit code are two forms
@@ -96,6 +99,7 @@ from _common import (
     generate_people,
     log,
     percentile,
+    settle_heap,
 )
 from pledge.access.context import TenantContext
 from pledge.audit.events import AuditEvent
@@ -612,6 +616,7 @@ def main() -> None:
             ids.extend(populate(env, raw, people, per, big, args.seed))
 
         timed_setup(f"stored {n + 2} subjects, {n * per + 2 * big} interactions", setup)
+        settle_heap()
 
         log("(a) access, typical subject")
         access_times = part_access(env, people, picks_a, prof("access"))

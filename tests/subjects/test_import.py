@@ -160,7 +160,7 @@ def _big_csv(tmp_path: Path, rows: int) -> Path:
 def test_a_killed_import_leaves_whole_subjects_and_a_rerun_completes_it(
     runtime: Runtime, tenant: str, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
-    rows, batch = 6000, 50
+    rows, batch = 20_000, 50  # long enough to be caught midway on a fast machine
     path = _big_csv(tmp_path, rows)
     cmd = [
         sys.executable,

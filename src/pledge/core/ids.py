@@ -26,3 +26,21 @@ def parse_id(text: str) -> uuid.UUID | None:
         return uuid.UUID(text)
     except (ValueError, AttributeError, TypeError):
         return None
+
+
+_new_object = object.__new__
+_set_slot = object.__setattr__
+_UNKNOWN = uuid.SafeUUID.unknown
+
+
+def uuid_from_bytes(raw: bytes) -> uuid.UUID:
+    """`uuid.UUID(bytes=raw)` at half the cost: `UUID.__init__` checks and branches on five
+    ways of being called; this fills the two slots of an immutable `UUID` (`int`, `is_safe`)
+    as that constructor does. For ids read in bulk (an audience, a subject's interactions);
+    a property test holds the two equal."""
+    if len(raw) != 16:
+        raise ValueError("an id is 16 bytes")
+    made = _new_object(uuid.UUID)
+    _set_slot(made, "int", int.from_bytes(raw))
+    _set_slot(made, "is_safe", _UNKNOWN)
+    return made
