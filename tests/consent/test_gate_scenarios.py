@@ -43,6 +43,8 @@ def test_clik_newsletter_needs_consent_and_stops_on_withdrawal(
         assert gate.may(ctx, ticked.subject_id, "newsletter", "email").allowed
         assert gate.audience(ctx, "newsletter", "email").allowed == [ticked.subject_id]
         preferences.opt_out(ctx, ticked.subject_id, "email", "newsletter", "unsubscribe_link")
+        # The very next audience, in the same transaction, leaves the reader out.
+        assert gate.audience(ctx, "newsletter", "email", topic="newsletter").allowed == []
         decision = gate.may(ctx, ticked.subject_id, "newsletter", "email", topic="newsletter")
         assert Reason.TOPIC_OPT_OUT in decision.reasons
 

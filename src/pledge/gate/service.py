@@ -924,7 +924,9 @@ def audience(
 
 def _raw_ids(ctx: TenantContext, stmt: CompoundSelect[Any]) -> list[bytes]:
     """The first column of every row, straight from the driver's cursor: no SQLAlchemy row
-    object per id (an audience may hold a million)."""
+    object per id (an audience may hold a million). A Core execution does not autoflush as
+    the session does: flush first, so changes made earlier in this transaction count."""
+    ctx.session.flush()
     result = ctx.session.connection().execute(stmt)
     try:
         return [row[0] for row in result.cursor.fetchall()]

@@ -68,11 +68,6 @@ def _subject_key(ctx: TenantContext, subject_id: uuid.UUID) -> bytes | None:
     return found
 
 
-def remember_subject_key(ctx: TenantContext, subject_id: uuid.UUID, key: bytes) -> None:
-    """A standard data key the caller has just read from the keystore in this transaction."""
-    rights.tx_memo(ctx)[("subject-key", subject_id)] = key
-
-
 def forget_subject_key(ctx: TenantContext, subject_id: uuid.UUID) -> None:
     """After an erasure in this transaction: the next letter or file asks the keystore."""
     rights.tx_memo(ctx).pop(("subject-key", subject_id), None)
