@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from pledge.core.ids import uuid_from_bytes
@@ -182,3 +182,31 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# A memo for one transaction
+
+_MEMO = "pledge.transaction_memo"
+
+
+def transaction_memo(session: Session) -> dict[Any, Any]:
+    """Values read several times in one transaction (a request's pauses, a data key, a
+    tenant's webhook endpoints), for the code that also writes them to keep current. Dropped
+    when the transaction or a savepoint ends, committed or rolled back — not at the
+    subtransaction every flush opens and closes — so nothing outlives what it describes.
+    Keys name their owner and carry the tenant or a server-made id."""
+    txn = session.get_transaction()
+    if txn is None:
+        return {}
+    held: tuple[SessionTransaction, dict[Any, Any]] | None = session.info.get(_MEMO)
+    if held is None or held[0] is not txn:
+        held = (txn, {})
+        session.info[_MEMO] = held
+    return held[1]
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _drop_transaction_memo(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None or transaction.nested:
+        session.info.pop(_MEMO, None)

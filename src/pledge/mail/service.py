@@ -220,16 +220,23 @@ def queue(
     kind: str = MessageKind.NOTIFICATION,
     subject_id: uuid.UUID | None = None,
     campaign_id: uuid.UUID | None = None,
+    subject_key: bytes | None = None,
+    pending: list[audit.PendingEntry] | None = None,
 ) -> uuid.UUID:
-    """Seal and store one message, audited; it leaves after the transaction commits."""
+    """Seal and store one message, audited; it leaves after the transaction commits.
+    `subject_key`: the subject's standard data key when the caller holds it already.
+    `pending`: add the audit entry there, for the caller to record with the entries around
+    it (in this transaction)."""
     item = Addressed(letter(to, subject_line, text, headers), subject_id)
-    message_id = queue_many(ctx, [item], kind=kind, campaign_id=campaign_id)[0]
-    audit.record(
-        ctx,
-        AuditEvent.MAIL_QUEUED,
-        subject_id=subject_id,
-        details={"message_id": str(message_id), "kind": kind},
+    keys = {subject_id: subject_key} if subject_id is not None and subject_key else None
+    message_id = queue_many(ctx, [item], kind=kind, campaign_id=campaign_id, keys=keys)[0]
+    entry = audit.PendingEntry(
+        AuditEvent.MAIL_QUEUED, subject_id, {"message_id": str(message_id), "kind": kind}
     )
+    if pending is None:
+        audit.record_many(ctx, [entry])
+    else:
+        pending.append(entry)
     return message_id
 
 

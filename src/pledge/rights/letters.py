@@ -225,30 +225,25 @@ def send_pending(
     to = agent.get("email") or private["email"]
     # Sealed under the subject's key while it exists; after an erasure, under the tenant's.
     about = request.subject_id if artifact.key_scope == "subject" else None
-    known: dict[uuid.UUID, bytes] = {}
-    if about is not None:
-        key = _subject_key(ctx, about)  # the artifact's key, already at hand
-        if key is not None:
-            known[about] = key
-    kind = "rights_letter"
-    item = mail.Addressed(
-        mail.letter(to, f"{SUBJECTS.get(letter, 'Your request')} ({request.reference})", text, {}),
-        about,
+    entries: list[audit.PendingEntry] = [] if pending is None else pending
+    mail.queue(
+        ctx,
+        to=to,
+        subject_line=f"{SUBJECTS.get(letter, 'Your request')} ({request.reference})",
+        text=text,
+        headers={},
+        kind="rights_letter",
+        subject_id=about,
+        subject_key=_subject_key(ctx, about) if about is not None else None,  # the artifact's
+        pending=entries,
     )
-    message_id = mail.queue_many(ctx, [item], kind=kind, keys=known)[0]
-    # What `mail.queue` records, then the letter: one append for both.
-    entries = [
-        audit.PendingEntry(
-            AuditEvent.MAIL_QUEUED, about, {"message_id": str(message_id), "kind": kind}
-        ),
+    entries.append(
         audit.PendingEntry(
             AuditEvent.RIGHTS_LETTER_SENT,
             request.subject_id,
             {"request_id": str(request.id), "letter": letter, "artifact_id": str(artifact.id)},
-        ),
-    ]
+        )
+    )
     if pending is None:
-        audit.record_many(ctx, entries)
-    else:
-        pending.extend(entries)
+        audit.record_many(ctx, entries)  # mail queued, then the letter: one append
     return artifact

@@ -15,14 +15,14 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import event, func, select
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy import func, select
 
 from pledge.access.context import TenantContext
 from pledge.access.scoping import for_tenant, get_in_tenant
 from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
 from pledge.core.clock import utcnow
+from pledge.core.db import transaction_memo
 from pledge.core.errors import Conflict, InvalidInput, NotFound
 from pledge.core.ids import new_id
 from pledge.crypto.aead import blind_index, seal, unseal
@@ -96,29 +96,11 @@ class RequestInput:
 # ---------------------------------------------------------------------------------------------
 # A memo for one transaction
 
-_TX_MEMO = "pledge.rights.memo"
-
 
 def tx_memo(ctx: TenantContext) -> dict[Any, Any]:
-    """Values read several times in one transaction that only this package changes (a
-    request's pauses, a subject's data key for letters). Dropped when the transaction (or a
-    savepoint) ends, committed or rolled back, so nothing outlives it."""
-    txn = ctx.session.get_transaction()
-    if txn is None:
-        return {}
-    held: tuple[SessionTransaction, dict[Any, Any]] | None = ctx.session.info.get(_TX_MEMO)
-    if held is None or held[0] is not txn:
-        held = (txn, {})
-        ctx.session.info[_TX_MEMO] = held
-    return held[1]
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _drop_memo(session: Session, transaction: SessionTransaction) -> None:
-    # The transaction or a savepoint (a rollback to it may undo what the memo holds) — not
-    # the subtransaction every flush opens and closes.
-    if transaction.parent is None or transaction.nested:
-        session.info.pop(_TX_MEMO, None)
+    """`core.db.transaction_memo` of the context's session: a request's pauses and a subject's
+    data key, read once per transaction (this package is their only writer)."""
+    return transaction_memo(ctx.session)
 
 
 # ---------------------------------------------------------------------------------------------

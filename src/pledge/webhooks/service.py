@@ -20,14 +20,13 @@ from typing import Any
 
 import httpx2 as httpx
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import event as sa_event
 from sqlalchemy import select
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session
 
 from pledge.access.context import TenantContext
 from pledge.access.scoping import for_tenant
 from pledge.core.clock import utcnow
-from pledge.core.db import after_commit
+from pledge.core.db import after_commit, transaction_memo
 from pledge.core.errors import InvalidInput
 from pledge.core.ids import new_id
 from pledge.crypto.aead import seal, unseal
@@ -109,7 +108,7 @@ def add_endpoint(ctx: TenantContext, url: str, events: list[str]) -> tuple[Webho
     )
     ctx.session.add(endpoint)
     ctx.session.flush()
-    ctx.session.info.pop(_ENDPOINTS_MEMO, None)
+    transaction_memo(ctx.session).pop(("webhook-endpoints", ctx.tenant_id), None)
     return endpoint, secret
 
 
@@ -151,38 +150,22 @@ def _queue(
     return delivery
 
 
-_ENDPOINTS_MEMO = "pledge.webhooks.endpoints"
-
-
-@sa_event.listens_for(Session, "after_transaction_end")
-def _drop_endpoints_memo(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is None or transaction.nested:  # not a flush's subtransaction
-        session.info.pop(_ENDPOINTS_MEMO, None)
-
-
 def _active_endpoints(ctx: TenantContext) -> list[tuple[uuid.UUID, frozenset[str]]]:
     """(id, events) of the tenant's active endpoints, read once per transaction: a request
-    emits an event at each of its transitions. Read again when an endpoint was added or is
-    being changed in this session."""
-    session = ctx.session
-    txn = session.get_transaction()
-    held = session.info.get(_ENDPOINTS_MEMO)
-    changing = any(
-        isinstance(o, WebhookEndpoint) for o in (*session.new, *session.dirty, *session.deleted)
-    )
-    if held is not None and held[0] is txn and held[1] == ctx.tenant_id and not changing:
-        found: list[tuple[uuid.UUID, frozenset[str]]] = held[2]
-        return found
-    found = [
-        (e.id, frozenset(e.events))
-        for e in session.scalars(
-            for_tenant(select(WebhookEndpoint), WebhookEndpoint, ctx.tenant_id).where(
-                WebhookEndpoint.active.is_(True)
+    emits an event at each of its transitions. `add_endpoint`, the only writer, drops it."""
+    memo = transaction_memo(ctx.session)
+    key = ("webhook-endpoints", ctx.tenant_id)
+    found: list[tuple[uuid.UUID, frozenset[str]]] | None = memo.get(key)
+    if found is None:
+        found = [
+            (e.id, frozenset(e.events))
+            for e in ctx.session.scalars(
+                for_tenant(select(WebhookEndpoint), WebhookEndpoint, ctx.tenant_id).where(
+                    WebhookEndpoint.active.is_(True)
+                )
             )
-        )
-    ]
-    if txn is not None and not changing:
-        session.info[_ENDPOINTS_MEMO] = (txn, ctx.tenant_id, found)
+        ]
+        memo[key] = found
     return found
 
 
