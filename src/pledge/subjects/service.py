@@ -4,13 +4,14 @@ which writes its audit entry in the caller's transaction. Nothing here commits.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import delete, func, insert, select
@@ -45,8 +46,9 @@ from pledge.subjects.models import (
 from pledge.subjects.vault import (
     IdentityIndexer,
     StoredField,
+    interaction_aad_prefix,
     note_aad,
-    open_payload,
+    open_payload_text,
     open_record,
     seal_payload,
     seal_record,
@@ -401,11 +403,25 @@ def count_interactions(ctx: TenantContext) -> int:
     )
 
 
-def list_interactions(
-    ctx: TenantContext, subject_id: uuid.UUID, *, limit: int | None = None, decrypt: bool = True
-) -> list[InteractionView]:
-    """The subject's interactions, newest first. Read as plain rows, not ORM objects: a
-    subject may have tens of thousands, and an access request exports them all."""
+class OpenedInteraction(NamedTuple):
+    """An interaction with its payload decrypted but not parsed: the compact JSON text it was
+    sealed as, or None where its key is shredded."""
+
+    id: uuid.UUID
+    kind: str
+    occurred_at: datetime
+    category: str
+    source: str
+    retention_class: str
+    payload_json: str | None
+
+
+def open_interactions(
+    ctx: TenantContext, subject_id: uuid.UUID, *, limit: int | None = None
+) -> list[OpenedInteraction]:
+    """The subject's interactions, newest first, payloads decrypted and left as JSON text.
+    Read as plain rows, not ORM objects: a subject may have tens of thousands, and an access
+    request exports them all (its bundle copies the text into its files without a parse)."""
     stmt = (
         for_tenant(
             select(
@@ -425,22 +441,30 @@ def list_interactions(
     )
     if limit is not None:
         stmt = stmt.limit(limit)
-    rows = ctx.session.execute(stmt).all()
-    aeads: dict[str, AESGCM | None] = {}
-    if decrypt:
-        classes = {r.key_class for r in rows}
-        keys = ctx.keystore.subject_keys(ctx.tenant_id, [(subject_id, c) for c in classes])
-        aeads = {
-            c: (AESGCM(keys[(subject_id, c)]) if (subject_id, c) in keys else None) for c in classes
-        }
+    # A Core execution: no ORM loading machinery per row (a third of the read's time on 10,000
+    # rows). It does not autoflush as the session does: flush, so earlier changes count.
+    ctx.session.flush()
+    rows = ctx.session.connection().execute(stmt).tuples().all()
+    classes = {r[5] for r in rows}
+    keys = ctx.keystore.subject_keys(ctx.tenant_id, [(subject_id, c) for c in classes])
+    aeads = {c: AESGCM(keys[(subject_id, c)]) for c in classes if (subject_id, c) in keys}
+    prefix = interaction_aad_prefix(ctx.tenant_id, subject_id)
     out = []
-    for r in rows:
-        aead = aeads.get(r.key_class)
-        payload = open_payload(aead, ctx.tenant_id, subject_id, r.id, r.sealed) if aead else None
-        out.append(
-            InteractionView(r.id, r.kind, r.occurred_at, r.category, r.source, r.key_class, payload)
-        )
+    for iid, kind, at, category, source, key_class, sealed in rows:
+        aead = aeads.get(key_class)
+        text = open_payload_text(aead, prefix, iid, sealed) if aead else None
+        out.append(OpenedInteraction(iid, kind, at, category, source, key_class, text))
     return out
+
+
+def list_interactions(
+    ctx: TenantContext, subject_id: uuid.UUID, *, limit: int | None = None
+) -> list[InteractionView]:
+    """The subject's interactions, newest first, payloads parsed."""
+    return [
+        InteractionView(*i[:6], json.loads(i.payload_json) if i.payload_json is not None else None)
+        for i in open_interactions(ctx, subject_id, limit=limit)
+    ]
 
 
 def read_interactions(
@@ -467,10 +491,14 @@ def search_subjects(
     return summarise_subjects(ctx, [get_subject_row(ctx, found)], via=via)
 
 
-def export_subject(ctx: TenantContext, subject_id: uuid.UUID | str) -> dict[str, Any]:
-    """The subject's whole record, decrypted: every field and every interaction."""
+def export_subject(
+    ctx: TenantContext, subject_id: uuid.UUID | str, *, payload_text: bool = False
+) -> dict[str, Any]:
+    """The subject's whole record, decrypted: every field and every interaction. With
+    `payload_text`, each interaction's payload is its JSON text, not parsed (see
+    `open_interactions`)."""
     view = read_subject(ctx, subject_id, audited=False)
-    interactions = list_interactions(ctx, view.id)
+    interactions = open_interactions(ctx, view.id)
     audit.record(
         ctx,
         AuditEvent.SUBJECT_EXPORTED,
@@ -495,15 +523,15 @@ def export_subject(ctx: TenantContext, subject_id: uuid.UUID | str) -> dict[str,
         ],
         "interactions": [
             {
-                "id": str(i.id),
-                "kind": i.kind,
-                "occurred_at": i.occurred_at.isoformat(),
-                "category": i.category,
-                "source": i.source,
-                "retention_class": i.retention_class,
-                "payload": i.payload,
+                "id": str(iid),
+                "kind": kind,
+                "occurred_at": at.isoformat(),
+                "category": category,
+                "source": source,
+                "retention_class": key_class,
+                "payload": text if payload_text or text is None else json.loads(text),
             }
-            for i in interactions
+            for iid, kind, at, category, source, key_class, text in interactions
         ],
     }
 

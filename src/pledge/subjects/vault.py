@@ -26,7 +26,12 @@ def record_aad(tenant_id: uuid.UUID, subject_id: uuid.UUID, key_class: str) -> b
 def interaction_aad(
     tenant_id: uuid.UUID, subject_id: uuid.UUID, interaction_id: uuid.UUID
 ) -> bytes:
-    return b"pledge:interaction:v1|" + tenant_id.bytes + subject_id.bytes + interaction_id.bytes
+    return interaction_aad_prefix(tenant_id, subject_id) + interaction_id.bytes
+
+
+def interaction_aad_prefix(tenant_id: uuid.UUID, subject_id: uuid.UUID) -> bytes:
+    """What the AAD of every interaction of one subject starts with (its id follows)."""
+    return b"pledge:interaction:v1|" + tenant_id.bytes + subject_id.bytes
 
 
 @dataclass(frozen=True)
@@ -88,17 +93,12 @@ def seal_payload(
     return seal(AESGCM(key), plaintext, interaction_aad(tenant_id, subject_id, interaction_id))
 
 
-def open_payload(
-    aead: AESGCM,
-    tenant_id: uuid.UUID,
-    subject_id: uuid.UUID,
-    interaction_id: uuid.UUID,
-    sealed: bytes,
-) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(
-        unseal(aead, sealed, interaction_aad(tenant_id, subject_id, interaction_id))
-    )
-    return data
+def open_payload_text(
+    aead: AESGCM, aad_prefix: bytes, interaction_id: uuid.UUID, sealed: bytes
+) -> str:
+    """The payload as the compact JSON text it was sealed as, not parsed (`aad_prefix` from
+    `interaction_aad_prefix`): for writers that copy it into a document as it is."""
+    return unseal(aead, sealed, aad_prefix + interaction_id.bytes).decode()
 
 
 class IdentityIndexer:
