@@ -283,21 +283,30 @@ def timeline(ctx: TenantContext, subject_id: uuid.UUID | str) -> list[TimelineEn
     version_ids = {r.wording_version_id for r, _ in rows if r.wording_version_id} | {
         r.notice_version_id for r, _ in rows if r.notice_version_id
     }
+    # (No query for what no record points to: most subjects of an access request have none.)
     versions = {
         v.id: v
-        for v in ctx.session.scalars(
-            for_tenant(select(NoticeVersion), NoticeVersion, ctx.tenant_id).where(
-                NoticeVersion.id.in_(list(version_ids))
+        for v in (
+            ctx.session.scalars(
+                for_tenant(select(NoticeVersion), NoticeVersion, ctx.tenant_id).where(
+                    NoticeVersion.id.in_(list(version_ids))
+                )
             )
+            if version_ids
+            else ()
         )
     }
     point_ids = {r.collection_point_id for r, _ in rows if r.collection_point_id}
     points = {
         c.id: c
-        for c in ctx.session.scalars(
-            for_tenant(select(CollectionPoint), CollectionPoint, ctx.tenant_id).where(
-                CollectionPoint.id.in_(list(point_ids))
+        for c in (
+            ctx.session.scalars(
+                for_tenant(select(CollectionPoint), CollectionPoint, ctx.tenant_id).where(
+                    CollectionPoint.id.in_(list(point_ids))
+                )
             )
+            if point_ids
+            else ()
         )
     }
     return [

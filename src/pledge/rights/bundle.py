@@ -11,6 +11,7 @@ import uuid
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from datetime import datetime
 from html import escape
 from typing import Any
@@ -35,6 +36,7 @@ _ZIP_TIME = (2000, 1, 1, 0, 0, 0)
 # zlib level: 1 deflates a large bundle at several times the speed of 6 for a few per cent
 # more bytes (its text is repetitive: the same keys and categories on every line).
 ZIP_LEVEL = 1
+_DEFLATE_INLINE_BELOW = 256 * 1024  # bytes
 
 
 def purposes_applying(ctx: TenantContext, subject_id: uuid.UUID) -> list[Purpose]:
@@ -218,18 +220,25 @@ def _table_rows(rows: Iterable[tuple[str, str, str]]) -> Markup:
 
 
 def _zip(files: Iterator[tuple[str, bytes]]) -> bytes:
-    """Zip the files as `files` yields them, each deflated in a worker thread while the next
-    one is produced: zlib lets go of the GIL while it compresses, so on a second core the
-    deflate of one file overlaps the Python work of the next."""
+    """Zip the files as `files` yields them. A large file is deflated in a worker thread
+    while the next one is produced: zlib lets go of the GIL while it compresses, so on a
+    second core the deflate of one file overlaps the Python work of the next. Small files
+    (a typical subject's) are deflated in place: a thread would cost more than it saves."""
     buffer = io.BytesIO()
-    with (
-        zipfile.ZipFile(buffer, "w") as archive,
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="bundle-zip") as writer,
-    ):
+    with zipfile.ZipFile(buffer, "w") as archive, ExitStack() as stack:
+        writer: ThreadPoolExecutor | None = None
         pending: Future[None] | None = None
         for name, content in files:
             if pending is not None:
                 pending.result()  # entries go into the archive one after the other
+                pending = None
+            if len(content) < _DEFLATE_INLINE_BELOW:
+                _add(archive, name, content)
+                continue
+            if writer is None:
+                writer = stack.enter_context(
+                    ThreadPoolExecutor(max_workers=1, thread_name_prefix="bundle-zip")
+                )
             pending = writer.submit(_add, archive, name, content)
         if pending is not None:
             pending.result()
