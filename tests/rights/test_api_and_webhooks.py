@@ -170,6 +170,12 @@ def test_opt_out_by_api_is_immediate(
     with runtime.tenant_context(with_person) as ctx:
         sid = subjects.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL)
         assert subjects.get_subject_row(ctx, sid).sale_opt_out_at is not None  # type: ignore[arg-type]
+        # One letter, saying it is done: no acknowledgement of a request already answered.
+        letters = [m for m in mail.list_messages(ctx) if m.kind == "rights_letter"]
+        assert len(letters) == 1
+        letter = mail.read_message(ctx, letters[0].id).letter
+        assert letter is not None and letter.to == EMAIL
+        assert letter.subject_line.startswith("Your request is complete")
 
 
 def test_sla_counts_open_and_overdue(

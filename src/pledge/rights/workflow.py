@@ -34,19 +34,23 @@ class Received:
 
 def receive(ctx: TenantContext, data: RequestInput) -> Received:
     """Take a request in: acknowledge it (California: within 10 business days — we do it at
-    once), send the verification the type needs, or answer an opt-out immediately."""
+    once), send the verification the type needs, or answer an opt-out immediately: its one
+    letter says it is done (an acknowledgement beside it would only repeat the news)."""
     # Receipt, acknowledgement, verification: audited in this order, in one append.
     entries: list[audit.PendingEntry] = []
     request = rights.submit(ctx, data, pending=entries)
-    letters.send_pending(
-        ctx,
-        request,
-        "acknowledgement",
-        entries,
-        needs_verification=verification.requirement(request).method != "none",
-        status_url=status_links.status_url(ctx, request),
-    )
-    request.acknowledged_at = utcnow()
+    needs_verification = verification.requirement(request).method != "none"
+    answered_now = RequestType(request.type) in IMMEDIATE and not needs_verification
+    if not answered_now:
+        letters.send_pending(
+            ctx,
+            request,
+            "acknowledgement",
+            entries,
+            needs_verification=needs_verification,
+            status_url=status_links.status_url(ctx, request),
+        )
+    request.acknowledged_at = utcnow()  # an opt-out: by the completion letter, below
     challenge = verification.begin(ctx, request, pending=entries)
     link = None
     if challenge is not None:
@@ -69,7 +73,7 @@ def receive(ctx: TenantContext, data: RequestInput) -> Received:
         # No verification: match by the address given, and do it now where the law says so.
         email = rights.private_part(ctx, request)["email"]
         request.subject_id = subjects.find_subject_id(ctx, IdentityKind.EMAIL, email)
-        if RequestType(request.type) in IMMEDIATE:
+        if answered_now:
             fulfilment.fulfil(ctx, request)
     return Received(request, link)
 
