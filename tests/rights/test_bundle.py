@@ -54,8 +54,8 @@ def test_large_bundle_holds_every_payload_exactly(runtime: Runtime, tenant: str)
         assert archive.namelist() == [
             "your-data.json",
             "your-data.html",
-            "fields.csv",
             "interactions.csv",
+            "fields.csv",
         ]
         assert {i.compress_type for i in archive.infolist()} == {zipfile.ZIP_DEFLATED}
         assert archive.getinfo("your-data.json").file_size > bundle._DEFLATE_INLINE_BELOW

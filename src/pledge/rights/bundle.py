@@ -166,23 +166,6 @@ def build(ctx: TenantContext, subject_id: uuid.UUID, jurisdiction: str, *, refer
         )
         yield "your-data.html", page.encode()
         yield (
-            "fields.csv",
-            _csv(
-                [["name", "value", "category", "source", "retention_class", "updated_at"]]
-                + [
-                    [
-                        f["name"],
-                        f["value"],
-                        f["category"],
-                        f["source"],
-                        f["retention_class"],
-                        f["updated_at"],
-                    ]
-                    for f in record["fields"]
-                ]
-            ),
-        )
-        yield (
             "interactions.csv",
             _csv(
                 [["occurred_at", "kind", "category", "source", "retention_class", "content"]]
@@ -196,6 +179,23 @@ def build(ctx: TenantContext, subject_id: uuid.UUID, jurisdiction: str, *, refer
                         text or "",
                     )
                     for i, text in zip(interactions, texts, strict=True)
+                ]
+            ),
+        )
+        yield (
+            "fields.csv",
+            _csv(
+                [["name", "value", "category", "source", "retention_class", "updated_at"]]
+                + [
+                    [
+                        f["name"],
+                        f["value"],
+                        f["category"],
+                        f["source"],
+                        f["retention_class"],
+                        f["updated_at"],
+                    ]
+                    for f in record["fields"]
                 ]
             ),
         )
@@ -220,28 +220,27 @@ def _table_rows(rows: Iterable[tuple[str, str, str]]) -> Markup:
 
 
 def _zip(files: Iterator[tuple[str, bytes]]) -> bytes:
-    """Zip the files as `files` yields them. A large file is deflated in a worker thread
-    while the next one is produced: zlib lets go of the GIL while it compresses, so on a
-    second core the deflate of one file overlaps the Python work of the next. Small files
-    (a typical subject's) are deflated in place: a thread would cost more than it saves."""
+    """Zip the files in the order `files` yields them. From the first large one on, each is
+    deflated by a worker thread, in order, while the next ones are produced: zlib lets go of
+    the GIL while it compresses, so on a second core the deflating overlaps the Python work.
+    Small files before it (all of a typical subject's) are deflated in place: a thread would
+    cost more than it saves."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive, ExitStack() as stack:
         writer: ThreadPoolExecutor | None = None
-        pending: Future[None] | None = None
+        queued: list[Future[None]] = []
         for name, content in files:
-            if pending is not None:
-                pending.result()  # entries go into the archive one after the other
-                pending = None
-            if len(content) < _DEFLATE_INLINE_BELOW:
+            if writer is None and len(content) < _DEFLATE_INLINE_BELOW:
                 _add(archive, name, content)
                 continue
             if writer is None:
+                # One worker: the archive gets its entries one after the other, in order.
                 writer = stack.enter_context(
                     ThreadPoolExecutor(max_workers=1, thread_name_prefix="bundle-zip")
                 )
-            pending = writer.submit(_add, archive, name, content)
-        if pending is not None:
-            pending.result()
+            queued.append(writer.submit(_add, archive, name, content))
+        for done in queued:
+            done.result()  # re-raises what failed in the worker
     return buffer.getvalue()
 
 
