@@ -109,14 +109,14 @@ def fulfil(ctx: TenantContext, request: RightsRequest, data: StaffInput | None =
     elif state is not S.IN_PROGRESS:
         raise Conflict(f"a request that is {state.value.replace('_', ' ')} cannot be fulfilled")
     rtype = RequestType(request.type)
-    if request.subject_id is None or _erased(ctx, request.subject_id):
+    subject = (
+        None if request.subject_id is None else subjects.get_subject_row(ctx, request.subject_id)
+    )
+    if subject is None or subject.status == SubjectStatus.ERASED.value:
         return _complete(ctx, request, "We hold no personal data about you.", "no_data")
-    handler = HANDLERS[rtype]
-    return handler(ctx, request, request.subject_id, staff)
-
-
-def _erased(ctx: TenantContext, subject_id: uuid.UUID) -> bool:
-    return subjects.get_subject_row(ctx, subject_id).status == SubjectStatus.ERASED.value
+    # `subject` stays referenced while the handler runs: the session holds unchanged rows
+    # weakly, and a handler reading it again would load it again.
+    return HANDLERS[rtype](ctx, request, subject.id, staff)
 
 
 # ---------------------------------------------------------------------------------------------
