@@ -228,3 +228,18 @@ def test_garbage_ids_and_bodies_are_404_or_422(client: TestClient) -> None:
     assert r.status_code == 422
     r = client.get("/api/v1/audit/entries", params={"subject_id": "zzz"})
     assert r.status_code == 422
+
+
+def test_a_payload_that_is_not_valid_json_is_refused(client: TestClient) -> None:
+    """Python's JSON reader takes NaN and Infinity; exports copy the stored payload text as
+    it is, so such a payload would make every later export invalid JSON."""
+    sid = client.post("/api/v1/subjects", json={"fields": [{"name": "email", "value": "n@x.io"}]})
+    url = f"/api/v1/subjects/{sid.json()['id']}/interactions"
+    body = (
+        '{"kind": "note", "occurred_at": "2026-01-01T10:00:00Z",'
+        ' "category": "user.content.private", "payload": {"score": NaN}}'
+    )
+    r = client.post(url, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["code"] == "invalid_input", r.text
+    assert "finite numbers" in r.json()["detail"]
+    assert client.get(url).json() == []

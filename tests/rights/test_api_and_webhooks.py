@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -176,6 +177,11 @@ def test_opt_out_by_api_is_immediate(
         letter = mail.read_message(ctx, letters[0].id).letter
         assert letter is not None and letter.to == EMAIL
         assert letter.subject_line.startswith("Your request is complete")
+    # It carries the way back to the request (its status, letters and appeal form).
+    link = re.search(r"/p/[^/\s]+/requests/status/\S+", letter.text)
+    assert link is not None, letter.text
+    page = client.get(link.group(0))
+    assert page.status_code == 200 and r.json()["reference"] in page.text
 
 
 def test_sla_counts_open_and_overdue(

@@ -94,7 +94,8 @@ def request_out(ctx: TenantContext, r: RightsRequest, *, full: bool = False) -> 
 @router.post("/requests", status_code=status.HTTP_201_CREATED, response_model=RequestOut)
 def create_request(body: RequestIn, ctx: Write) -> RequestOut:
     """Receive a request (from an integrator, a staff member, an authorized agent…): it is
-    acknowledged, verification is sent where the type needs it, opt-outs apply at once."""
+    acknowledged, verification is sent where the type needs it, opt-outs apply at once (their
+    one letter says so)."""
     data = RequestInput(
         type=body.type.value,
         requester=Requester(**body.requester.model_dump()),

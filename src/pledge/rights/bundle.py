@@ -239,9 +239,16 @@ def _zip(files: Iterator[tuple[str, bytes]]) -> bytes:
                     ThreadPoolExecutor(max_workers=1, thread_name_prefix="bundle-zip")
                 )
             queued.append(writer.submit(_add, archive, name, content))
+            _raise_failed(queued)  # stop producing once a write failed
         for done in queued:
             done.result()  # re-raises what failed in the worker
     return buffer.getvalue()
+
+
+def _raise_failed(queued: list[Future[None]]) -> None:
+    for done in queued:
+        if done.done() and done.exception() is not None:
+            done.result()
 
 
 def _add(archive: zipfile.ZipFile, name: str, content: bytes) -> None:

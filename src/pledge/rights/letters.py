@@ -23,6 +23,7 @@ from pledge.crypto.aead import seal, unseal
 from pledge.crypto.keystore import KeyMissing, KeyShredded
 from pledge.mail import service as mail
 from pledge.rights import service as rights
+from pledge.rights import status_links
 from pledge.rights.models import RequestArtifact, RightsRequest
 from pledge.subjects.models import STANDARD_CLASS
 from pledge.web.templating import templates
@@ -192,6 +193,8 @@ def render(ctx: TenantContext, request: RightsRequest, letter: str, **extra: Any
         "first_due": due.first_due,
         "appeal": law.appeal is not None,
         "judicial": request.jurisdiction in {"EU", "UK"},
+        # The requester's way back to the request: its letters, its status, the appeal form.
+        "status_url": status_links.status_url(ctx, request),
     }
     context.update(extra)
     return templates.env.get_template(f"letters/{letter}.txt").render(**context)

@@ -15,7 +15,7 @@ from pledge.audit.events import AuditEvent
 from pledge.core.clock import utcnow
 from pledge.core.config import get_settings
 from pledge.core.errors import InvalidInput
-from pledge.rights import fulfilment, letters, status_links, verification
+from pledge.rights import fulfilment, letters, verification
 from pledge.rights import service as rights
 from pledge.rights.models import RequestState, RequestType, RightsRequest
 from pledge.rights.service import RequestInput
@@ -48,7 +48,6 @@ def receive(ctx: TenantContext, data: RequestInput) -> Received:
             "acknowledgement",
             entries,
             needs_verification=needs_verification,
-            status_url=status_links.status_url(ctx, request),
         )
     request.acknowledged_at = utcnow()  # an opt-out: by the completion letter, below
     challenge = verification.begin(ctx, request, pending=entries)

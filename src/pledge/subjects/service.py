@@ -443,7 +443,8 @@ def open_interactions(
         stmt = stmt.limit(limit)
     # A Core execution: no ORM loading machinery per row (a third of the read's time on 10,000
     # rows). It does not autoflush as the session does: flush, so earlier changes count.
-    ctx.session.flush()
+    if ctx.session.autoflush:
+        ctx.session.flush()
     rows = ctx.session.connection().execute(stmt).tuples().all()
     classes = {r[5] for r in rows}
     keys = ctx.keystore.subject_keys(ctx.tenant_id, [(subject_id, c) for c in classes])

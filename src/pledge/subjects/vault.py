@@ -14,6 +14,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from pledge.core.errors import InvalidInput
 from pledge.crypto.aead import blind_index, seal, unseal
 from pledge.crypto.keystore import KeyStore
 from pledge.subjects.identity import IdentityKind
@@ -89,8 +90,12 @@ def seal_payload(
     interaction_id: uuid.UUID,
     payload: dict[str, Any],
 ) -> bytes:
-    plaintext = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-    return seal(AESGCM(key), plaintext, interaction_aad(tenant_id, subject_id, interaction_id))
+    try:
+        # The exact text every export copies as it is: it must be valid JSON.
+        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        raise InvalidInput("a payload may hold only finite numbers (no NaN or Infinity)") from None
+    return seal(AESGCM(key), text.encode(), interaction_aad(tenant_id, subject_id, interaction_id))
 
 
 def open_payload_text(
