@@ -57,13 +57,17 @@ Measured:
 (d) `access_per_s`: 1,000 access requests end to end, each in three transactions as the
     privacy center and the job runner do it (receive; verify; fulfil), sequentially.
     `optout_per_s`: 10,000 opt-outs of sale/sharing (US-CA), `workflow.receive` each in its
-    own transaction; they need no verification and complete at once.
+    own transaction; they need no verification and complete at once. `raw_optout_per_s`:
+    the baseline, the same requesters: the rows an opt-out writes, through prebuilt Core
+    statements, one transaction each (`part_raw_optout` says what is in it and what is not);
+    `optout_ratio` = Pledge's seconds / the baseline's.
 
 Subjects of (a), (d) access and (d) opt-outs are disjoint random samples (when N allows).
 `--profile PART` (access, big, erase, e2e or optout) runs cProfile over that part's timed
 code and prints the top functions to stderr; its figures are then slowed down.
 Prints {"access_p50_s", "access_p95_s", "big_access_p95_s", "raw_big_s", "ratio",
-"big_erase_s", "access_per_s", "optout_per_s", …} as the last line of stdout.
+"big_erase_s", "access_per_s", "optout_per_s", "raw_optout_per_s", …} as the last line of
+stdout.
 """
 
 from __future__ import annotations
@@ -71,8 +75,11 @@ from __future__ import annotations
 import argparse
 import cProfile
 import csv
+import hashlib
+import hmac
 import io
 import json
+import os
 import pstats
 import random
 import sqlite3
@@ -85,11 +92,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from unittest import mock
 
 import orjson
-from sqlalchemy import func, select
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import Table, bindparam, func, insert, select, update
 
 from _common import (
     SEED,
@@ -106,11 +114,14 @@ from _common import (
 )
 from pledge.access.context import TenantContext
 from pledge.audit.events import AuditEvent
+from pledge.audit.models import AuditEntry, AuditHead
 from pledge.core.clock import utcnow
 from pledge.mail import backends
+from pledge.mail.models import OutboxMessage
 from pledge.presets import clik
 from pledge.rights import bundle, downloads, fulfilment, verification, workflow
 from pledge.rights import service as rights
+from pledge.rights.models import RequestArtifact, RequestEvent, RightsRequest
 from pledge.rights.service import Requester, RequestInput
 from pledge.subjects import service as subjects
 from pledge.subjects.models import Interaction, Subject, SubjectIdentity, SubjectRecord
@@ -584,6 +595,184 @@ def part_optout(
     return seconds
 
 
+def part_raw_optout(env: BenchEnv, people: Sequence[Person], picks: Sequence[int]) -> float:
+    """The baseline of (d) opt-outs: the rows one opt-out writes, through prebuilt Core
+    statements in one transaction each — the subject found by its blind index, the request
+    (requester sealed), four timeline rows, the subject's flag, the completion letter (a
+    formatted text, sealed twice: artifact and outbox row), six chained audit entries. Not in
+    it: the keystore, the tenant row, webhooks, the frequency check, the clock, the template,
+    the state machine. Written into Pledge's own tables, after (d)."""
+    with env.runtime.tenant_context(env.slug) as ctx:
+        tid = ctx.tenant_id
+        blind_key = ctx.keystore.derived_key(tid, "blind-index")
+        audit_key = ctx.keystore.audit_key(tid)
+    aead = AESGCM(AESGCM.generate_key(bit_length=256))
+
+    def sealed(data: bytes) -> bytes:
+        nonce = os.urandom(12)
+        return b"\x01" + nonce + aead.encrypt(nonce, data, None)
+
+    t = {
+        m.__name__: cast(Table, m.__table__)
+        for m in (
+            RightsRequest,
+            RequestEvent,
+            RequestArtifact,
+            OutboxMessage,
+            Subject,
+            SubjectIdentity,
+            AuditHead,
+            AuditEntry,
+        )
+    }
+    find = select(t["SubjectIdentity"].c.subject_id).where(
+        t["SubjectIdentity"].c.tenant_id == tid,
+        t["SubjectIdentity"].c.kind == "email",
+        t["SubjectIdentity"].c.blind_index == bindparam("b"),
+    )
+    flag = (
+        update(t["Subject"])
+        .where(t["Subject"].c.tenant_id == tid, t["Subject"].c.id == bindparam("sid"))
+        .values(sale_opt_out_at=bindparam("at"), sale_opt_out_source="request")
+    )
+    head = select(t["AuditHead"].c.seq, t["AuditHead"].c.mac).where(
+        t["AuditHead"].c.tenant_id == tid
+    )
+    move_head = (
+        update(t["AuditHead"])
+        .where(t["AuditHead"].c.tenant_id == tid)
+        .values(seq=bindparam("s"), mac=bindparam("m"))
+    )
+    progress = Progress("(d) raw opt-outs (baseline)", len(picks))
+    matched = 0
+    t0 = time.perf_counter()
+    for i in picks:
+        email = people[i][0].lower()
+        with env.runtime.sessions() as session, session.begin():
+            conn = session.connection()
+            now = utcnow()
+            index = hashlib.blake2b(f"email:{email}".encode(), key=blind_key, digest_size=32)
+            sid = conn.execute(find, {"b": index.digest()}).scalar()
+            rid = uuid.uuid4()
+            conn.execute(
+                insert(t["RightsRequest"]),
+                {
+                    "tenant_id": tid,
+                    "id": rid,
+                    "reference": "R-" + rid.hex[-8:].upper(),
+                    "type": "opt_out_sale",
+                    "jurisdiction": "US-CA",
+                    "channel": "api",
+                    "requester_kind": "subject",
+                    "state": "completed",
+                    "subject_id": sid,
+                    "contact_index": index.digest(),
+                    "repetitive": False,
+                    "sealed": sealed(orjson.dumps({"email": email, "name": people[i][2]})),
+                    "received_at": now,
+                    "acknowledged_at": now,
+                    "verified_at": now,
+                    "completed_at": now,
+                    "closed_at": now,
+                    "outcome_code": "opted_out",
+                },
+            )
+            conn.execute(
+                insert(t["RequestEvent"]),
+                [
+                    {
+                        "tenant_id": tid,
+                        "id": uuid.uuid4(),
+                        "request_id": rid,
+                        "at": now,
+                        "kind": kind,
+                        "from_state": None,
+                        "to_state": kind,
+                        "actor_kind": "operator",
+                        "actor_id": None,
+                        "details": {},
+                    }
+                    for kind in ("received", "verified", "in_progress", "completed")
+                ],
+            )
+            if sid is not None:
+                matched += 1
+                conn.execute(flag, {"sid": sid, "at": now})
+            letter = (
+                f"Dear {people[i][2]},\n\nWe have completed your opt-out of sale request.\n"
+                "We no longer sell or share your personal information.\n"
+            ).encode()
+            conn.execute(
+                insert(t["RequestArtifact"]),
+                {
+                    "tenant_id": tid,
+                    "id": uuid.uuid4(),
+                    "request_id": rid,
+                    "kind": "letter",
+                    "media_type": "text/plain",
+                    "name": "completed.txt",
+                    "size": len(letter),
+                    "key_scope": "subject",
+                    "sealed": sealed(letter),
+                    "created_at": now,
+                },
+            )
+            conn.execute(
+                insert(t["OutboxMessage"]),
+                {
+                    "tenant_id": tid,
+                    "id": uuid.uuid4(),
+                    "subject_id": sid,
+                    "kind": "rights_letter",
+                    "status": "queued",
+                    "sealed": sealed(letter),
+                    "attempts": 0,
+                    "created_at": now,
+                },
+            )
+            seq, prev = conn.execute(head).one()
+            entries = []
+            for _ in range(6):
+                seq += 1
+                details = {"request_id": str(rid)}
+                content = json.dumps(
+                    [
+                        seq,
+                        now.isoformat(),
+                        "rights.request_changed",
+                        "operator",
+                        None,
+                        str(sid),
+                        details,
+                    ],
+                    sort_keys=True,
+                    separators=(",", ":"),
+                ).encode()
+                mac = hmac.new(audit_key, prev + content, hashlib.sha256).digest()
+                entries.append(
+                    {
+                        "tenant_id": tid,
+                        "seq": seq,
+                        "occurred_at": now,
+                        "event": "rights.request_changed",
+                        "actor_kind": "operator",
+                        "actor_id": None,
+                        "subject_id": sid,
+                        "details": details,
+                        "prev_mac": prev,
+                        "mac": mac,
+                    }
+                )
+                prev = mac
+            conn.execute(insert(t["AuditEntry"]), entries)
+            conn.execute(move_head, {"s": seq, "m": prev})
+        progress.advance()
+    seconds = time.perf_counter() - t0
+    if matched != len(picks):  # the same work as Pledge's: every requester is a subject
+        raise RuntimeError(f"baseline matched {matched} of {len(picks)} requesters")
+    return seconds
+
+
 def samples(n: int, sizes: Sequence[int], seed: int) -> list[list[int]]:
     """Disjoint random samples of subject indices below `n` (reused when `n` is too small)."""
     order = random.Random(seed + 1).sample(range(n), n)
@@ -638,6 +827,7 @@ def main() -> None:
         log("(d) throughput")
         e2e_s = part_e2e(env, people, picks_e2e, prof("e2e"))
         optout_s = part_optout(env, people, picks_opt, prof("optout"))
+        raw_optout_s = part_raw_optout(env, people, picks_opt)
 
     if profiler is not None:
         for order in ("cumulative", "tottime"):
@@ -657,7 +847,8 @@ def main() -> None:
     log(f"(c) big erasure: {erase_s:.3f} s; drill {drill}")
     log(
         f"(d) {E2E_ACCESS} access in {e2e_s:.1f} s = {E2E_ACCESS / e2e_s:.1f}/s; "
-        f"{OPTOUTS} opt-outs in {optout_s:.1f} s = {OPTOUTS / optout_s:.0f}/s"
+        f"{OPTOUTS} opt-outs in {optout_s:.1f} s = {OPTOUTS / optout_s:.0f}/s "
+        f"(raw baseline {OPTOUTS / raw_optout_s:.0f}/s)"
     )
     result: dict[str, object] = {
         "subjects": n,
@@ -674,6 +865,8 @@ def main() -> None:
         "erase_retry_ok": drill.retry_ok,
         "access_per_s": round(E2E_ACCESS / e2e_s, 1),
         "optout_per_s": round(OPTOUTS / optout_s, 1),
+        "raw_optout_per_s": round(OPTOUTS / raw_optout_s, 1),
+        "optout_ratio": round(optout_s / raw_optout_s, 2),
     }
     if args.profile:
         result["profiled"] = args.profile
