@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import settings
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
@@ -32,6 +33,11 @@ from pledge.runtime import Runtime
 from pledge.schema import Base
 from pledge.tenants import service as tenants
 from pledge.web.app import create_app
+
+# What these tests check is behaviour, not speed (the benchmarks measure that): no per-example
+# deadline, which a slow or busy machine trips on a first, cold call (a holiday calendar).
+settings.register_profile("pledge", deadline=None)
+settings.load_profile("pledge")
 
 BACKENDS = ["sqlite", "postgresql"]
 PASSWORD = "correct horse battery staple"

@@ -114,6 +114,7 @@ def test_find_view_and_erase_a_subject(runtime: Runtime, page: Page) -> None:
     # Subjects: both listed; the search box narrows the rows in place (htmx).
     main_nav(page).get_by_role("link", name="Subjects").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Subjects")
+    page.wait_for_load_state()  # htmx is deferred: a search before it runs is a full POST
     rows = page.locator("#subject-rows").get_by_role("row")
     expect(rows).to_have_count(3)  # header + 2
     mark_document(page)

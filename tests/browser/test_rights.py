@@ -74,7 +74,8 @@ def test_ask_confirm_fulfil_download(
     page.keyboard.press("Enter")  # submits the choice, as a keyboard user would
     page.get_by_label("Your e-mail address").fill(EMAIL)
     page.get_by_label("Your name").fill("Paula")
-    page.get_by_role("button", name="Send request").click()
+    with page.expect_navigation():  # the answer is a new page: read it once it is there
+        page.get_by_role("button", name="Send request").click()
     shown = re.search(r"R-[0-9A-F]{8}", page.content())
     assert shown, page.content()
     reference = shown.group(0)

@@ -254,12 +254,17 @@ def test_serve_answers_and_logs_no_query_strings(
         text=True,
     )
     try:
-        for _ in range(100):
+        for _ in range(300):
             try:
                 r = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
                 break
             except httpx.TransportError:
+                if proc.poll() is not None:
+                    break  # it stopped: its output says why
                 time.sleep(0.1)
+        else:
+            raise AssertionError("pledge serve did not answer within 30 s")
+        assert proc.poll() is None, f"pledge serve stopped (exit code {proc.returncode})"
         assert r.json()["status"] == "ok"
         httpx.get(f"http://127.0.0.1:{port}/login?next=/subjects&who=secret.person@example.com")
     finally:
