@@ -11,6 +11,7 @@ import hmac
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import ColumnElement, select
 
@@ -267,6 +268,21 @@ class TimelineEntry:
     notice_version: NoticeVersion | None = None
 
 
+_Row = TypeVar("_Row", NoticeVersion, CollectionPoint)
+
+
+def _by_id(
+    ctx: TenantContext, model: type[_Row], ids: set[uuid.UUID | None]
+) -> dict[uuid.UUID, _Row]:
+    """The tenant's rows of `model` with these ids; no query when there are none (most
+    subjects of an access request have no consent records to look up)."""
+    wanted = [i for i in ids if i is not None]
+    if not wanted:
+        return {}
+    stmt = for_tenant(select(model), model, ctx.tenant_id).where(model.id.in_(wanted))
+    return {row.id: row for row in ctx.session.scalars(stmt)}
+
+
 def timeline(ctx: TenantContext, subject_id: uuid.UUID | str) -> list[TimelineEntry]:
     """Every grant and withdrawal of the subject, oldest first, with the exact text shown."""
     subject = subjects.get_subject_row(ctx, subject_id)
@@ -280,35 +296,9 @@ def timeline(ctx: TenantContext, subject_id: uuid.UUID | str) -> list[TimelineEn
         .where(ConsentRecord.subject_id == subject.id)
         .order_by(ConsentRecord.recorded_at, ConsentRecord.id)
     ).all()
-    version_ids = {r.wording_version_id for r, _ in rows if r.wording_version_id} | {
-        r.notice_version_id for r, _ in rows if r.notice_version_id
-    }
-    # (No query for what no record points to: most subjects of an access request have none.)
-    versions = {
-        v.id: v
-        for v in (
-            ctx.session.scalars(
-                for_tenant(select(NoticeVersion), NoticeVersion, ctx.tenant_id).where(
-                    NoticeVersion.id.in_(list(version_ids))
-                )
-            )
-            if version_ids
-            else ()
-        )
-    }
-    point_ids = {r.collection_point_id for r, _ in rows if r.collection_point_id}
-    points = {
-        c.id: c
-        for c in (
-            ctx.session.scalars(
-                for_tenant(select(CollectionPoint), CollectionPoint, ctx.tenant_id).where(
-                    CollectionPoint.id.in_(list(point_ids))
-                )
-            )
-            if point_ids
-            else ()
-        )
-    }
+    version_ids = {r.wording_version_id for r, _ in rows} | {r.notice_version_id for r, _ in rows}
+    versions = _by_id(ctx, NoticeVersion, version_ids)
+    points = _by_id(ctx, CollectionPoint, {r.collection_point_id for r, _ in rows})
     return [
         TimelineEntry(
             r,
