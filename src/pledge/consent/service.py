@@ -516,24 +516,41 @@ def set_restriction(
     return subject
 
 
+def sale_opt_out_change(subject: Subject, opted_out: bool, source: str) -> str | None:
+    """Apply a CCPA opt-out of sale/sharing (or its reversal) to the subject's row; the
+    change to record, or None when nothing changed. An explicit choice beats GPC, GPC beats
+    the default: a GPC signal never overrides an explicit opt-in (STANDARDS.md, GPC
+    precedence)."""
+    if opted_out:
+        if subject.sale_opt_out_at is not None:
+            return None
+        if source == "gpc" and subject.sale_opt_out_source == "explicit_opt_in":
+            return None
+        subject.sale_opt_out_at = utcnow()
+        subject.sale_opt_out_source = source
+        return "sale_opted_out"
+    subject.sale_opt_out_at = None
+    subject.sale_opt_out_source = "explicit_opt_in"
+    return "sale_opted_in"
+
+
+def limit_sensitive_change(subject: Subject, limited: bool) -> str | None:
+    """Apply "limit the use of my sensitive personal information" (CCPA) or its end to the
+    subject's row; the change to record, or None."""
+    if limited == (subject.limit_sensitive_at is not None):
+        return None
+    subject.limit_sensitive_at = utcnow() if limited else None
+    return "sensitive_limited" if limited else "sensitive_unlimited"
+
+
 def set_sale_opt_out(
     ctx: TenantContext, subject_id: uuid.UUID | str, opted_out: bool, source: str
 ) -> Subject:
-    """CCPA opt-out of sale/sharing. An explicit choice beats GPC, GPC beats the default: a
-    GPC signal never overrides an explicit opt-in (STANDARDS.md, GPC precedence)."""
+    """CCPA opt-out of sale/sharing (`sale_opt_out_change`), audited."""
     subject = active_subject(ctx, subject_id)
-    if opted_out:
-        if subject.sale_opt_out_at is not None:
-            return subject
-        if source == "gpc" and subject.sale_opt_out_source == "explicit_opt_in":
-            return subject
-        subject.sale_opt_out_at = utcnow()
-        subject.sale_opt_out_source = source
-        _state_changed(ctx, subject, "sale_opted_out", source)
-    else:
-        subject.sale_opt_out_at = None
-        subject.sale_opt_out_source = "explicit_opt_in"
-        _state_changed(ctx, subject, "sale_opted_in", source)
+    change = sale_opt_out_change(subject, opted_out, source)
+    if change is not None:
+        _state_changed(ctx, subject, change, source)
     return subject
 
 
@@ -541,10 +558,9 @@ def set_limit_sensitive(
     ctx: TenantContext, subject_id: uuid.UUID | str, limited: bool, source: str
 ) -> Subject:
     subject = active_subject(ctx, subject_id)
-    if limited == (subject.limit_sensitive_at is not None):
-        return subject
-    subject.limit_sensitive_at = utcnow() if limited else None
-    _state_changed(ctx, subject, "sensitive_limited" if limited else "sensitive_unlimited", source)
+    change = limit_sensitive_change(subject, limited)
+    if change is not None:
+        _state_changed(ctx, subject, change, source)
     return subject
 
 
@@ -646,14 +662,18 @@ def privacy_state(
     return state
 
 
-def _state_changed(ctx: TenantContext, subject: Subject, change: str, source: str) -> None:
+def state_change_entry(subject: Subject, change: str, source: str) -> audit.PendingEntry:
+    """Mark the subject's row changed; the audit entry saying how, for the caller to record."""
     subject.updated_at = utcnow()
-    audit.record(
-        ctx,
+    return audit.PendingEntry(
         AuditEvent.PRIVACY_STATE_CHANGED,
-        subject_id=subject.id,
-        details={"change": change, "source": source[:60]},
+        subject.id,
+        {"change": change, "source": source[:60]},
     )
+
+
+def _state_changed(ctx: TenantContext, subject: Subject, change: str, source: str) -> None:
+    audit.record_many(ctx, [state_change_entry(subject, change, source)])
 
 
 def objection_for(

@@ -230,14 +230,21 @@ def queue(
     item = Addressed(letter(to, subject_line, text, headers), subject_id)
     keys = {subject_id: subject_key} if subject_id is not None and subject_key else None
     message_id = queue_many(ctx, [item], kind=kind, campaign_id=campaign_id, keys=keys)[0]
-    entry = audit.PendingEntry(
-        AuditEvent.MAIL_QUEUED, subject_id, {"message_id": str(message_id), "kind": kind}
-    )
+    entry = queued_entry(message_id, subject_id, kind)
     if pending is None:
         audit.record_many(ctx, [entry])
     else:
         pending.append(entry)
     return message_id
+
+
+def queued_entry(
+    message_id: uuid.UUID, subject_id: uuid.UUID | None, kind: str
+) -> audit.PendingEntry:
+    """The audit entry of one message queued about `subject_id`."""
+    return audit.PendingEntry(
+        AuditEvent.MAIL_QUEUED, subject_id, {"message_id": str(message_id), "kind": kind}
+    )
 
 
 def queue_many(

@@ -17,14 +17,13 @@ from sqlalchemy import select
 from pledge.access.context import TenantContext
 from pledge.access.scoping import for_tenant
 from pledge.audit import service as audit
-from pledge.audit.events import AuditEvent
 from pledge.consent import service as consent
 from pledge.consent.models import ConsentMethod
 from pledge.core.clock import utcnow
 from pledge.core.errors import Conflict, InvalidInput
 from pledge.purposes import service as purposes
 from pledge.purposes.models import LawfulBasis
-from pledge.rights import bundle, downloads, letters
+from pledge.rights import bundle, downloads, immediate, letters
 from pledge.rights import service as rights
 from pledge.rights.models import Recipient, RequestState, RequestType, RightsRequest
 from pledge.subjects import erasure
@@ -90,13 +89,7 @@ def _complete(
     entries: list[audit.PendingEntry] = []
     rights.transition(ctx, request, S.COMPLETED, "completed", {"outcome": code}, pending=entries)
     letters.send_pending(ctx, request, "completed", entries, outcome=outcome, **letter)
-    entries.append(
-        audit.PendingEntry(
-            AuditEvent.RIGHTS_FULFILLED,
-            request.subject_id,
-            {"request_id": str(request.id), "type": request.type, "outcome": code},
-        )
-    )
+    entries.append(rights.fulfilled_entry(request))
     audit.record_many(ctx, entries)
     return Result(S.COMPLETED.value, outcome, letter.get("kept", []), letter.get("download_url"))
 
@@ -113,7 +106,7 @@ def fulfil(ctx: TenantContext, request: RightsRequest, data: StaffInput | None =
         None if request.subject_id is None else subjects.get_subject_row(ctx, request.subject_id)
     )
     if subject is None or subject.status == SubjectStatus.ERASED.value:
-        return _complete(ctx, request, "We hold no personal data about you.", "no_data")
+        return _complete(ctx, request, *immediate.NO_DATA)
     # `subject` stays referenced while the handler runs: the session holds unchanged rows
     # weakly, and a handler reading it again would load it again.
     return HANDLERS[rtype](ctx, request, subject.id, staff)
@@ -372,22 +365,15 @@ def _objection(
 def _opt_out_sale(
     ctx: TenantContext, request: RightsRequest, subject_id: uuid.UUID, staff: StaffInput
 ) -> Result:
-    consent.set_sale_opt_out(ctx, subject_id, True, "request")
-    return _complete(
-        ctx, request, "We no longer sell or share your personal information.", "opted_out"
-    )
+    consent.set_sale_opt_out(ctx, subject_id, True, immediate.SOURCE)
+    return _complete(ctx, request, *immediate.OUTCOMES[T.OPT_OUT_SALE])
 
 
 def _limit_sensitive(
     ctx: TenantContext, request: RightsRequest, subject_id: uuid.UUID, staff: StaffInput
 ) -> Result:
-    consent.set_limit_sensitive(ctx, subject_id, True, "request")
-    return _complete(
-        ctx,
-        request,
-        "We now use your sensitive personal information only as needed to provide our services.",
-        "sensitive_limited",
-    )
+    consent.set_limit_sensitive(ctx, subject_id, True, immediate.SOURCE)
+    return _complete(ctx, request, *immediate.OUTCOMES[T.LIMIT_SENSITIVE])
 
 
 def _withdraw(

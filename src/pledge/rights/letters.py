@@ -7,6 +7,7 @@ mail outbox."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -69,12 +70,21 @@ def _subject_key(ctx: TenantContext, subject_id: uuid.UUID) -> bytes | None:
     return found
 
 
+def load_subject_keys(ctx: TenantContext, subject_ids: Sequence[uuid.UUID]) -> None:
+    """Read many subjects' standard data keys in one keystore call, for the letters of a
+    batch (`_subject_key` then finds them)."""
+    memo = rights.tx_memo(ctx)
+    wanted = [(s, STANDARD_CLASS) for s in subject_ids if ("subject-key", s) not in memo]
+    for (subject_id, _class), key in ctx.keystore.subject_keys(ctx.tenant_id, wanted).items():
+        memo[("subject-key", subject_id)] = key
+
+
 def forget_subject_key(ctx: TenantContext, subject_id: uuid.UUID) -> None:
     """After an erasure in this transaction: the next letter or file asks the keystore."""
     rights.tx_memo(ctx).pop(("subject-key", subject_id), None)
 
 
-def _artifact_key(ctx: TenantContext, request: RightsRequest) -> tuple[str, bytes]:
+def artifact_key(ctx: TenantContext, request: RightsRequest) -> tuple[str, bytes]:
     """Under the subject's data key when the request is matched to a subject (an erasure
     then reaches the letters too), else under the tenant's requests key."""
     if request.subject_id is not None:
@@ -82,6 +92,49 @@ def _artifact_key(ctx: TenantContext, request: RightsRequest) -> tuple[str, byte
         if key is not None:
             return "subject", key
     return "tenant", ctx.keystore.derived_key(ctx.tenant_id, "rights-request")
+
+
+def artifact_row(
+    ctx: TenantContext,
+    request: RightsRequest,
+    scope: tuple[str, bytes],
+    *,
+    kind: str,
+    name: str,
+    media_type: str,
+    content: bytes,
+) -> dict[str, Any]:
+    """A letter or file of the request (the `RequestArtifact` columns), sealed under `scope`
+    (`artifact_key`'s answer)."""
+    key_scope, key = scope
+    artifact_id = new_id()
+    return {
+        "tenant_id": ctx.tenant_id,
+        "id": artifact_id,
+        "request_id": request.id,
+        "kind": kind,
+        "media_type": media_type,
+        "name": name,
+        "size": len(content),
+        "key_scope": key_scope,
+        "sealed": seal(AESGCM(key), content, b"pledge:artifact:v1|" + artifact_id.bytes),
+        "created_at": utcnow(),
+    }
+
+
+def letter_row(
+    ctx: TenantContext, request: RightsRequest, letter: str, text: str
+) -> dict[str, Any]:
+    """A letter as kept with the request (`artifact_row`)."""
+    return artifact_row(
+        ctx,
+        request,
+        artifact_key(ctx, request),
+        kind="letter",
+        name=f"{letter}.txt",
+        media_type="text/plain; charset=utf-8",
+        content=text.encode(),
+    )
 
 
 def store_artifact(
@@ -93,19 +146,16 @@ def store_artifact(
     media_type: str,
     content: bytes,
 ) -> RequestArtifact:
-    scope, key = _artifact_key(ctx, request)
-    artifact_id = new_id()
     artifact = RequestArtifact(
-        tenant_id=ctx.tenant_id,
-        id=artifact_id,
-        request_id=request.id,
-        kind=kind,
-        media_type=media_type,
-        name=name,
-        size=len(content),
-        key_scope=scope,
-        sealed=seal(AESGCM(key), content, b"pledge:artifact:v1|" + artifact_id.bytes),
-        created_at=utcnow(),
+        **artifact_row(
+            ctx,
+            request,
+            artifact_key(ctx, request),
+            kind=kind,
+            name=name,
+            media_type=media_type,
+            content=content,
+        )
     )
     ctx.session.add(artifact)
     ctx.session.flush()
@@ -179,6 +229,24 @@ def letters_for_requester(
     return [(item, content.decode() if content is not None else None) for item, content in found]
 
 
+def addressee(private: dict[str, Any]) -> str:
+    """Where the request's letters go: the agent when one acts, else the requester."""
+    agent = private.get("agent") or {}
+    return str(agent.get("email") or private["email"])
+
+
+def subject_line(request: RightsRequest, letter: str) -> str:
+    return f"{SUBJECTS.get(letter, 'Your request')} ({request.reference})"
+
+
+def sent_entry(request: RightsRequest, letter: str, artifact_id: uuid.UUID) -> audit.PendingEntry:
+    return audit.PendingEntry(
+        AuditEvent.RIGHTS_LETTER_SENT,
+        request.subject_id,
+        {"request_id": str(request.id), "letter": letter, "artifact_id": str(artifact_id)},
+    )
+
+
 def render(ctx: TenantContext, request: RightsRequest, letter: str, **extra: Any) -> str:
     private = rights.private_part(ctx, request)
     law = rights.rule(request)
@@ -215,24 +283,15 @@ def send_pending(
     """`send`, with its audit entries (mail queued, letter sent) added to `pending` when
     given, for the caller to record in this transaction with the entries around them."""
     text = render(ctx, request, letter, **extra)
-    artifact = store_artifact(
-        ctx,
-        request,
-        kind="letter",
-        name=f"{letter}.txt",
-        media_type="text/plain; charset=utf-8",
-        content=text.encode(),
-    )
-    private = rights.private_part(ctx, request)
-    agent = private.get("agent") or {}
-    to = agent.get("email") or private["email"]
+    artifact = RequestArtifact(**letter_row(ctx, request, letter, text))
+    ctx.session.add(artifact)
     # Sealed under the subject's key while it exists; after an erasure, under the tenant's.
     about = request.subject_id if artifact.key_scope == "subject" else None
     entries: list[audit.PendingEntry] = [] if pending is None else pending
     mail.queue(
         ctx,
-        to=to,
-        subject_line=f"{SUBJECTS.get(letter, 'Your request')} ({request.reference})",
+        to=addressee(rights.private_part(ctx, request)),
+        subject_line=subject_line(request, letter),
         text=text,
         headers={},
         kind="rights_letter",
@@ -240,13 +299,7 @@ def send_pending(
         subject_key=_subject_key(ctx, about) if about is not None else None,  # the artifact's
         pending=entries,
     )
-    entries.append(
-        audit.PendingEntry(
-            AuditEvent.RIGHTS_LETTER_SENT,
-            request.subject_id,
-            {"request_id": str(request.id), "letter": letter, "artifact_id": str(artifact.id)},
-        )
-    )
+    entries.append(sent_entry(request, letter, artifact.id))
     if pending is None:
         audit.record_many(ctx, entries)  # mail queued, then the letter: one append
     return artifact

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -152,34 +153,59 @@ def _reference(request_id: uuid.UUID) -> str:
     return "R-" + request_id.hex[-8:].upper()
 
 
-def _is_repetitive(
-    ctx: TenantContext, index: bytes, rtype: RequestType, rule: clock.Rule, now: datetime
-) -> bool:
-    types = {rtype.value}
-    if rtype.value in rule.free_request_types:
-        types = set(rule.free_request_types)
-    earlier = int(
-        ctx.session.scalar(
+def repetitive_flags(
+    ctx: TenantContext, asked: Sequence[tuple[bytes, Prepared]], now: datetime
+) -> list[bool]:
+    """For requests received together (contact index, input), in order: whether each is
+    repetitive — counting the same address's requests of the 12 months before and those
+    ahead of it in `asked`. The law's free requests count together (e.g. California: two
+    access or portability requests a year); elsewhere requests of the same type."""
+    rules = [clock.rule_for(p.jurisdiction, p.type.value) for _, p in asked]
+    counted = [
+        frozenset(r.free_request_types if p.type.value in r.free_request_types else {p.type.value})
+        for (_, p), r in zip(asked, rules, strict=True)
+    ]
+    counts: Counter[tuple[bytes, str]] = Counter()
+    indexes = list(dict.fromkeys(index for index, _ in asked))
+    types = frozenset().union(*counted) if counted else frozenset()
+    for start in range(0, len(indexes), 400):
+        rows = ctx.session.execute(
             for_tenant(
-                select(func.count()).select_from(RightsRequest), RightsRequest, ctx.tenant_id
-            ).where(
-                RightsRequest.contact_index == index,
+                select(RightsRequest.contact_index, RightsRequest.type, func.count()),
+                RightsRequest,
+                ctx.tenant_id,
+            )
+            .where(
+                RightsRequest.contact_index.in_(indexes[start : start + 400]),
                 RightsRequest.type.in_(types),
                 RightsRequest.received_at > now - timedelta(days=365),
             )
+            .group_by(RightsRequest.contact_index, RightsRequest.type)
         )
-        or 0
-    )
-    limit = rule.free_requests_per_12_months or EXCESSIVE_WITHOUT_LIMIT
-    return earlier >= limit
+        for index, rtype, n in rows:
+            counts[(index, rtype)] += n
+    flags: list[bool] = []
+    for (index, p), rule, kinds in zip(asked, rules, counted, strict=True):
+        earlier = sum(counts[(index, t)] for t in kinds)
+        flags.append(earlier >= (rule.free_requests_per_12_months or EXCESSIVE_WITHOUT_LIMIT))
+        counts[(index, p.type.value)] += 1
+    return flags
 
 
-def submit(
-    ctx: TenantContext, data: RequestInput, *, pending: list[audit.PendingEntry] | None = None
-) -> RightsRequest:
-    """Receive a request: validate, seal what identifies the requester, start the clock.
-    With `pending`, the audit entry is added to that list for the caller to record (in this
-    transaction, in order, with the entries that follow it)."""
+@dataclass(frozen=True)
+class Prepared:
+    """A request input, validated: what `new_request` builds the row from."""
+
+    type: RequestType
+    channel: RequestChannel
+    jurisdiction: str
+    email: str
+    agent: bool
+    private: dict[str, Any]  # what is sealed on the request
+
+
+def prepare(ctx: TenantContext, data: RequestInput) -> Prepared:
+    """Validate a request input (InvalidInput says what is wrong); nothing is written."""
     try:
         rtype = RequestType(data.type)
         channel = RequestChannel(data.channel)
@@ -195,56 +221,67 @@ def submit(
         agent and data.requester.agent_permission
     ):
         raise InvalidInput("an authorized agent must give their name, e-mail and signed permission")
-    now = utcnow()
-    rule = clock.rule_for(jurisdiction, rtype.value)
+    private = {
+        "email": email,
+        "name": data.requester.name.strip()[:200],
+        "agent": {
+            "name": data.requester.agent_name[:200],
+            "email": data.requester.agent_email[:320],
+            "permission": data.requester.agent_permission[:5000],
+        }
+        if agent
+        else None,
+        "details": data.details,
+    }
+    return Prepared(rtype, channel, jurisdiction, email, agent, private)
+
+
+def new_request(
+    ctx: TenantContext, prepared: Prepared, index: bytes, *, now: datetime, repetitive: bool
+) -> RightsRequest:
+    """The request row, received `now`, with the requester sealed (not yet in the session)."""
     request_id = new_id()
-    index = contact_index(ctx, email)
-    request = RightsRequest(
+    return RightsRequest(
         tenant_id=ctx.tenant_id,
         id=request_id,
         reference=_reference(request_id),
-        type=rtype.value,
-        jurisdiction=jurisdiction,
-        channel=channel.value,
-        requester_kind="agent" if agent else "subject",
+        type=prepared.type.value,
+        jurisdiction=prepared.jurisdiction,
+        channel=prepared.channel.value,
+        requester_kind="agent" if prepared.agent else "subject",
         state=S.RECEIVED.value,
         contact_index=index,
-        sealed=_seal_private(
-            ctx,
-            request_id,
-            {
-                "email": email,
-                "name": data.requester.name.strip()[:200],
-                "agent": {
-                    "name": data.requester.agent_name[:200],
-                    "email": data.requester.agent_email[:320],
-                    "permission": data.requester.agent_permission[:5000],
-                }
-                if agent
-                else None,
-                "details": data.details,
-            },
-        ),
+        sealed=_seal_private(ctx, request_id, prepared.private),
         received_at=now,
-        repetitive=_is_repetitive(ctx, index, rtype, rule, now),
+        repetitive=repetitive,
     )
+
+
+def received_details(request: RightsRequest) -> dict[str, Any]:
+    """The details of a request's "received" event."""
+    return {
+        "type": request.type,
+        "jurisdiction": request.jurisdiction,
+        "channel": request.channel,
+        "repetitive": request.repetitive,
+    }
+
+
+def submit(
+    ctx: TenantContext, data: RequestInput, *, pending: list[audit.PendingEntry] | None = None
+) -> RightsRequest:
+    """Receive a request: validate, seal what identifies the requester, start the clock.
+    With `pending`, the audit entry is added to that list for the caller to record (in this
+    transaction, in order, with the entries that follow it)."""
+    prepared = prepare(ctx, data)
+    now = utcnow()
+    index = contact_index(ctx, prepared.email)
+    repetitive = repetitive_flags(ctx, [(index, prepared)], now)[0]
+    request = new_request(ctx, prepared, index, now=now, repetitive=repetitive)
     ctx.session.add(request)
     ctx.session.flush()
-    tx_memo(ctx)[("pauses", request_id)] = []  # a new request has none
-    _event(
-        ctx,
-        request,
-        "received",
-        None,
-        S.RECEIVED,
-        {
-            "type": rtype.value,
-            "jurisdiction": jurisdiction,
-            "channel": channel.value,
-            "repetitive": request.repetitive,
-        },
-        pending=pending,
-    )
+    tx_memo(ctx)[("pauses", request.id)] = []  # a new request has none
+    _event(ctx, request, "received", None, S.RECEIVED, received_details(request), pending=pending)
     refresh_due(ctx, request)
     return request
 
@@ -286,31 +323,29 @@ def read_requester(ctx: TenantContext, request: RightsRequest, *, via: str) -> d
     return doc
 
 
-def _event(
+def event_parts(
     ctx: TenantContext,
     request: RightsRequest,
     kind: str,
     before: RequestState | None,
     after: RequestState | None,
     details: dict[str, Any] | None = None,
-    *,
-    pending: list[audit.PendingEntry] | None = None,
-) -> None:
+) -> tuple[dict[str, Any], audit.PendingEntry]:
+    """A timeline row (the `RequestEvent` columns) and its audit entry, for the caller to
+    insert and record."""
     info = details or {}
-    ctx.session.add(
-        RequestEvent(
-            tenant_id=ctx.tenant_id,
-            id=new_id(),
-            request_id=request.id,
-            at=utcnow(),
-            kind=kind,
-            from_state=before.value if before else None,
-            to_state=after.value if after else None,
-            actor_kind=ctx.actor.kind.value,
-            actor_id=ctx.actor.id,
-            details=info,
-        )
-    )
+    row = {
+        "tenant_id": ctx.tenant_id,
+        "id": new_id(),
+        "request_id": request.id,
+        "at": utcnow(),
+        "kind": kind,
+        "from_state": before.value if before else None,
+        "to_state": after.value if after else None,
+        "actor_kind": ctx.actor.kind.value,
+        "actor_id": ctx.actor.id,
+        "details": info,
+    }
     entry = audit.PendingEntry(
         AuditEvent.RIGHTS_REQUEST_CHANGED,
         request.subject_id,
@@ -322,10 +357,66 @@ def _event(
             **info,
         },
     )
+    return row, entry
+
+
+def _event(
+    ctx: TenantContext,
+    request: RightsRequest,
+    kind: str,
+    before: RequestState | None,
+    after: RequestState | None,
+    details: dict[str, Any] | None = None,
+    *,
+    pending: list[audit.PendingEntry] | None = None,
+) -> None:
+    row, entry = event_parts(ctx, request, kind, before, after, details)
+    ctx.session.add(RequestEvent(**row))
     if pending is None:
         audit.record_many(ctx, [entry])
     else:
         pending.append(entry)
+
+
+def move(request: RightsRequest, to: RequestState, now: datetime) -> RequestState:
+    """Set the request's state and the moments that go with it; the state it left. Conflict
+    when the state machine does not allow the move."""
+    before = RequestState(request.state)
+    if to not in TRANSITIONS[before]:
+        now_state, next_state = before.value.replace("_", " "), to.value.replace("_", " ")
+        raise Conflict(f"a request that is {now_state} cannot become {next_state}")
+    request.state = to.value
+    if to is S.VERIFIED and request.verified_at is None:
+        request.verified_at = now
+    if to is S.COMPLETED:
+        request.completed_at = now
+    if to in FINAL:
+        request.closed_at = now
+        request.purge_after = now + RECORDS_KEPT
+    return before
+
+
+def state_changed(
+    request: RightsRequest, before: RequestState, to: RequestState, now: datetime
+) -> dict[str, Any]:
+    """The payload of the `request.state_changed` webhook."""
+    return {
+        "request_id": str(request.id),
+        "reference": request.reference,
+        "type": request.type,
+        "state": to.value,
+        "previous_state": before.value,
+        "at": now.isoformat(),
+    }
+
+
+def fulfilled_entry(request: RightsRequest) -> audit.PendingEntry:
+    """The audit entry of a request fulfilled (its outcome code set)."""
+    return audit.PendingEntry(
+        AuditEvent.RIGHTS_FULFILLED,
+        request.subject_id,
+        {"request_id": str(request.id), "type": request.type, "outcome": request.outcome_code},
+    )
 
 
 def transition(
@@ -340,35 +431,13 @@ def transition(
     """Move the request to `to`: a timeline row and its audit entry (added to `pending` when
     given, for the caller to record in this transaction), the cached due date, and the
     `request.state_changed` webhook (sent after commit)."""
-    before = RequestState(request.state)
-    if to not in TRANSITIONS[before]:
-        now_state, next_state = before.value.replace("_", " "), to.value.replace("_", " ")
-        raise Conflict(f"a request that is {now_state} cannot become {next_state}")
     now = utcnow()
-    request.state = to.value
-    if to is S.VERIFIED and request.verified_at is None:
-        request.verified_at = now
-    if to is S.COMPLETED:
-        request.completed_at = now
-    if to in FINAL:
-        request.closed_at = now
-        request.purge_after = now + RECORDS_KEPT
+    before = move(request, to, now)
     if before is S.PAUSED:
         _end_pause(ctx, request, now)
     _event(ctx, request, kind, before, to, details, pending=pending)
     refresh_due(ctx, request)
-    webhooks.emit(
-        ctx,
-        "request.state_changed",
-        {
-            "request_id": str(request.id),
-            "reference": request.reference,
-            "type": request.type,
-            "state": to.value,
-            "previous_state": before.value,
-            "at": now.isoformat(),
-        },
-    )
+    webhooks.emit(ctx, "request.state_changed", state_changed(request, before, to, now))
     return request
 
 

@@ -15,15 +15,14 @@ from pledge.audit.events import AuditEvent
 from pledge.core.clock import utcnow
 from pledge.core.config import get_settings
 from pledge.core.errors import InvalidInput
-from pledge.rights import fulfilment, letters, verification
+from pledge.rights import immediate, letters, verification
 from pledge.rights import service as rights
-from pledge.rights.models import RequestState, RequestType, RightsRequest
+from pledge.rights.models import RequestState, RightsRequest
 from pledge.rights.service import RequestInput
 from pledge.subjects import service as subjects
 from pledge.subjects.identity import IdentityKind
 
-# Answered at once, without verification: CCPA opt-outs and "limit" (11 CCR 7026, 7027).
-IMMEDIATE = frozenset({RequestType.OPT_OUT_SALE, RequestType.LIMIT_SENSITIVE})
+IMMEDIATE_TYPES = frozenset(t.value for t in immediate.TYPES)
 
 
 @dataclass(frozen=True)
@@ -34,22 +33,19 @@ class Received:
 
 def receive(ctx: TenantContext, data: RequestInput) -> Received:
     """Take a request in: acknowledge it (California: within 10 business days — we do it at
-    once), send the verification the type needs, or answer an opt-out immediately: its one
-    letter says it is done (an acknowledgement beside it would only repeat the news)."""
+    once) and send the verification the type needs — or, for an opt-out or a "limit"
+    request, answer it at once (`immediate`): its one letter says it is done (an
+    acknowledgement beside it would only repeat the news)."""
+    if data.type in IMMEDIATE_TYPES:
+        return Received(immediate.answer(ctx, [immediate.prepare(ctx, data)])[0], None)
     # Receipt, acknowledgement, verification: audited in this order, in one append.
     entries: list[audit.PendingEntry] = []
     request = rights.submit(ctx, data, pending=entries)
     needs_verification = verification.requirement(request).method != "none"
-    answered_now = RequestType(request.type) in IMMEDIATE and not needs_verification
-    if not answered_now:
-        letters.send_pending(
-            ctx,
-            request,
-            "acknowledgement",
-            entries,
-            needs_verification=needs_verification,
-        )
-    request.acknowledged_at = utcnow()  # an opt-out: by the completion letter, below
+    letters.send_pending(
+        ctx, request, "acknowledgement", entries, needs_verification=needs_verification
+    )
+    request.acknowledged_at = utcnow()
     challenge = verification.begin(ctx, request, pending=entries)
     link = None
     if challenge is not None:
@@ -69,11 +65,9 @@ def receive(ctx: TenantContext, data: RequestInput) -> Received:
         audit.record_many(ctx, entries)
     else:
         audit.record_many(ctx, entries)
-        # No verification: match by the address given, and do it now where the law says so.
+        # No verification (withdrawing consent, objecting): match by the address given.
         email = rights.private_part(ctx, request)["email"]
         request.subject_id = subjects.find_subject_id(ctx, IdentityKind.EMAIL, email)
-        if answered_now:
-            fulfilment.fulfil(ctx, request)
     return Received(request, link)
 
 

@@ -339,16 +339,54 @@ def read_subject(
 
 def find_subject_id(ctx: TenantContext, kind: IdentityKind, value: str) -> uuid.UUID | None:
     """The subject holding this identity, via its blind index; None if nobody does."""
-    try:
-        normal = normalise(kind, value, ctx.tenant.phone_region)
-    except InvalidIdentity:
-        return None
-    bidx = IdentityIndexer(ctx.keystore, ctx.tenant_id).index(kind, normal)
-    return ctx.session.scalar(
-        for_tenant(select(SubjectIdentity.subject_id), SubjectIdentity, ctx.tenant_id).where(
-            SubjectIdentity.kind == kind.value, SubjectIdentity.blind_index == bidx
+    return find_subject_ids(ctx, kind, [value]).get(value)
+
+
+def find_subject_ids(
+    ctx: TenantContext, kind: IdentityKind, values: Sequence[str]
+) -> dict[str, uuid.UUID]:
+    """Value → the subject holding it, via blind indexes, for the values someone holds
+    (invalid ones hold nobody)."""
+    indexer = IdentityIndexer(ctx.keystore, ctx.tenant_id)
+    wanted: dict[bytes, list[str]] = {}
+    for value in dict.fromkeys(values):
+        try:
+            normal = normalise(kind, value, ctx.tenant.phone_region)
+        except InvalidIdentity:
+            continue
+        wanted.setdefault(indexer.index(kind, normal), []).append(value)
+    found: dict[str, uuid.UUID] = {}
+    indexes = list(wanted)
+    for start in range(0, len(indexes), 400):
+        rows = ctx.session.execute(
+            for_tenant(
+                select(SubjectIdentity.blind_index, SubjectIdentity.subject_id),
+                SubjectIdentity,
+                ctx.tenant_id,
+            ).where(
+                SubjectIdentity.kind == kind.value,
+                SubjectIdentity.blind_index.in_(indexes[start : start + 400]),
+            )
         )
-    )
+        for index, subject_id in rows:
+            found.update(dict.fromkeys(wanted[index], subject_id))
+    return found
+
+
+def get_subject_rows(
+    ctx: TenantContext, subject_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Subject]:
+    """Many subjects' rows by id, in one query per 400 (missing ones are absent)."""
+    ids = list(dict.fromkeys(subject_ids))
+    found: dict[uuid.UUID, Subject] = {}
+    for start in range(0, len(ids), 400):
+        for subject in ctx.session.scalars(
+            for_tenant(select(Subject), Subject, ctx.tenant_id).where(
+                Subject.id.in_(ids[start : start + 400])
+            )
+        ):
+            found[subject.id] = subject
+    return found
 
 
 def list_subjects(

@@ -1,0 +1,196 @@
+"""Requests answered at once, many to a transaction: opt-outs of sale or sharing and "limit
+the use of my sensitive personal information" (CCPA 11 CCR 7026, 7027: no verification,
+honoured as soon as they are received).
+
+`answer` takes each request through the steps the one-at-a-time path would —
+received, verified (none needed), started, completed; the subject matched by the
+requester's address and its privacy state set, so the gate's next check denies; the
+completion letter stored sealed with the request and queued in the outbox; a
+`request.state_changed` webhook per transition — with one read per kind of row for the
+whole batch, one flush and one audit append. Each request's audit entries come in the order
+the rest of the rights package writes them for a request. `workflow.receive` answers a
+single opt-out through it (a batch of one), so there is one implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pledge.access.context import TenantContext
+from pledge.audit import service as audit
+from pledge.consent import service as consent
+from pledge.core.clock import utcnow
+from pledge.core.db import bulk_insert
+from pledge.core.errors import InvalidInput
+from pledge.mail import service as mail
+from pledge.rights import letters
+from pledge.rights import service as rights
+from pledge.rights.models import (
+    RequestArtifact,
+    RequestEvent,
+    RequestState,
+    RequestType,
+    RightsRequest,
+)
+from pledge.rights.service import Prepared, RequestInput
+from pledge.subjects import service as subjects
+from pledge.subjects.identity import IdentityKind
+from pledge.subjects.models import SubjectStatus
+from pledge.webhooks import service as webhooks
+
+S = RequestState
+TYPES = frozenset({RequestType.OPT_OUT_SALE, RequestType.LIMIT_SENSITIVE})
+# What the completion letter says, and the outcome code, per type.
+OUTCOMES: dict[RequestType, tuple[str, str]] = {
+    RequestType.OPT_OUT_SALE: (
+        "We no longer sell or share your personal information.",
+        "opted_out",
+    ),
+    RequestType.LIMIT_SENSITIVE: (
+        "We now use your sensitive personal information only as needed to provide our services.",
+        "sensitive_limited",
+    ),
+}
+NO_DATA = ("We hold no personal data about you.", "no_data")
+SOURCE = "request"  # the privacy state's source, as the staff path records it
+LETTER = "completed"
+
+
+def prepare(ctx: TenantContext, data: RequestInput) -> Prepared:
+    """`rights.prepare`, refusing a type that is not answered at once."""
+    prepared = rights.prepare(ctx, data)
+    if prepared.type not in TYPES:
+        raise InvalidInput(
+            f"a request of type {prepared.type.value} needs verification: submit it on its own"
+        )
+    return prepared
+
+
+def answer_many(
+    ctx: TenantContext, inputs: Sequence[RequestInput]
+) -> list[RightsRequest | InvalidInput]:
+    """Receive and complete every valid input; an invalid one gets its error in its place
+    and writes nothing. All in the caller's transaction."""
+    results: list[RightsRequest | InvalidInput | None] = [None] * len(inputs)
+    valid: list[tuple[int, Prepared]] = []
+    for position, data in enumerate(inputs):
+        try:
+            valid.append((position, prepare(ctx, data)))
+        except InvalidInput as exc:
+            results[position] = exc
+    for (position, _), request in zip(valid, answer(ctx, [p for _, p in valid]), strict=True):
+        results[position] = request
+    return [r for r in results if r is not None]
+
+
+@dataclass
+class _Letter:
+    request: RightsRequest
+    to: str
+    text: str
+    artifact: dict[str, Any]  # the `RequestArtifact` row
+
+
+def answer(ctx: TenantContext, batch: Sequence[Prepared]) -> list[RightsRequest]:
+    """Receive and complete each prepared request (in order), in the caller's transaction."""
+    if not batch:
+        return []
+    now = utcnow()
+    indexes = [rights.contact_index(ctx, p.email) for p in batch]
+    flags = rights.repetitive_flags(ctx, list(zip(indexes, batch, strict=True)), now)
+    requests = [
+        rights.new_request(ctx, p, index, now=now, repetitive=flag)
+        for p, index, flag in zip(batch, indexes, flags, strict=True)
+    ]
+    holders = subjects.find_subject_ids(ctx, IdentityKind.EMAIL, [p.email for p in batch])
+    rows = subjects.get_subject_rows(ctx, list(holders.values()))
+    live = {i: row for i, row in rows.items() if row.status != SubjectStatus.ERASED.value}
+    letters.load_subject_keys(ctx, list(live))
+    memo = rights.tx_memo(ctx)
+
+    entries: list[list[audit.PendingEntry]] = []
+    events: list[dict[str, Any]] = []
+    sent: list[_Letter] = []
+    for request, prepared in zip(requests, batch, strict=True):
+        memo[("pauses", request.id)] = []  # a new request has none
+        request.acknowledged_at = now  # by the completion letter
+        request.verification_level = "none"
+        mine: list[audit.PendingEntry] = []
+        row, entry = rights.event_parts(
+            ctx, request, "received", None, S.RECEIVED, rights.received_details(request)
+        )
+        events.append(row)
+        mine.append(entry)
+        _move(ctx, request, S.VERIFIED, "verified", {"level": "none"}, events, mine)
+        request.subject_id = holders.get(prepared.email)
+        _move(ctx, request, S.IN_PROGRESS, "started", None, events, mine)
+        subject = live.get(request.subject_id) if request.subject_id is not None else None
+        outcome, code = NO_DATA
+        if subject is not None:
+            outcome, code = OUTCOMES[prepared.type]
+            if prepared.type is RequestType.OPT_OUT_SALE:
+                change = consent.sale_opt_out_change(subject, True, SOURCE)
+            else:
+                change = consent.limit_sensitive_change(subject, True)
+            if change is not None:
+                mine.append(consent.state_change_entry(subject, change, SOURCE))
+        request.outcome_code = code
+        _move(ctx, request, S.COMPLETED, "completed", {"outcome": code}, events, mine)
+        rights.refresh_due(ctx, request)
+        text = letters.render(ctx, request, LETTER, outcome=outcome)
+        artifact = letters.letter_row(ctx, request, LETTER, text)
+        sent.append(_Letter(request, letters.addressee(prepared.private), text, artifact))
+        entries.append(mine)
+    # Built whole before they reach the session: one INSERT each, no UPDATE after it.
+    ctx.session.add_all(requests)
+    ctx.session.flush()  # the rows below refer to them
+    bulk_insert(ctx.session, RequestEvent, events)
+    bulk_insert(ctx.session, RequestArtifact, [s.artifact for s in sent])
+
+    # The letters, in one insert into the outbox; sealed under the subject's key while it
+    # exists (an erasure then reaches them), else under the tenant's.
+    abouts = [s.request.subject_id if s.artifact["key_scope"] == "subject" else None for s in sent]
+    message_ids = mail.queue_many(
+        ctx,
+        [
+            mail.Addressed(
+                mail.letter(s.to, letters.subject_line(s.request, LETTER), s.text),
+                about,
+            )
+            for s, about in zip(sent, abouts, strict=True)
+        ],
+        kind="rights_letter",
+        keys={
+            about: key
+            for about in abouts
+            if about is not None and (key := memo.get(("subject-key", about))) is not None
+        },
+    )
+    chain: list[audit.PendingEntry] = []
+    for mine, s, about, message_id in zip(entries, sent, abouts, message_ids, strict=True):
+        chain += mine
+        chain.append(mail.queued_entry(message_id, about, "rights_letter"))
+        chain.append(letters.sent_entry(s.request, LETTER, s.artifact["id"]))
+        chain.append(rights.fulfilled_entry(s.request))
+    audit.record_many(ctx, chain)
+    return requests
+
+
+def _move(
+    ctx: TenantContext,
+    request: RightsRequest,
+    to: RequestState,
+    kind: str,
+    details: dict[str, str] | None,
+    events: list[dict[str, Any]],
+    entries: list[audit.PendingEntry],
+) -> None:
+    """`rights.transition`, with the timeline row and audit entry collected for the batch."""
+    now = utcnow()
+    before = rights.move(request, to, now)
+    row, entry = rights.event_parts(ctx, request, kind, before, to, details)
+    events.append(row)
+    entries.append(entry)
+    webhooks.emit(ctx, "request.state_changed", rights.state_changed(request, before, to, now))
