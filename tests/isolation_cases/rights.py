@@ -8,10 +8,13 @@ from pledge.rights import recipients, workflow
 from pledge.rights.models import RequestArtifact
 from pledge.rights.service import Requester, RequestInput
 from pledge.runtime import Runtime
+from pledge.subjects import service as subjects
+from pledge.subjects.service import FieldInput
 from pledge.webhooks import service as webhooks
 from tests.isolation_cases import Cases, World
 
 A_REQUESTER = "requester.of.a@example.com"
+A_PERSON = "person.of.a@example.com"
 
 
 def setup_a(runtime: Runtime) -> dict[str, str]:
@@ -25,7 +28,12 @@ def setup_a(runtime: Runtime) -> dict[str, str]:
             ctx, slug="a-crm", name="A's CRM", kind="sub_processor", country="US", webhook_url=None
         )
         webhooks.add_endpoint(ctx, "https://a.example/hook", ["*"])
-    return {"request_id": str(received.request.id), "artifact_id": str(artifact.id)}
+        a_person = subjects.create_subject(ctx, [FieldInput("email", A_PERSON)])
+    return {
+        "a_person": str(a_person),
+        "request_id": str(received.request.id),
+        "artifact_id": str(artifact.id),
+    }
 
 
 def check(w: World) -> None:
@@ -42,12 +50,25 @@ def check(w: World) -> None:
         "/api/v1/requests", json={"type": "opt_out_sale", "requester": {"email": A_REQUESTER}}
     )
     assert r.status_code == 201 and r.json()["subject_id"] is None  # A's person is unknown in B
+    r = w.api.post(
+        "/api/v1/requests/batch",
+        json={"requests": [{"type": "opt_out_sale", "requester": {"email": A_PERSON}}]},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["results"][0]["request"]["subject_id"] is None  # A's subject: not in B
     r = w.api.post("/api/v1/recipients", json={"slug": "a-crm", "name": "B's own", "country": "DE"})
     assert r.status_code == 201  # the same slug is free in B
     r = w.api.get("/api/v1/webhooks")
     assert r.status_code == 200 and "a.example" not in r.text
     r = w.api.post("/api/v1/webhooks", json={"url": "https://b.example/hook", "events": ["*"]})
     assert r.status_code == 201 and r.json()["secret"].startswith("whsec_")
+
+
+def verify_a(runtime: Runtime, params: dict[str, str]) -> None:
+    """B's opt-outs naming A's person changed nothing in A."""
+    with runtime.tenant_context("tenant-a") as ctx:
+        row = subjects.get_subject_row(ctx, params["a_person"])
+        assert row.sale_opt_out_at is None
 
 
 CASES = Cases(
@@ -72,6 +93,7 @@ CASES = Cases(
     },
     lists={
         ("POST", "/api/v1/requests"),
+        ("POST", "/api/v1/requests/batch"),
         ("GET", "/api/v1/requests"),
         ("GET", "/api/v1/requests/sla"),
         ("GET", "/api/v1/recipients"),
@@ -80,4 +102,5 @@ CASES = Cases(
         ("POST", "/api/v1/webhooks"),
     },
     check=check,
+    verify_a=verify_a,
 )

@@ -12,21 +12,33 @@ from pledge.access.permissions import Scope
 from pledge.access.scoping import get_in_tenant
 from pledge.core.errors import InvalidInput
 from pledge.core.ids import parse_id
-from pledge.rights import fulfilment, letters, recipients, reports, verification, workflow
+from pledge.rights import (
+    fulfilment,
+    immediate,
+    letters,
+    recipients,
+    reports,
+    verification,
+    workflow,
+)
 from pledge.rights import service as rights
 from pledge.rights.fulfilment import StaffInput
 from pledge.rights.models import RequestState, RightsRequest
 from pledge.rights.schemas import (
     AppealDecisionIn,
     AssignIn,
+    BatchItemOut,
+    BatchOut,
     DeadlinesOut,
     EventOut,
     FeeIn,
     FulfilIn,
     FulfilOut,
+    ItemError,
     ReasonIn,
     RecipientIn,
     RecipientOut,
+    RequestBatchIn,
     RequestIn,
     RequestOut,
     SlaOut,
@@ -96,14 +108,34 @@ def create_request(body: RequestIn, ctx: Write) -> RequestOut:
     """Receive a request (from an integrator, a staff member, an authorized agent…): it is
     acknowledged, verification is sent where the type needs it, opt-outs apply at once (their
     one letter says so)."""
-    data = RequestInput(
+    return request_out(ctx, workflow.receive(ctx, _input(body)).request, full=True)
+
+
+def _input(body: RequestIn) -> RequestInput:
+    return RequestInput(
         type=body.type.value,
         requester=Requester(**body.requester.model_dump()),
         jurisdiction=body.jurisdiction,
         channel=body.channel.value,
         details=body.details,
     )
-    return request_out(ctx, workflow.receive(ctx, data).request, full=True)
+
+
+@router.post("/requests/batch", response_model=BatchOut)
+def create_batch(body: RequestBatchIn, ctx: Write) -> BatchOut:
+    """Receive many opt-outs of sale/sharing and "limit" requests in one transaction: each
+    is answered at once, as `POST /requests` would (its letter, webhooks and audit entries).
+    A request that is not valid — or of a type that needs verification — is refused in its
+    place with the reason, and the others go through."""
+    results = immediate.answer_many(ctx, [_input(item) for item in body.requests])
+    items = [
+        BatchItemOut(position=i, request=request_out(ctx, r))
+        if isinstance(r, RightsRequest)
+        else BatchItemOut(position=i, error=ItemError(code=r.code, detail=r.detail))
+        for i, r in enumerate(results)
+    ]
+    refused = sum(1 for item in items if item.error is not None)
+    return BatchOut(received=len(items) - refused, refused=refused, results=items)
 
 
 @router.get("/requests", response_model=list[RequestOut])

@@ -36,6 +36,15 @@ class RequestIn(BaseModel):
     )
 
 
+class RequestBatchIn(BaseModel):
+    """Many opt-outs of sale/sharing or "limit" requests at once — e.g. from an authorized
+    agent acting for many consumers. Other types need verification: send them one by one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    requests: list[RequestIn] = Field(min_length=1, max_length=1000)
+
+
 class DeadlinesOut(BaseModel):
     starts: date
     acknowledge_by: date | None
@@ -176,3 +185,22 @@ class WebhookOut(BaseModel):
     events: list[str]
     active: bool
     secret: str | None = Field(default=None, description="Shown once, when created")
+
+
+class ItemError(BaseModel):
+    code: str
+    detail: str
+
+
+class BatchItemOut(BaseModel):
+    """One request of a batch, at its position: the request, or why it was refused."""
+
+    position: int
+    request: RequestOut | None = None
+    error: ItemError | None = None
+
+
+class BatchOut(BaseModel):
+    received: int
+    refused: int
+    results: list[BatchItemOut]

@@ -187,7 +187,10 @@ def repetitive_flags(
     flags: list[bool] = []
     for (index, p), rule, kinds in zip(asked, rules, counted, strict=True):
         earlier = sum(counts[(index, t)] for t in kinds)
-        flags.append(earlier >= (rule.free_requests_per_12_months or EXCESSIVE_WITHOUT_LIMIT))
+        # The law's number counts only the types it names (California: access, not opt-outs).
+        named = not rule.free_request_types or p.type.value in rule.free_request_types
+        limit = (rule.free_requests_per_12_months if named else 0) or EXCESSIVE_WITHOUT_LIMIT
+        flags.append(earlier >= limit)
         counts[(index, p.type.value)] += 1
     return flags
 
