@@ -10,6 +10,7 @@ from typing import ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pledge.access.context import TenantContext
 from pledge.core.config import get_settings
@@ -65,3 +66,15 @@ def read_secret(prompt: str, from_stdin: bool) -> str:
             raise fail("expected the password on standard input")
         return line
     return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=True))
+
+
+def progress_bar(description: str, total: int) -> Progress:
+    """The bar long CLI work shows (`total` is set on the task the caller adds)."""
+    return Progress(
+        TextColumn(f"[bold]{description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )

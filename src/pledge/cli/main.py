@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from pledge.access import service as access
@@ -23,6 +22,7 @@ from pledge.cli.common import (
     fail,
     open_runtime,
     operator_context,
+    progress_bar,
     read_secret,
     reports_errors,
 )
@@ -165,7 +165,7 @@ def demo(
     init()
     runtime = open_runtime()
     try:
-        login = build_demo(runtime, subjects_count, progress=_progress)
+        login = build_demo(runtime, subjects_count, progress=progress_bar)
     finally:
         runtime.close()
     console.print()
@@ -175,17 +175,6 @@ def demo(
     console.print(f"  password:  [bold]{login.password}[/]  (shown once)")
     if not no_serve:
         serve(host, port)
-
-
-def _progress(description: str, total: int) -> Progress:
-    return Progress(
-        TextColumn(f"[bold]{description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,7 +374,7 @@ def subjects_import(
                 retention_class=retention_class,
             )
         size = batch_size or runtime.settings.import_batch_size
-        with _progress("Importing", len(plan.rows)) as bar:
+        with progress_bar("Importing", len(plan.rows)) as bar:
             task = bar.add_task("import", total=len(plan.rows))
             result = importer.run_import(
                 lambda: operator_context(runtime, tenant),

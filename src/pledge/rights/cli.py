@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from pledge.cli.common import console, open_runtime, operator_context, reports_errors
-from pledge.rights import fulfilment, reports, routing, verification, workflow
+from pledge.cli.common import (
+    console,
+    open_runtime,
+    operator_context,
+    progress_bar,
+    reports_errors,
+)
+from pledge.core.errors import InvalidInput
+from pledge.rights import fulfilment, immediate, reports, routing, verification, workflow
 from pledge.rights import service as rights
 from pledge.rights.fulfilment import StaffInput
 from pledge.rights.models import RequestType
@@ -21,6 +29,27 @@ app = typer.Typer(
 
 TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="Tenant slug")]
 TYPES = ", ".join(t.value for t in RequestType)
+
+
+def _pairs(option: str, given: list[str] | None) -> dict[str, str]:
+    """name=value options as a dict; InvalidInput names the option when one has no "="."""
+    pairs: dict[str, str] = {}
+    for item in given or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise InvalidInput(f"{option} takes name=value")
+        pairs[name.strip()] = value
+    return pairs
+
+
+def _details(text: str) -> dict[str, object]:
+    try:
+        found = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"--details is not JSON: {exc.msg}") from None
+    if not isinstance(found, dict):
+        raise InvalidInput("--details must be a JSON object")
+    return found
 
 
 @app.command("submit")
@@ -44,13 +73,64 @@ def submit(
             received = workflow.receive(
                 ctx,
                 RequestInput(
-                    type, Requester(email, name), jurisdiction, "staff", json.loads(details)
+                    type, Requester(email, name), jurisdiction, "staff", _details(details)
                 ),
             )
             request = received.request
             console.print(
                 f"Request {request.reference} ({request.id}): {request.state}, due {request.due_on}"
             )
+    finally:
+        runtime.close()
+
+
+@app.command("opt-outs")
+@reports_errors
+def opt_outs(
+    tenant: TenantOpt,
+    file: Annotated[Path, typer.Argument(help="CSV with a header: email, and optionally name")],
+    type: Annotated[
+        str, typer.Option(help="opt_out_sale or limit_sensitive")
+    ] = RequestType.OPT_OUT_SALE.value,
+    jurisdiction: Annotated[
+        str | None, typer.Option(help="US-CA…; the tenant's first by default")
+    ] = None,
+    agent_name: Annotated[str, typer.Option(help="The authorized agent who sent the list")] = "",
+    agent_email: Annotated[str, typer.Option(help="The agent's e-mail")] = "",
+    agent_permission: Annotated[
+        str, typer.Option(help="Reference of the agent's signed permissions")
+    ] = "",
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=1000, help="Requests per transaction")
+    ] = 500,
+) -> None:
+    """Answer a list of opt-outs (or "limit" requests) at once — e.g. from an authorized
+    agent. The whole file is checked first; each batch is one transaction."""
+    agent = bool(agent_name or agent_email)
+    runtime = open_runtime()
+    try:
+        with operator_context(runtime, tenant) as ctx:
+            listed = immediate.read_list(
+                ctx,
+                file,
+                request_type=type,
+                jurisdiction=jurisdiction,
+                channel="authorized_agent" if agent else "staff",
+                agent=Requester("", "", agent_name, agent_email, agent_permission),
+            )
+        matched = 0
+        with progress_bar("Answering", len(listed)) as bar:
+            task = bar.add_task("answer", total=len(listed))
+            for start in range(0, len(listed), batch_size):
+                chunk = listed[start : start + batch_size]
+                with operator_context(runtime, tenant) as ctx:
+                    answered = immediate.answer(ctx, chunk)
+                    matched += sum(1 for r in answered if r.subject_id is not None)
+                bar.advance(task, len(chunk))
+        console.print(
+            f"Answered {len(listed)} request(s): {matched} applied to a subject on file, "
+            f"{len(listed) - matched} about nobody we hold; each requester gets a letter."
+        )
     finally:
         runtime.close()
 
@@ -94,7 +174,7 @@ def verify(
     runtime = open_runtime()
     try:
         with operator_context(runtime, tenant) as ctx:
-            points = dict(p.split("=", 1) for p in (data_point or []))
+            points = _pairs("--data-point", data_point)
             outcome = verification.confirm(
                 ctx, rights.get_request(ctx, request_id), code=code, data_points=points
             )
@@ -117,7 +197,7 @@ def fulfil(
     runtime = open_runtime()
     try:
         with operator_context(runtime, tenant) as ctx:
-            holds = dict(h.split("=", 1) for h in (hold or []))
+            holds = _pairs("--hold", hold)
             result = fulfilment.fulfil(
                 ctx, rights.get_request(ctx, request_id), StaffInput(holds=holds, note=note)
             )

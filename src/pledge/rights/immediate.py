@@ -14,8 +14,11 @@ single opt-out through it (a batch of one), so there is one implementation.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pledge.access.context import TenantContext
@@ -29,14 +32,17 @@ from pledge.rights import letters
 from pledge.rights import service as rights
 from pledge.rights.models import (
     RequestArtifact,
+    RequestChannel,
     RequestEvent,
     RequestState,
     RequestType,
     RightsRequest,
 )
-from pledge.rights.service import Prepared, RequestInput
+from pledge.rights.service import Prepared, Requester, RequestInput
+from pledge.subjects import importer
 from pledge.subjects import service as subjects
 from pledge.subjects.identity import IdentityKind
+from pledge.subjects.importer import ImportInvalid, RowError
 from pledge.subjects.models import SubjectStatus
 from pledge.webhooks import service as webhooks
 
@@ -83,6 +89,66 @@ def answer_many(
     for (position, _), request in zip(valid, answer(ctx, [p for _, p in valid]), strict=True):
         results[position] = request
     return [r for r in results if r is not None]
+
+
+def read_list(
+    ctx: TenantContext,
+    path: Path,
+    *,
+    request_type: str,
+    jurisdiction: str | None,
+    channel: str,
+    agent: Requester | None = None,
+) -> list[Prepared]:
+    """A list of requesters (CSV with a header: `email`, optionally `name`), each a request
+    of `request_type`, validated whole: `ImportInvalid` lists every bad line and nothing is
+    received. `agent`: who sends the list for the people on it (name, e-mail, permission)."""
+    if request_type not in {t.value for t in TYPES}:
+        raise InvalidInput(
+            "only opt_out_sale and limit_sensitive requests are answered from a list; "
+            "other types need each requester verified"
+        )
+    jurisdiction = rights.resolve_jurisdiction(ctx, jurisdiction)
+    by = agent or Requester("")
+    if channel == RequestChannel.AUTHORIZED_AGENT.value and not by.agent_permission:
+        raise InvalidInput(rights.AGENT_NEEDS)  # said once, not on every line
+    text = importer.read_text(path)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        header = [h.strip().lower() for h in reader.fieldnames or []]
+    except csv.Error as exc:
+        raise ImportInvalid([RowError(1, f"not a CSV header: {exc}")], done="received") from None
+    if "email" not in header:
+        raise ImportInvalid([RowError(1, "the file needs an email column")], done="received")
+    reader.fieldnames = header
+    prepared: list[Prepared] = []
+    errors: list[RowError] = []
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            errors.append(RowError(reader.line_num, f"not CSV: {exc}"))
+            break
+        requester = Requester(
+            (row.get("email") or "").strip(),
+            (row.get("name") or "").strip(),
+            by.agent_name,
+            by.agent_email,
+            by.agent_permission,
+        )
+        try:
+            prepared.append(
+                prepare(ctx, RequestInput(request_type, requester, jurisdiction, channel))
+            )
+        except InvalidInput as exc:
+            errors.append(RowError(reader.line_num, exc.detail))
+    if errors:
+        raise ImportInvalid(errors, done="received")
+    if not prepared:
+        raise ImportInvalid([RowError(0, "the file lists nobody")], done="received")
+    return prepared
 
 
 @dataclass
@@ -139,7 +205,7 @@ def answer(ctx: TenantContext, batch: Sequence[Prepared]) -> list[RightsRequest]
         request.outcome_code = code
         _move(ctx, request, S.COMPLETED, "completed", {"outcome": code}, events, mine)
         rights.refresh_due(ctx, request)
-        text = letters.render(ctx, request, LETTER, outcome=outcome)
+        text = letters.render(ctx, request, LETTER, private=prepared.private, outcome=outcome)
         artifact = letters.letter_row(ctx, request, LETTER, text)
         sent.append(_Letter(request, letters.addressee(prepared.private), text, artifact))
         entries.append(mine)

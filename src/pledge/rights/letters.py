@@ -6,11 +6,13 @@ mail outbox."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from jinja2 import meta
 from sqlalchemy import select
 
 from pledge.access.context import TenantContext
@@ -247,25 +249,49 @@ def sent_entry(request: RightsRequest, letter: str, artifact_id: uuid.UUID) -> a
     )
 
 
-def render(ctx: TenantContext, request: RightsRequest, letter: str, **extra: Any) -> str:
-    private = rights.private_part(ctx, request)
+@functools.cache
+def _variables(name: str) -> frozenset[str]:
+    """The variables a template (and what it includes) reads."""
+    env = templates.env
+    assert env.loader is not None
+    tree = env.parse(env.loader.get_source(env, name)[0])
+    found = set(meta.find_undeclared_variables(tree))
+    for included in meta.find_referenced_templates(tree):
+        if included is not None:
+            found |= _variables(included)
+    return frozenset(found)
+
+
+def render(
+    ctx: TenantContext,
+    request: RightsRequest,
+    letter: str,
+    *,
+    private: dict[str, Any] | None = None,
+    **extra: Any,
+) -> str:
+    """The letter's text. `private`: the request's sealed part when the caller holds it."""
+    name = f"letters/{letter}.txt"
+    private = private or rights.private_part(ctx, request)
     law = rights.rule(request)
-    due = rights.deadlines(ctx, request)
     context: dict[str, Any] = {
         "request": request,
         "tenant": ctx.tenant,
         "name": private.get("name"),
         "rule": law,
         "type_label": TYPE_LABELS.get(request.type, request.type),
-        "due": due.due,
-        "first_due": due.first_due,
         "appeal": law.appeal is not None,
         "judicial": request.jurisdiction in {"EU", "UK"},
-        # The requester's way back to the request: its letters, its status, the appeal form.
-        "status_url": status_links.status_url(ctx, request),
     }
+    wanted = _variables(name)
+    if "status_url" in wanted:
+        # The requester's way back to the request: its letters, its status, the appeal form.
+        context["status_url"] = status_links.status_url(ctx, request)
+    if wanted & {"due", "first_due"}:  # the clock only for letters that quote it
+        due = rights.deadlines(ctx, request)
+        context.update(due=due.due, first_due=due.first_due)
     context.update(extra)
-    return templates.env.get_template(f"letters/{letter}.txt").render(**context)
+    return templates.env.get_template(name).render(**context)
 
 
 def send(ctx: TenantContext, request: RightsRequest, letter: str, **extra: Any) -> RequestArtifact:

@@ -74,6 +74,9 @@ NO_VERIFICATION = frozenset(
 )
 
 
+AGENT_NEEDS = "an authorized agent must give their name, e-mail and signed permission"
+
+
 @dataclass(frozen=True)
 class Requester:
     email: str
@@ -141,7 +144,8 @@ def contact_index(ctx: TenantContext, email: str) -> bytes:
 # Intake
 
 
-def _jurisdiction(ctx: TenantContext, value: str | None) -> str:
+def resolve_jurisdiction(ctx: TenantContext, value: str | None) -> str:
+    """The jurisdiction named (the tenant's first when none is); InvalidInput if unknown."""
     chosen = value or (ctx.tenant.jurisdictions[0] if ctx.tenant.jurisdictions else "EU")
     if chosen not in Jurisdiction._value2member_map_:
         raise InvalidInput(f"unknown jurisdiction {chosen[:10]!r}")
@@ -214,7 +218,7 @@ def prepare(ctx: TenantContext, data: RequestInput) -> Prepared:
         channel = RequestChannel(data.channel)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
-    jurisdiction = _jurisdiction(ctx, data.jurisdiction)
+    jurisdiction = resolve_jurisdiction(ctx, data.jurisdiction)
     try:
         email = normalise_email(data.requester.email)
     except InvalidIdentity:
@@ -223,7 +227,7 @@ def prepare(ctx: TenantContext, data: RequestInput) -> Prepared:
     if channel is RequestChannel.AUTHORIZED_AGENT and not (
         agent and data.requester.agent_permission
     ):
-        raise InvalidInput("an authorized agent must give their name, e-mail and signed permission")
+        raise InvalidInput(AGENT_NEEDS)
     private = {
         "email": email,
         "name": data.requester.name.strip()[:200],

@@ -67,12 +67,12 @@ class RowError:
 
 
 class ImportInvalid(InvalidInput):
-    def __init__(self, errors: list[RowError]) -> None:
+    def __init__(self, errors: list[RowError], *, done: str = "imported") -> None:
         shown = "\n".join(str(e) for e in errors[:MAX_ERRORS_SHOWN])
         more = len(errors) - MAX_ERRORS_SHOWN
         if more > 0:
             shown += f"\n… and {more} more"
-        super().__init__(f"{len(errors)} problem(s), nothing was imported:\n{shown}")
+        super().__init__(f"{len(errors)} problem(s), nothing was {done}:\n{shown}")
         self.errors = errors
 
 
@@ -155,7 +155,8 @@ def _column_specs(
     return specs, errors
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
+    """The file as text (UTF-8, a BOM allowed); a clear error when it cannot be read."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -179,7 +180,7 @@ def plan_import(
     retention_class: str = STANDARD_CLASS,
 ) -> ImportPlan:
     """Validate the whole file; raise `ImportInvalid` listing every bad row, or return the plan."""
-    text = _read_text(path)
+    text = read_text(path)
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)

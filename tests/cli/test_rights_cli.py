@@ -1,0 +1,158 @@
+"""`pledge rights`: staff intake, verification by a code read out, fulfilment, denial, the
+queue, SLA, jobs, routing, and a list of opt-outs from an authorized agent — on both
+databases."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pledge.mail import service as mail
+from pledge.rights import service as rights
+from pledge.runtime import Runtime
+from pledge.subjects import service as subjects
+from pledge.subjects.identity import IdentityKind
+from pledge.subjects.service import FieldInput
+from tests.cli.test_cli import run
+
+MIA = "mia@example.com"
+
+
+def _person(runtime: Runtime, tenant: str, email: str = MIA) -> None:
+    with runtime.tenant_context(tenant) as ctx:
+        subjects.create_subject(
+            ctx, [FieldInput("email", email), FieldInput("first_name", "Mia", "user.name.first")]
+        )
+
+
+def _code(runtime: Runtime, tenant: str) -> str:
+    """The six digits of the newest verification letter, as the requester reads them out."""
+    with runtime.tenant_context(tenant) as ctx:
+        for message in mail.list_messages(ctx):
+            view = mail.read_message(ctx, message.id).letter
+            if view is not None and "enter this code" in view.text:
+                return view.text.split("enter this code: ")[1][:6]
+    raise AssertionError("no verification letter")
+
+
+def test_staff_enter_verify_and_fulfil_a_request(
+    runtime: Runtime, tenant: str, cli_env: dict[str, str]
+) -> None:
+    _person(runtime, tenant)
+    code, out = run(
+        "rights", "submit", "-t", tenant, "--type", "access", "--email", MIA, "--jurisdiction", "EU"
+    )
+    assert code == 0 and "awaiting_verification" in out, out
+    found = re.search(r"Request (R-[0-9A-F]{8}) \(([0-9a-f-]{36})\)", out)
+    assert found is not None, out
+    reference, rid = found.groups()
+    code, out = run("rights", "list", "-t", tenant)
+    assert code == 0 and reference in out and "access" in out
+    # A wrong code, then the right one with the data point on file.
+    code, out = run("rights", "verify", "-t", tenant, rid, "--code", "000000")
+    assert code == 1 and "not verified" in out
+    code, out = run(
+        "rights", "verify", "-t", tenant, rid, "--code", _code(runtime, tenant),
+        "--data-point", "first_name=mia",
+    )  # fmt: skip
+    assert code == 0 and out == "verified", out
+    code, out = run("rights", "fulfil", "-t", tenant, rid)
+    assert code == 0 and out.startswith("completed"), out
+    with runtime.tenant_context(tenant) as ctx:
+        assert rights.get_request(ctx, rid).state == "completed"
+    code, out = run("rights", "sla", "-t", tenant)
+    assert code == 0 and "overdue: 0" in out
+
+
+def test_staff_deny_with_reasons_and_jobs_run(
+    runtime: Runtime, tenant: str, cli_env: dict[str, str]
+) -> None:
+    code, out = run("rights", "submit", "-t", tenant, "--type", "erasure", "--email", MIA)
+    rid = re.search(r"\(([0-9a-f-]{36})\)", out)
+    assert code == 0 and rid is not None, out
+    code, out = run("rights", "deny", "-t", tenant, rid.group(1), "--reason", "short")
+    assert code == 1 and "explain the refusal" in out
+    code, out = run(
+        "rights", "deny", "-t", tenant, rid.group(1),
+        "--reason", "we need it to defend a legal claim you started",
+    )  # fmt: skip
+    assert code == 0 and "denied" in out
+    code, out = run("rights", "jobs", "-t", tenant)
+    assert code == 0 and out == "closed unverified: 0; purged: 0"
+
+
+def test_bad_options_are_refused_with_a_message(
+    runtime: Runtime, tenant: str, cli_env: dict[str, str]
+) -> None:
+    code, out = run(
+        "rights", "submit", "-t", tenant, "--type", "objection", "--email", MIA,
+        "--details", "{not json",
+    )  # fmt: skip
+    assert code == 1 and "--details is not JSON" in out, out
+    code, out = run("rights", "submit", "-t", tenant, "--type", "access", "--email", MIA)
+    rid = re.search(r"\(([0-9a-f-]{36})\)", out)
+    assert rid is not None
+    code, out = run(
+        "rights", "verify", "-t", tenant, rid.group(1), "--code", "1", "--data-point", "phone"
+    )
+    assert code == 1 and "--data-point takes name=value" in out, out
+    code, out = run("rights", "fulfil", "-t", tenant, rid.group(1), "--hold", "billing")
+    assert code == 1 and "--hold takes name=value" in out, out
+
+
+def test_routing_tells_the_requester_who_the_controller_is(
+    runtime: Runtime, tenant: str, cli_env: dict[str, str]
+) -> None:
+    _person(runtime, tenant)
+    code, out = run("rights", "route", "--type", "access", "--email", MIA)
+    assert code == 0 and f"Routed to {tenant}" in out, out
+    code, out = run("rights", "route", "--type", "access", "--email", "nobody@example.com")
+    assert code == 0 and "No client holds this address" in out
+
+
+def test_a_list_of_opt_outs_is_checked_whole_then_answered(
+    runtime: Runtime, tenant: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    _person(runtime, tenant)
+    _person(runtime, tenant, "ned@example.com")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("email,name\nmia@example.com,Mia\nnot-an-address,X\nned@example.com,Ned\n,\n")
+    code, out = run("rights", "opt-outs", "-t", tenant, str(bad), "--jurisdiction", "US-CA")
+    assert code == 1, out
+    assert "2 problem(s), nothing was received" in out
+    assert "line 3: the requester's e-mail address is not valid" in out and "line 5" in out
+    with runtime.tenant_context(tenant) as ctx:
+        assert rights.queue(ctx, rights.QueueFilter(open_only=False)) == []
+
+    good = tmp_path / "good.csv"
+    good.write_text("Email,Name\nmia@example.com,Mia\nned@example.com,Ned\nzed@example.com,Zed\n")
+    code, out = run(
+        "rights", "opt-outs", "-t", tenant, str(good), "--jurisdiction", "US-CA",
+        "--agent-name", "Permission Slip", "--agent-email", "agent@example.org",
+        "--agent-permission", "PS-2026-114", "--batch-size", "2",
+    )  # fmt: skip
+    assert code == 0, out
+    assert "Answered 3 request(s): 2 applied to a subject on file, 1 about nobody" in out
+    with runtime.tenant_context(tenant) as ctx:
+        for email in (MIA, "ned@example.com"):
+            sid = subjects.find_subject_id(ctx, IdentityKind.EMAIL, email)
+            assert sid is not None
+            assert subjects.get_subject_row(ctx, sid).sale_opt_out_at is not None
+        done = rights.queue(ctx, rights.QueueFilter(open_only=False))
+        assert (
+            sorted((r.channel, r.requester_kind, r.state) for r in done)
+            == [("authorized_agent", "agent", "completed")] * 3
+        )
+        # The letters go to the agent who sent the list.
+        to = {mail.read_message(ctx, m.id).letter.to for m in mail.list_messages(ctx)}  # type: ignore[union-attr]
+        assert to == {"agent@example.org"}
+
+    code, out = run("rights", "opt-outs", "-t", tenant, str(good), "--agent-name", "Agent Co")
+    assert code == 1 and rights.AGENT_NEEDS in out and "line" not in out, out
+    code, out = run("rights", "opt-outs", "-t", tenant, str(good), "--type", "erasure")
+    assert code == 1 and "only opt_out_sale and limit_sensitive" in out
+    code, out = run("rights", "opt-outs", "-t", tenant, str(good), "--jurisdiction", "XX")
+    assert code == 1 and "unknown jurisdiction" in out
+    missing = tmp_path / "none.csv"
+    code, out = run("rights", "opt-outs", "-t", tenant, str(missing))
+    assert code == 1 and "cannot read none.csv" in out
