@@ -1,17 +1,21 @@
 """Ids read from SQLite take a faster path than `uuid.UUID(bytes=...)` (an audience or an
-export reads hundreds of thousands); they must be the very same values."""
+export reads hundreds of thousands), ids and timestamps written to it a faster path than
+SQLAlchemy's chained processors; they must be the very same values."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.types import TypeDecorator
 
-from pledge.core.db import ID
-from pledge.core.ids import uuid_from_bytes
+from pledge.core.db import ID, UTCDateTime
+from pledge.core.ids import _from_int, uuid_from_bytes
 
 DIALECT = sqlite.dialect()
 
@@ -31,3 +35,45 @@ def test_ids_are_what_the_uuid_constructor_gives(raw: bytes) -> None:
 def test_an_id_of_the_wrong_length_is_refused() -> None:
     with pytest.raises(ValueError, match="16 bytes"):
         uuid_from_bytes(b"\x00" * 15)
+
+
+# Values written to SQLite: one function per type instead of the decorator's processor and
+# SQLite's chained. What reaches the database must not change.
+
+
+def _chained(column_type: TypeDecorator[Any], value: object) -> object:
+    """What SQLAlchemy's own chain gives: the decorator's `process_bind_param`, then the
+    processor of its implementation type on SQLite."""
+    bound = column_type.process_bind_param(value, DIALECT)
+    impl = column_type.impl_instance.dialect_impl(DIALECT).bind_processor(DIALECT)
+    return impl(bound) if impl is not None and bound is not None else bound
+
+
+@given(st.datetimes(timezones=st.timezones()))
+def test_timestamps_are_stored_as_sqlalchemy_stores_them(moment: datetime) -> None:
+    processor = UTCDateTime().bind_processor(DIALECT)
+    assert processor is not None
+    assert processor(moment) == _chained(UTCDateTime(), moment)
+    assert processor(None) is None
+
+
+def test_a_naive_timestamp_is_refused() -> None:
+    processor = UTCDateTime().bind_processor(DIALECT)
+    assert processor is not None
+    with pytest.raises(ValueError, match="naive"):
+        processor(datetime(2026, 1, 1))
+
+
+@given(st.uuids())
+def test_ids_are_stored_as_their_16_bytes(value: uuid.UUID) -> None:
+    processor = ID().bind_processor(DIALECT)
+    assert processor is not None
+    assert processor(value) == _chained(ID(), value) == value.bytes
+    assert processor(None) is None
+
+
+@given(st.integers(min_value=0, max_value=2**128 - 1))
+def test_new_ids_are_what_the_uuid_constructor_gives(value: int) -> None:
+    got, want = _from_int(value), uuid.UUID(int=value)
+    assert type(got) is uuid.UUID and got == want and str(got) == str(want)
+    assert hash(got) == hash(want) and got.is_safe is want.is_safe

@@ -65,6 +65,11 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        if dialect.name == "sqlite":
+            return _sqlite_datetime  # one call instead of this decorator's and SQLite's
+        return super().bind_processor(dialect)
+
 
 class ID(TypeDecorator[uuid.UUID]):
     """UUIDs: native `uuid` on PostgreSQL, 16 raw bytes on SQLite (SQLAlchemy's default there
@@ -93,9 +98,32 @@ class ID(TypeDecorator[uuid.UUID]):
             return _sqlite_id  # the 16 bytes sqlite3 returns, straight into a UUID
         return super().result_processor(dialect, coltype)
 
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        if dialect.name == "sqlite":
+            return _sqlite_id_bytes
+        return super().bind_processor(dialect)
+
+
+# On SQLite, each value of a bulk insert went through two processors (the decorator's, then
+# the dialect's): a tenth of an opt-out batch. One function each does the same; a property
+# test holds them equal to the two chained.
+
 
 def _sqlite_id(value: bytes | None) -> uuid.UUID | None:
     return None if value is None else uuid_from_bytes(value)
+
+
+def _sqlite_id_bytes(value: uuid.UUID | None) -> bytes | None:
+    return None if value is None else value.bytes
+
+
+def _sqlite_datetime(value: datetime | None) -> str | None:
+    """SQLAlchemy's SQLite storage format of the UTC moment: "YYYY-MM-DD HH:MM:SS.ffffff"."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")

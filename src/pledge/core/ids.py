@@ -37,7 +37,7 @@ def new_id() -> uuid.UUID:
     value |= counter << 64
     value |= 0b10 << 62
     value |= rand & 0x3FFF_FFFF_FFFF_FFFF
-    return uuid.UUID(int=value)
+    return _from_int(value)
 
 
 def parse_id(text: str) -> uuid.UUID | None:
@@ -53,6 +53,13 @@ _set_slot = object.__setattr__
 _UNKNOWN = uuid.SafeUUID.unknown
 
 
+def _from_int(value: int) -> uuid.UUID:
+    made = _new_object(uuid.UUID)
+    _set_slot(made, "int", value)
+    _set_slot(made, "is_safe", _UNKNOWN)
+    return made
+
+
 def uuid_from_bytes(raw: bytes) -> uuid.UUID:
     """`uuid.UUID(bytes=raw)` at half the cost: `UUID.__init__` checks and branches on five
     ways of being called; this fills the two slots of an immutable `UUID` (`int`, `is_safe`)
@@ -60,7 +67,4 @@ def uuid_from_bytes(raw: bytes) -> uuid.UUID:
     a property test holds the two equal."""
     if len(raw) != 16:
         raise ValueError("an id is 16 bytes")
-    made = _new_object(uuid.UUID)
-    _set_slot(made, "int", int.from_bytes(raw))
-    _set_slot(made, "is_safe", _UNKNOWN)
-    return made
+    return _from_int(int.from_bytes(raw))
