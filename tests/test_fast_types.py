@@ -5,16 +5,17 @@ SQLAlchemy's chained processors; they must be the very same values."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import Column, MetaData, Table, select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.types import TypeDecorator
 
-from pledge.core.db import ID, UTCDateTime
+from pledge.core.db import ID, UTCDateTime, make_engine
 from pledge.core.ids import _from_int, uuid_from_bytes
 
 DIALECT = sqlite.dialect()
@@ -77,3 +78,18 @@ def test_new_ids_are_what_the_uuid_constructor_gives(value: int) -> None:
     got, want = _from_int(value), uuid.UUID(int=value)
     assert type(got) is uuid.UUID and got == want and str(got) == str(want)
     assert hash(got) == hash(want) and got.is_safe is want.is_safe
+
+
+def test_the_fast_processors_are_what_an_engine_writes_and_reads_back() -> None:
+    engine = make_engine("sqlite://")
+    table = Table("t", MetaData(), Column("id", ID), Column("at", UTCDateTime))
+    table.create(engine)
+    ident = uuid.uuid4()
+    moment = datetime(2026, 12, 5, 10, 30, 1, 7, tzinfo=timezone(timedelta(hours=2)))
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [{"id": ident, "at": moment}, {"id": None, "at": None}])
+        raw = [tuple(r) for r in conn.exec_driver_sql("SELECT id, at FROM t")]
+        assert raw == [(ident.bytes, "2026-12-05 08:30:01.000007"), (None, None)]
+        back = conn.execute(select(table).where(table.c.at >= moment)).one()
+        assert back == (ident, moment) and back.at.tzinfo is UTC
+    engine.dispose()

@@ -7,8 +7,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
+from pledge.access.context import TenantContext
 from pledge.mail import service as mail
+from pledge.rights import immediate
 from pledge.rights import service as rights
+from pledge.rights.service import Prepared
 from pledge.runtime import Runtime
 from pledge.subjects import service as subjects
 from pledge.subjects.identity import IdentityKind
@@ -133,6 +138,7 @@ def test_a_list_of_opt_outs_is_checked_whole_then_answered(
     )  # fmt: skip
     assert code == 0, out
     assert "Answered 3 request(s): 2 applied to a subject on file, 1 about nobody" in out
+    assert "a letter to the agent for each" in out
     with runtime.tenant_context(tenant) as ctx:
         for email in (MIA, "ned@example.com"):
             sid = subjects.find_subject_id(ctx, IdentityKind.EMAIL, email)
@@ -156,3 +162,40 @@ def test_a_list_of_opt_outs_is_checked_whole_then_answered(
     missing = tmp_path / "none.csv"
     code, out = run("rights", "opt-outs", "-t", tenant, str(missing))
     assert code == 1 and "cannot read none.csv" in out
+
+
+def test_a_list_that_stops_midway_says_where_to_go_on(
+    runtime: Runtime,
+    tenant: str,
+    cli_env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    listed = tmp_path / "list.csv"
+    listed.write_text("email\na@example.com\nb@example.com\nc@example.com\n")
+    real = immediate.answer
+    calls = []
+
+    def failing_on_the_second_batch(ctx: TenantContext, batch: list[Prepared]) -> object:
+        calls.append(len(batch))
+        if len(calls) == 2:
+            raise RuntimeError("the disk is full")  # what a crash midway looks like
+        return real(ctx, batch)
+
+    monkeypatch.setattr(immediate, "answer", failing_on_the_second_batch)
+    code, out = run("rights", "opt-outs", "-t", tenant, str(listed), "--batch-size", "1")
+    assert code != 0
+    assert "Stopped after answering 1 of 3; to go on, run the same command with --skip 1" in out
+    monkeypatch.setattr(immediate, "answer", real)
+    code, out = run("rights", "opt-outs", "-t", tenant, str(listed), "--skip", "1")
+    assert code == 0 and "Answered 2 request(s)" in out, out
+    with runtime.tenant_context(tenant) as ctx:
+        done = rights.queue(ctx, rights.QueueFilter(open_only=False))
+        # Each person once: the batch that failed left nothing behind.
+        assert len(done) == 3
+        letters = [mail.read_message(ctx, m.id).letter for m in mail.list_messages(ctx)]
+        assert sorted(x.to for x in letters if x is not None) == [
+            "a@example.com",
+            "b@example.com",
+            "c@example.com",
+        ]

@@ -125,8 +125,9 @@ def _input(body: RequestIn) -> RequestInput:
 def create_batch(body: RequestBatchIn, ctx: Write) -> BatchOut:
     """Receive many opt-outs of sale/sharing and "limit" requests in one transaction: each
     is answered at once, as `POST /requests` would (its letter, webhooks and audit entries).
-    A request that is not valid — or of a type that needs verification — is refused in its
-    place with the reason, and the others go through."""
+    A request that cannot be received — an invalid address, a type that needs verification —
+    is refused in its place with the reason, and the others go through; a body that is not
+    well-formed (an unknown type, an extra field) is refused whole, with 422."""
     results = immediate.answer_many(ctx, [_input(item) for item in body.requests])
     items = [
         BatchItemOut(position=i, request=request_out(ctx, r))

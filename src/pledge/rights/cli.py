@@ -22,6 +22,7 @@ from pledge.rights import service as rights
 from pledge.rights.fulfilment import StaffInput
 from pledge.rights.models import RequestType
 from pledge.rights.service import Requester, RequestInput
+from pledge.subjects import importer
 
 app = typer.Typer(
     help="Rights requests: intake, the queue, fulfilment, routing, jobs.", no_args_is_help=True
@@ -103,33 +104,48 @@ def opt_outs(
     batch_size: Annotated[
         int, typer.Option(min=1, max=1000, help="Requests per transaction")
     ] = 500,
+    skip: Annotated[
+        int, typer.Option(min=0, help="Skip the first N people (answered by a run that stopped)")
+    ] = 0,
 ) -> None:
     """Answer a list of opt-outs (or "limit" requests) at once — e.g. from an authorized
     agent. The whole file is checked first; each batch is one transaction."""
     agent = bool(agent_name or agent_email)
+    text = importer.read_text(file, done="received")
     runtime = open_runtime()
     try:
         with operator_context(runtime, tenant) as ctx:
             listed = immediate.read_list(
                 ctx,
-                file,
+                text,
                 request_type=type,
                 jurisdiction=jurisdiction,
                 channel="authorized_agent" if agent else "staff",
                 agent=Requester("", "", agent_name, agent_email, agent_permission),
             )
-        matched = 0
-        with progress_bar("Answering", len(listed)) as bar:
-            task = bar.add_task("answer", total=len(listed))
-            for start in range(0, len(listed), batch_size):
-                chunk = listed[start : start + batch_size]
-                with operator_context(runtime, tenant) as ctx:
-                    answered = immediate.answer(ctx, chunk)
-                    matched += sum(1 for r in answered if r.subject_id is not None)
-                bar.advance(task, len(chunk))
+        todo = listed[skip:]
+        done = matched = 0
+        with progress_bar("Answering", len(todo)) as bar:
+            task = bar.add_task("answer", total=len(todo))
+            try:
+                for start in range(0, len(todo), batch_size):
+                    chunk = todo[start : start + batch_size]
+                    with operator_context(runtime, tenant) as ctx:
+                        answered = immediate.answer(ctx, chunk)
+                        matched += sum(1 for r in answered if r.subject_id is not None)
+                    done += len(chunk)
+                    bar.advance(task, len(chunk))
+            except Exception:
+                # Each batch is all or nothing: the ones before it stay answered.
+                console.print(
+                    f"Stopped after answering {done} of {len(todo)}; to go on, run the same "
+                    f"command with --skip {skip + done}."
+                )
+                raise
+        whom = "the agent" if agent else "each requester"
         console.print(
-            f"Answered {len(listed)} request(s): {matched} applied to a subject on file, "
-            f"{len(listed) - matched} about nobody we hold; each requester gets a letter."
+            f"Answered {len(todo)} request(s): {matched} applied to a subject on file, "
+            f"{len(todo) - matched} about nobody we hold; a letter to {whom} for each."
         )
     finally:
         runtime.close()

@@ -18,7 +18,6 @@ import csv
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pledge.access.context import TenantContext
@@ -39,7 +38,6 @@ from pledge.rights.models import (
     RightsRequest,
 )
 from pledge.rights.service import Prepared, Requester, RequestInput
-from pledge.subjects import importer
 from pledge.subjects import service as subjects
 from pledge.subjects.identity import IdentityKind
 from pledge.subjects.importer import ImportInvalid, RowError
@@ -93,16 +91,18 @@ def answer_many(
 
 def read_list(
     ctx: TenantContext,
-    path: Path,
+    text: str,
     *,
     request_type: str,
     jurisdiction: str | None,
     channel: str,
     agent: Requester | None = None,
 ) -> list[Prepared]:
-    """A list of requesters (CSV with a header: `email`, optionally `name`), each a request
-    of `request_type`, validated whole: `ImportInvalid` lists every bad line and nothing is
-    received. `agent`: who sends the list for the people on it (name, e-mail, permission)."""
+    """A list of requesters (CSV text with a header: `email`, optionally `name`), each a
+    request of `request_type`, validated whole: `ImportInvalid` lists every bad line and
+    nothing is received. `agent`: who sends the list for the people on it (name, e-mail,
+    permission). Read the file first (`importer.read_text`): on SQLite the context holds
+    the write lock."""
     if request_type not in {t.value for t in TYPES}:
         raise InvalidInput(
             "only opt_out_sale and limit_sensitive requests are answered from a list; "
@@ -112,7 +112,6 @@ def read_list(
     by = agent or Requester("")
     if channel == RequestChannel.AUTHORIZED_AGENT.value and not by.agent_permission:
         raise InvalidInput(rights.AGENT_NEEDS)  # said once, not on every line
-    text = importer.read_text(path)
     reader = csv.DictReader(io.StringIO(text, newline=""))
     try:
         header = [h.strip().lower() for h in reader.fieldnames or []]

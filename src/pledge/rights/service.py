@@ -191,8 +191,12 @@ def repetitive_flags(
     flags: list[bool] = []
     for (index, p), rule, kinds in zip(asked, rules, counted, strict=True):
         earlier = sum(counts[(index, t)] for t in kinds)
-        # The law's number counts only the types it names (California: access, not opt-outs).
-        named = not rule.free_request_types or p.type.value in rule.free_request_types
+        # The law's number of free requests counts the types it names (California: access
+        # and portability), or every type where it names none — but never a request to stop
+        # (an opt-out, a withdrawal, an objection): those are free and answered at once.
+        named = p.type not in NO_VERIFICATION and (
+            not rule.free_request_types or p.type.value in rule.free_request_types
+        )
         limit = (rule.free_requests_per_12_months if named else 0) or EXCESSIVE_WITHOUT_LIMIT
         flags.append(earlier >= limit)
         counts[(index, p.type.value)] += 1
@@ -228,12 +232,18 @@ def prepare(ctx: TenantContext, data: RequestInput) -> Prepared:
         agent and data.requester.agent_permission
     ):
         raise InvalidInput(AGENT_NEEDS)
+    agent_email = ""
+    if data.requester.agent_email:
+        try:  # the letters go there: refuse it now, not when the first one is queued
+            agent_email = normalise_email(data.requester.agent_email)
+        except InvalidIdentity:
+            raise InvalidInput("the agent's e-mail address is not valid") from None
     private = {
         "email": email,
         "name": data.requester.name.strip()[:200],
         "agent": {
             "name": data.requester.agent_name[:200],
-            "email": data.requester.agent_email[:320],
+            "email": agent_email,
             "permission": data.requester.agent_permission[:5000],
         }
         if agent

@@ -155,8 +155,9 @@ def _column_specs(
     return specs, errors
 
 
-def read_text(path: Path) -> str:
-    """The file as text (UTF-8, a BOM allowed); a clear error when it cannot be read."""
+def read_text(path: Path, *, done: str = "imported") -> str:
+    """The file as text (UTF-8, a BOM allowed); a clear error when it cannot be read
+    (`done`: what did not happen to the file's rows, for the message)."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -166,7 +167,7 @@ def read_text(path: Path) -> str:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ImportInvalid(
-            [RowError(line, "not UTF-8 text (save the file as UTF-8 CSV)")]
+            [RowError(line, "not UTF-8 text (save the file as UTF-8 CSV)")], done=done
         ) from None
 
 

@@ -150,6 +150,11 @@ def _queue(
     return delivery
 
 
+def payload(keystore: KeyStore, delivery: WebhookDelivery) -> bytes:
+    """The delivery's body (JSON), decrypted."""
+    return unseal(_aead(keystore, delivery.tenant_id), delivery.payload_sealed, delivery.id.bytes)
+
+
 def _active_endpoints(ctx: TenantContext) -> list[tuple[uuid.UUID, frozenset[str]]]:
     """(id, events) of the tenant's active endpoints, read once per transaction: a request
     emits an event at each of its transitions. `add_endpoint`, the only writer, drops it."""
@@ -286,9 +291,7 @@ def deliver(
             if target is None:
                 delivery.status, delivery.last_error = DeliveryStatus.FAILED.value, "target gone"
                 continue
-            body = unseal(
-                _aead(keystore, delivery.tenant_id), delivery.payload_sealed, delivery.id.bytes
-            )
+            body = payload(keystore, delivery)
             stamp = int(moment.timestamp())
             try:
                 response = client.post(
