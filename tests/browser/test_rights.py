@@ -124,3 +124,51 @@ def test_ask_confirm_fulfil_download(
     # The link was single-use.
     page.goto(urlsplit(download_url).path)
     expect(page.get_by_text("used already")).to_be_visible()
+
+
+def test_an_agents_list_of_opt_outs_from_the_console(
+    page: Page, runtime: Runtime, clik_customer: str, tmp_path: Path
+) -> None:
+    page.goto("/login")
+    sign_in(page, "acme", OFFICER)
+    page.goto("/requests")
+    page.get_by_role("link", name="Answer a list of opt-outs").click()
+    expect(page.get_by_role("heading", name="Answer a list of opt-outs")).to_be_visible()
+
+    # A file with a bad line: every problem listed, nothing received.
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"email,name\n{EMAIL},Paula\nnot-an-address,X\n")
+    page.get_by_label("The list (CSV)").set_input_files(str(bad))
+    page.get_by_label("Agent's name").fill("Permission Slip")
+    page.get_by_label("Agent's e-mail address").fill("agent@example.org")
+    page.get_by_label("Reference of the signed permissions").fill("PS-2026-114")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Answer the list").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("nothing was received")
+    expect(alert).to_contain_text("line 3: the requester's e-mail address is not valid")
+    # What was typed is kept; the file is chosen again, by keyboard this time.
+    expect(page.get_by_label("Agent's name")).to_have_value("Permission Slip")
+    with runtime.tenant_context("acme") as ctx:
+        assert rights.queue(ctx, rights.QueueFilter(open_only=False)) == []
+
+    good = tmp_path / "good.csv"
+    good.write_text(f"email,name\n{EMAIL},Paula\nnobody@example.com,Nobody\n")
+    page.get_by_label("The list (CSV)").set_input_files(str(good))
+    page.get_by_label("Where they live").select_option("US-CA")
+    page.get_by_label("Reference of the signed permissions").focus()
+    with page.expect_navigation():
+        page.keyboard.press("Enter")  # submits the form from a text field
+    expect(page.get_by_role("status")).to_contain_text(
+        "Answered 2 requests: 1 applied to a subject on file, 1 about nobody we hold"
+    )
+    with runtime.tenant_context("acme") as ctx:
+        done = rights.queue(ctx, rights.QueueFilter(open_only=False))
+        assert (
+            sorted((r.type, r.state, r.channel) for r in done)
+            == [("opt_out_sale", "completed", "authorized_agent")] * 2
+        )
+    # The letters went to the agent.
+    assert len(letters_to(runtime, "acme", "agent@example.org")) == 2
+    page.get_by_role("link", name="See them in the queue").click()
+    expect(page.get_by_text("2 requests match the filters")).to_be_visible()

@@ -12,6 +12,7 @@ from pledge.rights.models import RequestArtifact
 from pledge.rights.service import Requester, RequestInput
 from pledge.runtime import Runtime
 from tests.isolation_cases import Cases, World
+from tests.isolation_cases.rights import A_PERSON
 
 A_PAGE_REQUESTER = "page.requester.of.a@example.com"
 
@@ -39,6 +40,15 @@ def check(w: World) -> None:
         assert w.params["request_id"] not in r.text, path
     r = w.page.get("/requests/sla")
     assert "Awaiting verification" in r.text
+    assert w.page.get("/requests/opt-outs").status_code == 200
+    # B's list naming A's person: B holds nobody by that address (rights.verify_a checks
+    # that A's person was left alone).
+    r = w.page.post(
+        "/requests/opt-outs",
+        data={"csrf_token": w.csrf, "type": "opt_out_sale", "jurisdiction": "US-CA"},
+        files={"file": ("list.csv", f"email\n{A_PERSON}\n".encode(), "text/csv")},
+    )
+    assert r.status_code == 200 and "0 applied to a subject on file" in r.text, r.text
 
 
 CASES = Cases(
@@ -62,6 +72,8 @@ CASES = Cases(
     lists={
         ("GET", "/requests"),
         ("GET", "/requests/sla"),
+        ("GET", "/requests/opt-outs"),
+        ("POST", "/requests/opt-outs"),
     },
     public={
         ("GET", "/p/{slug}/requests"),

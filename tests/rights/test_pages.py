@@ -863,3 +863,38 @@ def test_a_fee_is_offered_only_for_a_repetitive_request(runtime: Runtime, person
         data={"csrf_token": csrf, "amount": "15", "reason": "second access this year"},
     )
     assert r.status_code == 409 and "allows no fee" in r.text
+
+
+def test_a_list_of_opt_outs_is_refused_whole_when_too_big_or_unreadable(
+    runtime: Runtime, person: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pledge.rights import pages
+
+    client, csrf = staff_client(runtime)
+    form = {"csrf_token": csrf, "type": "opt_out_sale", "jurisdiction": "US-CA"}
+
+    def post(content: bytes) -> Response:
+        return client.post(
+            "/requests/opt-outs", data=form, files={"file": ("l.csv", content, "text/csv")}
+        )
+
+    r = post(b"email\n\xff\xfe\n")
+    assert r.status_code == 422 and "line 2: not UTF-8 text" in r.text
+    monkeypatch.setattr(pages, "LIST_MAX_LINES", 2)
+    r = post(b"email\na@example.com\nb@example.com\nc@example.com\n")
+    assert r.status_code == 422 and "the list has 3 people; up to 2 here" in r.text
+    monkeypatch.setattr(pages, "LIST_MAX_BYTES", 10)
+    r = post(b"email\na@example.com\n")
+    assert r.status_code == 422 and "larger than" in r.text
+    r = client.post("/requests/opt-outs", data={**form, "type": "erasure"}, files={
+        "file": ("l.csv", b"email\na@example.com\n", "text/csv")})  # fmt: skip
+    assert r.status_code == 422
+    with runtime.tenant_context(person) as ctx:
+        assert rights.queue(ctx, rights.QueueFilter(open_only=False)) == []
+    # A viewer may read the queue but not answer a list.
+    viewer = TestClient(create_app(runtime), raise_server_exceptions=False)
+    viewer.headers.update(HTML)
+    make_user(runtime, "acme", "viewer@acme.example", Role.VIEWER)
+    login(viewer, "acme", "viewer@acme.example")
+    assert viewer.get("/requests/opt-outs").status_code == 403
+    assert "Answer a list of opt-outs" not in viewer.get("/requests").text

@@ -45,7 +45,8 @@ from pledge.subjects.models import SubjectStatus
 from pledge.webhooks import service as webhooks
 
 S = RequestState
-TYPES = frozenset({RequestType.OPT_OUT_SALE, RequestType.LIMIT_SENSITIVE})
+TYPES_IN_ORDER = (RequestType.OPT_OUT_SALE, RequestType.LIMIT_SENSITIVE)
+TYPES = frozenset(TYPES_IN_ORDER)
 # What the completion letter says, and the outcome code, per type.
 OUTCOMES: dict[RequestType, tuple[str, str]] = {
     RequestType.OPT_OUT_SALE: (

@@ -7,12 +7,13 @@ Each action is a POST that calls the same service as the API (`pledge.rights.wor
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, Field
 
@@ -21,13 +22,22 @@ from pledge.access.permissions import Scope
 from pledge.core.clock import utcnow
 from pledge.core.errors import InvalidInput
 from pledge.purposes import service as purposes
-from pledge.rights import fulfilment, letters, reports, verification, workflow
+from pledge.rights import fulfilment, immediate, letters, reports, verification, workflow
 from pledge.rights import service as rights
 from pledge.rights.fulfilment import StaffInput
 from pledge.rights.letters import TYPE_LABELS
-from pledge.rights.models import OPEN_STATES, RequestState, RequestType, RightsRequest
+from pledge.rights.models import (
+    OPEN_STATES,
+    RequestChannel,
+    RequestState,
+    RequestType,
+    RightsRequest,
+)
 from pledge.rights.public import DATA_POINTS, JURISDICTIONS, OBJECTABLE, ConfirmForm
+from pledge.rights.service import Requester
+from pledge.subjects import importer
 from pledge.subjects import service as subjects
+from pledge.subjects.importer import ImportInvalid
 from pledge.web.deps import PageContext, page_context
 from pledge.web.templating import render
 
@@ -208,6 +218,106 @@ def allowed_actions(today: date, request: RightsRequest, first_due: date) -> set
     ):
         actions.add("extend")
     return actions
+
+
+# ---------------------------------------------------------------------------------------------
+# A list of opt-outs (an authorized agent's): checked whole, then answered at once
+
+LIST_MAX_BYTES = 5 * 1024 * 1024
+LIST_MAX_LINES = 2_000  # one transaction (~2 s of the write lock on SQLite); more: the CLI or API
+LIST_TYPES = [(t.value, TYPE_LABELS[t.value]) for t in immediate.TYPES_IN_ORDER]
+US_JURISDICTIONS = [(code, label) for code, label in JURISDICTIONS.items() if code.startswith("US")]
+
+
+def _list_page(
+    request: Request,
+    *,
+    values: dict[str, str] | None = None,
+    errors: Sequence[str] = (),
+    more: int = 0,
+    done: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> Response:
+    return render(
+        request,
+        "rights/optouts.html",
+        {
+            "types": LIST_TYPES,
+            "jurisdictions": US_JURISDICTIONS,
+            "values": {
+                "type": "",
+                "jurisdiction": "",
+                "agent_name": "",
+                "agent_email": "",
+                "agent_permission": "",
+                **(values or {}),
+            },
+            "errors": errors,
+            "more": more,
+            "done": done,
+            "max_lines": f"{LIST_MAX_LINES:,}",
+            "max_mb": LIST_MAX_BYTES // (1024 * 1024),
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/requests/opt-outs")
+def opt_out_list_form(request: Request, page: Writer) -> Response:
+    return _list_page(request)
+
+
+@router.post("/requests/opt-outs")
+def opt_out_list(
+    request: Request,
+    page: Writer,
+    file: Annotated[UploadFile, File()],
+    type: Annotated[str, Form()] = RequestType.OPT_OUT_SALE.value,
+    jurisdiction: Annotated[str, Form()] = "US-CA",
+    agent_name: Annotated[str, Form(max_length=200)] = "",
+    agent_email: Annotated[str, Form(max_length=320)] = "",
+    agent_permission: Annotated[str, Form(max_length=5000)] = "",
+) -> Response:
+    values = {
+        "type": type,
+        "jurisdiction": jurisdiction,
+        "agent_name": agent_name,
+        "agent_email": agent_email,
+        "agent_permission": agent_permission,
+    }
+    agent = bool(agent_name.strip() or agent_email.strip())
+    data = file.file.read(LIST_MAX_BYTES + 1)
+    try:
+        if len(data) > LIST_MAX_BYTES:
+            raise InvalidInput(f"the file is larger than {LIST_MAX_BYTES // (1024 * 1024)} MB")
+        listed = immediate.read_list(
+            page.ctx,
+            importer.decode_text(data, done="received"),
+            request_type=type,
+            jurisdiction=jurisdiction,
+            channel=RequestChannel.AUTHORIZED_AGENT.value if agent else RequestChannel.STAFF.value,
+            agent=Requester("", "", agent_name.strip(), agent_email.strip(), agent_permission),
+        )
+        if len(listed) > LIST_MAX_LINES:
+            raise InvalidInput(
+                f"the list has {len(listed):,} people; up to {LIST_MAX_LINES:,} here "
+                "(use `pledge rights opt-outs` or the API for more)"
+            )
+    except ImportInvalid as exc:
+        shown = [str(e) for e in exc.errors[:50]]
+        return _list_page(
+            request, values=values, errors=shown, more=len(exc.errors) - len(shown), status_code=422
+        )
+    except InvalidInput as exc:
+        return _list_page(request, values=values, errors=[exc.detail], status_code=422)
+    answered = immediate.answer(page.ctx, listed)
+    done = {
+        "count": len(answered),
+        "matched": sum(1 for r in answered if r.subject_id is not None),
+        "agent": agent,
+        "type": type,
+    }
+    return _list_page(request, values={"type": type, "jurisdiction": jurisdiction}, done=done)
 
 
 @router.get("/requests/{request_id}")

@@ -162,6 +162,11 @@ def read_text(path: Path, *, done: str = "imported") -> str:
         data = path.read_bytes()
     except OSError as exc:
         raise InvalidInput(f"cannot read {path.name}: {exc.strerror}") from None
+    return decode_text(data, done=done)
+
+
+def decode_text(data: bytes, *, done: str = "imported") -> str:
+    """An uploaded or read file as text: UTF-8, a BOM allowed, else the line that is not."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
