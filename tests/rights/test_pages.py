@@ -898,3 +898,23 @@ def test_a_list_of_opt_outs_is_refused_whole_when_too_big_or_unreadable(
     login(viewer, "acme", "viewer@acme.example")
     assert viewer.get("/requests/opt-outs").status_code == 403
     assert "Answer a list of opt-outs" not in viewer.get("/requests").text
+
+
+def test_an_answered_list_redirects_so_a_reload_does_not_send_it_again(
+    runtime: Runtime, person: str
+) -> None:
+    client, csrf = staff_client(runtime)
+    r = client.post(
+        "/requests/opt-outs",
+        data={"csrf_token": csrf, "type": "limit_sensitive", "jurisdiction": "US-CA"},
+        files={"file": ("l.csv", f"email\n{EMAIL}\n".encode(), "text/csv")},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    page = client.get(r.headers["location"])  # what the browser shows, and reloads
+    shown = " ".join(page.text.split())
+    assert "Answered 1 request</strong>: 1 applied to a subject on file" in shown
+    assert "/requests?type=limit_sensitive&amp;state=completed" in page.text
+    client.get(r.headers["location"])
+    with runtime.tenant_context(person) as ctx:
+        assert len(rights.queue(ctx, rights.QueueFilter(open_only=False))) == 1

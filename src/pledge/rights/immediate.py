@@ -47,6 +47,7 @@ from pledge.webhooks import service as webhooks
 S = RequestState
 TYPES_IN_ORDER = (RequestType.OPT_OUT_SALE, RequestType.LIMIT_SENSITIVE)
 TYPES = frozenset(TYPES_IN_ORDER)
+TYPES_VALUES = frozenset(t.value for t in TYPES_IN_ORDER)
 # What the completion letter says, and the outcome code, per type.
 OUTCOMES: dict[RequestType, tuple[str, str]] = {
     RequestType.OPT_OUT_SALE: (
@@ -104,7 +105,7 @@ def read_list(
     nothing is received. `agent`: who sends the list for the people on it (name, e-mail,
     permission). Read the file first (`importer.read_text`): on SQLite the context holds
     the write lock."""
-    if request_type not in {t.value for t in TYPES}:
+    if request_type not in TYPES_VALUES:
         raise InvalidInput(
             "only opt_out_sale and limit_sensitive requests are answered from a list; "
             "other types need each requester verified"

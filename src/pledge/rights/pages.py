@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, Field
 
@@ -263,8 +264,22 @@ def _list_page(
 
 
 @router.get("/requests/opt-outs")
-def opt_out_list_form(request: Request, page: Writer) -> Response:
-    return _list_page(request)
+def opt_out_list_form(
+    request: Request,
+    page: Writer,
+    answered: Annotated[int | None, Query(ge=0)] = None,
+    matched: Annotated[int, Query(ge=0)] = 0,
+    agent: bool = False,
+    type: str = RequestType.OPT_OUT_SALE.value,
+) -> Response:
+    """The form; after a list was answered (redirected here, so that reloading the page does
+    not send the list again), what became of it."""
+    if type not in immediate.TYPES_VALUES:
+        type = RequestType.OPT_OUT_SALE.value
+    done = None
+    if answered is not None:
+        done = {"count": answered, "matched": min(matched, answered), "agent": agent, "type": type}
+    return _list_page(request, values={"type": type}, done=done)
 
 
 @router.post("/requests/opt-outs")
@@ -311,13 +326,9 @@ def opt_out_list(
     except InvalidInput as exc:
         return _list_page(request, values=values, errors=[exc.detail], status_code=422)
     answered = immediate.answer(page.ctx, listed)
-    done = {
-        "count": len(answered),
-        "matched": sum(1 for r in answered if r.subject_id is not None),
-        "agent": agent,
-        "type": type,
-    }
-    return _list_page(request, values={"type": type, "jurisdiction": jurisdiction}, done=done)
+    matched = sum(1 for r in answered if r.subject_id is not None)
+    query = urlencode({"answered": len(answered), "matched": matched, "agent": agent, "type": type})
+    return RedirectResponse(f"/requests/opt-outs?{query}", status_code=303)
 
 
 @router.get("/requests/{request_id}")

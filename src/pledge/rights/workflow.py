@@ -22,8 +22,6 @@ from pledge.rights.service import RequestInput
 from pledge.subjects import service as subjects
 from pledge.subjects.identity import IdentityKind
 
-IMMEDIATE_TYPES = frozenset(t.value for t in immediate.TYPES)
-
 
 @dataclass(frozen=True)
 class Received:
@@ -36,7 +34,7 @@ def receive(ctx: TenantContext, data: RequestInput) -> Received:
     once) and send the verification the type needs — or, for an opt-out or a "limit"
     request, answer it at once (`immediate`): its one letter says it is done (an
     acknowledgement beside it would only repeat the news)."""
-    if data.type in IMMEDIATE_TYPES:
+    if data.type in immediate.TYPES_VALUES:
         return Received(immediate.answer(ctx, [immediate.prepare(ctx, data)])[0], None)
     # Receipt, acknowledgement, verification: audited in this order, in one append.
     entries: list[audit.PendingEntry] = []
