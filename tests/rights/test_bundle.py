@@ -12,6 +12,9 @@ import zipfile
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from hypothesis import example, given
+from hypothesis import strategies as st
+
 from pledge.rights import bundle
 from pledge.runtime import Runtime
 from pledge.subjects import service as subjects
@@ -82,3 +85,29 @@ def test_large_bundle_holds_every_payload_exactly(runtime: Runtime, tenant: str)
     kept = {i["payload"]["n"] for i in doc["data"]["interactions"] if i["payload"] is not None}
     assert kept == set(range(0, COUNT, 10))
     assert page.count("<td>erased</td>") == COUNT - len(kept)
+
+
+# The bundle's CSV and page rows are written by hand for speed; they must be exactly what
+# the `csv` module and per-cell escaping give.
+_TEXT = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=30)
+_ROWS = st.lists(st.lists(_TEXT, min_size=1, max_size=6), max_size=8)
+
+
+@given(_ROWS)
+@example([[""], ["a", ""], ['say "hi"', "x,y", "two\nlines", "\r"]])
+def test_the_bundle_csv_is_what_the_csv_module_writes(rows: list[list[str]]) -> None:
+    expected = io.StringIO()
+    csv.writer(expected).writerows(rows)
+    assert bundle._csv(rows) == expected.getvalue().encode("utf-8")
+
+
+@given(st.lists(st.tuples(_TEXT, _TEXT, _TEXT), max_size=8))
+@example([("2026-01-01", "chat", "<b>&</b>"), ("a\x00b", "", "x")])  # a NUL in a cell
+@example([])
+def test_the_page_rows_escape_every_cell(rows: list[tuple[str, str, str]]) -> None:
+    expected = "".join(
+        f"<tr><td>{html.escape(a, quote=False)}</td><td>{html.escape(b, quote=False)}</td>"
+        f"<td>{html.escape(c, quote=False)}</td></tr>\n"
+        for a, b, c in rows
+    )
+    assert str(bundle._table_rows(rows)) == expected

@@ -5,8 +5,8 @@ page, zipped."""
 
 from __future__ import annotations
 
-import csv
 import io
+import re
 import uuid
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -125,10 +125,24 @@ def art15_information(
     }
 
 
+# A field `csv.writer` quotes (its default dialect, QUOTE_MINIMAL): one holding the
+# delimiter, the quote or a line break.
+_CSV_QUOTE = re.compile(r'[",\r\n]')
+
+
+def _csv_field(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"' if _CSV_QUOTE.search(value) else value
+
+
 def _csv(rows: Iterable[Sequence[str]]) -> bytes:
-    out = io.StringIO()
-    csv.writer(out).writerows(rows)
-    return out.getvalue().encode("utf-8")
+    """The rows as `csv.writer(...).writerows(rows)` writes them, at 60 % of its time: its
+    C loop looks at every character of 1.4 MB of payload text, this one searches each field
+    once (a hypothesis test holds the two equal)."""
+    lines = [
+        '""' if len(row) == 1 and row[0] == "" else ",".join([_csv_field(v) for v in row])
+        for row in rows
+    ]
+    return ("\r\n".join(lines) + "\r\n" if lines else "").encode("utf-8")
 
 
 def build(ctx: TenantContext, subject_id: uuid.UUID, jurisdiction: str, *, reference: str) -> bytes:
@@ -207,13 +221,18 @@ def _table_rows(rows: Iterable[tuple[str, str, str]]) -> Markup:
     """The rows of the page's interactions table, escaped. Built here, not by a loop in the
     template: it may have tens of thousands of rows, and Jinja's loop with markupsafe's
     escaping took five times as long. Cell text is never inside an attribute, so `<`, `>`
-    and `&` are all that need escaping."""
-    return Markup(  # noqa: S704 -- every cell is escaped just below
+    and `&` are all that need escaping — done in one call over all the cells joined by NUL
+    (which escaping leaves alone and JSON text never holds raw), then split again; should a
+    cell hold a NUL all the same, each cell is escaped on its own."""
+    cells = [cell for row in rows for cell in row]
+    escaped = escape("\x00".join(cells), quote=False).split("\x00")
+    if len(escaped) != len(cells):
+        escaped = [escape(cell, quote=False) for cell in cells]
+    return Markup(  # noqa: S704 -- every cell is escaped just above
         "".join(
             [
-                f"<tr><td>{escape(at, quote=False)}</td><td>{escape(kind, quote=False)}</td>"
-                f"<td>{escape(text, quote=False)}</td></tr>\n"
-                for at, kind, text in rows
+                f"<tr><td>{at}</td><td>{kind}</td><td>{text}</td></tr>\n"
+                for at, kind, text in zip(escaped[0::3], escaped[1::3], escaped[2::3], strict=True)
             ]
         )
     )
