@@ -102,8 +102,7 @@ def test_the_bundle_csv_is_what_the_csv_module_writes(rows: list[list[str]]) -> 
 
 
 @given(st.lists(st.tuples(_TEXT, _TEXT, _TEXT), max_size=8))
-@example([("2026-01-01", "chat", "<b>&</b>"), ("a\x00b", "", "x")])  # a NUL in a cell
-@example([])
+@example([("2026-01-01", "chat", "<b>&</b>")])
 def test_the_page_rows_escape_every_cell(rows: list[tuple[str, str, str]]) -> None:
     expected = "".join(
         f"<tr><td>{html.escape(a, quote=False)}</td><td>{html.escape(b, quote=False)}</td>"

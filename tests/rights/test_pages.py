@@ -881,8 +881,24 @@ def test_a_list_of_opt_outs_is_refused_whole_when_too_big_or_unreadable(
     r = post(b"email\n\xff\xfe\n")
     assert r.status_code == 422 and "line 2: not UTF-8 text" in r.text
     monkeypatch.setattr(pages, "LIST_MAX_LINES", 2)
-    r = post(b"email\na@example.com\nb@example.com\nc@example.com\n")
-    assert r.status_code == 422 and "the list has 3 people; up to 2 here" in r.text
+    r = post(b"email\na@example.com\nb@example.com\nnot-an-address\nd@example.com\n")
+    assert r.status_code == 422 and "the list has more than 2 people here" in r.text
+    assert "not valid" not in r.text  # refused for its length before its lines are checked
+    r = client.post("/requests/opt-outs", data=form)  # no file chosen
+    assert r.status_code == 422 and "choose the list&#39;s file" in r.text
+    assert "<title>Error: Answer a list of opt-outs" in r.text
+    r = client.post(
+        "/requests/opt-outs",
+        data={**form, "agent_name": "A", "agent_email": "agent@", "agent_permission": "P"},
+        files={"file": ("l.csv", b"email\na@example.com\nb@example.com\n", "text/csv")},
+    )
+    assert r.text.count("the agent&#39;s e-mail address is not valid") == 1
+    r = client.post(
+        "/requests/opt-outs",
+        data={**form, "agent_permission": "PS-1"},
+        files={"file": ("l.csv", b"email\na@example.com\n", "text/csv")},
+    )
+    assert r.status_code == 422 and "name or e-mail with their signed permission" in r.text
     monkeypatch.setattr(pages, "LIST_MAX_BYTES", 10)
     r = post(b"email\na@example.com\n")
     assert r.status_code == 422 and "larger than" in r.text

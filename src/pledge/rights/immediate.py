@@ -91,6 +91,10 @@ def answer_many(
     return [r for r in results if r is not None]
 
 
+class ListTooLong(InvalidInput):
+    """A list longer than the caller takes in one go."""
+
+
 def read_list(
     ctx: TenantContext,
     text: str,
@@ -99,12 +103,13 @@ def read_list(
     jurisdiction: str | None,
     channel: str,
     agent: Requester | None = None,
+    limit: int | None = None,
 ) -> list[Prepared]:
     """A list of requesters (CSV text with a header: `email`, optionally `name`), each a
     request of `request_type`, validated whole: `ImportInvalid` lists every bad line and
     nothing is received. `agent`: who sends the list for the people on it (name, e-mail,
-    permission). Read the file first (`importer.read_text`): on SQLite the context holds
-    the write lock."""
+    permission). `limit`: refuse a list of more people, before checking them. Read the file
+    first (`importer.read_text`): on SQLite the context holds the write lock."""
     if request_type not in TYPES_VALUES:
         raise InvalidInput(
             "only opt_out_sale and limit_sensitive requests are answered from a list; "
@@ -112,8 +117,14 @@ def read_list(
         )
     jurisdiction = rights.resolve_jurisdiction(ctx, jurisdiction)
     by = agent or Requester("")
-    if channel == RequestChannel.AUTHORIZED_AGENT.value and not by.agent_permission:
-        raise InvalidInput(rights.AGENT_NEEDS)  # said once, not on every line
+    # What is wrong with the agent is said once, not on every line.
+    if channel == RequestChannel.AUTHORIZED_AGENT.value:
+        if not by.agent_permission:
+            raise InvalidInput(rights.AGENT_NEEDS)
+        if by.agent_email:
+            rights.agent_address(by.agent_email)
+    elif by.agent_permission:
+        raise InvalidInput("give the agent's name or e-mail with their signed permission")
     reader = csv.DictReader(io.StringIO(text, newline=""))
     try:
         header = [h.strip().lower() for h in reader.fieldnames or []]
@@ -132,6 +143,8 @@ def read_list(
         except csv.Error as exc:
             errors.append(RowError(reader.line_num, f"not CSV: {exc}"))
             break
+        if limit is not None and len(prepared) + len(errors) >= limit:
+            raise ListTooLong(f"the list has more than {limit:,} people")
         requester = Requester(
             (row.get("email") or "").strip(),
             (row.get("name") or "").strip(),

@@ -286,7 +286,7 @@ def opt_out_list_form(
 def opt_out_list(
     request: Request,
     page: Writer,
-    file: Annotated[UploadFile, File()],
+    file: Annotated[UploadFile | None, File()] = None,
     type: Annotated[str, Form()] = RequestType.OPT_OUT_SALE.value,
     jurisdiction: Annotated[str, Form()] = "US-CA",
     agent_name: Annotated[str, Form(max_length=200)] = "",
@@ -301,8 +301,10 @@ def opt_out_list(
         "agent_permission": agent_permission,
     }
     agent = bool(agent_name.strip() or agent_email.strip())
-    data = file.file.read(LIST_MAX_BYTES + 1)
+    data = file.file.read(LIST_MAX_BYTES + 1) if file is not None and file.filename else b""
     try:
+        if not data:
+            raise InvalidInput("choose the list's file (a CSV with an email column)")
         if len(data) > LIST_MAX_BYTES:
             raise InvalidInput(f"the file is larger than {LIST_MAX_BYTES // (1024 * 1024)} MB")
         listed = immediate.read_list(
@@ -312,17 +314,16 @@ def opt_out_list(
             jurisdiction=jurisdiction,
             channel=RequestChannel.AUTHORIZED_AGENT.value if agent else RequestChannel.STAFF.value,
             agent=Requester("", "", agent_name.strip(), agent_email.strip(), agent_permission),
+            limit=LIST_MAX_LINES,
         )
-        if len(listed) > LIST_MAX_LINES:
-            raise InvalidInput(
-                f"the list has {len(listed):,} people; up to {LIST_MAX_LINES:,} here "
-                "(use `pledge rights opt-outs` or the API for more)"
-            )
     except ImportInvalid as exc:
         shown = [str(e) for e in exc.errors[:50]]
         return _list_page(
             request, values=values, errors=shown, more=len(exc.errors) - len(shown), status_code=422
         )
+    except immediate.ListTooLong as exc:
+        more = f"{exc.detail} here: use `pledge rights opt-outs` or the API for longer lists"
+        return _list_page(request, values=values, errors=[more], status_code=422)
     except InvalidInput as exc:
         return _list_page(request, values=values, errors=[exc.detail], status_code=422)
     answered = immediate.answer(page.ctx, listed)

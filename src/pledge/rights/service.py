@@ -215,6 +215,14 @@ class Prepared:
     private: dict[str, Any]  # what is sealed on the request
 
 
+def agent_address(value: str) -> str:
+    """An authorized agent's e-mail address, normalised; InvalidInput if it is not one."""
+    try:
+        return normalise_email(value)
+    except InvalidIdentity:
+        raise InvalidInput("the agent's e-mail address is not valid") from None
+
+
 def prepare(ctx: TenantContext, data: RequestInput) -> Prepared:
     """Validate a request input (InvalidInput says what is wrong); nothing is written."""
     try:
@@ -232,12 +240,8 @@ def prepare(ctx: TenantContext, data: RequestInput) -> Prepared:
         agent and data.requester.agent_permission
     ):
         raise InvalidInput(AGENT_NEEDS)
-    agent_email = ""
-    if data.requester.agent_email:
-        try:  # the letters go there: refuse it now, not when the first one is queued
-            agent_email = normalise_email(data.requester.agent_email)
-        except InvalidIdentity:
-            raise InvalidInput("the agent's e-mail address is not valid") from None
+    # The letters go to the agent: refuse a bad address now, not when the first is queued.
+    agent_email = agent_address(data.requester.agent_email) if data.requester.agent_email else ""
     private = {
         "email": email,
         "name": data.requester.name.strip()[:200],
