@@ -355,22 +355,10 @@ def find_subject_ids(
         except InvalidIdentity:
             continue
         wanted.setdefault(indexer.index(kind, normal), []).append(value)
-    found: dict[str, uuid.UUID] = {}
-    indexes = list(wanted)
-    for start in range(0, len(indexes), 400):
-        rows = ctx.session.execute(
-            for_tenant(
-                select(SubjectIdentity.blind_index, SubjectIdentity.subject_id),
-                SubjectIdentity,
-                ctx.tenant_id,
-            ).where(
-                SubjectIdentity.kind == kind.value,
-                SubjectIdentity.blind_index.in_(indexes[start : start + 400]),
-            )
-        )
-        for index, subject_id in rows:
-            found.update(dict.fromkeys(wanted[index], subject_id))
-    return found
+    held = existing_identities(ctx, [(kind, index) for index in wanted])
+    return {
+        value: subject_id for (_kind, index), subject_id in held.items() for value in wanted[index]
+    }
 
 
 def get_subject_rows(
