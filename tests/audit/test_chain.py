@@ -198,6 +198,27 @@ def test_an_entry_commits_or_rolls_back_with_its_act(runtime: Runtime, tenant: s
         assert audit.verify_chain(ctx.session, ctx.keystore, ctx.tenant_id).ok
 
 
+def test_a_rolled_back_savepoint_takes_its_entries_and_the_chain_goes_on(
+    runtime: Runtime, tenant: str
+) -> None:
+    # Appends after the first in a transaction take the head from the transaction's memo; a
+    # savepoint rolled back (a page's form that failed) must not leave it pointing past the
+    # entries it took with it.
+    with runtime.tenant_context(tenant) as ctx:
+        before = audit.record(ctx, AuditEvent.SUBJECT_VIEWED, details={"n": "before"})
+        with pytest.raises(RuntimeError), ctx.session.begin_nested():
+            audit.record(ctx, AuditEvent.SUBJECT_VIEWED, details={"n": "undone"})
+            raise RuntimeError("the form's action failed")
+        after = audit.record(ctx, AuditEvent.SUBJECT_VIEWED, details={"n": "after"})
+        kept = audit.record(ctx, AuditEvent.SUBJECT_VIEWED, details={"n": "last"})
+    assert (after, kept) == (before + 1, before + 2)
+    with runtime.tenant_context(tenant) as ctx:
+        entries = _entries(ctx.session, ctx.tenant_id)
+        assert [e.details.get("n") for e in entries[1:]] == ["before", "after", "last"]
+        result = audit.verify_chain(ctx.session, ctx.keystore, ctx.tenant_id)
+    assert result.ok and result.checked == 4
+
+
 def test_concurrent_appends_keep_one_unbroken_chain(runtime: Runtime, tenant: str) -> None:
     errors: list[BaseException] = []
 

@@ -166,3 +166,26 @@ def test_an_erased_subject_takes_no_new_data(runtime: Runtime, tenant: str) -> N
         erasure.erase_subject(ctx, erased)
     with pytest.raises(SubjectErased), runtime.tenant_context(tenant) as ctx:
         service.rectify_field(ctx, erased, FieldInput("first_name", "Zombie", "user.name.first"))
+
+
+def test_keys_read_before_an_erasure_in_the_same_transaction_are_not_used_after_it(
+    runtime: Runtime, tenant: str
+) -> None:
+    # The context keeps the data keys it reads for the rest of its transaction (a request's
+    # bundle, files and letters all need them): the erasure must take them from it too.
+    erased, kept = _populate(runtime, tenant)
+    with runtime.tenant_context(tenant) as ctx:
+        assert service.read_subject(ctx, erased).value("first_name") == "Gone"
+        assert {c for _s, c in ctx.subject_keys([(erased, "standard"), (erased, "billing")])} == {
+            "standard",
+            "billing",
+        }
+        erasure.erase_subject(ctx, erased, keep_classes=["billing"])
+        with pytest.raises(KeyShredded):
+            ctx.subject_key(erased, "standard")
+        assert list(ctx.subject_keys([(erased, "standard"), (erased, "billing")])) == [
+            (erased, "billing")
+        ]
+        view = service.read_subject(ctx, erased, interactions=10)
+        assert [i.kind for i in view.interactions] == ["order"]
+        assert service.read_subject(ctx, kept).value("first_name") == "Stays"

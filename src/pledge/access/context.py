@@ -8,14 +8,16 @@ take the context and filter every query by `ctx.tenant_id` through `pledge.acces
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
 from sqlalchemy.orm import Session
 
 from pledge.access.permissions import Scope
+from pledge.core.db import transaction_memo
 from pledge.core.errors import Forbidden, NotFound
-from pledge.crypto.keystore import KeyStore
+from pledge.crypto.keystore import KeyMissing, KeyShredded, KeyStore
 from pledge.tenants.models import Tenant
 
 
@@ -94,6 +96,61 @@ class TenantContext:
     @property
     def tenant_id(self) -> uuid.UUID:
         return self._tenant_id
+
+    # -- subjects' data keys, read once per transaction ----------------------------------
+    #
+    # A request's fulfilment opens the subject's record, its interactions, its consent
+    # history and then seals the files and letters: the same key, each time a keystore
+    # transaction. These go through the keystore once per data-store transaction (the memo
+    # of `core.db.transaction_memo`, dropped when it ends) and `shred_subject` forgets what
+    # it destroys. Services ask the context, not the keystore, for a subject's keys.
+
+    def subject_keys(
+        self, pairs: Iterable[tuple[uuid.UUID, str]]
+    ) -> dict[tuple[uuid.UUID, str], bytes]:
+        """The keys that exist for the given (subject, class) pairs; missing or shredded
+        ones are absent."""
+        memo = transaction_memo(self.session)
+        tid = self._tenant_id
+        out: dict[tuple[uuid.UUID, str], bytes] = {}
+        wanted = []
+        for pair in dict.fromkeys(pairs):
+            key = memo.get(("data-key", tid, *pair))
+            if key is None:
+                wanted.append(pair)
+            else:
+                out[pair] = key
+        if wanted:
+            found = self.keystore.subject_keys(tid, wanted)
+            for pair, key in found.items():
+                memo[("data-key", tid, *pair)] = key
+            out.update(found)
+        return out
+
+    def subject_key(self, subject_id: uuid.UUID, key_class: str) -> bytes:
+        """One key; `KeyShredded` or `KeyMissing` when it is not there."""
+        key = self.subject_keys([(subject_id, key_class)]).get((subject_id, key_class))
+        if key is not None:
+            return key
+        if self.keystore.is_shredded(self._tenant_id, subject_id, key_class):
+            raise KeyShredded(f"{subject_id}/{key_class}")
+        raise KeyMissing(f"{subject_id}/{key_class}")
+
+    def create_subject_keys(
+        self, wanted: Iterable[tuple[uuid.UUID, str]]
+    ) -> dict[tuple[uuid.UUID, str], bytes]:
+        created = self.keystore.create_subject_keys(self._tenant_id, list(wanted))
+        memo = transaction_memo(self.session)
+        for pair, key in created.items():
+            memo[("data-key", self._tenant_id, *pair)] = key
+        return created
+
+    def shred_subject(self, subject_id: uuid.UUID, keep: Iterable[str] = ()) -> list[str]:
+        """Destroy the subject's keys but the classes in `keep` (`KeyStore.shred_subject`)."""
+        memo = transaction_memo(self.session)
+        for k in [k for k in memo if k[:3] == ("data-key", self._tenant_id, subject_id)]:
+            del memo[k]
+        return self.keystore.shred_subject(self._tenant_id, subject_id, keep=keep)
 
     def require(self, scope: Scope) -> None:
         if scope not in self.scopes:

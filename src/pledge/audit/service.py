@@ -24,6 +24,7 @@ from pledge.access.scoping import for_tenant
 from pledge.audit.events import AuditEvent
 from pledge.audit.models import AuditEntry, AuditHead
 from pledge.core.clock import utcnow
+from pledge.core.db import transaction_memo
 from pledge.crypto.keystore import KeyStore
 
 GENESIS = bytes(32)
@@ -112,8 +113,16 @@ def append(
     if session.autoflush:
         session.flush()
     conn = session.connection()
-    # Lock the head: on PostgreSQL a row lock, on SQLite the write lock taken at BEGIN.
-    seq, prev = conn.execute(_LOCK_HEAD, {"tenant_id": tenant_id}).one()
+    # Lock the head: on PostgreSQL a row lock, on SQLite the write lock taken at BEGIN. Held
+    # to the end of the transaction, so the head read first stays ours: later appends in the
+    # transaction take it from the memo (dropped when the transaction or a savepoint ends —
+    # a rolled-back savepoint's entries are gone, and the head is read again).
+    memo = transaction_memo(session)
+    head: tuple[int, bytes] | None = memo.get(("audit-head", tenant_id))
+    if head is None:
+        seq, prev = conn.execute(_LOCK_HEAD, {"tenant_id": tenant_id}).one()
+    else:
+        seq, prev = head
     key = keystore.audit_key(tenant_id)
     now = utcnow()
     rows: list[dict[str, Any]] = []
@@ -141,6 +150,7 @@ def append(
         prev = mac
     conn.execute(_INSERT_ENTRIES, rows)
     conn.execute(_MOVE_HEAD, {"head_tenant_id": tenant_id, "head_seq": seq, "head_mac": prev})
+    memo[("audit-head", tenant_id)] = (seq, prev)
     # A head loaded through the ORM in this session (`verify_chain`) shows the new end.
     loaded = session.identity_map.get((AuditHead, (tenant_id,), None))
     if loaded is not None:

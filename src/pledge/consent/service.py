@@ -81,16 +81,14 @@ def _signal_mac(
     if not value:
         return None
     try:
-        key = ctx.keystore.subject_key(ctx.tenant_id, subject_id, STANDARD_CLASS)
+        key = ctx.subject_key(subject_id, STANDARD_CLASS)
     except KeyShredded:
         # A partially erased subject: its standard data is gone, so is the key to MAC with.
         raise SubjectErased("this subject's data has been erased") from None
     except KeyMissing:
         # Created with fields of other retention classes only: the standard key is made on
         # first use, as for interactions.
-        key = ctx.keystore.create_subject_keys(ctx.tenant_id, [(subject_id, STANDARD_CLASS)])[
-            (subject_id, STANDARD_CLASS)
-        ]
+        key = ctx.create_subject_keys([(subject_id, STANDARD_CLASS)])[(subject_id, STANDARD_CLASS)]
     mac_key = derive(key, b"pledge:consent-signal:v1")
     return hmac.new(mac_key, f"{what}:{value.strip()}".encode(), hashlib.sha256).digest()
 

@@ -125,13 +125,13 @@ def _subject_keys(ctx: TenantContext, subject_ids: Sequence[uuid.UUID]) -> dict[
     """The standard data keys of these subjects, created where missing; an erased subject's
     key stays destroyed (SubjectErased)."""
     pairs = [(sid, STANDARD_CLASS) for sid in dict.fromkeys(subject_ids)]
-    found = ctx.keystore.subject_keys(ctx.tenant_id, pairs)
+    found = ctx.subject_keys(pairs)
     missing = [p for p in pairs if p not in found]
     for sid, key_class in missing:
         if ctx.keystore.is_shredded(ctx.tenant_id, sid, key_class):
             raise SubjectErased("this subject has been erased")
     if missing:
-        found.update(ctx.keystore.create_subject_keys(ctx.tenant_id, missing))
+        found.update(ctx.create_subject_keys(missing))
     return {sid: key for (sid, _c), key in found.items()}
 
 
@@ -181,7 +181,7 @@ def contacts(ctx: TenantContext, subject_ids: Sequence[uuid.UUID]) -> dict[uuid.
                 SubjectRecord.subject_id.in_(chunk)
             )
         ).all()
-        keys = ctx.keystore.subject_keys(ctx.tenant_id, [(r.subject_id, r.key_class) for r in rows])
+        keys = ctx.subject_keys([(r.subject_id, r.key_class) for r in rows])
         found: dict[uuid.UUID, dict[str, str]] = {}
         for r in rows:
             key = keys.get((r.subject_id, r.key_class))
@@ -443,7 +443,7 @@ def deliver_pending(ctx: TenantContext, *, limit: int = 1000) -> DeliveryReport:
 
 def _readable_keys(ctx: TenantContext, rows: Sequence[OutboxMessage]) -> dict[uuid.UUID, bytes]:
     pairs = [(r.subject_id, STANDARD_CLASS) for r in rows if r.subject_id is not None]
-    return {sid: key for (sid, _c), key in ctx.keystore.subject_keys(ctx.tenant_id, pairs).items()}
+    return {sid: key for (sid, _c), key in ctx.subject_keys(pairs).items()}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -293,7 +293,6 @@ def _erasure(
     holds = erasure_holds(ctx, staff)
     identities = _identities(ctx, subject_id)  # before the keys are gone
     result = erasure.erase_subject(ctx, subject_id, keep_classes=list(holds))
-    letters.forget_subject_key(ctx, subject_id)  # shredded: the letter goes under the tenant's
     kept = [
         f"{cls}: {reason}" for cls, reason in sorted(holds.items()) if cls in result.kept_classes
     ]

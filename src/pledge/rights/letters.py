@@ -58,32 +58,18 @@ SUBJECTS = {
 
 
 def _subject_key(ctx: TenantContext, subject_id: uuid.UUID) -> bytes | None:
-    """The subject's standard data key, or None when it is shredded or missing. Kept for the
-    rest of the transaction (a request's letters and files all need it);
-    `forget_subject_key` drops it when the subject is erased in the transaction."""
-    memo = rights.tx_memo(ctx)
-    found: bytes | None = memo.get(("subject-key", subject_id))
-    if found is None:
-        try:
-            found = ctx.keystore.subject_key(ctx.tenant_id, subject_id, STANDARD_CLASS)
-        except (KeyShredded, KeyMissing):
-            return None
-        memo[("subject-key", subject_id)] = found
-    return found
+    """The subject's standard data key, or None when it is shredded or missing (read once
+    per transaction: `TenantContext.subject_keys`)."""
+    try:
+        return ctx.subject_key(subject_id, STANDARD_CLASS)
+    except (KeyShredded, KeyMissing):
+        return None
 
 
 def load_subject_keys(ctx: TenantContext, subject_ids: Sequence[uuid.UUID]) -> None:
     """Read many subjects' standard data keys in one keystore call, for the letters of a
-    batch (`_subject_key` then finds them)."""
-    memo = rights.tx_memo(ctx)
-    wanted = [(s, STANDARD_CLASS) for s in subject_ids if ("subject-key", s) not in memo]
-    for (subject_id, _class), key in ctx.keystore.subject_keys(ctx.tenant_id, wanted).items():
-        memo[("subject-key", subject_id)] = key
-
-
-def forget_subject_key(ctx: TenantContext, subject_id: uuid.UUID) -> None:
-    """After an erasure in this transaction: the next letter or file asks the keystore."""
-    rights.tx_memo(ctx).pop(("subject-key", subject_id), None)
+    batch (`_subject_key` then finds them in the transaction's memo)."""
+    ctx.subject_keys([(s, STANDARD_CLASS) for s in subject_ids])
 
 
 def artifact_key(ctx: TenantContext, request: RightsRequest) -> tuple[str, bytes]:
@@ -172,7 +158,7 @@ def open_artifact(
         if request.subject_id is None:
             return None
         try:
-            key = ctx.keystore.subject_key(ctx.tenant_id, request.subject_id, STANDARD_CLASS)
+            key = ctx.subject_key(request.subject_id, STANDARD_CLASS)
         except (KeyShredded, KeyMissing):
             return None
     else:

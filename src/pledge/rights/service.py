@@ -102,8 +102,8 @@ class RequestInput:
 
 
 def tx_memo(ctx: TenantContext) -> dict[Any, Any]:
-    """`core.db.transaction_memo` of the context's session: a request's pauses and a subject's
-    data key, read once per transaction (this package is their only writer)."""
+    """`core.db.transaction_memo` of the context's session: a request's pauses, read once
+    per transaction (this package is their only writer)."""
     return transaction_memo(ctx.session)
 
 

@@ -69,7 +69,7 @@ def erase_subject(
     if unknown:
         raise InvalidInput(f"unknown retention class {unknown[0][:40]!r}")
     # 1. Keys first: from this moment the data is unreadable everywhere, backups included.
-    shredded = ctx.keystore.shred_subject(ctx.tenant_id, subject.id, keep=keep)
+    shredded = ctx.shred_subject(subject.id, keep=keep)
     # 2. Then the rows (of every class not kept, whether or not its key still existed).
     tid = ctx.tenant_id
     records = _deleted(

@@ -180,8 +180,7 @@ def store_subjects(
         return []
     now = utcnow()
     ids = [new_id() for _ in prepared]
-    keys = ctx.keystore.create_subject_keys(
-        ctx.tenant_id,
+    keys = ctx.create_subject_keys(
         [(sid, c) for sid, p in zip(ids, prepared, strict=True) for c in sorted(p.classes)],
     )
     subjects: list[dict[str, Any]] = []
@@ -308,7 +307,7 @@ def _open_records(ctx: TenantContext, subjects: Sequence[Subject]) -> dict[uuid.
         .scalars()
         .all()
     )
-    keys = ctx.keystore.subject_keys(ctx.tenant_id, [(r.subject_id, r.key_class) for r in rows])
+    keys = ctx.subject_keys([(r.subject_id, r.key_class) for r in rows])
     for r in rows:
         key = keys.get((r.subject_id, r.key_class))
         view = views[r.subject_id]
@@ -473,7 +472,7 @@ def open_interactions(
         ctx.session.flush()
     rows = ctx.session.connection().execute(stmt).tuples().all()
     classes = {r[5] for r in rows}
-    keys = ctx.keystore.subject_keys(ctx.tenant_id, [(subject_id, c) for c in classes])
+    keys = ctx.subject_keys([(subject_id, c) for c in classes])
     aeads = {c: AESGCM(keys[(subject_id, c)]) for c in classes if (subject_id, c) in keys}
     prefix = interaction_aad_prefix(ctx.tenant_id, subject_id)
     out = []
@@ -583,10 +582,10 @@ def store_interactions(ctx: TenantContext, items: Sequence[NewInteraction]) -> l
             ctx, item.kind, item.source, item.category, item.retention_class, item.occurred_at
         )
     pairs = {(i.subject_id, i.retention_class) for i in items}
-    keys = ctx.keystore.subject_keys(ctx.tenant_id, pairs)
+    keys = ctx.subject_keys(pairs)
     missing = sorted(pairs - keys.keys())
     if missing:
-        keys.update(ctx.keystore.create_subject_keys(ctx.tenant_id, missing))
+        keys.update(ctx.create_subject_keys(missing))
     now = utcnow()
     rows, entries, ids = [], [], []
     for item in items:
@@ -657,13 +656,11 @@ def _require_active(subject: Subject) -> None:
 def _subject_key(ctx: TenantContext, subject_id: uuid.UUID, key_class: str) -> bytes:
     """The data key of a class, created on first use. A shredded class stays shredded."""
     try:
-        return ctx.keystore.subject_key(ctx.tenant_id, subject_id, key_class)
+        return ctx.subject_key(subject_id, key_class)
     except KeyShredded:
         raise SubjectErased(f"the {key_class} data of this subject has been erased") from None
     except KeyMissing:
-        return ctx.keystore.create_subject_keys(ctx.tenant_id, [(subject_id, key_class)])[
-            (subject_id, key_class)
-        ]
+        return ctx.create_subject_keys([(subject_id, key_class)])[(subject_id, key_class)]
 
 
 def rectify_field(ctx: TenantContext, subject_id: uuid.UUID | str, item: FieldInput) -> StoredField:
@@ -782,7 +779,7 @@ def seal_note(ctx: TenantContext, subject_id: uuid.UUID, context: str, note: str
 
 def open_note(ctx: TenantContext, subject_id: uuid.UUID, context: str, sealed: bytes) -> str | None:
     try:
-        key = ctx.keystore.subject_key(ctx.tenant_id, subject_id, STANDARD_CLASS)
+        key = ctx.subject_key(subject_id, STANDARD_CLASS)
     except (KeyShredded, KeyMissing):
         return None
     return unseal(AESGCM(key), sealed, note_aad(ctx.tenant_id, subject_id, context)).decode()
