@@ -5,21 +5,23 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import zipfile
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import func, select
 
 from pledge.consent import intake
 from pledge.core.clock import frozen, utcnow
-from pledge.core.errors import Conflict, InvalidInput
+from pledge.core.errors import Conflict, InvalidInput, TooManyAttempts
 from pledge.gate import service as gate
 from pledge.mail import service as mail
 from pledge.presets import clik
 from pledge.rights import downloads, fulfilment, verification
 from pledge.rights import service as rights
 from pledge.rights.fulfilment import StaffInput
-from pledge.rights.models import RequestState
+from pledge.rights.models import RequestState, VerificationChallenge
 from pledge.rights.service import Requester, RequestInput
 from pledge.runtime import Runtime
 from pledge.subjects import service as subjects
@@ -27,6 +29,7 @@ from pledge.subjects.identity import IdentityKind
 from pledge.subjects.service import FieldInput
 
 EMAIL = "rita.requester@example.com"
+PHONE = {"phone": "+447700900555"}  # a data point on file, for the requests that need one
 
 
 @pytest.fixture
@@ -286,3 +289,67 @@ def test_unverified_requests_close_themselves(runtime: Runtime, person: str) -> 
         closed = verification.close_unverified(ctx)
         assert [r.id.hex for r in closed] == [handle.split("|")[0].replace("-", "")]
         assert closed[0].state == "closed_unverified"
+
+
+def test_wrong_codes_lock_the_code_and_a_new_one_works(runtime: Runtime, person: str) -> None:
+    handle = _submit(runtime, person, "access")
+    request_id, code = handle.split("|")
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+    for _ in range(verification.MAX_ATTEMPTS):
+        with runtime.tenant_context(person) as ctx:
+            request = rights.get_request(ctx, request_id)
+            assert (
+                verification.confirm(ctx, request, code=wrong, data_points=PHONE).reason
+                == "wrong_code"
+            )
+    with pytest.raises(TooManyAttempts), runtime.tenant_context(person) as ctx:
+        verification.confirm(ctx, rights.get_request(ctx, request_id), code=code, data_points=PHONE)
+    with runtime.tenant_context(person) as ctx:
+        challenge = verification.begin(ctx, rights.get_request(ctx, request_id))
+        assert challenge is not None
+    _verify(runtime, person, f"{request_id}|{challenge.code}", data_points=PHONE)
+    with runtime.tenant_context(person) as ctx:
+        request = rights.get_request(ctx, request_id)
+        assert request.state == "verified"
+        # Nothing of the verification is kept once it is done.
+        left = ctx.session.scalar(
+            select(func.count())
+            .select_from(VerificationChallenge)
+            .where(VerificationChallenge.request_id == request.id)
+        )
+        assert left == 0
+
+
+def test_a_code_confirmed_twice_at_once_verifies_once(runtime: Runtime, person: str) -> None:
+    # The second confirmation starts while the first is still open. On SQLite it waits for
+    # the write lock and finds the request verified; on PostgreSQL it reads the request still
+    # waiting and the code still there, and must not verify it a second time.
+    handle = _submit(runtime, person, "access")
+    request_id, code = handle.split("|")
+    second: list[BaseException | bool] = []
+
+    def confirm_again() -> None:
+        try:
+            with runtime.tenant_context(person) as ctx:
+                request = rights.get_request(ctx, request_id)
+                second.append(
+                    verification.confirm(ctx, request, code=code, data_points=PHONE).verified
+                )
+        except (Conflict, InvalidInput) as exc:
+            second.append(exc)
+
+    with runtime.tenant_context(person) as ctx:
+        first = verification.confirm(
+            ctx, rights.get_request(ctx, request_id), code=code, data_points=PHONE
+        )
+        assert first.verified
+        other = threading.Thread(target=confirm_again)
+        other.start()
+        other.join(timeout=0.5)  # it is waiting on this transaction's locks
+        assert other.is_alive()
+    other.join()
+    assert len(second) == 1 and isinstance(second[0], Conflict | InvalidInput), second
+    with runtime.tenant_context(person) as ctx:
+        request = rights.get_request(ctx, request_id)
+        kinds = [e.kind for e in rights.timeline(ctx, request)]
+    assert kinds.count("verified") == 1, kinds

@@ -20,8 +20,9 @@ import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import CursorResult, delete, func, select
 
 from pledge.access.context import TenantContext
 from pledge.access.scoping import for_tenant
@@ -29,7 +30,7 @@ from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
 from pledge.core.clock import utcnow
 from pledge.core.config import get_settings
-from pledge.core.errors import InvalidInput, NotFound, TooManyAttempts
+from pledge.core.errors import Conflict, InvalidInput, NotFound, TooManyAttempts
 from pledge.core.ids import new_id, parse_id
 from pledge.rights import service as rights
 from pledge.rights.models import (
@@ -119,22 +120,23 @@ def begin(
             ctx, request, RequestState.VERIFIED, "verified", {"level": "none"}, pending=pending
         )
         return None
-    since = utcnow() - timedelta(days=1)
-    recent = int(
-        ctx.session.scalar(
-            for_tenant(
-                select(func.count()).select_from(VerificationChallenge),
-                VerificationChallenge,
-                ctx.tenant_id,
-            ).where(
-                VerificationChallenge.request_id == request.id,
-                VerificationChallenge.created_at > since,
+    if request.verification_requested:  # codes sent before (a new request has none)
+        since = utcnow() - timedelta(days=1)
+        recent = int(
+            ctx.session.scalar(
+                for_tenant(
+                    select(func.count()).select_from(VerificationChallenge),
+                    VerificationChallenge,
+                    ctx.tenant_id,
+                ).where(
+                    VerificationChallenge.request_id == request.id,
+                    VerificationChallenge.created_at > since,
+                )
             )
+            or 0
         )
-        or 0
-    )
-    if recent >= MAX_CHALLENGES_PER_DAY:
-        raise TooManyAttempts("too many codes sent for this request today; try again tomorrow")
+        if recent >= MAX_CHALLENGES_PER_DAY:
+            raise TooManyAttempts("too many codes sent for this request today; try again tomorrow")
     code = f"{secrets.randbelow(10**6):06d}"
     link_secret = secrets.token_urlsafe(32)
     challenge = VerificationChallenge(
@@ -235,30 +237,33 @@ def confirm(
     challenge = live[-1]
     if challenge.attempts >= MAX_ATTEMPTS:
         raise TooManyAttempts("too many wrong codes; ask for a new one")
-    challenge.attempts += 1
     ok = False
     if code is not None:
         ok = hmac.compare_digest(challenge.code_digest, _digest(f"{request.id}:{code.strip()}"))
     elif link_secret is not None:
         ok = hmac.compare_digest(challenge.link_digest, _digest(link_secret))
     if not ok:
-        return _failed(ctx, request, "wrong_code")
+        return _failed(ctx, request, "wrong_code", challenge)
     need = requirement(request)
     if need.declaration and not declaration:
-        return _failed(ctx, request, "declaration_missing")
+        return _failed(ctx, request, "declaration_missing", challenge)
     matches, subject_id = (
         _match_data_points(ctx, request, data_points or {}) if need.data_points else (0, None)
     )
     if need.data_points and subject_id is not None and matches < need.data_points:
-        return _failed(ctx, request, "data_points_mismatch")
-    challenge.used_at = utcnow()
-    # Verification data is kept only as long as needed.
-    ctx.session.execute(
+        return _failed(ctx, request, "data_points_mismatch", challenge)
+    # Used once: the request's challenges go (verification data is kept only as long as
+    # needed). A concurrent confirmation that got there first has deleted them: this one
+    # then finds nothing to delete and fails (on PostgreSQL the DELETE waits for the other
+    # transaction and sees its outcome).
+    gone = ctx.session.execute(
         delete(VerificationChallenge).where(
             VerificationChallenge.tenant_id == ctx.tenant_id,
             VerificationChallenge.request_id == request.id,
         )
     )
+    if not cast(CursorResult[Any], gone).rowcount:
+        raise Conflict("this code has just been used")
     request.verification_level = "email" if not need.data_points else f"email+{need.data_points}"
     if need.declaration:
         request.verification_level += "+declaration"
@@ -289,7 +294,15 @@ def confirm(
     return Outcome(True)
 
 
-def _failed(ctx: TenantContext, request: RightsRequest, reason: str) -> Outcome:
+def _failed(
+    ctx: TenantContext,
+    request: RightsRequest,
+    reason: str,
+    challenge: VerificationChallenge | None = None,
+) -> Outcome:
+    """A failed try: it counts against the challenge's attempts, and is audited."""
+    if challenge is not None:
+        challenge.attempts += 1
     audit.record(
         ctx,
         AuditEvent.RIGHTS_VERIFICATION,
