@@ -6,7 +6,7 @@ is reported and does not stop the others:
 
 1. notice announcements whose time has come (material changes, advance notice by e-mail);
 2. rights requests never verified close themselves with a letter; request records past
-   24 months are purged;
+   24 months are purged, and the API's answers kept for an `Idempotency-Key` after a day;
 3. the mail outbox is delivered (when the backend delivers);
 
 and then, across tenants, the webhook deliveries that are due (retries included).
@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pledge.access import idempotency
 from pledge.access.context import TenantContext
 from pledge.core.db import transaction
 from pledge.mail import backends
@@ -62,6 +63,7 @@ def _announce(ctx: TenantContext, report: CycleReport) -> None:
 def _rights(ctx: TenantContext, report: CycleReport) -> None:
     report.closed_unverified += workflow.close_unverified(ctx)
     report.purged += workflow.purge_expired(ctx)
+    idempotency.purge_expired(ctx)  # the API's stored answers, after a day
 
 
 def _mail(ctx: TenantContext, report: CycleReport) -> None:

@@ -7,6 +7,7 @@ from sqlalchemy import (
     Boolean,
     ForeignKey,
     ForeignKeyConstraint,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -80,5 +81,24 @@ class LoginSession(Base):
     secret_digest: Mapped[bytes] = mapped_column(LargeBinary(32))
     # True until the second factor is given, when the tenant or the user requires one.
     needs_second_factor: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class IdempotentCall(Base):
+    """The answer to an API call sent with an `Idempotency-Key`, kept for a day: a client
+    that sends the call again (its connection dropped before the answer came) gets the same
+    answer, and nothing is done twice. The key is stored as a keyed digest of the key, the
+    API key that sent it and the route; the answer sealed under a tenant key."""
+
+    __tablename__ = "idempotent_calls"
+    __table_args__ = (Index("ix_idempotent_calls_expiry", "tenant_id", "expires_at"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ID, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    key_digest: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    body_digest: Mapped[bytes] = mapped_column(LargeBinary(32))
+    answer_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -6,7 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
+from pledge.access import idempotency
 from pledge.access.context import TenantContext
+from pledge.access.idempotency import IdempotencyKey
 from pledge.access.models import User
 from pledge.access.permissions import Scope
 from pledge.access.scoping import get_in_tenant
@@ -104,11 +106,23 @@ def request_out(ctx: TenantContext, r: RightsRequest, *, full: bool = False) -> 
 
 
 @router.post("/requests", status_code=status.HTTP_201_CREATED, response_model=RequestOut)
-def create_request(body: RequestIn, ctx: Write) -> RequestOut:
+def create_request(
+    body: RequestIn, ctx: Write, response: Response, idempotency_key: IdempotencyKey = None
+) -> RequestOut:
     """Receive a request (from an integrator, a staff member, an authorized agent…): it is
     acknowledged, verification is sent where the type needs it, opt-outs apply at once (their
-    one letter says so)."""
-    return request_out(ctx, workflow.receive(ctx, _input(body)).request, full=True)
+    one letter says so). Send an `Idempotency-Key` to make a retry safe: the same key and
+    body within a day get the first answer (header `Idempotent-Replayed: true`), and the
+    request is not received twice."""
+    return idempotency.once(
+        ctx,
+        response,
+        route="requests.create",
+        raw_key=idempotency_key,
+        body=body,
+        answer=RequestOut,
+        produce=lambda: request_out(ctx, workflow.receive(ctx, _input(body)).request, full=True),
+    )
 
 
 def _input(body: RequestIn) -> RequestInput:
@@ -122,12 +136,28 @@ def _input(body: RequestIn) -> RequestInput:
 
 
 @router.post("/requests/batch", response_model=BatchOut)
-def create_batch(body: RequestBatchIn, ctx: Write) -> BatchOut:
+def create_batch(
+    body: RequestBatchIn, ctx: Write, response: Response, idempotency_key: IdempotencyKey = None
+) -> BatchOut:
     """Receive many opt-outs of sale/sharing and "limit" requests in one transaction: each
     is answered at once, as `POST /requests` would (its letter, webhooks and audit entries).
     A request that cannot be received — an invalid address, a type that needs verification —
     is refused in its place with the reason, and the others go through; a body that is not
-    well-formed (an unknown type, an extra field) is refused whole, with 422."""
+    well-formed (an unknown type, an extra field) is refused whole, with 422. With an
+    `Idempotency-Key`, sending the same list again within a day returns the first answer
+    and receives nobody twice."""
+    return idempotency.once(
+        ctx,
+        response,
+        route="requests.batch",
+        raw_key=idempotency_key,
+        body=body,
+        answer=BatchOut,
+        produce=lambda: _batch(ctx, body),
+    )
+
+
+def _batch(ctx: TenantContext, body: RequestBatchIn) -> BatchOut:
     results = immediate.answer_many(ctx, [_input(item) for item in body.requests])
     items = [
         BatchItemOut(position=i, request=request_out(ctx, r))
