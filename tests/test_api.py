@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
@@ -243,3 +243,29 @@ def test_a_payload_that_is_not_valid_json_is_refused(client: TestClient) -> None
     assert r.status_code == 422 and r.json()["code"] == "invalid_input", r.text
     assert "finite numbers" in r.json()["detail"]
     assert client.get(url).json() == []
+
+
+def test_a_body_larger_than_the_api_takes_is_refused_before_it_is_read(
+    runtime: Runtime, client: TestClient
+) -> None:
+    from pledge.web.limits import MAX_BODY_BYTES
+
+    one = {"type": "opt_out_sale", "requester": {"email": "ana@example.com"}}
+    padding = "x" * (MAX_BODY_BYTES + 1)
+    big = json.dumps({"requests": [one], "padding": padding}).encode()
+    r = client.post(
+        "/api/v1/requests/batch", content=big, headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 413, r.text  # said by its Content-Length: not even read
+
+    # Sent in chunks, without a Content-Length: refused once the bytes pass the limit.
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(big), 1 << 20):
+            yield big[start : start + (1 << 20)]
+
+    r = client.post(
+        "/api/v1/requests/batch", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 413 and r.headers["content-type"] == "application/problem+json"
+    assert r.json()["code"] == "body_too_large" and "4 MB" in r.json()["detail"]
+    assert client.get("/api/v1/requests", params={"open_only": "false"}).json() == []

@@ -238,6 +238,22 @@ def test_bad_input_is_told_on_the_form_and_nothing_is_written(
         files={"proof": ("big.pdf", big, "application/pdf")},
     )
     assert r.status_code == 422 and "larger than 5 MB" in r.text
+    photo = PDF + b"0" * (9 * 1024 * 1024)  # above the API's 4 MB: the form still says why
+    r = v.ask(
+        "rectification",
+        field=["first_name"],
+        value=["Pauline"],
+        files={"proof": ("photo.pdf", photo, "application/pdf")},
+    )
+    assert r.status_code == 422 and "larger than 5 MB" in r.text
+    huge = PDF + b"0" * (21 * 1024 * 1024)  # past what the form takes at all (20 MB)
+    r = v.ask(
+        "rectification",
+        field=["first_name"],
+        value=["Pauline"],
+        files={"proof": ("huge.pdf", huge, "application/pdf")},
+    )
+    assert r.status_code == 413
     r = v.ask("objection", purpose=["no-such-purpose"])
     assert r.status_code == 422 and "choose purposes from the list" in r.text.lower()
     r = v.ask("nonsense")

@@ -40,6 +40,7 @@ from pledge.subjects import importer
 from pledge.subjects import service as subjects
 from pledge.subjects.importer import ImportInvalid
 from pledge.web.deps import PageContext, page_context
+from pledge.web.limits import UPLOAD_MAX_BODY_BYTES
 from pledge.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -282,7 +283,7 @@ def opt_out_list_form(
     return _list_page(request, values={"type": type}, done=done)
 
 
-@router.post("/requests/opt-outs")
+@router.post("/requests/opt-outs", max_body_size=UPLOAD_MAX_BODY_BYTES)
 def opt_out_list(
     request: Request,
     page: Writer,

@@ -28,6 +28,7 @@ from pledge.rights.models import OPEN_STATES, RequestState, RequestType, RightsR
 from pledge.rights.service import Requester, RequestInput
 from pledge.tenants import service as tenants
 from pledge.web.deps import DbSession, RuntimeDep
+from pledge.web.limits import UPLOAD_MAX_BODY_BYTES
 from pledge.web.security import csrf_protect
 from pledge.web.templating import render
 
@@ -265,7 +266,7 @@ def choose(
     return _show(request, "choose.html", {"types": TYPES, "unknown": bool(type)})
 
 
-@router.post("/p/{slug}/requests")
+@router.post("/p/{slug}/requests", max_body_size=UPLOAD_MAX_BODY_BYTES)
 @refusals_shown
 def submit(
     request: Request,

@@ -37,7 +37,7 @@ from pledge.signals import pages as signals_pages
 from pledge.subjects import api as subjects_api
 from pledge.subjects import pages as subjects_pages
 from pledge.tenants import pages as tenant_pages
-from pledge.web import problems
+from pledge.web import limits, problems
 from pledge.web.deps import LoginRequired, SecondFactorRequired
 from pledge.web.security import BrowserSecurity
 from pledge.webhooks import api as webhooks_api
@@ -90,6 +90,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         docs_url="/api/docs",
         redoc_url=None,
         openapi_url="/openapi.json",
+        max_body_size=limits.MAX_BODY_BYTES,
     )
     app.state.runtime = runtime
     app.add_middleware(BrowserSecurity, secure_cookies=runtime.settings.secure_cookies)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pledge.core.errors import PledgeError
+from pledge.web.limits import MAX_BODY_BYTES, MB, UPLOAD_MAX_BODY_BYTES
 from pledge.web.templating import render
 
 log = logging.getLogger("pledge.web")
@@ -46,6 +47,10 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     404: _documented("No such resource in this tenant (another tenant's looks the same)"),
     409: _documented("Conflicts with the current state (e.g. the slug is taken)"),
     410: _documented("The subject has been erased"),
+    413: _documented(
+        "The body is larger than the route takes (4 MB): problem+json, or plain text when "
+        "the Content-Length said so before the body was read"
+    ),
     422: _documented("Invalid input; `detail` names the field and the rule"),
 }
 
@@ -76,6 +81,13 @@ def _page(request: Request, status: int, title: str, detail: str) -> Response:
     return render(request, "error.html", {"title": title, "detail": detail}, status_code=status)
 
 
+def respond(request: Request, status: int, code: str, title: str, detail: str) -> Response:
+    """The error page for a browser, problem+json for anyone else."""
+    if _wants_html(request):
+        return _page(request, status, title, detail)
+    return _problem(status, code, title, detail)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(PledgeError)
     async def pledge_error(request: Request, exc: PledgeError) -> Response:
@@ -103,13 +115,20 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated"}.get(
-            exc.status_code, "http_error"
-        )
+        code = {
+            404: "not_found",
+            405: "method_not_allowed",
+            401: "unauthenticated",
+            413: "body_too_large",
+        }.get(exc.status_code, "http_error")
         title = str(exc.detail) if exc.detail else "Error"
-        if _wants_html(request):
-            return _page(request, exc.status_code, title, title)
-        return _problem(exc.status_code, code, title, title)
+        detail = title
+        if exc.status_code == 413:  # `pledge.web.limits`
+            detail = (
+                f"The request is larger than this address takes ({MAX_BODY_BYTES // MB} MB; "
+                f"{UPLOAD_MAX_BODY_BYTES // MB} MB on the forms that take a file)."
+            )
+        return respond(request, exc.status_code, code, title, detail)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
