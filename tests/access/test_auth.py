@@ -178,3 +178,39 @@ def test_api_tokens_are_stored_as_digests_only(runtime: Runtime, tenant: str) ->
     with runtime.tenant_context(tenant) as ctx:
         key = ctx.session.scalars(select(ApiKey)).one()
     assert secret.encode() not in key.secret_digest and len(key.secret_digest) == 32
+
+
+@pytest.mark.parametrize(
+    ("base_url", "forced", "secure"),
+    [
+        ("https://privacy.example.com", None, True),  # production: Secure by default
+        ("http://127.0.0.1:8000", None, False),  # the development server on plain HTTP
+        ("http://127.0.0.1:8000", True, True),  # e.g. TLS ended by a proxy in front
+        ("https://privacy.example.com", False, False),
+    ],
+)
+def test_cookies_are_secure_when_pledge_is_served_over_https(
+    runtime: Runtime, base_url: str, forced: bool | None, secure: bool
+) -> None:
+    make_tenant(runtime, "acme")
+    make_user(runtime, "acme", "owner@acme.example")
+    runtime.settings = runtime.settings.model_copy(
+        update={"base_url": base_url, "secure_cookies": forced}
+    )
+    client = TestClient(create_app(runtime), base_url="https://testserver")
+    first = client.get("/login")
+    signed_in = client.post(
+        "/login",
+        data={
+            "workspace": "acme",
+            "email": "owner@acme.example",
+            "password": PASSWORD,
+            "csrf_token": client.cookies["pledge_csrf"],
+        },
+        follow_redirects=False,
+    )
+    cookies = [*first.headers.get_list("set-cookie"), *signed_in.headers.get_list("set-cookie")]
+    names = {c.split("=", 1)[0]: c for c in cookies}
+    assert set(names) >= {"pledge_csrf", "pledge_session"}
+    for cookie in names.values():
+        assert ("; secure" in cookie.lower()) is secure, cookie

@@ -72,7 +72,7 @@ def login(
         token,
         httponly=True,
         samesite="lax",
-        secure=runtime.settings.secure_cookies,
+        secure=runtime.settings.cookies_secure,
         max_age=runtime.settings.session_hours * 3600,
         path="/",
     )

@@ -25,8 +25,9 @@ class Settings(BaseSettings):
     master_key: str | None = None
     # Public origin used in links that leave the system (emails, receipts).
     base_url: str = "http://127.0.0.1:8000"
-    # Cookies are marked Secure unless explicitly serving plain HTTP on loopback.
-    secure_cookies: bool = False
+    # Cookies (sign-in session, CSRF) marked Secure: by default when `base_url` is https
+    # (production), not for the plain-HTTP development server; set it to force either way.
+    secure_cookies: bool | None = None
     session_hours: int = 12
     import_batch_size: int = 500
     # Rights requests never verified close themselves, with a letter saying why, after this.
@@ -43,6 +44,12 @@ class Settings(BaseSettings):
     smtp_starttls: bool = True
     smtp_from: str = "Pledge <no-reply@localhost>"
     smtp_timeout: float = 30.0
+
+    @property
+    def cookies_secure(self) -> bool:
+        if self.secure_cookies is not None:
+            return self.secure_cookies
+        return self.base_url.startswith("https://")
 
     @property
     def home_dir(self) -> Path:

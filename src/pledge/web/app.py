@@ -93,7 +93,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         max_body_size=limits.MAX_BODY_BYTES,
     )
     app.state.runtime = runtime
-    app.add_middleware(BrowserSecurity, secure_cookies=runtime.settings.secure_cookies)
+    app.add_middleware(BrowserSecurity, secure_cookies=runtime.settings.cookies_secure)
     problems.install(app)
 
     @app.exception_handler(LoginRequired)
