@@ -144,7 +144,11 @@ def test_scopes_are_enforced_and_keys_can_be_revoked(runtime: Runtime, tenant: s
     assert r.status_code == 403 and r.json()["code"] == "forbidden"
     assert reader.get("/api/v1/subjects").status_code == 200
 
-    admin = api_client(runtime, make_api_token(runtime, tenant, frozenset({Scope.APIKEYS_MANAGE})))
+    # A key that manages keys grants only scopes it holds itself.
+    admin = api_client(
+        runtime,
+        make_api_token(runtime, tenant, frozenset({Scope.APIKEYS_MANAGE, Scope.SUBJECTS_READ})),
+    )
     created = admin.post(
         "/api/v1/api-keys", json={"name": "integration", "scopes": ["subjects:read"]}
     ).json()

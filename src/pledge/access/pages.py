@@ -11,6 +11,7 @@ from pledge.access import service
 from pledge.access.context import Actor, ActorKind, TenantContext
 from pledge.access.models import User
 from pledge.core.errors import InvalidInput, NotFound, TooManyAttempts, Unauthenticated
+from pledge.runtime import Runtime
 from pledge.tenants.service import get_tenant_by_slug
 from pledge.web.deps import SESSION_COOKIE, DbSession, PageContext, RuntimeDep, page_context
 from pledge.web.security import csrf_protect
@@ -45,28 +46,27 @@ def login(
     password: Annotated[str, Form(max_length=1024)],
     next: Annotated[str, Form(max_length=500)] = "/",
 ) -> Response:
-    error = "Wrong workspace, e-mail or password."
     try:
         tenant = get_tenant_by_slug(session, workspace.strip().lower())
         user = service.authenticate(session, runtime.keystore, tenant, email, password)
     except (NotFound, Unauthenticated):
+        # One answer for an unknown workspace or account, a wrong password and a locked
+        # account: the page must not tell which accounts exist or are locked.
         return render(
             request,
             "login.html",
-            {"next": safe_next(next), "error": error, "workspace": workspace},
+            {"next": safe_next(next), "error": service.LOGIN_REFUSED, "workspace": workspace},
             status_code=401,
-        )
-    except TooManyAttempts as exc:
-        return render(
-            request,
-            "login.html",
-            {"next": safe_next(next), "error": exc.detail, "workspace": workspace},
-            status_code=429,
         )
     ctx = TenantContext(session, runtime.keystore, tenant, Actor(ActorKind.USER, str(user.id)))
     token = service.start_session(ctx, user, runtime.settings.session_hours)
     target = "/login/totp" if service.needs_second_factor(tenant, user) else safe_next(next)
     response = RedirectResponse(target, status_code=303)
+    _set_session_cookie(response, runtime, token)
+    return response
+
+
+def _set_session_cookie(response: Response, runtime: Runtime, token: str) -> None:
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -76,7 +76,6 @@ def login(
         max_age=runtime.settings.session_hours * 3600,
         path="/",
     )
-    return response
 
 
 def _pending(request: Request, session: DbSession) -> service.ResolvedSession | None:
@@ -123,7 +122,7 @@ def totp_submit(
         session, runtime.keystore, resolved.tenant, Actor(ActorKind.USER, str(resolved.user.id))
     )
     try:
-        service.complete_second_factor(ctx, resolved, code)
+        token = service.complete_second_factor(ctx, resolved, code)
     except Unauthenticated:
         enrol = _enrolment(ctx, resolved.user)
         return render(
@@ -133,8 +132,20 @@ def totp_submit(
             status_code=401,
         )
     except TooManyAttempts as exc:
-        return render(request, "totp.html", {"enrol": None, "error": exc.detail}, status_code=429)
-    return RedirectResponse("/", status_code=303)
+        # The password was right, so telling of the lock reveals nothing new; the pending
+        # sign-in has ended.
+        locked = render(
+            request,
+            "totp.html",
+            {"enrol": None, "locked": True, "error": exc.detail},
+            status_code=429,
+        )
+        locked.delete_cookie(SESSION_COOKIE, path="/")
+        return locked
+    # A fresh session token replaces the password-only one.
+    response = RedirectResponse("/", status_code=303)
+    _set_session_cookie(response, runtime, token)
+    return response
 
 
 @router.post("/logout")

@@ -25,7 +25,13 @@ from pledge.access.scoping import for_tenant, get_in_tenant
 from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
 from pledge.core.clock import utcnow
-from pledge.core.errors import Conflict, InvalidInput, TooManyAttempts, Unauthenticated
+from pledge.core.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    TooManyAttempts,
+    Unauthenticated,
+)
 from pledge.core.ids import new_id, parse_id
 from pledge.crypto.aead import blind_index, seal, unseal
 from pledge.crypto.keystore import KeyStore
@@ -40,6 +46,18 @@ _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 MIN_PASSWORD_CHARS = 12
 MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)
+_LOCKOUT_MINUTES = int(LOCKOUT.total_seconds()) // 60
+# The one answer to every refused sign-in — unknown account, wrong password, locked account —
+# so the answer does not tell whether an account exists or is locked.
+LOGIN_REFUSED = (
+    "Wrong workspace, e-mail or password — or too many failed tries: "
+    f"wait {_LOCKOUT_MINUTES} minutes and try again."
+)
+# After the password was accepted the account is known to the user: the lock may be told.
+SECOND_FACTOR_LOCKED = (
+    f"Too many failed tries: this account is locked; wait {_LOCKOUT_MINUTES} minutes "
+    "and sign in again."
+)
 
 
 def _digest(secret: str) -> bytes:
@@ -121,7 +139,11 @@ def list_users(ctx: TenantContext) -> list[User]:
 def authenticate(
     session: Session, keystore: KeyStore, tenant: Tenant, email: str, password: str
 ) -> User:
-    """Check a password. Failures are audited; five in a row lock the account for 15 minutes."""
+    """Check a password. Failures are audited; five in a row lock the account for 15 minutes.
+
+    Every refusal — unknown or disabled account, wrong password, locked account — raises the
+    same `Unauthenticated(LOGIN_REFUSED)` after the same argon2 work, so the answer does not
+    tell an account that exists, or is locked, from one that does not."""
     now = utcnow()
     try:
         normal = normalise_email(email)
@@ -139,11 +161,14 @@ def authenticate(
         with contextlib.suppress(VerificationError):
             _hasher.verify(_DUMMY_HASH, password)
         audit.record(ctx, AuditEvent.USER_LOGIN_FAILED, details={"reason": "unknown_account"})
-        raise Unauthenticated("wrong e-mail or password")
+        raise Unauthenticated(LOGIN_REFUSED)
     ctx.actor = Actor(ActorKind.USER, str(user.id))
     if user.locked_until is not None and user.locked_until > now:
+        # The same hashing work as the other refusals: a locked account must not answer faster.
+        with contextlib.suppress(VerificationError):
+            _hasher.verify(_DUMMY_HASH, password)
         audit.record(ctx, AuditEvent.USER_LOGIN_FAILED, details={"reason": "locked"})
-        raise TooManyAttempts("too many failed attempts; try again in a few minutes")
+        raise Unauthenticated(LOGIN_REFUSED)
     try:
         _hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
@@ -152,7 +177,7 @@ def authenticate(
             user.locked_until = now + LOCKOUT
             user.failed_logins = 0
         audit.record(ctx, AuditEvent.USER_LOGIN_FAILED, details={"reason": "bad_password"})
-        raise Unauthenticated("wrong e-mail or password") from None
+        raise Unauthenticated(LOGIN_REFUSED) from None
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     user.failed_logins = 0
@@ -285,31 +310,50 @@ def resolve_session(session: Session, token: str | None) -> ResolvedSession | No
     return ResolvedSession(login, user, tenant)
 
 
-def complete_second_factor(ctx: TenantContext, resolved: ResolvedSession, code: str) -> None:
+def complete_second_factor(ctx: TenantContext, resolved: ResolvedSession, code: str) -> str:
     """Finish a login with a TOTP code; a user without one yet enrols with this same code.
-    Wrong codes count towards the same lockout as wrong passwords."""
+
+    Returns the token of a fresh session (new id, new secret): the password-only token stops
+    working, so a token seen or planted before the second factor never becomes a full session.
+    Wrong codes count towards the same lockout as wrong passwords. Past the password the
+    account is known to the user, so a locked account is told (`TooManyAttempts`) and the
+    pending sign-in ends."""
     user = resolved.user
     now = utcnow()
     if user.locked_until is not None and user.locked_until > now:
-        raise TooManyAttempts("too many failed attempts; try again in a few minutes")
+        ctx.session.delete(resolved.login)
+        audit.record(ctx, AuditEvent.USER_LOGIN_FAILED, details={"reason": "locked"})
+        raise TooManyAttempts(SECOND_FACTOR_LOCKED)
     ok = check_totp(ctx.keystore, user, code)
     if not ok:
         user.failed_logins += 1
+        audit.record(ctx, AuditEvent.USER_LOGIN_FAILED, details={"reason": "bad_totp"})
         if user.failed_logins >= MAX_FAILED_LOGINS:
             user.locked_until = now + LOCKOUT
             user.failed_logins = 0
             ctx.session.delete(resolved.login)
-        audit.record(ctx, AuditEvent.USER_LOGIN_FAILED, details={"reason": "bad_totp"})
+            raise TooManyAttempts(SECOND_FACTOR_LOCKED)
         raise Unauthenticated("that code is not right")
     if not user.totp_enabled:
         user.totp_enabled = True
         audit.record(ctx, AuditEvent.USER_TOTP_ENABLED, details={"user_id": str(user.id)})
     user.failed_logins = 0
-    resolved.login.needs_second_factor = False
-    resolved.user.last_login_at = utcnow()
-    audit.record(
-        ctx, AuditEvent.USER_LOGIN, details={"user_id": str(resolved.user.id), "factors": 2}
+    # Rotate: the pending session goes, a new one (same expiry) is the signed-in one.
+    secret = secrets.token_urlsafe(32)
+    login = LoginSession(
+        tenant_id=ctx.tenant_id,
+        user_id=user.id,
+        secret_digest=_digest(secret),
+        needs_second_factor=False,
+        created_at=now,
+        expires_at=resolved.login.expires_at,
     )
+    ctx.session.delete(resolved.login)
+    ctx.session.add(login)
+    ctx.session.flush()
+    user.last_login_at = now
+    audit.record(ctx, AuditEvent.USER_LOGIN, details={"user_id": str(user.id), "factors": 2})
+    return f"{ctx.tenant_id.hex}.{login.id.hex}.{secret}"
 
 
 def end_session(ctx: TenantContext, resolved: ResolvedSession) -> None:
@@ -327,11 +371,21 @@ TOKEN_PREFIX = "plg"  # noqa: S105 - a label, not a secret
 def create_api_key(
     ctx: TenantContext, *, name: str, scopes: frozenset[Scope]
 ) -> tuple[ApiKey, str]:
-    """Returns the key and its token. The token is shown once; only its digest is stored."""
+    """Returns the key and its token. The token is shown once; only its digest is stored.
+
+    `scopes` must be a subset of `ctx.scopes` (the creating key's scopes, the user's role
+    scopes; the operator holds all), else `Forbidden` naming the scopes lacking."""
     if not scopes:
         raise InvalidInput("an API key needs at least one scope")
     if not name.strip() or len(name) > 100:
         raise InvalidInput("an API key needs a name of at most 100 characters")
+    # No escalation: a key (or a user's role) can grant only scopes it holds itself.
+    lacking = scopes - ctx.scopes
+    if lacking:
+        raise Forbidden(
+            "you cannot grant scopes you do not hold: "
+            + ", ".join(sorted(scope.value for scope in lacking))
+        )
     secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
     key = ApiKey(
         tenant_id=ctx.tenant_id,
