@@ -152,6 +152,16 @@ def cli_env(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[
     reset_settings_cache()
 
 
+@pytest.fixture
+def private_targets(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Webhooks may go to this machine: the tests' receivers listen on 127.0.0.1, which a
+    deployment refuses (`pledge.webhooks.targets`)."""
+    monkeypatch.setenv("PLEDGE_WEBHOOKS_ALLOW_PRIVATE", "true")
+    reset_settings_cache()
+    yield
+    reset_settings_cache()
+
+
 def pg_bindir() -> Path:
     env = os.environ.get("PLEDGE_TEST_PG_BINDIR")
     if env:

@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
+from pledge.access.permissions import Role
 from pledge.audit.models import AuditEntry
 from pledge.mail import backends
 from pledge.mail import service as mail
@@ -318,6 +319,24 @@ def test_the_outbox_page_lists_without_decrypting_and_opening_is_audited(
         entry = s.scalars(select(AuditEntry).where(AuditEntry.event == "mail.read")).one()
     assert entry.details["message_id"] == str(message_id) and entry.details["readable"]
     assert client.get(f"/mail/{uuid.uuid4()}").status_code == 404
+
+
+@pytest.mark.parametrize("role", [Role.VIEWER, Role.AGENT])
+def test_only_staff_who_may_act_for_people_open_their_messages(
+    runtime: Runtime, tenant: str, role: Role
+) -> None:
+    # A message holds what was sent to a person — a download link, a code: whoever reads it
+    # can act as that person. Viewers and support agents see that mail went, not what it said.
+    message_id = _queue(runtime, tenant)
+    make_user(runtime, tenant, "staff@acme.example", role)
+    client = TestClient(api_client(runtime).app, raise_server_exceptions=False)
+    login(client, tenant, "staff@acme.example")
+    listing = client.get("/mail")
+    assert listing.status_code == 200 and f"/mail/{message_id}" not in listing.text
+    opened = client.get(f"/mail/{message_id}")
+    assert opened.status_code == 403 and BODY not in opened.text
+    with runtime.sessions() as s:
+        assert s.scalars(select(AuditEntry).where(AuditEntry.event == "mail.read")).all() == []
 
 
 def test_the_outbox_page_shows_erased_mail_as_erased(runtime: Runtime, tenant: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
@@ -11,9 +12,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import OKPKey
+from sqlalchemy import select
 
 from pledge.consent import intake
 from pledge.core.clock import utcnow
+from pledge.core.config import reset_settings_cache
 from pledge.mail import service as mail
 from pledge.presets import clik
 from pledge.rights import routing
@@ -23,6 +29,7 @@ from pledge.subjects import service as subjects
 from pledge.subjects.identity import IdentityKind
 from pledge.subjects.service import FieldInput
 from pledge.webhooks import service as webhooks
+from pledge.webhooks.models import WebhookDelivery
 from tests.conftest import make_tenant
 
 EMAIL = "wanda.webhook@example.com"
@@ -54,9 +61,15 @@ class Receiver:
         self.server.shutdown()
         self.server.server_close()
 
+    def __enter__(self) -> Receiver:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
+def receiver(private_targets: None) -> Iterator[Receiver]:
     r = Receiver()
     yield r
     r.close()
@@ -246,3 +259,112 @@ def test_a_fee_only_where_the_law_allows_it(
     assert r.json()["timeline"][-1]["kind"] == "fee_recorded"
     r = client.post(f"{third}/fee", json={"cents": -1, "reason": "negative"})
     assert r.status_code == 422
+
+
+def test_a_portability_transfer_arrives_signed_with_the_published_key(
+    runtime: Runtime, with_person: str, client: TestClient, receiver: Receiver
+) -> None:
+    """Seed 003: the data goes straight to the organisation the person names, as a JWS the
+    receiver checks with the tenant's published keys."""
+    r = client.post(
+        "/api/v1/requests",
+        json={"type": "portability", "requester": {"email": EMAIL}, "jurisdiction": "UK"},
+    )
+    request = r.json()
+    r = client.post(
+        f"/api/v1/requests/{request['id']}/verify",
+        json={"code": _code(runtime, with_person), "data_points": {"first_name": "Wanda"}},
+    )
+    assert r.json()["state"] == "verified", r.text
+    r = client.post(f"/api/v1/requests/{request['id']}/fulfil", json={"transfer_url": receiver.url})
+    assert r.status_code == 200 and r.json()["state"] == "completed", r.text
+    (hit,) = receiver.received
+    headers = {k.lower(): v for k, v in hit["headers"].items()}
+    assert headers["content-type"] == "application/jose"
+    assert hit["headers"]["Pledge-Event"] == "portability.transfer"
+    token = hit["body"].decode()
+    header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+    assert header["jku"].endswith(f"/p/{with_person}/.well-known/jwks.json")
+    published = client.get(f"/p/{with_person}/.well-known/jwks.json").json()["keys"]
+    (jwk,) = [k for k in published if k["kid"] == header["kid"]]
+    document = jws.deserialize_compact(token, OKPKey.import_key(jwk), algorithms=[jwk["alg"]])
+    sent = json.loads(document.payload)
+    assert sent["reference"] == request["reference"]
+    assert {f["name"]: f["value"] for f in sent["data"]["fields"]}["first_name"] == "Wanda"
+    # Altered on the way, it no longer verifies.
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    with pytest.raises(JoseError):
+        jws.deserialize_compact(forged, OKPKey.import_key(jwk), algorithms=[jwk["alg"]])
+
+
+INTERNAL = [
+    "http://hooks.example.com/in",  # not https
+    "https://127.0.0.1@10.0.0.5/in",  # the host is 10.0.0.5; 127.0.0.1 is a user name
+    "https://user:pw@hooks.example.com/in",
+    "https://10.0.0.1/in",
+    "https://169.254.169.254/latest/meta-data",  # a cloud's metadata service
+    "https://[::1]:8443/in",
+    "https://[::ffff:127.0.0.1]/in",
+    "https://localhost:8443/in",
+    "https://admin.localhost/in",
+    "https://100.64.0.1/in",  # shared address space
+    "ftp://hooks.example.com/in",
+    "https://hooks.example.com:99999/in",
+]
+
+
+@pytest.mark.parametrize("url", INTERNAL)
+def test_webhook_and_recipient_urls_inside_the_network_are_refused(
+    client: TestClient, url: str
+) -> None:
+    r = client.post("/api/v1/webhooks", json={"url": url, "events": ["*"]})
+    assert r.status_code == 422, (url, r.text)
+    r = client.post(
+        "/api/v1/recipients",
+        json={
+            "slug": "crm",
+            "name": "CRM",
+            "kind": "recipient",
+            "country": "US",
+            "webhook_url": url,
+        },
+    )
+    assert r.status_code == 422, (url, r.text)
+    assert client.get("/api/v1/webhooks").json() == []
+
+
+def test_a_public_name_is_taken_and_checked_again_when_it_is_called(
+    runtime: Runtime, with_person: str, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    r = client.post(
+        "/api/v1/webhooks", json={"url": "https://hooks.example.com/in", "events": ["*"]}
+    )
+    assert r.status_code == 201, r.text
+    # Saved while private targets were allowed (or a name that now resolves inside): at
+    # delivery the address is resolved and checked, and nothing is sent.
+    with Receiver() as inside:
+        monkeypatch.setenv("PLEDGE_WEBHOOKS_ALLOW_PRIVATE", "true")
+        reset_settings_cache()
+        with runtime.tenant_context(with_person) as ctx:
+            named = inside.url.replace("127.0.0.1", "localhost")
+            webhooks.add_endpoint(ctx, named, ["request.state_changed"])
+        monkeypatch.setenv("PLEDGE_WEBHOOKS_ALLOW_PRIVATE", "false")
+        reset_settings_cache()
+        with runtime.tenant_context(with_person) as ctx:
+            webhooks.emit(ctx, "request.state_changed", {"x": 1})
+        assert inside.received == []
+        with runtime.tenant_context(with_person) as ctx:
+            statuses = {d.last_error for d in ctx.session.scalars(select(WebhookDelivery)).all()}
+        assert "blocked: not a public address" in statuses
+
+
+def test_a_call_goes_to_the_address_checked_under_its_name(
+    runtime: Runtime, with_person: str, receiver: Receiver
+) -> None:
+    named = receiver.url.replace("127.0.0.1", "localhost")  # resolved once, then pinned
+    with runtime.tenant_context(with_person) as ctx:
+        webhooks.add_endpoint(ctx, named, ["request.state_changed"])
+        webhooks.emit(ctx, "request.state_changed", {"x": 1})
+    (hit,) = receiver.received
+    headers = {k.lower(): v for k, v in hit["headers"].items()}
+    assert headers["host"] == named.split("/")[2]

@@ -188,7 +188,9 @@ def _through_the_staff_path(ctx: TenantContext, data: RequestInput) -> None:
     fulfilment.fulfil(ctx, request)
 
 
-def test_a_batch_is_answered_exactly_as_the_same_requests_one_by_one(runtime: Runtime) -> None:
+def test_a_batch_is_answered_exactly_as_the_same_requests_one_by_one(
+    runtime: Runtime, private_targets: None
+) -> None:
     """The same requests three ways: through the general staff path, one at a time through
     the intake (the privacy center, `POST /requests`), and as one batch (an agent's list)."""
     tenants = {slug: _tenant_with_people(runtime, slug) for slug in ("staff", "one", "many")}
@@ -243,7 +245,9 @@ def test_a_batch_is_answered_exactly_as_the_same_requests_one_by_one(runtime: Ru
     assert staff["chain_ok"] and alone["chain_ok"] and together["chain_ok"]
 
 
-def test_invalid_requests_are_refused_in_place_and_write_nothing(runtime: Runtime) -> None:
+def test_invalid_requests_are_refused_in_place_and_write_nothing(
+    runtime: Runtime, private_targets: None
+) -> None:
     _tenant_with_people(runtime, "agents")
     inputs = [
         RequestInput("opt_out_sale", Requester("ana@example.com"), "US-CA"),

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from pledge.consent import intake
 from pledge.core.clock import frozen, utcnow
-from pledge.core.errors import Conflict, InvalidInput, TooManyAttempts
+from pledge.core.errors import Conflict, InvalidInput, NotFound, TooManyAttempts
 from pledge.gate import service as gate
 from pledge.mail import service as mail
 from pledge.presets import clik
@@ -353,3 +353,29 @@ def test_a_code_confirmed_twice_at_once_verifies_once(runtime: Runtime, person: 
         request = rights.get_request(ctx, request_id)
         kinds = [e.kind for e in rights.timeline(ctx, request)]
     assert kinds.count("verified") == 1, kinds
+
+
+def test_a_download_clicked_twice_at_once_is_given_once(runtime: Runtime, person: str) -> None:
+    handle = _submit(runtime, person, "access")
+    _verify(runtime, person, handle, data_points=PHONE)
+    with runtime.tenant_context(person) as ctx:
+        result = fulfilment.fulfil(ctx, rights.get_request(ctx, handle.split("|")[0]))
+        assert result.download_url
+        token = result.download_url.rsplit("/", 1)[1]
+    second: list[BaseException | str] = []
+
+    def click_again() -> None:
+        try:
+            with runtime.tenant_context(person) as ctx:
+                second.append(downloads.redeem(ctx, token).name)
+        except NotFound as exc:
+            second.append(exc)
+
+    with runtime.tenant_context(person) as ctx:
+        assert downloads.redeem(ctx, token).name.endswith(".zip")
+        other = threading.Thread(target=click_again)
+        other.start()
+        other.join(timeout=0.5)  # it is waiting on this transaction's locks
+        assert other.is_alive()
+    other.join()
+    assert len(second) == 1 and isinstance(second[0], NotFound), second

@@ -27,6 +27,9 @@ class Scope(StrEnum):
     REQUESTS_READ = "requests:read"  # rights requests
     REQUESTS_WRITE = "requests:write"
     WEBHOOKS_MANAGE = "webhooks:manage"  # webhook endpoints, recipients
+    # The bodies of messages in the outbox: they hold what was sent to people — download,
+    # verification and status links, codes — so reading one is acting as its addressee.
+    MAIL_READ = "mail:read"
 
 
 class Role(StrEnum):

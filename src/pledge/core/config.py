@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     secure_cookies: bool | None = None
     session_hours: int = 12
     import_batch_size: int = 500
+    # Webhooks, recipients' endpoints and portability transfers go to public https hosts
+    # only (pledge.webhooks.targets); true allows plain http and private addresses
+    # (development, or a closed network whose receivers are private on purpose).
+    webhooks_allow_private: bool = False
     # Rights requests never verified close themselves, with a letter saying why, after this.
     unverified_close_days: int = Field(default=30, ge=1, le=365)
     # Mail (pledge.mail.backends): "outbox" (default: nothing leaves, read it on the Mail

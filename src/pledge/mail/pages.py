@@ -20,6 +20,7 @@ from pledge.web.templating import render
 router = APIRouter(include_in_schema=False)
 
 Reader = Annotated[PageContext, Depends(page_context(Scope.SUBJECTS_READ))]
+BodyReader = Annotated[PageContext, Depends(page_context(Scope.MAIL_READ))]
 PAGE_SIZE = 50
 _URL = re.compile(r"https?://[^\s<>\"']+")
 
@@ -41,12 +42,13 @@ def outbox(request: Request, page: Reader, before: str | None = None) -> Respons
             "counts": mail.count_by_status(page.ctx),
             "backend": backend.name,
             "delivers": backend.delivers,
+            "can_open": page.can(Scope.MAIL_READ),
         },
     )
 
 
 @router.get("/mail/{message_id}")
-def message(request: Request, message_id: str, page: Reader) -> Response:
+def message(request: Request, message_id: str, page: BodyReader) -> Response:
     view = mail.read_message(page.ctx, message_id)
     urls = list(dict.fromkeys(_URL.findall(view.letter.text))) if view.letter else []
     return render(request, "mail/detail.html", {"message": view, "links": urls})

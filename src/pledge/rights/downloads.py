@@ -8,22 +8,24 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from joserfc import jws
+from sqlalchemy import CursorResult, update
 
 from pledge.access.context import TenantContext
 from pledge.access.scoping import get_in_tenant
 from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
-from pledge.consent.receipts import ALG, _b64, _private_jwk
+from pledge.consent.receipts import ALG, _private_jwk
 from pledge.core.clock import utcnow
 from pledge.core.config import get_settings
-from pledge.core.errors import InvalidInput, NotFound
+from pledge.core.errors import NotFound
 from pledge.core.ids import new_id, parse_id
 from pledge.rights import letters
 from pledge.rights.models import DownloadLink, RequestArtifact, RightsRequest
 from pledge.webhooks import service as webhooks
+from pledge.webhooks import targets
 
 LINK_TTL = timedelta(days=7)
 TRANSFER_USE = "portability-transfer"
@@ -94,7 +96,19 @@ def redeem(ctx: TenantContext, token: str) -> Download:
     content = letters.open_artifact(ctx, request, artifact)
     if content is None:
         raise NotFound("this file was erased")
-    link.used_at = utcnow()
+    # Used once, even by two clicks at the same moment: the second finds it taken (on
+    # PostgreSQL its UPDATE waits for the first transaction and then matches nothing).
+    taken = ctx.session.execute(
+        update(DownloadLink)
+        .where(
+            DownloadLink.tenant_id == ctx.tenant_id,
+            DownloadLink.id == link.id,
+            DownloadLink.used_at.is_(None),
+        )
+        .values(used_at=utcnow())
+    )
+    if not cast(CursorResult[Any], taken).rowcount:
+        raise NotFound("this download link was used already or has expired; ask for a new one")
     audit.record(
         ctx,
         AuditEvent.RIGHTS_DOWNLOAD,
@@ -107,8 +121,7 @@ def redeem(ctx: TenantContext, token: str) -> Download:
 def transfer(ctx: TenantContext, request: RightsRequest, url: str, data: dict[str, Any]) -> None:
     """Send the portable data straight to another organisation (seed 003), as a JWS signed
     with the tenant's Ed25519 key, after commit, retried like a webhook."""
-    if not url.startswith("https://") and not url.startswith("http://127.0.0.1"):
-        raise InvalidInput("a transfer goes to an https:// endpoint")
+    url = targets.check_url(url, "the transfer's endpoint")
     kid, raw = ctx.keystore.signing_key(ctx.tenant_id, TRANSFER_USE)
     public = ctx.keystore.public_signing_keys(ctx.tenant_id, TRANSFER_USE)[kid]
     payload = json.dumps(
@@ -120,8 +133,10 @@ def transfer(ctx: TenantContext, request: RightsRequest, url: str, data: dict[st
         },
         ensure_ascii=False,
     ).encode()
+    # The receiver checks the signature with the key `kid` of the tenant's published set.
+    jwks_url = f"{get_settings().base_url.rstrip('/')}/p/{ctx.tenant.slug}/.well-known/jwks.json"
     token: str = jws.serialize_compact(
-        {"alg": ALG, "kid": kid, "jwk_x": _b64(public)},
+        {"alg": ALG, "kid": kid, "jku": jwks_url},
         payload,
         _private_jwk(raw, public),
         algorithms=[ALG],

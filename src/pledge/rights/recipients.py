@@ -15,6 +15,7 @@ from pledge.core.errors import Conflict, InvalidInput
 from pledge.core.ids import new_id
 from pledge.rights.models import Recipient
 from pledge.webhooks import service as webhooks
+from pledge.webhooks import targets
 
 
 def add_recipient(
@@ -31,10 +32,8 @@ def add_recipient(
         for_tenant(select(Recipient.id), Recipient, ctx.tenant_id).where(Recipient.slug == slug)
     ):
         raise Conflict(f"recipient {slug!r} already exists")
-    if webhook_url and not (
-        webhook_url.startswith("https://") or webhook_url.startswith("http://127.0.0.1")
-    ):
-        raise InvalidInput("a webhook URL must be https://")
+    if webhook_url:
+        webhook_url = targets.check_url(webhook_url, "a webhook URL")
     recipient_id = new_id()
     secret = "whsec_" + secrets.token_urlsafe(32) if webhook_url else None
     recipient = Recipient(

@@ -31,6 +31,7 @@ from pledge.core.errors import InvalidInput
 from pledge.core.ids import new_id
 from pledge.crypto.aead import seal, unseal
 from pledge.crypto.keystore import KeyStore
+from pledge.webhooks import targets
 from pledge.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 
 log = logging.getLogger(__name__)
@@ -87,12 +88,7 @@ def verify_signature(
 
 def add_endpoint(ctx: TenantContext, url: str, events: list[str]) -> tuple[WebhookEndpoint, str]:
     """Subscribe a URL; returns the endpoint and its signing secret (shown once)."""
-    if (
-        not url.startswith("https://")
-        and not url.startswith("http://127.0.0.1")
-        and not url.startswith("http://localhost")
-    ):
-        raise InvalidInput("a webhook URL must be https:// (plain http only to localhost)")
+    url = targets.check_url(url, "a webhook URL")
     if not events:
         raise InvalidInput("subscribe to at least one event (or '*')")
     endpoint_id = new_id()
@@ -239,12 +235,18 @@ def _deliver_after_commit(ctx: TenantContext, ids: list[uuid.UUID]) -> None:
 @dataclass(frozen=True)
 class Target:
     url: str
-    secret: str
+    secret: str | None  # None: the body signs itself (a JWS sent to a URL)
+    body: bytes
+    content_type: str = "application/json"
 
 
 def _target(session: Session, keystore: KeyStore, delivery: WebhookDelivery) -> Target | None:
     from pledge.rights.models import Recipient  # recipients live with rights requests
 
+    body = payload(keystore, delivery)
+    if delivery.target_kind == "url":  # `send_to_url`: the URL and the JWS travel sealed
+        envelope = json.loads(body)
+        return Target(envelope["url"], None, envelope["body"].encode(), "application/jose")
     if delivery.target_kind == "endpoint":
         endpoint = session.get(WebhookEndpoint, (delivery.tenant_id, delivery.target_id))
         if endpoint is None or not endpoint.active:
@@ -252,6 +254,7 @@ def _target(session: Session, keystore: KeyStore, delivery: WebhookDelivery) -> 
         return Target(
             endpoint.url,
             open_secret(keystore, delivery.tenant_id, endpoint.secret_sealed, endpoint.id),
+            body,
         )
     recipient = session.get(Recipient, (delivery.tenant_id, delivery.target_id))
     if recipient is None or not recipient.webhook_url or recipient.secret_sealed is None:
@@ -259,6 +262,7 @@ def _target(session: Session, keystore: KeyStore, delivery: WebhookDelivery) -> 
     return Target(
         recipient.webhook_url,
         open_secret(keystore, delivery.tenant_id, recipient.secret_sealed, recipient.id),
+        body,
     )
 
 
@@ -291,24 +295,18 @@ def deliver(
             if target is None:
                 delivery.status, delivery.last_error = DeliveryStatus.FAILED.value, "target gone"
                 continue
-            body = payload(keystore, delivery)
-            stamp = int(moment.timestamp())
             try:
-                response = client.post(
-                    target.url,
-                    content=body,
-                    headers={
-                        "content-type": "application/json",
-                        "Pledge-Event": delivery.event,
-                        "Pledge-Delivery": str(delivery.id),
-                        "Pledge-Signature": sign(target.secret, stamp, body),
-                    },
-                )
-                delivery.last_status = response.status_code
-                ok = 200 <= response.status_code < 300
-                delivery.last_error = None if ok else f"HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
-                ok, delivery.last_error = False, type(exc).__name__
+                # Resolved here, and called at the address checked (`targets.pin`).
+                pinned: targets.Pinned | None = targets.pin(target.url)
+            except targets.BlockedTarget:
+                delivery.status = DeliveryStatus.FAILED.value
+                delivery.last_error = "blocked: not a public address"
+                failing += 1
+                continue
+            except targets.Unresolved:  # tried again later, as a refused connection is
+                pinned = None
+                delivery.last_error = "host name does not resolve"
+            ok = pinned is not None and _post(client, delivery, target, pinned, moment)
             if ok:
                 delivery.status, delivery.delivered_at = DeliveryStatus.DELIVERED.value, moment
                 delivered += 1
@@ -319,3 +317,35 @@ def deliver(
                 delivery.next_attempt_at = moment + BACKOFF[delivery.attempts - 1]
                 failing += 1
     return delivered, failing
+
+
+def _post(
+    client: httpx.Client,
+    delivery: WebhookDelivery,
+    target: Target,
+    pinned: targets.Pinned,
+    moment: datetime,
+) -> bool:
+    """One attempt; its outcome recorded on the delivery (status code or error class)."""
+    headers = {
+        "host": pinned.host_header,
+        "content-type": target.content_type,
+        "Pledge-Event": delivery.event,
+        "Pledge-Delivery": str(delivery.id),
+    }
+    if target.secret is not None:
+        headers["Pledge-Signature"] = sign(target.secret, int(moment.timestamp()), target.body)
+    try:
+        response = client.post(
+            pinned.url,
+            content=target.body,
+            headers=headers,
+            extensions={"sni_hostname": pinned.server_name},
+        )
+    except httpx.HTTPError as exc:
+        delivery.last_error = type(exc).__name__
+        return False
+    delivery.last_status = response.status_code
+    ok = 200 <= response.status_code < 300
+    delivery.last_error = None if ok else f"HTTP {response.status_code}"
+    return ok
