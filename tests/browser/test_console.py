@@ -15,6 +15,7 @@ import pyotp
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+from pledge.access import service as access
 from pledge.runtime import Runtime
 from pledge.subjects import service
 from pledge.subjects.service import FieldInput
@@ -175,7 +176,7 @@ def test_wrong_password_and_return_to_the_page_asked_for(runtime: Runtime, page:
     seed(runtime)
     page.goto("/login")
     sign_in(page, "acme", password="not the password at all")
-    expect(page.get_by_role("alert")).to_have_text("Wrong workspace, e-mail or password.")
+    expect(page.get_by_role("alert")).to_have_text(access.LOGIN_REFUSED)
     expect(page).to_have_url(re.compile(r"/login$"))
     expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")
     expect(page.get_by_label("Workspace")).to_have_value("acme")

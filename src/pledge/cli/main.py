@@ -417,32 +417,42 @@ def subjects_export(
 
 
 def _write_csv(record: dict[str, object]) -> None:
+    # Data cells no spreadsheet runs as a formula, as in the access bundle's CSV.
+    from pledge.rights.bundle import spreadsheet_safe
+
+    def row(cells: list[object]) -> list[object]:
+        return [spreadsheet_safe(c) if isinstance(c, str) else c for c in cells]
+
     writer = csv.writer(sys.stdout)
     writer.writerow(["record", "name", "value", "category", "source", "retention_class", "time"])
     for f in record["fields"]:  # type: ignore[attr-defined]
         writer.writerow(
-            [
-                "field",
-                f["name"],
-                f["value"],
-                f["category"],
-                f["source"],
-                f["retention_class"],
-                f["updated_at"],
-            ]
+            row(
+                [
+                    "field",
+                    f["name"],
+                    f["value"],
+                    f["category"],
+                    f["source"],
+                    f["retention_class"],
+                    f["updated_at"],
+                ]
+            )
         )
     for i in record["interactions"]:  # type: ignore[attr-defined]
         payload = json.dumps(i["payload"], ensure_ascii=False) if i["payload"] is not None else ""
         writer.writerow(
-            [
-                "interaction",
-                i["kind"],
-                payload,
-                i["category"],
-                i["source"],
-                i["retention_class"],
-                i["occurred_at"],
-            ]
+            row(
+                [
+                    "interaction",
+                    i["kind"],
+                    payload,
+                    i["category"],
+                    i["source"],
+                    i["retention_class"],
+                    i["occurred_at"],
+                ]
+            )
         )
 
 

@@ -125,6 +125,29 @@ def art15_information(
     }
 
 
+# Cells a spreadsheet would run as a formula ("CSV injection": `=HYPERLINK("http://…?"&A1)`
+# sends the sheet's data away) start with one of these. Such a cell is written with a `'`
+# before it, which spreadsheets read as "text" — unless it is plainly a number or a phone
+# number (`-12.5`, `+44 7700 900123`, `+1 (555) 010-0199`): with no letter, no `=` or `@`,
+# it cannot call anything, and it stays as given.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?[0-9][0-9 ().,/-]*")
+
+
+def spreadsheet_safe(value: str) -> str:
+    """`value` as a CSV cell no spreadsheet runs as a formula (see `_FORMULA_START`)."""
+    if value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def _csv_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> bytes:
+    """A CSV file of the bundle: the header as is, then every data cell made spreadsheet-safe,
+    then quoted by `_csv`. The two steps stay apart: `_csv` is held byte-equal to the `csv`
+    module's output, `spreadsheet_safe` is tested on its own."""
+    return _csv([header, *([spreadsheet_safe(v) for v in row] for row in rows)])
+
+
 # A field `csv.writer` quotes (its default dialect, QUOTE_MINIMAL): one holding the
 # delimiter, the quote or a line break.
 _CSV_QUOTE = re.compile(r'[",\r\n]')
@@ -182,9 +205,9 @@ def build(ctx: TenantContext, subject_id: uuid.UUID, jurisdiction: str, *, refer
         yield "your-data.html", page.encode()
         yield (
             "interactions.csv",
-            _csv(
-                [["occurred_at", "kind", "category", "source", "retention_class", "content"]]
-                + [
+            _csv_table(
+                ["occurred_at", "kind", "category", "source", "retention_class", "content"],
+                (
                     (
                         i["occurred_at"],
                         i["kind"],
@@ -194,24 +217,24 @@ def build(ctx: TenantContext, subject_id: uuid.UUID, jurisdiction: str, *, refer
                         text or "",
                     )
                     for i, text in zip(interactions, texts, strict=True)
-                ]
+                ),
             ),
         )
         yield (
             "fields.csv",
-            _csv(
-                [["name", "value", "category", "source", "retention_class", "updated_at"]]
-                + [
-                    [
+            _csv_table(
+                ["name", "value", "category", "source", "retention_class", "updated_at"],
+                (
+                    (
                         f["name"],
                         f["value"],
                         f["category"],
                         f["source"],
                         f["retention_class"],
                         f["updated_at"],
-                    ]
+                    )
                     for f in record["fields"]
-                ]
+                ),
             ),
         )
 

@@ -7,6 +7,8 @@ personal data (DESIGN.md §4 invariant 1).
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,6 +24,51 @@ from pledge.web.templating import render
 log = logging.getLogger("pledge.web")
 
 PROBLEM_TYPE = "urn:pledge:problem:"
+
+
+# ---------------------------------------------------------------------------------------------
+# Paths for logs. The path of a public link carries its secret (`/p/{slug}/requests/status/
+# {token}`, `…/verify/{token}`, `…/downloads/{token}`, `/u/{token}`): whoever reads the log
+# must not be able to open the link. Logs get the path with those values replaced.
+
+REDACTED = "…"
+# A path parameter whose name holds one of these words carries a secret.
+_SECRET_PARAM_WORDS = ("token", "secret")
+# A path no route matched: a segment is kept only when it cannot be a link's secret (all are
+# 43 characters of `secrets.token_urlsafe(32)` and more) — shorter than this, or a UUID.
+_KEPT_BELOW = 20
+_UUID = re.compile(r"[0-9a-f]{8}(?:-?[0-9a-f]{4}){3}-?[0-9a-f]{12}", re.IGNORECASE)
+
+
+def _is_secret(param: str) -> bool:
+    return any(word in param.lower() for word in _SECRET_PARAM_WORDS)
+
+
+def loggable_path(scope: Mapping[str, Any]) -> str:
+    """The request's path with secrets replaced by `…`, for a log line.
+
+    After routing, the scope names the route that matched (also on a 405): the values of its
+    path parameters named like a secret (`token`) are replaced, everything else (slugs,
+    request ids) stays as sent. A path no route matched (404 before any endpoint, an error
+    before routing) keeps only its short segments and UUIDs."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "") or ""
+    prefix, rest = (root, path[len(root) :]) if root and path.startswith(root) else ("", path)
+    regex = getattr(scope.get("route"), "path_regex", None)
+    match = regex.fullmatch(rest) if isinstance(regex, re.Pattern) else None
+    if match is None:
+        return "/".join(
+            seg if len(seg) < _KEPT_BELOW or _UUID.fullmatch(seg) else REDACTED
+            for seg in path.split("/")
+        )
+    parts: list[str] = []
+    last = 0
+    for start, end in sorted(match.span(name) for name in match.groupdict() if _is_secret(name)):
+        if start < 0:  # an optional group that did not take part
+            continue
+        parts += [rest[last:start], REDACTED]
+        last = end
+    return prefix + "".join(parts) + rest[last:]
 
 
 # The problem+json shape every API route documents for its errors (OpenAPI).
@@ -133,7 +180,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         # The type and the route only: messages of library errors can carry values.
-        log.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        log.error(
+            "unexpected %s on %s %s",
+            type(exc).__name__,
+            request.method,
+            loggable_path(request.scope),
+        )
         if _wants_html(request):
             return _page(request, 500, "Something went wrong", "The error was logged.")
         return _problem(500, "internal_error", "Internal error", "The error was logged.")

@@ -1,5 +1,6 @@
 """Serving with uvicorn. Access lines carry method, path and status only: no query string
-(search terms could be personal data) and no client address."""
+(search terms could be personal data), no client address, and the path with the secrets of
+public links replaced (`pledge.web.problems.loggable_path`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import uvicorn
 
 from pledge.web.app import create_app
+from pledge.web.problems import loggable_path
 
 log = logging.getLogger("pledge.access")
 
@@ -38,7 +40,8 @@ class AccessLog:
             await self.app(scope, receive, send_wrapper)
         finally:
             ms = (time.perf_counter() - start) * 1000
-            log.info("%s %s %s %.1fms", scope["method"], scope["path"], status, ms)
+            # After the app: routing has put the matched route and its parameters in `scope`.
+            log.info("%s %s %s %.1fms", scope["method"], loggable_path(scope), status, ms)
 
 
 def configure_logging() -> None:
