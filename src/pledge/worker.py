@@ -6,8 +6,9 @@ is reported and does not stop the others:
 
 1. notice announcements whose time has come (material changes, advance notice by e-mail);
 2. rights requests never verified close themselves with a letter; request records past
-   24 months are purged, and the API's answers kept for an `Idempotency-Key` after a day;
-3. the mail outbox is delivered (when the backend delivers);
+   24 months are purged;
+3. the API's answers kept for an `Idempotency-Key` are forgotten after a day;
+4. the mail outbox is delivered (when the backend delivers);
 
 and then, across tenants, the webhook deliveries that are due (retries included).
 
@@ -41,6 +42,7 @@ class CycleReport:
     announced: int = 0  # messages queued for announcements
     closed_unverified: int = 0
     purged: int = 0
+    purged_answers: int = 0  # the API's stored answers to Idempotency-Keys, a day old
     mail_sent: int = 0
     mail_failed: int = 0
     webhooks_ok: int = 0
@@ -50,7 +52,8 @@ class CycleReport:
     def summary(self) -> str:
         return (
             f"announced {self.announced}, closed unverified {self.closed_unverified}, "
-            f"purged {self.purged}, mail sent {self.mail_sent} (failed {self.mail_failed}), "
+            f"purged {self.purged} (and {self.purged_answers} stored API answers), "
+            f"mail sent {self.mail_sent} (failed {self.mail_failed}), "
             f"webhooks delivered {self.webhooks_ok} (failing {self.webhooks_failing})"
             + (f"; errors: {', '.join(self.errors)}" if self.errors else "")
         )
@@ -63,7 +66,10 @@ def _announce(ctx: TenantContext, report: CycleReport) -> None:
 def _rights(ctx: TenantContext, report: CycleReport) -> None:
     report.closed_unverified += workflow.close_unverified(ctx)
     report.purged += workflow.purge_expired(ctx)
-    idempotency.purge_expired(ctx)  # the API's stored answers, after a day
+
+
+def _idempotency(ctx: TenantContext, report: CycleReport) -> None:
+    report.purged_answers += idempotency.purge_expired(ctx)
 
 
 def _mail(ctx: TenantContext, report: CycleReport) -> None:
@@ -76,6 +82,7 @@ def _mail(ctx: TenantContext, report: CycleReport) -> None:
 STEPS: tuple[tuple[str, Callable[[TenantContext, CycleReport], None]], ...] = (
     ("announcements", _announce),
     ("rights", _rights),
+    ("idempotent answers", _idempotency),
     ("mail", _mail),
 )
 

@@ -52,3 +52,24 @@ def test_subject_keys_are_bound_to_their_tenant(runtime: Runtime) -> None:
         b, "blind-index"
     )
     assert runtime.keystore.audit_key(a) != runtime.keystore.audit_key(b)
+
+
+def test_services_ask_the_context_for_subjects_keys_never_the_keystore() -> None:
+    """A context keeps the data keys it reads for its transaction and forgets those it
+    shreds (`TenantContext.subject_keys`, `shred_subject`). A service reaching the keystore
+    directly would get around that: a key shredded that way would stay usable from the
+    memo for the rest of the transaction. Only the context calls these."""
+    import re
+
+    import pledge
+
+    calls = re.compile(r"keystore\.(subject_keys?|create_subject_keys|shred_subject)\(")
+    root = Path(pledge.__file__).parent
+    offenders = [
+        f"{path.relative_to(root)}:{n}"
+        for path in root.rglob("*.py")
+        if path.name != "keystore.py" and path != root / "access" / "context.py"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if calls.search(line)
+    ]
+    assert offenders == []

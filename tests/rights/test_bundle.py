@@ -79,7 +79,7 @@ def test_large_bundle_holds_every_payload_exactly(runtime: Runtime, tenant: str)
     # Shred every key but the billing class's (an erasure with an exemption): the other
     # payloads can no longer be opened, and the bundle says so instead of failing.
     with runtime.tenant_context(tenant) as ctx:
-        ctx.keystore.shred_subject(ctx.tenant_id, sid, keep=["billing"])
+        ctx.shred_subject(sid, keep=["billing"])
         content = bundle.build(ctx, sid, "EU", reference="R-TEST2")
     with zipfile.ZipFile(io.BytesIO(content)) as archive:
         doc = json.loads(archive.read("your-data.json"))

@@ -8,17 +8,20 @@ queue. With a key, the second call gets the first one's answer, and nothing is d
 * the answer is stored with the key in the call's own transaction (both or neither), for
   a day (`KEEP`), then purged by the worker;
 * the same key with a different body is refused (422), a malformed key too (400);
-* two calls with the same key at once (PostgreSQL): the second waits for the first and is
-  refused (409) — sent again, it gets the stored answer.
+* two calls with the same key at once (PostgreSQL): the second waits for the first where
+  the key is taken, before any work, and is refused (409) — sent again, it gets the stored
+  answer.
 
 Keys are scoped to the API key that sends them and to the route, and stored as a keyed
-digest; the answer (ids, states, refusals) is sealed under a tenant key.
+digest, the body as another; the answer — ids, states, refusals, no personal values — is
+sealed under a tenant key and outlives an erasure by a day at most.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, TypeVar, cast
@@ -26,7 +29,7 @@ from typing import Annotated, TypeVar, cast
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fastapi import Header, Response
 from pydantic import BaseModel
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from pledge.access.context import TenantContext
@@ -87,10 +90,21 @@ def _aead(ctx: TenantContext) -> AESGCM:
     return AESGCM(ctx.keystore.derived_key(ctx.tenant_id, "idempotency"))
 
 
+def _index_key(ctx: TenantContext) -> bytes:
+    return ctx.keystore.derived_key(ctx.tenant_id, "idempotency-index")
+
+
 def _digest(ctx: TenantContext, route: str, key: str) -> bytes:
-    secret = ctx.keystore.derived_key(ctx.tenant_id, "idempotency-index")
     scoped = f"{ctx.actor.label()}\n{route}\n{key}".encode()
-    return hmac.new(secret, scoped, hashlib.sha256).digest()
+    return hmac.new(_index_key(ctx), scoped, hashlib.sha256).digest()
+
+
+def _fingerprint(ctx: TenantContext, body: BaseModel) -> bytes:
+    """The body, keyed (it holds e-mail addresses: a plain hash could be checked against a
+    guess by whoever holds a copy of the database) and in a canonical form (the same
+    details in another order are the same call)."""
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    return hmac.new(_index_key(ctx), b"body\n" + canonical.encode(), hashlib.sha256).digest()
 
 
 def _aad(ctx: TenantContext, digest: bytes) -> bytes:
@@ -112,14 +126,13 @@ def once(
     if key is None:
         return produce()
     digest = _digest(ctx, route, key)
-    fingerprint = hashlib.sha256(body.model_dump_json().encode()).digest()
+    fingerprint = _fingerprint(ctx, body)
     now = utcnow()
     table = _CALLS
+    this = (table.c.tenant_id == ctx.tenant_id) & (table.c.key_digest == digest)
     conn = ctx.session.connection()
     found = conn.execute(
-        select(table.c.body_digest, table.c.answer_sealed, table.c.expires_at).where(
-            table.c.tenant_id == ctx.tenant_id, table.c.key_digest == digest
-        )
+        select(table.c.body_digest, table.c.answer_sealed, table.c.expires_at).where(this)
     ).first()
     if found is not None and found.expires_at > now:
         if not hmac.compare_digest(found.body_digest, fingerprint):
@@ -129,29 +142,27 @@ def once(
             unseal(_aead(ctx), found.answer_sealed, _aad(ctx, digest))
         )
     if found is not None:  # expired, not yet purged
-        conn.execute(
-            delete(table).where(table.c.tenant_id == ctx.tenant_id, table.c.key_digest == digest)
-        )
-    result = produce()
+        conn.execute(delete(table).where(this))
+    # The key is taken before the work: a second call with it (PostgreSQL) waits here for
+    # this transaction and is refused, before doing anything twice (its own keys, letters).
     try:
         conn.execute(
             insert(table).values(
                 tenant_id=ctx.tenant_id,
                 key_digest=digest,
                 body_digest=fingerprint,
-                answer_sealed=seal(
-                    _aead(ctx), result.model_dump_json().encode(), _aad(ctx, digest)
-                ),
+                answer_sealed=b"",
                 created_at=now,
                 expires_at=now + KEEP,
             )
         )
     except IntegrityError:
-        # Another call with this key committed while this one ran: this one's work is
-        # rolled back with the transaction, and sent again it gets the other's answer.
         raise KeyInUse(
             "a call with this Idempotency-Key was being answered; send it again for its answer"
         ) from None
+    result = produce()
+    sealed = seal(_aead(ctx), result.model_dump_json().encode(), _aad(ctx, digest))
+    conn.execute(update(table).where(this).values(answer_sealed=sealed))
     return result
 
 

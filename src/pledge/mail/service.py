@@ -220,16 +220,13 @@ def queue(
     kind: str = MessageKind.NOTIFICATION,
     subject_id: uuid.UUID | None = None,
     campaign_id: uuid.UUID | None = None,
-    subject_key: bytes | None = None,
     pending: list[audit.PendingEntry] | None = None,
 ) -> uuid.UUID:
     """Seal and store one message, audited; it leaves after the transaction commits.
-    `subject_key`: the subject's standard data key when the caller holds it already.
     `pending`: add the audit entry there, for the caller to record with the entries around
     it (in this transaction)."""
     item = Addressed(letter(to, subject_line, text, headers), subject_id)
-    keys = {subject_id: subject_key} if subject_id is not None and subject_key else None
-    message_id = queue_many(ctx, [item], kind=kind, campaign_id=campaign_id, keys=keys)[0]
+    message_id = queue_many(ctx, [item], kind=kind, campaign_id=campaign_id)[0]
     entry = queued_entry(message_id, subject_id, kind)
     if pending is None:
         audit.record_many(ctx, [entry])
@@ -253,19 +250,13 @@ def queue_many(
     *,
     kind: str,
     campaign_id: uuid.UUID | None = None,
-    keys: Mapping[uuid.UUID, bytes] | None = None,
 ) -> list[uuid.UUID]:
     """Seal and store many letters in one insert; the caller writes the audit entry that
-    covers them (one per campaign, one per announcement). `keys`: standard data keys of
-    subjects the caller has just read from the keystore in this transaction (not asked
-    again)."""
+    covers them (one per campaign, one per announcement). The subjects' keys come from the
+    context, read once per transaction."""
     if not items:
         return []
-    held = keys or {}
-    found = _subject_keys(
-        ctx, [i.subject_id for i in items if i.subject_id is not None and i.subject_id not in held]
-    )
-    all_keys = {**held, **found}
+    all_keys = _subject_keys(ctx, [i.subject_id for i in items if i.subject_id is not None])
     tenant_key: bytes | None = None
     now = utcnow()
     rows: list[dict[str, object]] = []

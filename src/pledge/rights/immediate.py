@@ -242,11 +242,6 @@ def answer(ctx: TenantContext, batch: Sequence[Prepared]) -> list[RightsRequest]
             for s, about in zip(sent, abouts, strict=True)
         ],
         kind="rights_letter",
-        keys={
-            about: key
-            for about in abouts
-            if about is not None and (key := memo.get(("subject-key", about))) is not None
-        },
     )
     chain: list[audit.PendingEntry] = []
     for mine, s, about, message_id in zip(entries, sent, abouts, message_ids, strict=True):

@@ -308,7 +308,6 @@ def send_pending(
         headers={},
         kind="rights_letter",
         subject_id=about,
-        subject_key=_subject_key(ctx, about) if about is not None else None,  # the artifact's
         pending=entries,
     )
     entries.append(sent_entry(request, letter, artifact.id))

@@ -168,7 +168,8 @@ class RequestPause(Base):
 
 class VerificationChallenge(Base):
     """A one-time code or link sent to the requester. Only a digest of the secret is kept;
-    single use, expiring, with a limited number of attempts."""
+    expiring, with a limited number of attempts; deleted (all of the request's) when one is
+    used, so it is used once."""
 
     __tablename__ = "rights_verifications"
     __table_args__ = (_request_fk(),)
@@ -182,7 +183,6 @@ class VerificationChallenge(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class RequestArtifact(Base):

@@ -165,13 +165,18 @@ def begin(
 
 
 def _live_challenges(ctx: TenantContext, request: RightsRequest) -> list[VerificationChallenge]:
+    """The request's unexpired codes, oldest first, locked: two tries at once (PostgreSQL)
+    take turns, so each counts its attempt on what the other left — five wrong codes in
+    parallel are five attempts, and a try after the right code finds nothing left."""
     return list(
         ctx.session.scalars(
-            for_tenant(select(VerificationChallenge), VerificationChallenge, ctx.tenant_id).where(
+            for_tenant(select(VerificationChallenge), VerificationChallenge, ctx.tenant_id)
+            .where(
                 VerificationChallenge.request_id == request.id,
-                VerificationChallenge.used_at.is_(None),
                 VerificationChallenge.expires_at > utcnow(),
             )
+            .order_by(VerificationChallenge.created_at, VerificationChallenge.id)
+            .with_for_update()
         )
     )
 
@@ -234,14 +239,17 @@ def confirm(
     live = _live_challenges(ctx, request)
     if not live:
         return _failed(ctx, request, "expired")
-    challenge = live[-1]
+    challenge = live[-1]  # the latest code sent is the one to type
     if challenge.attempts >= MAX_ATTEMPTS:
         raise TooManyAttempts("too many wrong codes; ask for a new one")
     ok = False
     if code is not None:
         ok = hmac.compare_digest(challenge.code_digest, _digest(f"{request.id}:{code.strip()}"))
     elif link_secret is not None:
-        ok = hmac.compare_digest(challenge.link_digest, _digest(link_secret))
+        # Any live e-mail's link works: after a resend, the first e-mail may be the one
+        # clicked (a link's secret is 256 bits: no guessing to limit).
+        digest = _digest(link_secret)
+        ok = any([hmac.compare_digest(c.link_digest, digest) for c in live])
     if not ok:
         return _failed(ctx, request, "wrong_code", challenge)
     need = requirement(request)
