@@ -6,7 +6,8 @@ is reported and does not stop the others:
 
 1. notice announcements whose time has come (material changes, advance notice by e-mail);
 2. rights requests never verified close themselves with a letter; request records past
-   24 months are purged;
+   24 months are purged; the cached due date of a paused request follows the clock (a pause
+   that stops it moves the due date day by day, so the queue never calls it overdue);
 3. the API's answers kept for an `Idempotency-Key` are forgotten after a day;
 4. the mail outbox is delivered (when the backend delivers);
 
@@ -21,13 +22,18 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sqlalchemy import select
+
 from pledge.access import idempotency
 from pledge.access.context import TenantContext
+from pledge.access.scoping import for_tenant
 from pledge.core.db import transaction
 from pledge.mail import backends
 from pledge.mail import service as mail
 from pledge.notices import announcements
+from pledge.rights import service as rights
 from pledge.rights import workflow
+from pledge.rights.models import RequestState, RightsRequest
 from pledge.runtime import Runtime
 from pledge.tenants import service as tenants
 from pledge.webhooks import service as webhooks
@@ -42,6 +48,7 @@ class CycleReport:
     announced: int = 0  # messages queued for announcements
     closed_unverified: int = 0
     purged: int = 0
+    paused_due_moved: int = 0  # paused requests whose cached due date moved with the pause
     purged_answers: int = 0  # the API's stored answers to Idempotency-Keys, a day old
     mail_sent: int = 0
     mail_failed: int = 0
@@ -53,6 +60,7 @@ class CycleReport:
         return (
             f"announced {self.announced}, closed unverified {self.closed_unverified}, "
             f"purged {self.purged} (and {self.purged_answers} stored API answers), "
+            f"due dates of paused requests moved {self.paused_due_moved}, "
             f"mail sent {self.mail_sent} (failed {self.mail_failed}), "
             f"webhooks delivered {self.webhooks_ok} (failing {self.webhooks_failing})"
             + (f"; errors: {', '.join(self.errors)}" if self.errors else "")
@@ -66,6 +74,23 @@ def _announce(ctx: TenantContext, report: CycleReport) -> None:
 def _rights(ctx: TenantContext, report: CycleReport) -> None:
     report.closed_unverified += workflow.close_unverified(ctx)
     report.purged += workflow.purge_expired(ctx)
+
+
+def _paused_due(ctx: TenantContext, report: CycleReport) -> None:
+    """While a pause stops the clock the due date moves every day, and no transition comes
+    to refresh the cached one: it is refreshed here (the queue, the SLA report and the
+    overdue list read it)."""
+    paused = list(
+        ctx.session.scalars(
+            for_tenant(select(RightsRequest), RightsRequest, ctx.tenant_id).where(
+                RightsRequest.state == RequestState.PAUSED.value
+            )
+        )
+    )
+    for request in paused:
+        before = request.due_on
+        rights.refresh_due(ctx, request)
+        report.paused_due_moved += request.due_on != before
 
 
 def _idempotency(ctx: TenantContext, report: CycleReport) -> None:
@@ -82,6 +107,7 @@ def _mail(ctx: TenantContext, report: CycleReport) -> None:
 STEPS: tuple[tuple[str, Callable[[TenantContext, CycleReport], None]], ...] = (
     ("announcements", _announce),
     ("rights", _rights),
+    ("paused due dates", _paused_due),
     ("idempotent answers", _idempotency),
     ("mail", _mail),
 )

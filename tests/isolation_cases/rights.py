@@ -86,6 +86,9 @@ CASES = Cases(
         ("POST", "/api/v1/requests/{request_id}/resume"): None,
         ("POST", "/api/v1/requests/{request_id}/fee"): {"cents": 0, "reason": ""},
         ("POST", "/api/v1/requests/{request_id}/withdraw"): None,
+        ("POST", "/api/v1/requests/{request_id}/lift-restriction"): {
+            "reason": "the dispute is settled now"
+        },
         ("POST", "/api/v1/requests/{request_id}/appeal"): None,
         ("POST", "/api/v1/requests/{request_id}/appeal-decision"): {"grant": True},
         ("POST", "/api/v1/requests/{request_id}/assign"): {"user_id": None},

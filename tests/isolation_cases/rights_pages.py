@@ -68,6 +68,9 @@ CASES = Cases(
         ("POST", "/requests/{request_id}/appeal"): None,
         ("POST", "/requests/{request_id}/appeal-decision"): {"decision": "grant"},
         ("POST", "/requests/{request_id}/withdraw"): None,
+        ("POST", "/requests/{request_id}/lift-restriction"): {
+            "reason": "the dispute is settled now"
+        },
     },
     lists={
         ("GET", "/requests"),

@@ -368,3 +368,30 @@ def test_a_call_goes_to_the_address_checked_under_its_name(
     (hit,) = receiver.received
     headers = {k.lower(): v for k, v in hit["headers"].items()}
     assert headers["host"] == named.split("/")[2]
+
+
+@pytest.mark.parametrize(
+    ("details", "says"),
+    [
+        ({"proposed": "Wanda Smith"}, "details.proposed"),
+        ({"proposed": {"first_name": 7}}, "details.proposed"),
+        ({"purposes": "newsletter"}, "details.purposes"),  # was read letter by letter
+        ({"purposes": [1, 2]}, "details.purposes"),
+        ({"note": ["a", "list"]}, "details.note"),
+    ],
+)
+def test_details_the_fulfilment_reads_are_checked_on_receipt(
+    client: TestClient, details: dict[str, object], says: str
+) -> None:
+    r = client.post(
+        "/api/v1/requests",
+        json={"type": "rectification", "requester": {"email": EMAIL}, "details": details},
+    )
+    assert r.status_code == 422 and says in r.json()["detail"], r.text
+    assert client.get("/api/v1/requests").json() == []
+    good = {"proposed": {"first_name": "Wanda"}, "purposes": ["newsletter"], "note": "hi"}
+    r = client.post(
+        "/api/v1/requests",
+        json={"type": "rectification", "requester": {"email": EMAIL}, "details": good},
+    )
+    assert r.status_code == 201, r.text

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from pledge.core.errors import InvalidInput
 from pledge.rights.clock import (
     Calendar,
+    Deadlines,
     Duration,
     Pause,
     Promise,
@@ -143,6 +144,143 @@ def test_extension_only_inside_the_first_period_and_only_where_allowed() -> None
             today=date(2026, 1, 5),
             extended_on=date(2026, 1, 5),
         )
+
+
+def test_the_first_period_counts_the_days_paused() -> None:
+    # Received 5 January, waiting on the requester 10 January to 1 February (22 days): the
+    # first month ends on 27 February, so an extension told on 10 February is in time.
+    eu = rule_for("EU", "access")
+    pauses = [Pause(date(2026, 1, 10), date(2026, 2, 1))]
+    d = deadlines(eu, received=date(2026, 1, 5), today=date(2026, 2, 10), pauses=pauses)
+    assert d.first_due == date(2026, 2, 27) and d.due == date(2026, 2, 27)
+    extended = deadlines(
+        eu,
+        received=date(2026, 1, 5),
+        today=date(2026, 2, 10),
+        pauses=pauses,
+        extended_on=date(2026, 2, 10),
+    )
+    assert extended.due == extended.extended_due == date(2026, 4, 27)  # 5 April + 22 days
+    with pytest.raises(InvalidInput, match="first period"):
+        deadlines(
+            eu,
+            received=date(2026, 1, 5),
+            today=date(2026, 2, 28),
+            pauses=pauses,
+            extended_on=date(2026, 2, 28),
+        )
+
+
+def test_uk_first_period_ending_on_a_weekend_runs_to_the_next_working_day() -> None:
+    # 28 February + 1 month = Saturday 28 March: the answer, and the extension notice, may go
+    # out on Monday 30 March.
+    uk = rule_for("UK", "access")
+    d = deadlines(uk, received=date(2026, 2, 28), today=date(2026, 3, 30))
+    assert d.first_due == d.due == date(2026, 3, 30)
+    extended = deadlines(
+        uk, received=date(2026, 2, 28), today=date(2026, 3, 30), extended_on=date(2026, 3, 30)
+    )
+    assert extended.due == date(2026, 5, 28)
+
+
+def test_a_notified_extension_takes_over_from_a_faster_promise() -> None:
+    eu = rule_for("EU", "access")
+    for promise in (Promise(Duration(1, "months"), True), Promise(Duration(14, "days"))):
+        before = deadlines(eu, received=date(2026, 1, 5), today=date(2026, 1, 5), promise=promise)
+        assert before.due <= date(2026, 2, 5)  # the promise is kept while there is no extension
+        extended = deadlines(
+            eu,
+            received=date(2026, 1, 5),
+            today=date(2026, 1, 25),
+            extended_on=date(2026, 1, 25),
+            promise=promise,
+        )
+        assert extended.due == extended.statutory_due == date(2026, 4, 5)
+
+
+EXTENSIBLE = sorted(j for j in jurisdictions() if rule_for(j, "access").extension is not None)
+
+
+@given(
+    jurisdiction=st.sampled_from(EXTENSIBLE),
+    received=days,
+    verified_after=st.none() | st.integers(0, 30),
+    pause_start=st.integers(0, 40),
+    pause_len=st.integers(0, 30),
+    before_end=st.integers(0, 90),
+    promise=st.none() | st.sampled_from([Duration(14, "days"), Duration(1, "months")]),
+    restart=st.booleans(),
+)
+def test_an_extension_notified_by_the_first_periods_end_is_accepted(
+    jurisdiction: str,
+    received: date,
+    verified_after: int | None,
+    pause_start: int,
+    pause_len: int,
+    before_end: int,
+    promise: Duration | None,
+    restart: bool,
+) -> None:
+    rule = rule_for(jurisdiction, "access")
+
+    def at(extended_on: date | None = None) -> Deadlines:
+        return deadlines(
+            rule,
+            received=received,
+            today=received + timedelta(days=300),
+            verification_requested=verified_after is not None,
+            verified=None if verified_after is None else received + timedelta(days=verified_after),
+            pauses=[
+                Pause(
+                    received + timedelta(days=pause_start),
+                    received + timedelta(days=pause_start + pause_len),
+                )
+            ],
+            extended_on=extended_on,
+            promise=Promise(promise, restart) if promise else None,
+        )
+
+    plain = at()
+    # Any day from the clock's start to the end of the first period (pauses included).
+    extended = at(max(plain.starts, plain.first_due - timedelta(days=before_end)))
+    # The extended legal date is the one to meet, never earlier than before.
+    assert extended.due == extended.extended_due == extended.statutory_due
+    assert extended.due > plain.first_due and extended.due >= plain.due
+    with pytest.raises(InvalidInput, match="first period"):
+        at(plain.first_due + timedelta(days=1))
+
+
+@given(
+    jurisdiction=st.sampled_from(sorted(jurisdictions())),
+    kind=st.sampled_from(TYPES),
+    received=days,
+    pause_start=st.integers(0, 60),
+    open_for=st.integers(0, 90),
+    restart_promise=st.booleans(),
+)
+# UK: due Saturday 28 March, so Monday 30 March; paused that Monday, still waiting on the
+# Wednesday — the request has the day it had left, not "overdue by 2 days".
+@example("UK", "access", date(2026, 2, 28), 30, 2, False)
+def test_a_pause_never_makes_a_request_overdue_earlier(
+    jurisdiction: str,
+    kind: str,
+    received: date,
+    pause_start: int,
+    open_for: int,
+    restart_promise: bool,
+) -> None:
+    rule = rule_for(jurisdiction, kind)
+    promise = Promise(Duration(1, "months"), True) if restart_promise else None
+    started = received + timedelta(days=pause_start)
+    today = started + timedelta(days=open_for)
+    plain = deadlines(rule, received=received, today=today, promise=promise)
+    waiting = deadlines(
+        rule, received=received, today=today, pauses=[Pause(started)], promise=promise
+    )
+    assert waiting.due >= plain.due and waiting.first_due >= plain.first_due
+    # Paused in time, where the law stops the clock: not overdue on any day of the wait.
+    if rule.pauses and started <= plain.due:
+        assert waiting.paused and waiting.due >= today
 
 
 @given(

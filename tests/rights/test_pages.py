@@ -410,9 +410,11 @@ def test_the_status_link_shows_state_due_date_and_letters(runtime: Runtime, pers
         link[:-3] + ("AAA" if not link.endswith("AAA") else "BBB"),
         link.replace(request_id, uuid.uuid4().hex),
         link.rsplit("/", 1)[0] + "/garbage",
+        link.rsplit("/", 1)[0] + "/abc.\u00b2.x",  # "²" is a digit to str.isdigit, not to int
     ):
         r = v.get(forged)
         assert r.status_code == 404, forged
+        assert v.post(forged + "/appeal", {}).status_code == 404, forged
     assert secret
 
 

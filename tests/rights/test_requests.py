@@ -18,7 +18,7 @@ from pledge.core.errors import Conflict, InvalidInput, NotFound, TooManyAttempts
 from pledge.gate import service as gate
 from pledge.mail import service as mail
 from pledge.presets import clik
-from pledge.rights import downloads, fulfilment, verification
+from pledge.rights import downloads, fulfilment, letters, verification, workflow
 from pledge.rights import service as rights
 from pledge.rights.fulfilment import StaffInput
 from pledge.rights.models import RequestState, VerificationChallenge
@@ -443,3 +443,83 @@ def test_a_wrong_code_after_the_right_one_finds_the_request_verified(
     assert isinstance(outcome, InvalidInput) or outcome == "expired", outcome
     with runtime.tenant_context(person) as ctx:
         assert rights.get_request(ctx, request_id).state == "verified"
+
+
+def _restricted(runtime: Runtime, tenant: str) -> bool:
+    with runtime.tenant_context(tenant) as ctx:
+        sid = subjects.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL)
+        assert sid is not None
+        return subjects.get_subject_row(ctx, sid).restricted_at is not None
+
+
+def _fulfil(runtime: Runtime, tenant: str, handle: str, staff: StaffInput | None = None) -> None:
+    with runtime.tenant_context(tenant) as ctx:
+        fulfilment.fulfil(ctx, rights.get_request(ctx, handle.split("|")[0]), staff)
+
+
+def test_a_correction_leaves_alone_a_restriction_the_person_asked_for(
+    runtime: Runtime, person: str
+) -> None:
+    asked = _submit(runtime, person, "restriction")
+    _verify(runtime, person, asked, data_points=PHONE)
+    _fulfil(runtime, person, asked)
+    assert _restricted(runtime, person)
+    correction = _submit(runtime, person, "rectification", proposed={"first_name": "Margarita"})
+    _verify(runtime, person, correction, data_points=PHONE)
+    _fulfil(runtime, person, correction, StaffInput(approve=True))
+    assert _restricted(runtime, person)  # the restriction they asked for still holds
+    # Lifting it: while another correction is being checked the data stays restricted; the
+    # person is told before it is lifted.
+    second = _submit(runtime, person, "rectification", proposed={"first_name": "Rita"})
+    _verify(runtime, person, second, data_points=PHONE)
+    with runtime.tenant_context(person) as ctx:
+        fulfilment.start(ctx, rights.get_request(ctx, second.split("|")[0]))
+        request = rights.get_request(ctx, asked.split("|")[0])
+        with pytest.raises(InvalidInput, match="say why"):
+            fulfilment.lift_restriction(ctx, request, "")
+        fulfilment.lift_restriction(ctx, request, "our records are correct now")
+        assert "restriction_lifted" in [e.kind for e in rights.timeline(ctx, request)]
+        sent = [a.name for a in letters.list_artifacts(ctx, request, kinds=("letter",))]
+        assert sent[-1] == "restriction_lifting.txt"
+    assert _restricted(runtime, person)
+    _fulfil(runtime, person, second, StaffInput(approve=False, note="the proof shows otherwise"))
+    assert not _restricted(runtime, person)
+    with runtime.tenant_context(person) as ctx, pytest.raises(Conflict):
+        fulfilment.lift_restriction(
+            ctx, rights.get_request(ctx, asked.split("|")[0]), "lifted a second time"
+        )
+
+
+def test_a_withdrawn_correction_no_longer_restricts(runtime: Runtime, person: str) -> None:
+    handle = _submit(runtime, person, "rectification", proposed={"first_name": "Margarita"})
+    _verify(runtime, person, handle, data_points=PHONE)
+    with runtime.tenant_context(person) as ctx:
+        fulfilment.start(ctx, rights.get_request(ctx, handle.split("|")[0]))
+    assert _restricted(runtime, person)
+    with runtime.tenant_context(person) as ctx:
+        fulfilment.withdraw(ctx, rights.get_request(ctx, handle.split("|")[0]))
+    assert not _restricted(runtime, person)
+
+
+def test_an_appeal_reopens_the_request_once(runtime: Runtime, person: str) -> None:
+    received = datetime(2026, 1, 5, 9, tzinfo=UTC)
+    with frozen(received):
+        handle = _submit(runtime, person, "access", "US-VA")
+    rid = handle.split("|")[0]
+    with frozen(received + timedelta(hours=1)):
+        _verify(runtime, person, handle, data_points=PHONE)
+    with frozen(received + timedelta(days=10)), runtime.tenant_context(person) as ctx:
+        fulfilment.deny(ctx, rights.get_request(ctx, rid), "refused", "we could not find it")
+    with frozen(received + timedelta(days=20)), runtime.tenant_context(person) as ctx:
+        request = rights.get_request(ctx, rid)
+        rights.appeal(ctx, request)
+        # Open again: not closed, and not purged 24 months after the first answer.
+        assert request.closed_at is None and request.purge_after is None
+    with frozen(received + timedelta(days=741)), runtime.tenant_context(person) as ctx:
+        assert workflow.purge_expired(ctx) == 0
+        request = rights.get_request(ctx, rid)
+        workflow.decide_appeal(ctx, request, grant=True, reason="")
+        fulfilment.fulfil(ctx, request)
+        assert request.state == "completed" and request.closed_at is not None
+        with pytest.raises(Conflict, match="appealed already"):
+            rights.appeal(ctx, request)

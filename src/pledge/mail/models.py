@@ -27,6 +27,7 @@ class OutboxMessage(Base):
     __table_args__ = (
         Index("ix_outbox_status", "tenant_id", "status", "created_at"),
         Index("ix_outbox_campaign", "tenant_id", "campaign_id"),
+        Index("ix_outbox_request", "tenant_id", "request_id"),
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(
@@ -38,6 +39,8 @@ class OutboxMessage(Base):
     status: Mapped[str] = mapped_column(String(12), default=OutboxStatus.QUEUED.value)
     sealed: Mapped[bytes] = mapped_column(LargeBinary)
     campaign_id: Mapped[uuid.UUID | None] = mapped_column(ID, nullable=True)
+    # The rights request a letter is about (kind "rights_letter"): purged with the request.
+    request_id: Mapped[uuid.UUID | None] = mapped_column(ID, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
+from typing import Any, cast
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy import CursorResult, Engine, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from pledge.access.context import TenantContext
@@ -204,10 +205,12 @@ def contacts(ctx: TenantContext, subject_ids: Sequence[uuid.UUID]) -> dict[uuid.
 
 @dataclass(frozen=True)
 class Addressed:
-    """A letter to queue, and the subject it is about (None: not about a subject)."""
+    """A letter to queue, and the subject it is about (None: not about a subject); for a
+    rights letter, the request it answers (the message is purged with the request)."""
 
     letter: Letter
     subject_id: uuid.UUID | None = None
+    request_id: uuid.UUID | None = None
 
 
 def queue(
@@ -220,12 +223,13 @@ def queue(
     kind: str = MessageKind.NOTIFICATION,
     subject_id: uuid.UUID | None = None,
     campaign_id: uuid.UUID | None = None,
+    request_id: uuid.UUID | None = None,
     pending: list[audit.PendingEntry] | None = None,
 ) -> uuid.UUID:
     """Seal and store one message, audited; it leaves after the transaction commits.
-    `pending`: add the audit entry there, for the caller to record with the entries around
-    it (in this transaction)."""
-    item = Addressed(letter(to, subject_line, text, headers), subject_id)
+    `request_id`: the rights request a letter answers. `pending`: add the audit entry
+    there, for the caller to record with the entries around it (in this transaction)."""
+    item = Addressed(letter(to, subject_line, text, headers), subject_id, request_id)
     message_id = queue_many(ctx, [item], kind=kind, campaign_id=campaign_id)[0]
     entry = queued_entry(message_id, subject_id, kind)
     if pending is None:
@@ -279,6 +283,7 @@ def queue_many(
                 "status": OutboxStatus.QUEUED.value,
                 "sealed": _seal(ctx, message_id, item.subject_id, key, item.letter.as_json()),
                 "campaign_id": campaign_id,
+                "request_id": item.request_id,
                 "attempts": 0,
                 "last_error": None,
                 "created_at": now,
@@ -289,6 +294,51 @@ def queue_many(
     bulk_insert(ctx.session, OutboxMessage, rows)
     _deliver_after_commit(ctx, outgoing)
     return ids
+
+
+# ---------------------------------------------------------------------------------------------
+# Rights letters: under the subject's key once the request is matched, purged with it
+
+
+def seal_under_subject(
+    ctx: TenantContext, request_ids: Sequence[uuid.UUID], subject_id: uuid.UUID
+) -> int:
+    """Re-seal the letters of these rights requests still sealed under the tenant's key
+    (queued before the request was matched) under the subject's standard data key: they are
+    about the subject from now on, and its erasure makes them unreadable. Nothing changes
+    when the subject has no such key. How many were re-sealed."""
+    key = ctx.subject_keys([(subject_id, STANDARD_CLASS)]).get((subject_id, STANDARD_CLASS))
+    if key is None or not request_ids:
+        return 0
+    rows = list(
+        ctx.session.scalars(
+            for_tenant(select(OutboxMessage), OutboxMessage, ctx.tenant_id).where(
+                OutboxMessage.request_id.in_(request_ids), OutboxMessage.subject_id.is_(None)
+            )
+        )
+    )
+    tenant_key = AESGCM(ctx.keystore.derived_key(ctx.tenant_id, "outbox"))
+    for row in rows:
+        body = unseal(tenant_key, row.sealed, _tenant_aad(ctx.tenant_id, row.id))
+        row.sealed = _seal(ctx, row.id, subject_id, key, body)
+        row.subject_id = subject_id
+    return len(rows)
+
+
+def purge_requests(
+    ctx: TenantContext, request_ids: Sequence[uuid.UUID], *, tenant_sealed_only: bool = False
+) -> int:
+    """Delete the letters of these rights requests, whatever their status (with the requests
+    when they are purged). `tenant_sealed_only`: only those sealed under the tenant's key.
+    The audit entries of their queueing stay (they hold ids only). How many were deleted."""
+    if not request_ids:
+        return 0
+    stmt = delete(OutboxMessage).where(
+        OutboxMessage.tenant_id == ctx.tenant_id, OutboxMessage.request_id.in_(request_ids)
+    )
+    if tenant_sealed_only:
+        stmt = stmt.where(OutboxMessage.subject_id.is_(None))
+    return int(cast(CursorResult[Any], ctx.session.execute(stmt)).rowcount or 0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from pledge.rights import (
 )
 from pledge.rights import service as rights
 from pledge.rights.fulfilment import StaffInput
-from pledge.rights.models import RequestState, RightsRequest
+from pledge.rights.models import RightsRequest
 from pledge.rights.schemas import (
     AppealDecisionIn,
     AssignIn,
@@ -259,7 +259,17 @@ def resume(request_id: str, ctx: Write) -> RequestOut:
 @router.post("/requests/{request_id}/withdraw", response_model=RequestOut)
 def withdraw(request_id: str, ctx: Write) -> RequestOut:
     request = rights.get_request(ctx, request_id)
-    rights.transition(ctx, request, RequestState.WITHDRAWN, "withdrawn")
+    fulfilment.withdraw(ctx, request)
+    return request_out(ctx, request, full=True)
+
+
+@router.post("/requests/{request_id}/lift-restriction", response_model=RequestOut)
+def lift_restriction(request_id: str, body: ReasonIn, ctx: Write) -> RequestOut:
+    """Lift the restriction a completed restriction request put in place: the person is
+    told first, with the reason (GDPR Art. 18(3)); their data stays restricted while a
+    correction of theirs is being checked."""
+    request = rights.get_request(ctx, request_id)
+    fulfilment.lift_restriction(ctx, request, body.reason)
     return request_out(ctx, request, full=True)
 
 

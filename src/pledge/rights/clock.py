@@ -10,7 +10,10 @@ Counting (LAW.md "Counting days"):
   day of that month. The extension runs to three months from the start.
 * US states: calendar days from the day of receipt; acknowledgements and opt-outs in
   business days (weekends and the jurisdiction's holidays excluded).
-* UK practice moves a due date on a weekend or bank holiday to the next working day.
+* UK practice moves a due date on a weekend or bank holiday to the next working day; the
+  end of the first period (the last day to notify an extension) moves with it.
+* Where the law stops the clock, the days paused move every period's end: the first period's
+  and the extended one's alike.
 """
 
 from __future__ import annotations
@@ -73,7 +76,8 @@ class Rule:
 
 @dataclass(frozen=True)
 class Promise:
-    """A tenant's own promise, faster than (or as fast as) the law. The earlier date wins.
+    """A tenant's own promise, faster than (or as fast as) the law. The earlier date wins,
+    until a lawful extension is notified: then the extended legal date is the one to meet.
 
     Seed 000's erasure form: "within one month of receipt of your request or of any further
     information we ask for, whichever is later" is `Promise(Duration(1, "months"),
@@ -93,9 +97,9 @@ class Pause:
 class Deadlines:
     starts: date  # the day the clock starts
     acknowledge_by: date | None
-    first_due: date  # the end of the first period (an extension notice must go out by then)
+    first_due: date  # the end of the first period, pauses included (the last day to extend)
     due: date  # what the request must meet now: extension, pauses, promise included
-    extended_due: date | None  # the due date with the extension, whether or not granted
+    extended_due: date | None  # the due date with the extension (and pauses), granted or not
     extended: bool
     paused_days: int
     paused: bool  # waiting on the requester right now
@@ -278,26 +282,36 @@ def _deadlines(
     if rule.clock_start == "verification_if_requested" and verification_requested:
         starts = max(received, verified or today)
     paused_days, paused = _paused_days(pauses, today) if rule.pauses else (0, False)
-    first_due = add(starts, rule.respond, cal)
-    extended_due = add_total(starts, rule.respond, rule.extension, cal) if rule.extension else None
+
+    def settle(day: date) -> date:
+        return cal.next_working_day(day) if rule.weekend_rule else day
+
+    def period_end(day: date) -> date:
+        # Every period counts the days paused and, in the UK, ends on a working day: the end
+        # of the first period (the last day to notify an extension) as well as the due date.
+        # The days paused are added to the working day the period ended on, so a request
+        # paused on that day has, once answered, the time it had left.
+        return settle(settle(day) + timedelta(days=paused_days))
+
+    first_due = period_end(add(starts, rule.respond, cal))
+    extended_due = (
+        period_end(add_total(starts, rule.respond, rule.extension, cal)) if rule.extension else None
+    )
     extended = extended_on is not None
     if extended_on is not None:
         if extended_due is None:
             raise InvalidInput(f"{rule.name} allows no extension for this request")
         if extended_on > first_due:
             raise InvalidInput("an extension must be notified within the first period")
-    due = (extended_due if extended and extended_due else first_due) + timedelta(days=paused_days)
-    if rule.weekend_rule:
-        due = cal.next_working_day(due)
+    due = extended_due if extended and extended_due else first_due
     statutory = due
-    if promise is not None:
+    # A lawful extension, once notified, takes over from the tenant's promise: the letter
+    # announcing it gives the extended date, and that date is the one to meet.
+    if promise is not None and not extended:
         start = starts
         if promise.restart_on_information and pauses:
             start = max([starts, *[p.ended or today for p in pauses]])
-        promised = add(start, promise.respond, cal)
-        if rule.weekend_rule:
-            promised = cal.next_working_day(promised)
-        due = min(due, promised)
+        due = min(due, settle(add(start, promise.respond, cal)))
     acknowledge_by = add(received, rule.acknowledge, cal) if rule.acknowledge else None
     appeal_due = None
     if appeal_received is not None and rule.appeal is not None:

@@ -73,8 +73,7 @@ def deny(ctx: TenantContext, request: RightsRequest, reason_code: str, reason: s
         raise InvalidInput(
             "explain the refusal: the reasons are sent to the requester (GDPR Art. 12(4))"
         )
-    if request.type == T.RECTIFICATION.value and request.subject_id is not None:
-        consent.set_restriction(ctx, request.subject_id, False, "accuracy_checked")
+    _end_accuracy_restriction(ctx, request)
     request.outcome_code = reason_code[:40]
     rights.transition(ctx, request, S.DENIED, "denied", {"reason": reason_code[:40]})
     letters.send(ctx, request, "denied", reason=reason.strip())
@@ -247,7 +246,7 @@ def _rectification(
                 held.retention_class if held else STANDARD_CLASS,
             ),
         )
-    consent.set_restriction(ctx, subject_id, False, "accuracy_checked")
+    _end_accuracy_restriction(ctx, request)
     # GDPR Art. 19: tell every recipient.
     webhooks.notify(
         ctx,
@@ -323,8 +322,55 @@ def _restriction(
         request,
         "We now only store your data and do not use it otherwise. We will tell you "
         "before we lift the restriction.",
-        "restricted",
+        RESTRICTED,
     )
+
+
+# A person is restricted (one flag, which the gate reads) on one of two grounds: a restriction
+# they asked for (GDPR Art. 18(1)(b)-(d); in force while that request's outcome is
+# RESTRICTED), or a correction being checked (Art. 18(1)(a); while that rectification is in
+# progress or paused). Ending one ground lifts the flag only when no other holds.
+RESTRICTED = "restricted"
+RESTRICTION_LIFTED = "restriction_lifted"
+
+
+def _restricted_otherwise(ctx: TenantContext, request: RightsRequest) -> bool:
+    """Whether the request's subject stays restricted on a ground other than `request`."""
+    checking = (RightsRequest.type == T.RECTIFICATION.value) & RightsRequest.state.in_(
+        [S.IN_PROGRESS.value, S.PAUSED.value]
+    )
+    in_force = (
+        (RightsRequest.type == T.RESTRICTION.value)
+        & (RightsRequest.state == S.COMPLETED.value)
+        & (RightsRequest.outcome_code == RESTRICTED)
+    )
+    found = ctx.session.scalar(
+        for_tenant(select(RightsRequest.id), RightsRequest, ctx.tenant_id)
+        .where(
+            RightsRequest.subject_id == request.subject_id,
+            RightsRequest.id != request.id,
+            checking | in_force,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+def _end_accuracy_restriction(ctx: TenantContext, request: RightsRequest) -> None:
+    """A correction is decided or dropped: the restriction for checking it ends, unless the
+    person is restricted on another ground."""
+    if request.type != T.RECTIFICATION.value or request.subject_id is None:
+        return
+    if not _restricted_otherwise(ctx, request):
+        consent.set_restriction(ctx, request.subject_id, False, "accuracy_checked")
+
+
+def withdraw(ctx: TenantContext, request: RightsRequest) -> RightsRequest:
+    """The requester withdrew the request (staff record it): a correction being checked no
+    longer restricts the person's data."""
+    rights.transition(ctx, request, S.WITHDRAWN, "withdrawn")
+    _end_accuracy_restriction(ctx, request)
+    return request
 
 
 def _objection(
@@ -431,8 +477,16 @@ HANDLERS = {
 
 
 def lift_restriction(ctx: TenantContext, request: RightsRequest, reason: str) -> None:
-    """GDPR Art. 18(3): tell the person before a restriction is lifted, then lift it."""
+    """GDPR Art. 18(3): tell the person before a restriction they asked for is lifted, then
+    lift it (the data stays restricted while a correction of theirs is being checked)."""
+    if request.type != T.RESTRICTION.value or request.outcome_code != RESTRICTED:
+        raise Conflict("only a restriction in force can be lifted")
     if request.subject_id is None:
         raise InvalidInput("this request is not matched to a subject")
-    letters.send(ctx, request, "restriction_lifting", reason=reason, lift_on=utcnow())
-    consent.set_restriction(ctx, request.subject_id, False, "lifted")
+    if len(reason.strip()) < 10:
+        raise InvalidInput("say why the restriction is lifted: the letter tells the person")
+    letters.send(ctx, request, "restriction_lifting", reason=reason.strip(), lift_on=utcnow())
+    request.outcome_code = RESTRICTION_LIFTED
+    rights.record_event(ctx, request, RESTRICTION_LIFTED, {"reason": "lifted"})
+    if not _restricted_otherwise(ctx, request):
+        consent.set_restriction(ctx, request.subject_id, False, "lifted")

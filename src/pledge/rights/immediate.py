@@ -238,6 +238,7 @@ def answer(ctx: TenantContext, batch: Sequence[Prepared]) -> list[RightsRequest]
             mail.Addressed(
                 mail.letter(s.to, letters.subject_line(s.request, LETTER), s.text),
                 about,
+                s.request.id,  # purged with the request
             )
             for s, about in zip(sent, abouts, strict=True)
         ],

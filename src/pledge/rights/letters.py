@@ -6,6 +6,7 @@ mail outbox."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import uuid
 from collections.abc import Sequence
@@ -13,7 +14,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from jinja2 import meta
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from pledge.access.context import TenantContext
 from pledge.access.scoping import for_tenant, get_in_tenant
@@ -28,6 +29,8 @@ from pledge.mail import service as mail
 from pledge.rights import service as rights
 from pledge.rights import status_links
 from pledge.rights.models import RequestArtifact, RightsRequest
+from pledge.subjects import service as subjects
+from pledge.subjects.identity import InvalidIdentity, normalise_email
 from pledge.subjects.models import STANDARD_CLASS
 from pledge.web.templating import templates
 
@@ -308,9 +311,102 @@ def send_pending(
         headers={},
         kind="rights_letter",
         subject_id=about,
+        request_id=request.id,
         pending=entries,
     )
     entries.append(sent_entry(request, letter, artifact.id))
     if pending is None:
         audit.record_many(ctx, entries)  # mail queued, then the letter: one append
     return artifact
+
+
+# ---------------------------------------------------------------------------------------------
+# What an erasure reaches
+
+
+def _artifact_aad(artifact_id: uuid.UUID) -> bytes:
+    return b"pledge:artifact:v1|" + artifact_id.bytes
+
+
+def seal_under_subject(
+    ctx: TenantContext, subject_id: uuid.UUID, request_ids: Sequence[uuid.UUID]
+) -> bool:
+    """Re-seal the letters and files of these requests (matched to `subject_id`) that are
+    still under the tenant's requests key — stored before the match: the acknowledgement,
+    the verification letter, a proof sent with the request — and their outbox copies, under
+    the subject's data key, so that its erasure reaches them. False, and nothing changed,
+    when the subject has no standard data key (missing, or already shredded)."""
+    key = _subject_key(ctx, subject_id)
+    if key is None:
+        return False
+    if not request_ids:
+        return True
+    tenant = AESGCM(ctx.keystore.derived_key(ctx.tenant_id, "rights-request"))
+    mine = AESGCM(key)
+    found = ctx.session.scalars(
+        for_tenant(select(RequestArtifact), RequestArtifact, ctx.tenant_id).where(
+            RequestArtifact.request_id.in_(request_ids), RequestArtifact.key_scope == "tenant"
+        )
+    )
+    for item in found:
+        aad = _artifact_aad(item.id)
+        item.sealed = seal(mine, unseal(tenant, item.sealed, aad), aad)
+        item.key_scope = "subject"
+    mail.seal_under_subject(ctx, request_ids, subject_id)
+    return True
+
+
+def _forget(
+    ctx: TenantContext, request_ids: Sequence[uuid.UUID], *, tenant_sealed_only: bool
+) -> None:
+    """Delete the letters and files of these requests, and their outbox copies."""
+    stmt = delete(RequestArtifact).where(
+        RequestArtifact.tenant_id == ctx.tenant_id, RequestArtifact.request_id.in_(request_ids)
+    )
+    if tenant_sealed_only:
+        stmt = stmt.where(RequestArtifact.key_scope == "tenant")
+    ctx.session.execute(stmt)
+    mail.purge_requests(ctx, request_ids, tenant_sealed_only=tenant_sealed_only)
+
+
+def reach_erasure(ctx: TenantContext, subject_id: uuid.UUID) -> None:
+    """Called by the first erasure of a subject, before its keys are destroyed
+    (`subjects.erasure.erase_subject`), so that it reaches what the person's rights
+    requests stored under the tenant's key:
+
+    * requests matched to the subject: their letters and files still under the tenant's key
+      (stored before the match) and the outbox copies are re-sealed under the subject's
+      data key, destroyed a moment later (deleted if that key is gone already);
+    * requests never matched (never verified) from one of the person's addresses (its
+      keyed hash, `contact_index`: the address on file, those of its matched requests):
+      their letters, files and outbox copies are deleted — the address, the name and a
+      proof sent with them are the person's, whoever typed them.
+
+    The request rows, timelines and audit entries stay: the record that a request was made
+    and answered, until the purge. So does what is written after the erasure (under the
+    tenant's key): the erasure's own letter."""
+    matched = ctx.session.execute(
+        for_tenant(
+            select(RightsRequest.id, RightsRequest.contact_index), RightsRequest, ctx.tenant_id
+        ).where(RightsRequest.subject_id == subject_id)
+    ).all()
+    ids = [row.id for row in matched]
+    indexes = {row.contact_index for row in matched}
+    email = subjects.read_subject(ctx, subject_id, audited=False).value("email")
+    with contextlib.suppress(InvalidIdentity):
+        if email:
+            indexes.add(rights.contact_index(ctx, normalise_email(email)))
+    if ids and not seal_under_subject(ctx, subject_id, ids):
+        _forget(ctx, ids, tenant_sealed_only=True)
+    if not indexes:
+        return
+    strangers = list(
+        ctx.session.scalars(
+            for_tenant(select(RightsRequest.id), RightsRequest, ctx.tenant_id).where(
+                RightsRequest.subject_id.is_(None),
+                RightsRequest.contact_index.in_(sorted(indexes)),
+            )
+        )
+    )
+    if strangers:
+        _forget(ctx, strangers, tenant_sealed_only=False)

@@ -88,6 +88,7 @@ DONE = {
     "appealed": "The appeal is recorded.",
     "appeal_decided": "The appeal is decided; the requester is told.",
     "withdrawn": "The request is withdrawn.",
+    "restriction_lifted": "The restriction is lifted; the person was told why.",
 }
 
 
@@ -203,8 +204,14 @@ def allowed_actions(today: date, request: RightsRequest, first_due: date) -> set
         actions.add("resume")
     if S.WITHDRAWN in nexts:
         actions.add("withdraw")
-    if S.APPEALED in nexts and law.appeal is not None:
+    if S.APPEALED in nexts and law.appeal is not None and request.appeal_received_at is None:
         actions.add("appeal")
+    if (
+        request.type == RequestType.RESTRICTION.value
+        and state is S.COMPLETED
+        and request.outcome_code == fulfilment.RESTRICTED
+    ):
+        actions.add("lift_restriction")
     if state is S.APPEALED:
         actions.add("appeal_decision")
     if state in OPEN_STATES and (
@@ -371,7 +378,15 @@ def detail(request: Request, request_id: str, page: Reader, done: str = "") -> R
             "private": private,
             "details": details,
             "due": due,
-            "due_status": due_status(item.due_on, today),
+            # The live due date, not the cache: a pause that stops the clock moves it daily.
+            "due_status": due_status(
+                due.appeal_due
+                if item.state == S.APPEALED.value
+                else due.due
+                if S(item.state) in OPEN_STATES
+                else None,
+                today,
+            ),
             "law": rights.rule(item),
             "need": verification.requirement(item),
             "timeline": rights.timeline(ctx, item),
@@ -500,6 +515,14 @@ def deny(request_id: str, page: Writer, form: Reason) -> Response:
     return _back(item.id, "denied")
 
 
+@router.post("/requests/{request_id}/lift-restriction")
+def lift_restriction(request_id: str, page: Writer, form: Reason) -> Response:
+    """Lift a restriction the person asked for: they are told first, with the reason."""
+    item = rights.get_request(page.ctx, request_id)
+    fulfilment.lift_restriction(page.ctx, item, form.reason)
+    return _back(item.id, "restriction_lifted")
+
+
 @router.post("/requests/{request_id}/extend")
 def extend(request_id: str, page: Writer, form: Reason) -> Response:
     item = rights.get_request(page.ctx, request_id)
@@ -560,5 +583,5 @@ def appeal_decision(
 def withdraw(request_id: str, page: Writer) -> Response:
     """The requester withdrew the request (they said so by e-mail, on the phone)."""
     item = rights.get_request(page.ctx, request_id)
-    rights.transition(page.ctx, item, S.WITHDRAWN, "withdrawn")
+    fulfilment.withdraw(page.ctx, item)
     return _back(item.id, "withdrawn")

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from pledge.access.context import TenantContext
 from pledge.access.scoping import for_tenant
 from pledge.core.clock import utcnow
+from pledge.rights import service as rights
 from pledge.rights.models import OPEN_STATES, RequestState, RightsRequest
 
 
@@ -31,18 +32,28 @@ def sla(ctx: TenantContext) -> Sla:
         .group_by(RightsRequest.state)
     ).all()
     open_by_state = {state: int(n) for state, n in rows}
+    # Open requests by their cached due date, but a paused one by its live date: while a
+    # pause stops the clock its due date moves every day (the worker's refresh may be behind).
     base = for_tenant(
         select(func.count()).select_from(RightsRequest), RightsRequest, ctx.tenant_id
-    ).where(RightsRequest.state.in_([s.value for s in OPEN_STATES]))
+    ).where(
+        RightsRequest.state.in_([s.value for s in OPEN_STATES]),
+        RightsRequest.state != RequestState.PAUSED.value,
+    )
+    week = today + timedelta(days=7)
     overdue = int(ctx.session.scalar(base.where(RightsRequest.due_on < today)) or 0)
     due_week = int(
-        ctx.session.scalar(
-            base.where(
-                RightsRequest.due_on >= today, RightsRequest.due_on <= today + timedelta(days=7)
-            )
-        )
+        ctx.session.scalar(base.where(RightsRequest.due_on >= today, RightsRequest.due_on <= week))
         or 0
     )
+    for request in ctx.session.scalars(
+        for_tenant(select(RightsRequest), RightsRequest, ctx.tenant_id).where(
+            RightsRequest.state == RequestState.PAUSED.value
+        )
+    ).all():
+        due = rights.deadlines(ctx, request).due
+        overdue += due < today
+        due_week += today <= due <= week
     since = utcnow() - timedelta(days=90)
     closed = ctx.session.execute(
         for_tenant(

@@ -252,9 +252,38 @@ def prepare(ctx: TenantContext, data: RequestInput) -> Prepared:
         }
         if agent
         else None,
-        "details": data.details,
+        "details": check_details(data.details),
     }
     return Prepared(rtype, channel, jurisdiction, email, agent, private)
+
+
+def check_details(details: dict[str, Any]) -> dict[str, Any]:
+    """The parts of `details` the fulfilment reads, checked now (a string where a list of
+    purposes belongs would otherwise be read letter by letter when staff fulfil it):
+    `proposed` {field: value} (a rectification), `purposes` [slug] (an objection or a
+    withdrawal), `note` (text). Other keys are kept as given."""
+    if not isinstance(details, dict):
+        raise InvalidInput("details must be an object")
+    proposed = details.get("proposed")
+    if proposed is not None:
+        if not isinstance(proposed, dict) or not all(
+            isinstance(k, str) and 0 < len(k) <= 64 and isinstance(v, str) and len(v) <= 10_000
+            for k, v in proposed.items()
+        ):
+            raise InvalidInput("details.proposed is an object of field names and new values")
+        if len(proposed) > 200:
+            raise InvalidInput("details.proposed has more than 200 fields")
+    purposes = details.get("purposes")
+    if purposes is not None and (
+        not isinstance(purposes, list)
+        or len(purposes) > 200
+        or not all(isinstance(p, str) and 0 < len(p) <= 60 for p in purposes)
+    ):
+        raise InvalidInput("details.purposes is a list of purpose slugs")
+    note = details.get("note")
+    if note is not None and (not isinstance(note, str) or len(note) > 5_000):
+        raise InvalidInput("details.note is a text of at most 5,000 characters")
+    return details
 
 
 def new_request(
@@ -414,6 +443,9 @@ def move(request: RightsRequest, to: RequestState, now: datetime) -> RequestStat
     if to in FINAL:
         request.closed_at = now
         request.purge_after = now + RECORDS_KEPT
+    elif before in FINAL:  # reopened by an appeal: open again, not to be purged
+        request.closed_at = None
+        request.purge_after = None
     return before
 
 
@@ -503,9 +535,9 @@ def extend(ctx: TenantContext, request: RightsRequest, reason: str) -> RightsReq
     if len(reason.strip()) < 10:
         raise InvalidInput("give the reasons for the extension (they are sent to the requester)")
     now = utcnow()
-    clock.deadlines(
-        rule(request), received=request.received_at.date(), today=now.date(), extended_on=now.date()
-    )
+    # The same moments as the request's deadlines (verification, pauses): the first period
+    # is the one the console shows.
+    deadlines(ctx, request, extending_on=now.date())
     request.extended_at = now
     _event(ctx, request, "extended", None, None, {"reason_chars": len(reason)})
     refresh_due(ctx, request)
@@ -517,6 +549,10 @@ def appeal(ctx: TenantContext, request: RightsRequest) -> RightsRequest:
     law = rule(request)
     if law.appeal is None:
         raise InvalidInput(f"{law.name} grants no appeal; a complaint goes to {law.complaint}")
+    if request.appeal_received_at is not None:
+        raise Conflict(
+            f"this request was appealed already; a further complaint goes to {law.complaint}"
+        )
     request.appeal_received_at = utcnow()
     return transition(ctx, request, S.APPEALED, "appealed")
 
@@ -529,6 +565,14 @@ def decide_appeal(
         return transition(ctx, request, S.IN_PROGRESS, "appeal_granted")
     request.outcome_code = "appeal_denied"
     return transition(ctx, request, S.APPEAL_DENIED, "appeal_denied", {"reason": reason[:60]})
+
+
+def record_event(
+    ctx: TenantContext, request: RightsRequest, kind: str, details: dict[str, Any] | None = None
+) -> None:
+    """A timeline row (and its audit entry) for what happened to a request without a change
+    of state, e.g. a restriction lifted."""
+    _event(ctx, request, kind, None, None, details)
 
 
 def assign(ctx: TenantContext, request: RightsRequest, user_id: uuid.UUID | None) -> RightsRequest:
@@ -609,7 +653,11 @@ def tenant_promise(ctx: TenantContext, request_type: str) -> clock.Promise | Non
     return clock.Promise(respond, bool(entry.get("restart_on_information", False)))
 
 
-def deadlines(ctx: TenantContext, request: RightsRequest) -> clock.Deadlines:
+def deadlines(
+    ctx: TenantContext, request: RightsRequest, *, extending_on: date | None = None
+) -> clock.Deadlines:
+    """The request's deadlines from its stored moments; with `extending_on`, as they would be
+    with an extension notified that day (InvalidInput when the law does not allow it)."""
     return clock.deadlines(
         rule(request),
         received=request.received_at.date(),
@@ -617,7 +665,7 @@ def deadlines(ctx: TenantContext, request: RightsRequest) -> clock.Deadlines:
         verification_requested=request.verification_requested,
         verified=clock.as_date(request.verified_at),
         pauses=pauses_of(ctx, request),
-        extended_on=clock.as_date(request.extended_at),
+        extended_on=extending_on or clock.as_date(request.extended_at),
         appeal_received=clock.as_date(request.appeal_received_at),
         appeal_extended=request.appeal_extended,
         promise=tenant_promise(ctx, request.type),
@@ -625,7 +673,9 @@ def deadlines(ctx: TenantContext, request: RightsRequest) -> clock.Deadlines:
 
 
 def refresh_due(ctx: TenantContext, request: RightsRequest) -> None:
-    """Cache the current due date for the queue (the truth stays the stored moments)."""
+    """Cache the current due date for the queue (the truth stays the stored moments). Every
+    change refreshes it; while a pause stops the clock the due date moves day by day, so the
+    worker refreshes paused requests each cycle (`pledge.worker`)."""
     state = RequestState(request.state)
     if state is S.APPEALED:
         request.due_on = deadlines(ctx, request).appeal_due

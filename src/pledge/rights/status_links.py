@@ -48,7 +48,7 @@ def status_url(ctx: TenantContext, request: RightsRequest) -> str:
 def request_for_status(ctx: TenantContext, token: str) -> RightsRequest:
     """The request a status link is for; anything forged, foreign or expired is NotFound."""
     parts = token.split(".")
-    if len(parts) != 3 or not parts[1].isdigit() or len(parts[1]) > 12:
+    if len(parts) != 3 or not (parts[1].isascii() and parts[1].isdigit()) or len(parts[1]) > 12:
         raise NotFound("no such request")
     request_hex, expires, mac = parts[0], int(parts[1]), parts[2]
     expected = _mac(ctx, request_hex, expires)

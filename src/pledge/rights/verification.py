@@ -32,6 +32,7 @@ from pledge.core.clock import utcnow
 from pledge.core.config import get_settings
 from pledge.core.errors import Conflict, InvalidInput, NotFound, TooManyAttempts
 from pledge.core.ids import new_id, parse_id
+from pledge.rights import letters
 from pledge.rights import service as rights
 from pledge.rights.models import (
     RequestState,
@@ -278,6 +279,10 @@ def confirm(
     if request.subject_id is None:
         email = rights.private_part(ctx, request)["email"]
         request.subject_id = subject_id or subjects.find_subject_id(ctx, IdentityKind.EMAIL, email)
+        if request.subject_id is not None:
+            # Matched: what was stored before (the letters, a proof) goes under the
+            # subject's key too, so that an erasure reaches it.
+            letters.seal_under_subject(ctx, request.subject_id, [request.id])
     entries: list[audit.PendingEntry] = []
     rights.transition(
         ctx,

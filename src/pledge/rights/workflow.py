@@ -15,6 +15,7 @@ from pledge.audit.events import AuditEvent
 from pledge.core.clock import utcnow
 from pledge.core.config import get_settings
 from pledge.core.errors import InvalidInput
+from pledge.mail import service as mail
 from pledge.rights import immediate, letters, verification
 from pledge.rights import service as rights
 from pledge.rights.models import RequestState, RightsRequest
@@ -122,7 +123,8 @@ def close_unverified(ctx: TenantContext) -> int:
 
 def purge_expired(ctx: TenantContext) -> int:
     """Delete request records 24 months after they closed (CCPA 11 CCR 7101(a)): the request,
-    its timeline, letters and files. The audit chain keeps that they existed, by id."""
+    its timeline, letters and files, and the letters' copies in the mail outbox. The audit
+    chain keeps that they existed, by id."""
     now = utcnow()
     ids = list(
         ctx.session.scalars(
@@ -133,6 +135,7 @@ def purge_expired(ctx: TenantContext) -> int:
     )
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
+        mail.purge_requests(ctx, chunk)
         ctx.session.execute(
             delete(RightsRequest).where(
                 RightsRequest.tenant_id == ctx.tenant_id, RightsRequest.id.in_(chunk)

@@ -19,6 +19,7 @@ from pledge.audit.events import AuditEvent
 from pledge.core.clock import utcnow
 from pledge.core.errors import InvalidInput
 from pledge.preferences.suppression import preserve_suppressions
+from pledge.rights import letters as request_letters
 from pledge.subjects.models import (
     Interaction,
     Subject,
@@ -68,6 +69,10 @@ def erase_subject(
     unknown = [c for c in keep if c not in retention_classes(ctx)]
     if unknown:
         raise InvalidInput(f"unknown retention class {unknown[0][:40]!r}")
+    # 0. The first erasure reaches the letters and files of the person's rights requests
+    #    kept under the tenant's key: re-sealed under the subject's key while it exists.
+    if subject.erased_at is None:
+        request_letters.reach_erasure(ctx, subject.id)
     # 1. Keys first: from this moment the data is unreadable everywhere, backups included.
     shredded = ctx.shred_subject(subject.id, keep=keep)
     # 2. Then the rows (of every class not kept, whether or not its key still existed).

@@ -1,0 +1,246 @@
+"""What an erasure reaches among a person's rights requests — the letters and files stored
+before a request was matched to the person (an uploaded proof, the acknowledgement, the
+verification letter) and their copies in the mail outbox — and what the 24-month purge
+deletes, the outbox copies included. On both databases."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from pledge.audit import service as audit
+from pledge.audit.events import AuditEvent
+from pledge.consent import intake
+from pledge.core.clock import frozen
+from pledge.mail import service as mail
+from pledge.presets import clik
+from pledge.rights import fulfilment, letters, verification, workflow
+from pledge.rights import service as rights
+from pledge.rights.fulfilment import StaffInput
+from pledge.rights.models import RightsRequest
+from pledge.rights.service import Requester, RequestInput
+from pledge.runtime import Runtime
+from pledge.subjects import erasure
+from pledge.subjects.service import FieldInput
+from tests.rights.test_pages import (
+    EMAIL,
+    PDF,
+    STRANGER,
+    Visitor,
+    link_in,
+    reference_in,
+    staff_client,
+    verification_mail,
+)
+
+PHONE = {"phone": "+447700900123"}
+KEPT = "tax law requires us to keep billing records for 7 years"
+ERASED = "We erased your personal data"
+
+
+@pytest.fixture
+def person(runtime: Runtime, tenant: str) -> str:
+    """A customer on file (name, phone) with an invoice the tenant keeps on erasure."""
+    with runtime.tenant_context(tenant) as ctx:
+        clik(ctx)
+        ctx.tenant.retention_classes = {
+            "billing": {"description": "Billing records, 7 years", "exempt_on_erasure": KEPT}
+        }
+        intake.collect(
+            ctx,
+            "purchase",
+            [
+                FieldInput("email", EMAIL),
+                FieldInput("first_name", "Paula", "user.name.first"),
+                FieldInput("phone", "+447700900123"),
+                FieldInput("invoice_ref", "INV-77", "user.financial", "direct", "billing"),
+            ],
+        )
+    return tenant
+
+
+def readable_letters(runtime: Runtime, tenant: str, address: str) -> list[str]:
+    """The texts in the mail outbox (as staff open them) to `address`, oldest first."""
+    with runtime.tenant_context(tenant) as ctx:
+        views = [mail.read_message(ctx, m.id) for m in mail.list_messages(ctx, limit=500)]
+    return [v.letter.text for v in reversed(views) if v.letter and v.letter.to == address]
+
+
+def ask_with_proof(runtime: Runtime) -> str:
+    """A rectification sent from the privacy center with a photo of an ID; its reference."""
+    r = Visitor(runtime).ask(
+        "rectification",
+        files={"proof": ("id.pdf", PDF, "application/pdf")},
+        field=["first_name", ""],
+        value=["Paulette", ""],
+    )
+    assert r.status_code == 200, r.text
+    return reference_in(r.text)
+
+
+def ask_and_verify(runtime: Runtime, tenant: str, rtype: str) -> uuid.UUID:
+    """A request received (acknowledged, verification sent), verified with the code mailed
+    and a data point on file."""
+    with runtime.tenant_context(tenant) as ctx:
+        request_id = workflow.receive(
+            ctx, RequestInput(rtype, Requester(EMAIL, "Paula"), "EU")
+        ).request.id
+    code, _link = verification_mail(runtime, tenant, EMAIL)
+    with runtime.tenant_context(tenant) as ctx:
+        request = rights.get_request(ctx, request_id)
+        assert verification.confirm(ctx, request, code=code, data_points=PHONE).verified
+    return request_id
+
+
+def files_of(client: TestClient, runtime: Runtime, tenant: str, request_id: uuid.UUID) -> list[int]:
+    """The console's answers for each of the request's letters and files (200: it opens)."""
+    with runtime.tenant_context(tenant) as ctx:
+        items = letters.list_artifacts(ctx, rights.get_request(ctx, request_id))
+    return [client.get(f"/requests/{request_id}/artifacts/{a.id}").status_code for a in items]
+
+
+def test_an_erasure_leaves_no_proof_or_letter_of_the_person_readable(
+    runtime: Runtime, person: str
+) -> None:
+    reference = ask_with_proof(runtime)
+    with runtime.tenant_context(person) as ctx:
+        rect_id = rights.get_by_reference(ctx, reference).id
+    code, _link = verification_mail(runtime, person, EMAIL)
+    with runtime.tenant_context(person) as ctx:
+        request = rights.get_request(ctx, rect_id)
+        assert verification.confirm(ctx, request, code=code, data_points=PHONE).verified
+        fulfilment.fulfil(ctx, request, StaffInput(approve=True))
+    client, _ = staff_client(runtime, person)
+    # Staff open the proof and the letters: acknowledgement, verification, completion.
+    assert files_of(client, runtime, person, rect_id) == [200, 200, 200, 200]
+
+    erasure_id = ask_and_verify(runtime, person, "erasure")
+    with runtime.tenant_context(person) as ctx:
+        result = fulfilment.fulfil(ctx, rights.get_request(ctx, erasure_id))
+        assert result.state == "completed" and result.outcome.startswith(ERASED)
+
+    # Neither the ID nor any letter of the rectification opens any more: they are erased.
+    assert files_of(client, runtime, person, rect_id) == [404, 404, 404, 404]
+    # The erasure's own earlier letters neither; its answer does, for the requester.
+    assert files_of(client, runtime, person, erasure_id) == [404, 404, 200]
+    # The mail outbox: of the six letters sent to the person, only the erasure's answer.
+    [answer] = readable_letters(runtime, person, EMAIL)
+    assert ERASED in answer and KEPT in answer
+    # The requester's status page shows that answer, and the acknowledgement as erased.
+    page = Visitor(runtime).get(link_in(answer, "Your request and our letters about it:"))
+    assert page.status_code == 200 and ERASED in page.text
+    assert page.text.count("This letter was erased with your data.") == 1
+    # The records stay: the requests, what happened to them, when.
+    with runtime.tenant_context(person) as ctx:
+        rectification = rights.get_request(ctx, rect_id)
+        assert rectification.state == "completed"
+        assert [e.kind for e in rights.timeline(ctx, rectification)][-1] == "completed"
+
+
+def test_requests_never_verified_from_the_address_are_reached_a_strangers_are_not(
+    runtime: Runtime, person: str
+) -> None:
+    reference = ask_with_proof(runtime)  # never verified: not matched to anyone
+    with runtime.tenant_context(person) as ctx:
+        # Withdrawing consent needs no verification: matched by the address, after its
+        # acknowledgement was written.
+        withdrawal = workflow.receive(
+            ctx, RequestInput("withdraw_consent", Requester(EMAIL, "Paula"), "EU")
+        ).request
+        assert withdrawal.subject_id is not None
+        workflow.receive(ctx, RequestInput("access", Requester(STRANGER, "Sam"), "EU"))
+        subject_id = withdrawal.subject_id
+    assert len(readable_letters(runtime, person, EMAIL)) == 3
+    strangers = readable_letters(runtime, person, STRANGER)
+    assert len(strangers) == 2
+
+    with runtime.tenant_context(person) as ctx:  # staff erase the person (console, API, CLI)
+        erasure.erase_subject(ctx, subject_id)
+
+    assert readable_letters(runtime, person, EMAIL) == []
+    assert readable_letters(runtime, person, STRANGER) == strangers
+    with runtime.tenant_context(person) as ctx:
+        unverified = rights.get_by_reference(ctx, reference)
+        assert unverified.state == "awaiting_verification"  # the record of the request stays
+        assert letters.list_artifacts(ctx, unverified) == []  # its ID and letters do not
+        matched = rights.get_request(ctx, withdrawal.id)
+        assert [
+            letters.open_artifact(ctx, matched, a) for a in letters.list_artifacts(ctx, matched)
+        ] == [None]
+
+
+def test_finishing_a_partial_erasure_keeps_the_erasure_answer_readable(
+    runtime: Runtime, person: str
+) -> None:
+    erasure_id = ask_and_verify(runtime, person, "erasure")
+    with runtime.tenant_context(person) as ctx:
+        request = rights.get_request(ctx, erasure_id)
+        assert fulfilment.fulfil(ctx, request).kept == [f"billing: {KEPT}"]
+        subject_id = request.subject_id
+        assert subject_id is not None
+    # Seven years on, the invoices go too (a retention sweep, or staff).
+    with runtime.tenant_context(person) as ctx:
+        assert erasure.erase_subject(ctx, subject_id).status == "erased"
+    [answer] = readable_letters(runtime, person, EMAIL)
+    assert ERASED in answer
+    with runtime.tenant_context(person) as ctx:
+        request = rights.get_request(ctx, erasure_id)
+        texts = [t for _item, t in letters.letters_for_requester(ctx, request)]
+        assert texts[0] is None and texts[-1] == answer
+
+
+def test_the_purge_takes_the_letters_out_of_the_outbox_and_keeps_the_audit_entries(
+    runtime: Runtime, person: str
+) -> None:
+    t0 = datetime(2026, 1, 5, 9, tzinfo=UTC)
+    with frozen(t0), runtime.tenant_context(person) as ctx:
+        gone = workflow.receive(
+            ctx, RequestInput("access", Requester(STRANGER, "Sam Stranger"), "EU")
+        ).request.id
+        # Answered at once through the batch path (one letter, the completion).
+        opted = workflow.receive(
+            ctx, RequestInput("opt_out_sale", Requester(STRANGER, "Sam Stranger"), "US-CA")
+        ).request.id
+    with frozen(t0 + timedelta(days=40)), runtime.tenant_context(person) as ctx:
+        assert workflow.close_unverified(ctx) == 1
+    # The person's own request, matched and answered: its letters are under their key.
+    with frozen(t0 + timedelta(days=41)):
+        own = ask_and_verify(runtime, person, "access")
+        with runtime.tenant_context(person) as ctx:
+            fulfilment.fulfil(ctx, rights.get_request(ctx, own))
+    with frozen(t0 + timedelta(days=700)), runtime.tenant_context(person) as ctx:
+        later = workflow.receive(
+            ctx, RequestInput("access", Requester("later@example.org", "Lee"), "EU")
+        ).request.id
+    assert len(readable_letters(runtime, person, STRANGER)) == 4
+    assert len(readable_letters(runtime, person, EMAIL)) == 3
+    with runtime.tenant_context(person) as ctx:
+        sent = {m.id for m in mail.list_messages(ctx, limit=500)}
+
+    with frozen(t0 + timedelta(days=41 + 731)), runtime.tenant_context(person) as ctx:
+        assert workflow.purge_expired(ctx) == 3
+    with frozen(t0 + timedelta(days=41 + 732)), runtime.tenant_context(person) as ctx:
+        assert ctx.session.get(RightsRequest, (ctx.tenant_id, gone)) is None
+        assert ctx.session.get(RightsRequest, (ctx.tenant_id, opted)) is None
+        assert ctx.session.get(RightsRequest, (ctx.tenant_id, own)) is None
+        assert rights.get_request(ctx, later).state == "awaiting_verification"
+        left = {m.id for m in mail.list_messages(ctx, limit=500)}
+        queued = {
+            uuid.UUID(e.details["message_id"])
+            for e in audit.list_entries(ctx, limit=1000)
+            if e.event == AuditEvent.MAIL_QUEUED.value
+        }
+        purged = [
+            e
+            for e in audit.list_entries(ctx, limit=1000)
+            if e.event == AuditEvent.RIGHTS_PURGED.value
+        ]
+    assert readable_letters(runtime, person, STRANGER) == []
+    assert readable_letters(runtime, person, EMAIL) == []
+    assert len(readable_letters(runtime, person, "later@example.org")) == 2
+    assert len(sent - left) == 7 and sent - left <= queued  # the audit still names them
+    assert purged and re.fullmatch(r"[0-9a-f-]{36}", purged[0].details["request_ids"][0])
