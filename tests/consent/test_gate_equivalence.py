@@ -35,7 +35,7 @@ from pledge.core.clock import frozen
 from pledge.core.ids import new_id
 from pledge.gate import service as gate
 from pledge.gate.service import Reason
-from pledge.preferences.models import ALL_MARKETING, ChannelOptOut, Suppression
+from pledge.preferences.models import ALL_MARKETING, ChannelOptOut, Suppression, Topic
 from pledge.purposes import service as purposes
 from pledge.purposes.models import Channel, LawfulBasis, Purpose
 from pledge.runtime import Runtime
@@ -45,7 +45,8 @@ from pledge.tenants.service import get_tenant_by_slug
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 LONG_AGO, PAST, SOON = NOW - timedelta(days=400), NOW - timedelta(days=30), NOW + timedelta(days=30)
 MOMENTS = [None, NOW - timedelta(days=100), PAST - timedelta(seconds=1), PAST]
-TOPICS = [None, "", "news", "status", ALL_MARKETING]
+NAMED_TOPICS = ["news", "status"]
+TOPICS = [None, "", *NAMED_TOPICS, ALL_MARKETING]
 CHANNELS = [None, *(c.value for c in Channel)]
 KINDS = {"email": "email", "sms": "phone", "phone": "phone"}
 
@@ -185,6 +186,19 @@ def build(ctx: TenantContext, specs: list[PurposeSpec], people: list[SubjectSpec
         made.append(purpose)
     session.flush()
     assert purposes.uses_sensitive_data(made[0]) == specs[0].sensitive
+    for slug in NAMED_TOPICS:
+        # The gate refuses a topic the tenant does not have: the topics asked about exist.
+        session.add(
+            Topic(
+                tenant_id=tid,
+                id=new_id(),
+                slug=slug,
+                name=slug,
+                description="",
+                purpose_id=made[0].id,
+                created_at=LONG_AGO,
+            )
+        )
     for i, p in enumerate(people):
         sid = new_id()
         session.add(
@@ -366,8 +380,15 @@ def reference_reasons(
     at: datetime,
     now: datetime,
 ) -> list[Reason]:
-    """`gate.evaluate` as first written (commit a82f2d2), kept as the specification."""
+    """`gate.evaluate` as first written (commit a82f2d2), kept as the specification — with
+    the rules added since: a partially erased subject is erased for every purpose but a legal
+    obligation."""
     if subject.status == SubjectStatus.ERASED.value:
+        return [Reason.SUBJECT_ERASED]
+    if (
+        subject.status == SubjectStatus.PARTIALLY_ERASED.value
+        and purpose.lawful_basis != LawfulBasis.LEGAL_OBLIGATION.value
+    ):
         return [Reason.SUBJECT_ERASED]
     reasons: list[Reason] = []
     basis = purpose.lawful_basis
@@ -531,7 +552,13 @@ def test_errors_come_in_the_order_the_checks_are_made(runtime: Runtime, tenant: 
             ]
             for subject_id, purpose_slug, channel, error, message in cases:
                 with pytest.raises(error, match=message):
-                    gate.may(ctx, subject_id, purpose_slug, channel)
+                    gate.may(ctx, subject_id, purpose_slug, channel, topic="no-such-topic")
+            # Then the topic: one the tenant does not have is refused, by both evaluations.
+            for topic in ("no-such-topic", "News", "news "):
+                with pytest.raises(InvalidInput, match="unknown topic"):
+                    gate.may(ctx, real, made[0].slug, "email", topic=topic)
+                with pytest.raises(InvalidInput, match="unknown topic"):
+                    gate.audience(ctx, made[0].slug, "email", topic=topic)
             with pytest.raises(InvalidInput, match="time zone"):
                 gate.may(ctx, real, made[0].slug, at=datetime(2026, 1, 1))
     finally:

@@ -82,3 +82,42 @@ def test_clik_status_updates_rest_on_legitimate_interest_and_stop_by_unsubscribe
             Reason.TOPIC_OPT_OUT
         ]
         assert gate.audience(ctx, "status-updates", "email", topic="status").allowed == []
+
+
+def test_a_partially_erased_subject_is_used_only_under_a_legal_obligation(
+    runtime: Runtime, clik_tenant: str
+) -> None:
+    """An erasure that keeps the invoices (billing, a legal duty) leaves the consents and the
+    relationships in place: the gate must treat the person as erased for everything else."""
+    from pledge.subjects import erasure
+
+    with runtime.tenant_context(clik_tenant) as ctx:
+        fields = [
+            *_person("p@example.com"),
+            FieldInput("invoice", "INV-1", "user.financial", retention_class="billing"),
+        ]
+        sid = intake.collect(
+            ctx, "newsletter", fields, [ConsentChoice("newsletter", True)]
+        ).subject_id
+        intake.collect(ctx, "purchase", _person("p@example.com"))
+        intake.collect(ctx, "product-interest", _person("p@example.com"))
+    with runtime.tenant_context(clik_tenant) as ctx:
+        assert erasure.erase_subject(ctx, sid, keep_classes=["billing"]).status == (
+            "partially_erased"
+        )
+    with runtime.tenant_context(clik_tenant) as ctx:
+        for purpose, channel in [
+            ("newsletter", None),
+            ("product-marketing", "post"),
+            ("product-marketing", None),
+            ("record-keeping", "post"),
+            ("provide-service", None),
+        ]:
+            decision = gate.may(ctx, sid, purpose, channel)
+            assert decision.reasons == [Reason.SUBJECT_ERASED], (purpose, channel)
+            assert sid not in gate.audience(ctx, purpose, channel).allowed, (purpose, channel)
+            listed = gate.audience(ctx, purpose, channel, subject_ids=[sid])
+            assert listed.allowed == [], (purpose, channel)
+        # What was kept, was kept under a legal duty: that use still passes.
+        assert gate.may(ctx, sid, "marketing-preferences").allowed
+        assert gate.audience(ctx, "marketing-preferences").allowed == [sid]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -110,3 +111,26 @@ def test_an_audience_is_everyone_allowed_with_a_digest_of_the_list(
         client.post("/api/v1/gate/audience", json={"purpose": "newsletter", "subject_ids": ["x"]}),
         422,
     )
+
+
+def test_a_topic_the_tenant_does_not_have_is_refused_not_waved_through(
+    client: TestClient, clik_tenant: str
+) -> None:
+    """A subject who unsubscribed from `status` is not mailed because the sender wrote
+    `Status` or mistyped the topic: the gate refuses a topic it does not know."""
+    sid = collect(client, "status-page", "status@example.com")
+    opt_out = {"channel": "email", "topic": "status"}
+    ok(client.post(f"/api/v1/subjects/{sid}/preferences/opt-out", json=opt_out))
+
+    def check(topic: str | None) -> Any:
+        body = {"subject_id": sid, "purpose": "status-updates", "channel": "email"}
+        return client.post("/api/v1/gate/check", json={**body, "topic": topic})
+
+    assert ok(check("status"))["reasons"] == ["topic_opt_out"]
+    for topic in ("Status", "no-such-topic"):
+        assert "unknown topic" in problem(check(topic), 422, "invalid_input")["detail"]
+        audience = {"purpose": "status-updates", "channel": "email", "topic": topic}
+        problem(client.post("/api/v1/gate/audience", json=audience), 422, "invalid_input")
+    # No topic is still a question about the purpose alone.
+    assert ok(check(None))["allowed"] is True
+    assert ok(check("*"))["allowed"] is True  # every marketing topic: a service purpose passes

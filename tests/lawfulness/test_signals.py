@@ -104,3 +104,24 @@ def test_dnt_is_honoured_only_when_the_tenant_says_so(client: TestClient, clik_t
     honoured = collect(client, "newsletter", "dnt2@example.com", signals={"dnt": True})
     state = ok(client.get(f"/api/v1/subjects/{honoured}/privacy-state"))
     assert state["sale_opt_out"] is True and state["sale_opt_out_source"] == "dnt"
+
+
+def test_dnt_does_not_override_an_explicit_opt_in_to_sale_any_more_than_gpc(
+    client: TestClient, clik_tenant: str
+) -> None:
+    """The person said yes to sale and sharing on the preference center; their browser's DNT
+    header, under an `opt_out` policy, must not turn that back into a no (GPC does not)."""
+    from tests.lawfulness.conftest import collect
+
+    ok(client.put("/api/v1/settings/signals", json={"dnt_policy": "opt_out"}))
+    sid = collect(client, "newsletter", "dnt3@example.com", signals={"dnt": True})
+    path = f"/api/v1/subjects/{sid}/privacy-state"
+    assert ok(client.get(path))["sale_opt_out_source"] == "dnt"
+    ok(client.put(path, json={"sale_opt_out": False}))  # the person's own choice
+    for signals in ({"gpc": True}, {"dnt": True}, {"gpc": True, "dnt": True}):
+        assert collect(client, "newsletter", "dnt3@example.com", signals=signals) == sid
+        assert ok(client.get(path))["sale_opt_out"] is False, signals
+    received = [e for e in audit_events(client, sid) if e["event"] == "signal.received"]
+    assert received[0]["details"]["effects"] == ["dnt_opt_out"]
+    # Nothing changed afterwards, and nothing is reported as if it had.
+    assert all("dnt_opt_out" not in e["details"]["effects"] for e in received[1:])

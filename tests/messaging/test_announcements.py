@@ -124,3 +124,34 @@ def test_cli_announce(
         assert [m["To"] for m in mailbox.sent] == ["cli@example.com"]
         again = CliRunner().invoke(app, ["notice", "announce"])
     assert again.exit_code == 0 and "nothing due" in again.output
+
+
+def test_a_material_change_in_effect_at_once_or_backdated_is_still_announced(
+    runtime: Runtime, clik_tenant: str, mailbox: MemoryBackend
+) -> None:
+    """Published as material without a future date (the default is now), the change must
+    still reach the people it affects — at the next worker cycle, saying it took effect."""
+    with frozen(NOW - timedelta(days=30)):
+        subscribe(runtime, clik_tenant, "late@example.com", "Lee")
+    with frozen(NOW), runtime.tenant_context(clik_tenant) as ctx:
+        notices.publish_version(ctx, "privacy", text="Now.", summary=SUMMARY, material=True)
+        notices.publish_version(
+            ctx,
+            "newsletter-consent",
+            text="Backdated.",
+            summary="Weekly, not monthly.",
+            material=True,
+            effective_at=NOW - timedelta(days=2),
+        )
+    with frozen(NOW + timedelta(minutes=1)), runtime.tenant_context(clik_tenant) as ctx:
+        done = announcements.send_due(ctx)
+    assert sorted((a.notice, a.recipients) for a in done) == [
+        ("newsletter-consent", 1),
+        ("privacy", 1),
+    ]
+    assert [m["To"] for m in mailbox.sent] == ["late@example.com"] * 2
+    bodies = {str(m["Subject"]): m.get_content() for m in mailbox.sent}
+    now_letter = next(b for s, b in bodies.items() if "1 March 2027" in s)
+    assert "we have changed our privacy notice" in now_letter
+    assert "took effect on 1 March 2027" in now_letter and SUMMARY in now_letter
+    assert any("took effect on 27 February 2027" in b for b in bodies.values())

@@ -498,6 +498,65 @@ def override_objection(
     return objection
 
 
+_OBJECTABLE = (
+    LawfulBasis.LEGITIMATE_INTEREST.value,
+    LawfulBasis.PUBLIC_INTEREST.value,
+    LawfulBasis.OFFICIAL_AUTHORITY.value,
+)
+
+
+def objected_purposes(
+    ctx: TenantContext, subject_id: uuid.UUID, at: datetime | None = None
+) -> set[uuid.UUID]:
+    """The purposes an objection of the subject stops at `at`, as the gate reads it: direct
+    marketing for any objection (Art. 21(3)), another objectable purpose unless overridden."""
+    rows = ctx.session.scalars(
+        select(Objection.purpose_id)
+        .join(
+            Purpose,
+            (Purpose.tenant_id == Objection.tenant_id) & (Purpose.id == Objection.purpose_id),
+        )
+        .where(
+            Objection.tenant_id == ctx.tenant_id,
+            Objection.subject_id == subject_id,
+            Objection.since <= (at or utcnow()),
+            Purpose.is_marketing.is_(True)
+            | (Objection.overridden_at.is_(None) & Purpose.lawful_basis.in_(_OBJECTABLE)),
+        )
+    )
+    return set(rows)
+
+
+def lift_objection_by_consent(
+    ctx: TenantContext, subject_id: uuid.UUID, record: ConsentRecord, source: str
+) -> bool:
+    """The person gave the purpose a fresh consent themselves (`record`, a grant in the
+    ledger): their objection to it is lifted — the later, explicit choice stands. Audited
+    with the consent record it rests on. False when there was no objection."""
+    if record.action != ConsentAction.GRANT.value or record.subject_id != subject_id:
+        raise InvalidInput("only the subject's own consent lifts their objection")
+    objection = ctx.session.get(Objection, (ctx.tenant_id, subject_id, record.purpose_id))
+    if objection is None:
+        return False
+    purpose = ctx.session.get(Purpose, (ctx.tenant_id, record.purpose_id))
+    assert purpose is not None  # a foreign key
+    ctx.session.delete(objection)
+    ctx.session.flush()
+    audit.record(
+        ctx,
+        AuditEvent.PREFERENCE_CHANGED,
+        subject_id=subject_id,
+        details={
+            "purpose": purpose.slug,
+            "change": "objection_lifted",
+            "objected_since": objection.since.isoformat(),
+            "consent_record_id": str(record.id),
+            "source": source[:24],
+        },
+    )
+    return True
+
+
 # ---------------------------------------------------------------------------------------------
 # Privacy state the gate reads
 
@@ -514,15 +573,19 @@ def set_restriction(
     return subject
 
 
+# The sources of an opt-out of sale that a browser sent rather than the person chose.
+BROWSER_SIGNALS = frozenset({"gpc", "dnt"})
+
+
 def sale_opt_out_change(subject: Subject, opted_out: bool, source: str) -> str | None:
     """Apply a CCPA opt-out of sale/sharing (or its reversal) to the subject's row; the
-    change to record, or None when nothing changed. An explicit choice beats GPC, GPC beats
-    the default: a GPC signal never overrides an explicit opt-in (STANDARDS.md, GPC
-    precedence)."""
+    change to record, or None when nothing changed. An explicit choice beats a browser signal
+    (GPC, or DNT under a tenant's `opt_out` policy), a signal beats the default: a signal
+    never overrides an explicit opt-in (STANDARDS.md, GPC precedence)."""
     if opted_out:
         if subject.sale_opt_out_at is not None:
             return None
-        if source == "gpc" and subject.sale_opt_out_source == "explicit_opt_in":
+        if source in BROWSER_SIGNALS and subject.sale_opt_out_source == "explicit_opt_in":
             return None
         subject.sale_opt_out_at = utcnow()
         subject.sale_opt_out_source = source

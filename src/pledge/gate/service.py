@@ -52,7 +52,7 @@ from pledge.consent.models import (
 from pledge.core.clock import utcnow
 from pledge.core.errors import InvalidInput, NotFound
 from pledge.core.ids import parse_id, uuid_from_bytes
-from pledge.preferences.models import ALL_MARKETING, ChannelOptOut, Suppression
+from pledge.preferences.models import ALL_MARKETING, ChannelOptOut, Suppression, Topic
 from pledge.purposes import service as purposes
 from pledge.purposes.models import Channel, LawfulBasis, Purpose
 from pledge.subjects import service as subjects
@@ -177,6 +177,22 @@ def _uses_sensitive_data(purpose: _PurposeRules) -> bool:
     if not isinstance(purpose, Purpose):
         purpose = Purpose(data_categories=list(purpose.data_categories))
     return purposes.uses_sensitive_data(purpose)
+
+
+def _topic_known(topic: Any) -> ColumnElement[bool]:
+    """SQL: the tenant has a topic of this slug."""
+    return exists().where(Topic.tenant_id == _T, Topic.slug == topic)
+
+
+def _topic(ctx: TenantContext, topic: str | None) -> str | None:
+    """The topic asked about: none (None or empty), every marketing topic (`*`) or one of the
+    tenant's topics by slug — an unknown one is refused, not taken as a topic nobody opted out
+    of (a typo would otherwise pass every topic opt-out)."""
+    if topic and topic != ALL_MARKETING:
+        known = ctx.session.scalar(select(_topic_known(topic)), {"tenant_id": ctx.tenant_id})
+        if not known:
+            raise InvalidInput(f"unknown topic {topic[:60]!r}")
+    return topic
 
 
 def _channel(purpose: Purpose, channel: str | None) -> str | None:
@@ -442,6 +458,17 @@ def _fact_columns_needed(needs: _Needs) -> bool:
     )
 
 
+def _erased_for(status: str, basis: str) -> bool:
+    """The subject is erased for a purpose of this basis: erased, or partially erased and the
+    purpose is not a legal obligation (what a partial erasure keeps, it keeps under a legal
+    duty — invoices, tax records — and for nothing else: not the consents, relationships or
+    addresses it left in place)."""
+    return status == SubjectStatus.ERASED.value or (
+        status == SubjectStatus.PARTIALLY_ERASED.value
+        and basis != LawfulBasis.LEGAL_OBLIGATION.value
+    )
+
+
 def _reasons(
     subject: _SubjectState,
     purpose: _PurposeRules,
@@ -451,7 +478,7 @@ def _reasons(
     facts: _Facts,
 ) -> list[Reason]:
     """The rules, on the facts read (the order of the reasons is part of the answer)."""
-    if subject.status == SubjectStatus.ERASED.value:
+    if _erased_for(subject.status, purpose.lawful_basis):
         return [Reason.SUBJECT_ERASED]
     reasons: list[Reason] = []
     basis = purpose.lawful_basis
@@ -518,7 +545,7 @@ def evaluate(
     now: datetime,
 ) -> list[Reason]:
     """Every reason that forbids this use; empty means allowed."""
-    if subject.status == SubjectStatus.ERASED.value:
+    if _erased_for(subject.status, purpose.lawful_basis):
         return [Reason.SUBJECT_ERASED]
     needs = _needs(purpose, channel, topic, past=at < now)
     facts = _facts(ctx, subject.id, purpose, channel, topic, at, needs)
@@ -544,7 +571,8 @@ _CHECKS: dict[tuple[bool, bool], Select[Any]] = {}
 
 def _check_statement(past: bool, by_id: bool) -> Select[Any]:
     """One check's one query: the purpose (by id or slug), the subject's row (NULLs when
-    there is no such subject) and every fact, as scalar subqueries on the purpose row."""
+    there is no such subject), every fact, as scalar subqueries on the purpose row, and last
+    whether the topic asked about exists."""
     key = (past, by_id)
     stmt = _CHECKS.get(key)
     if stmt is None:
@@ -554,6 +582,7 @@ def _check_statement(past: bool, by_id: bool) -> Select[Any]:
                 *_PURPOSE_COLUMNS,
                 *_SUBJECT_COLUMNS,
                 *_fact_columns(_ALL_FACTS[past], purpose_id=Purpose.__table__.c.id),
+                _topic_known(bindparam("topic")),
             )
             .select_from(Purpose)
             .outerjoin(Subject, and_(Subject.tenant_id == _T, Subject.id == _S))
@@ -607,7 +636,10 @@ def may(
     purpose = _PurposeRow(*row[:_N_PURPOSE])
     subject = _SubjectRow(*row[_N_PURPOSE : _N_PURPOSE + _N_SUBJECT])
     needs = _needs(purpose, channel, topic, past=when < now)
-    facts = _Facts.from_row(_ALL_FACTS[when < now], row[_N_PURPOSE + _N_SUBJECT :]).masked(needs)
+    if topic and topic != ALL_MARKETING and not row[-1]:
+        raise InvalidInput(f"unknown topic {topic[:60]!r}")
+    facts = _Facts.from_row(_ALL_FACTS[when < now], row[_N_PURPOSE + _N_SUBJECT : -1])
+    facts = facts.masked(needs)
     reasons = _reasons(subject, purpose, channel, topic, when, facts)
     decision = Decision(
         not reasons, subject.id, purpose.slug, purpose.lawful_basis, channel, topic, when, reasons
@@ -672,14 +704,17 @@ def _suppressed(
 
 
 def _flags_deny(purpose: Purpose) -> ColumnElement[bool]:
-    """SQL over `subjects`: the subject's own state denies this purpose (erased, restricted,
-    opted out of sale, limited sensitive data, a child without a parent's consent)."""
+    """SQL over `subjects`: the subject's own state denies this purpose (erased — partially,
+    for any basis but a legal obligation —, restricted, opted out of sale, limited sensitive
+    data, a child without a parent's consent)."""
     s = Subject
     basis = purpose.lawful_basis
     deny: list[ColumnElement[bool]] = [
         s.status == SubjectStatus.ERASED.value,
         s.restricted_at.is_not(None),
     ]
+    if basis != LawfulBasis.LEGAL_OBLIGATION.value:
+        deny.append(s.status == SubjectStatus.PARTIALLY_ERASED.value)
     if purpose.is_sale_or_sharing:
         deny.append(s.sale_opt_out_at.is_not(None))
     if basis not in NECESSARY_BASES and purposes.uses_sensitive_data(purpose):
@@ -821,6 +856,14 @@ def audience_sets(
         # The partial index of subjects in an exceptional state: a few percent of them.
         ids_of(s.id).where(s.tenant_id == tenant_id, text(GATE_FLAGGED), _flags_deny(purpose))
     ]
+    if basis != LawfulBasis.LEGAL_OBLIGATION.value:
+        # Partially erased subjects (not in that partial index): a range of
+        # `ix_subjects_status`, as few as the erasures that kept something.
+        exclude.append(
+            ids_of(s.id).where(
+                s.tenant_id == tenant_id, s.status == SubjectStatus.PARTIALLY_ERASED.value
+            )
+        )
     if basis in OBJECTABLE_BASES or purpose.is_marketing:
         exclude.append(
             ids_of(Objection.subject_id).where(*_objection_blocks(purpose, now, tenant_id))
@@ -876,6 +919,7 @@ def audience(
     chunk of 10,000 ids when a list is given). One audit entry with counts and a digest."""
     purpose = purposes.get_purpose(ctx, purpose_slug)
     channel = _channel(purpose, channel)
+    topic = _topic(ctx, topic)
     now = utcnow()
     allowed: list[uuid.UUID] = []
     digest: str | None = None

@@ -1,11 +1,14 @@
 """Advance notice of a material change, by e-mail to the people it affects.
 
-Publishing a material version with a future effective date creates a `NoticeAnnouncement`
-(`notices.service.publish_version`); `send_due` sends the ones whose time has come: to every
-active subject with an e-mail who holds a consent or a relationship recorded through a
-collection point that shows the changed privacy notice, or who holds a consent given on the
-changed consent wording. Seed 002 ("Material Change") promises notice "prior to the change
-becoming effective"; seeds 003 and 004 notify by e-mail.
+Publishing a material version creates a `NoticeAnnouncement` (`notices.service.publish_version`),
+due at once: with a future effective date the people are told ahead of it; a version that takes
+effect at once (the default) or is backdated is announced all the same, at the next worker
+cycle, and the letter says the change took effect on that date — told late beats never told.
+`send_due` sends the ones whose time has come: to every active subject with an e-mail who holds
+a consent or a relationship recorded through a collection point that shows the changed privacy
+notice, or who holds a consent given on the changed consent wording. Seed 002 ("Material
+Change") promises notice "prior to the change becoming effective"; seeds 003 and 004 notify by
+e-mail.
 """
 
 from __future__ import annotations
@@ -103,12 +106,18 @@ class Announced:
 
 def _letter_text(notice: Notice, version: NoticeVersion, tenant_name: str) -> tuple[str, str]:
     effective = version.effective_at.strftime("%d %B %Y").lstrip("0")
-    subject_line = f"{tenant_name}: changes to our {notice.title.lower()} from {effective}"
+    title = notice.title.lower()
     summary = version.summary.strip() or "The new version is available from us on request."
+    if version.effective_at <= utcnow():
+        # Published to apply at once (or backdated): told as soon as possible, in the past.
+        subject_line = f"{tenant_name}: changes to our {title} since {effective}"
+        news = f"we have changed our {title}. The new version took effect on {effective}."
+    else:
+        subject_line = f"{tenant_name}: changes to our {title} from {effective}"
+        news = f"we are changing our {title}. The new version takes effect on {effective}."
     body = (
         "Hello {first_name},\n\n"
-        f"we are changing our {notice.title.lower()}. "
-        f"The new version takes effect on {effective}.\n\n"
+        f"{news}\n\n"
         f"What changes:\n{summary}\n\n"
         "You can review your choices at any time: {preferences_url}\n\n"
         f"{tenant_name}\n"

@@ -63,7 +63,11 @@ def publish(
     ] = None,
     summary: Annotated[str, typer.Option(help="What changed")] = "",
     material: Annotated[
-        bool, typer.Option(help="A material change, announced before it applies")
+        bool,
+        typer.Option(
+            help="A material change, announced to the people it affects: before it applies "
+            "when dated ahead, else at once"
+        ),
     ] = False,
 ) -> None:
     """Publish the next version of a notice. Earlier versions are never edited."""

@@ -33,7 +33,8 @@ class VersionIn(BaseModel):
     summary: str = Field(default="", max_length=5000, description="What changed")
     material: bool = Field(
         default=False,
-        description="A material change: announced to the people it affects before it applies",
+        description="A material change: announced to the people it affects, before it applies "
+        "when `effective_at` is in the future, else at the next worker cycle",
     )
 
 

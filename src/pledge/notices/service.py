@@ -63,7 +63,10 @@ def publish_version(
     summary: str = "",
     material: bool = False,
 ) -> NoticeVersion:
-    """Publish the next version of a notice in a language. Earlier versions stay as they were."""
+    """Publish the next version of a notice in a language. Earlier versions stay as they were.
+
+    A `material` version is always announced to the people it affects: before it takes effect
+    when `effective_at` is in the future, else at the next worker cycle."""
     notice = get_notice(ctx, notice_slug)
     if not _LANGUAGE.match(language):
         raise InvalidInput("language must be a language tag such as en or en-GB")
@@ -110,8 +113,11 @@ def publish_version(
             "material": material,
         },
     )
-    if material and effective > now:
-        # Announce now, ahead of the date it takes effect (seed 002 "Material Change").
+    if material:
+        # Announce now: ahead of the date it takes effect (seed 002 "Material Change"), or —
+        # published to take effect at once or backdated — as soon as possible. The people it
+        # affects must be told of a material change; telling them late beats never. The
+        # next worker cycle (`announcements.send_due`) sends it.
         ctx.session.add(
             NoticeAnnouncement(
                 tenant_id=ctx.tenant_id,

@@ -41,7 +41,7 @@ SUBJECT = "/subjects/{subject_id}"
 @router.get(SUBJECT + "/preferences", response_model=PreferencesOut)
 def get_preferences(subject_id: str, ctx: Read) -> PreferencesOut:
     """Every topic on every channel it uses, subscribed or not, and the consents in force."""
-    view = preferences.preference_view(ctx, subject_id)
+    view = preferences.read_preferences(ctx, subject_id)
     return PreferencesOut(
         subject_id=str(view.subject_id),
         topics=[

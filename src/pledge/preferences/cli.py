@@ -42,7 +42,7 @@ def show(
     try:
         with operator_context(runtime, tenant) as ctx:
             subject_id = subjects.require_subject(ctx, IdentityKind.EMAIL, email)
-            view = preferences.preference_view(ctx, subject_id)
+            view = preferences.read_preferences(ctx, subject_id)
         table = Table("channel", "topic", "kind", "receives")
         for t in view.topics:
             kind = ("marketing" if t.marketing else "service") + (

@@ -169,7 +169,7 @@ def preference_center(
         return _invalid(request, "preferences")
     sent = signals.from_headers(request.headers, None)
     signals.apply_to_subject(ctx, holder.subject.id, sent)
-    view = preferences.preference_view(ctx, holder.subject.id)
+    view = preferences.read_preferences(ctx, holder.subject.id)
     return render(
         request,
         "public/preferences.html",

@@ -143,6 +143,9 @@ class TopicState:
     # The consent wording in force, shown next to a consent-based topic: turning it on is
     # giving that consent.
     wording: str | None
+    # The person objected to the purpose (GDPR Art. 21): off, whatever else holds. Giving a
+    # consent-based topic's consent again here lifts the objection.
+    objected: bool = False
 
 
 @dataclass(frozen=True)
@@ -174,11 +177,13 @@ class PreferenceView:
 
 def preference_view(ctx: TenantContext, subject_id: uuid.UUID | str) -> PreferenceView:
     """Every topic on every channel it uses, on or off for this subject, with the reasons
-    that decide it: an opt-out of the topic, of all marketing on the channel (`*`), or, for a
-    consent-based topic, the consent in force."""
+    that decide it: an opt-out of the topic, of all marketing on the channel (`*`), an
+    objection to its purpose, or, for a consent-based topic, the consent in force — the
+    page shows what the gate answers."""
     subject = consent.active_subject(ctx, subject_id)
     outs = {(o.channel, o.topic) for o in opt_outs(ctx, subject.id)}
     granted = {pid for pid, g in consent.consent_states(ctx, subject.id).items() if g}
+    objected = consent.objected_purposes(ctx, subject.id)
     states: list[TopicState] = []
     wordings: dict[uuid.UUID, str | None] = {}
     for topic, purpose in topics.list_topics(ctx):
@@ -191,7 +196,7 @@ def preference_view(ctx: TenantContext, subject_id: uuid.UUID | str) -> Preferen
             off = (channel, topic.slug) in outs or (
                 purpose.is_marketing and (channel, ALL_MARKETING) in outs
             )
-            if consent_based and purpose.id not in granted:
+            if (consent_based and purpose.id not in granted) or purpose.id in objected:
                 off = True
             states.append(
                 TopicState(
@@ -204,6 +209,7 @@ def preference_view(ctx: TenantContext, subject_id: uuid.UUID | str) -> Preferen
                     consent_based,
                     not off,
                     wordings.get(purpose.id) if consent_based else None,
+                    purpose.id in objected,
                 )
             )
     in_force = ctx.session.execute(
@@ -223,6 +229,23 @@ def preference_view(ctx: TenantContext, subject_id: uuid.UUID | str) -> Preferen
         subject.sale_opt_out_source,
         [ConsentInForce(p.slug, p.name, since) for p, since in in_force],
     )
+
+
+def read_preferences(ctx: TenantContext, subject_id: uuid.UUID | str) -> PreferenceView:
+    """The preference view for a reader (the API, the CLI, the person's own preference
+    center): a read of the subject's data, audited as the consent timeline is."""
+    view = preference_view(ctx, subject_id)
+    audit.record(
+        ctx,
+        AuditEvent.SUBJECT_VIEWED,
+        subject_id=view.subject_id,
+        details={
+            "part": "preferences",
+            "topics": len(view.topics),
+            "consents": len(view.consents),
+        },
+    )
+    return view
 
 
 def _wording_text(ctx: TenantContext, purpose: Purpose) -> str | None:
@@ -270,23 +293,36 @@ def apply_choices(
         if lifted:
             changes.append("marketing no longer stopped as a whole")
             view = preference_view(ctx, subject.id)
-    withdrawn: set[str] = set()
-    for state in view.topics:
-        want = (state.channel, state.topic) in choices.topics_on
-        if state.marketing and choices.all_marketing_off:
-            continue  # the switch for all marketing decides
-        if want == state.subscribed:
-            continue
-        if want:
+    # The switch for all marketing decides the marketing topics when it is on.
+    decided = [s for s in view.topics if not (s.marketing and choices.all_marketing_off)]
+    # A consent covers every channel of its purpose, a box is one channel of one topic: the
+    # consent is given when any box of the purpose is ticked and withdrawn only when none is;
+    # a box left off under a consent given is an opt-out of that topic on that channel.
+    consented = {
+        s.purpose for s in decided if s.consent_based and (s.channel, s.topic) in choices.topics_on
+    }
+    for state in decided:
+        if (state.channel, state.topic) in choices.topics_on and not state.subscribed:
+            if state.objected and not state.consent_based:
+                continue  # no consent to give here: the objection stands (staff can lift it)
             _switch_on(ctx, subject.id, state, source)
             changes.append(f"subscribed to {state.name} by {state.channel}")
-        elif state.consent_based:
-            if state.purpose not in withdrawn:
+    withdrawn: set[str] = set()
+    for state in decided:
+        if (state.channel, state.topic) in choices.topics_on:
+            continue
+        if state.consent_based and state.purpose not in consented:
+            if state.subscribed and state.purpose not in withdrawn:
                 _withdraw(ctx, subject.id, state.purpose)
                 withdrawn.add(state.purpose)
-            changes.append(f"unsubscribed from {state.name}")
-        else:
-            opt_out(ctx, subject.id, state.channel, state.topic, source)
+                changes.append(f"unsubscribed from {state.name}")
+            continue
+        if not state.subscribed and not state.consent_based:
+            continue  # off, and stays off
+        # On, or off only for want of the consent just given: an opt-out of its own.
+        if state.marketing and view.marketing_off[state.channel]:
+            continue  # off on this channel as a whole, and it stays so
+        if opt_out(ctx, subject.id, state.channel, state.topic, source) and state.subscribed:
             changes.append(f"unsubscribed from {state.name} by {state.channel}")
     if choices.sale_opt_out != view.sale_opt_out:
         consent.set_sale_opt_out(ctx, subject.id, choices.sale_opt_out, source)
@@ -301,7 +337,8 @@ def _switch_on(ctx: TenantContext, subject_id: uuid.UUID, state: TopicState, sou
     if not state.consent_based:
         return
     purpose = purposes.get_purpose(ctx, state.purpose)
-    if consent.consent_states(ctx, subject_id).get(purpose.id):
+    objected = purpose.id in consent.objected_purposes(ctx, subject_id)
+    if consent.consent_states(ctx, subject_id).get(purpose.id) and not objected:
         return
     version = (
         notices.current_version(ctx, purpose.consent_notice_id)
@@ -310,8 +347,9 @@ def _switch_on(ctx: TenantContext, subject_id: uuid.UUID, state: TopicState, sou
     )
     if version is None:
         raise InvalidInput(f"there is no consent wording in force for {state.name!r}")
-    # The wording was shown next to the switch: ticking it is giving this consent.
-    consent.record_consent(
+    # The wording was shown next to the switch: ticking it is giving this consent — afresh,
+    # and it lifts the person's objection to the purpose (their later, explicit choice).
+    record = consent.record_consent(
         ctx,
         subject_id,
         consent.ConsentInput(
@@ -321,6 +359,8 @@ def _switch_on(ctx: TenantContext, subject_id: uuid.UUID, state: TopicState, sou
             version.id,
         ),
     )
+    if objected:
+        consent.lift_objection_by_consent(ctx, subject_id, record, source)
 
 
 def _withdraw(ctx: TenantContext, subject_id: uuid.UUID, purpose_slug: str) -> None:

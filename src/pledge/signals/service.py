@@ -59,8 +59,12 @@ def apply_to_subject(ctx: TenantContext, subject_id: uuid.UUID, signals: Signals
             "sale_opt_out" if before is None and subject.sale_opt_out_at else "sale_opt_out_kept"
         )
     if signals.dnt and tenant.dnt_policy == "opt_out":
-        consent.set_sale_opt_out(ctx, subject_id, True, "dnt")
-        effects.append("dnt_opt_out")
+        # The same precedence as GPC: an explicit opt-in stands; already opted out, nothing
+        # changes and nothing is reported.
+        before = consent.active_subject(ctx, subject_id).sale_opt_out_at
+        subject = consent.set_sale_opt_out(ctx, subject_id, True, "dnt")
+        if before is None and subject.sale_opt_out_at is not None:
+            effects.append("dnt_opt_out")
     if signals.gpc or signals.dnt is not None:
         audit.record(
             ctx,
