@@ -22,18 +22,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-
 from pledge.access import idempotency
 from pledge.access.context import TenantContext
-from pledge.access.scoping import for_tenant
 from pledge.core.db import transaction
 from pledge.mail import backends
 from pledge.mail import service as mail
 from pledge.notices import announcements
-from pledge.rights import service as rights
 from pledge.rights import workflow
-from pledge.rights.models import RequestState, RightsRequest
 from pledge.runtime import Runtime
 from pledge.tenants import service as tenants
 from pledge.webhooks import service as webhooks
@@ -77,20 +72,7 @@ def _rights(ctx: TenantContext, report: CycleReport) -> None:
 
 
 def _paused_due(ctx: TenantContext, report: CycleReport) -> None:
-    """While a pause stops the clock the due date moves every day, and no transition comes
-    to refresh the cached one: it is refreshed here (the queue, the SLA report and the
-    overdue list read it)."""
-    paused = list(
-        ctx.session.scalars(
-            for_tenant(select(RightsRequest), RightsRequest, ctx.tenant_id).where(
-                RightsRequest.state == RequestState.PAUSED.value
-            )
-        )
-    )
-    for request in paused:
-        before = request.due_on
-        rights.refresh_due(ctx, request)
-        report.paused_due_moved += request.due_on != before
+    report.paused_due_moved += workflow.refresh_paused_due(ctx)
 
 
 def _idempotency(ctx: TenantContext, report: CycleReport) -> None:

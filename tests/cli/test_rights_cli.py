@@ -83,7 +83,7 @@ def test_staff_deny_with_reasons_and_jobs_run(
     )  # fmt: skip
     assert code == 0 and "denied" in out
     code, out = run("rights", "jobs", "-t", tenant)
-    assert code == 0 and out == "closed unverified: 0; purged: 0"
+    assert code == 0 and out == "closed unverified: 0; paused due dates moved: 0; purged: 0"
 
 
 def test_bad_options_are_refused_with_a_message(

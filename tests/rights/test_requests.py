@@ -24,6 +24,7 @@ from pledge.rights.fulfilment import StaffInput
 from pledge.rights.models import RequestState, VerificationChallenge
 from pledge.rights.service import Requester, RequestInput
 from pledge.runtime import Runtime
+from pledge.subjects import erasure
 from pledge.subjects import service as subjects
 from pledge.subjects.identity import IdentityKind
 from pledge.subjects.service import FieldInput
@@ -523,3 +524,53 @@ def test_an_appeal_reopens_the_request_once(runtime: Runtime, person: str) -> No
         assert request.state == "completed" and request.closed_at is not None
         with pytest.raises(Conflict, match="appealed already"):
             rights.appeal(ctx, request)
+
+
+def test_a_restriction_in_force_outlives_the_purge_until_it_is_lifted(
+    runtime: Runtime, person: str
+) -> None:
+    asked = _submit(runtime, person, "restriction")
+    _verify(runtime, person, asked, data_points=PHONE)
+    _fulfil(runtime, person, asked)
+    rid = asked.split("|")[0]
+    with frozen(utcnow() + timedelta(days=741)), runtime.tenant_context(person) as ctx:
+        assert workflow.purge_expired(ctx) == 0  # it is what holds the data restricted
+        fulfilment.lift_restriction(ctx, rights.get_request(ctx, rid), "the dispute is settled")
+    assert not _restricted(runtime, person)
+    with frozen(utcnow() + timedelta(days=742)), runtime.tenant_context(person) as ctx:
+        assert workflow.purge_expired(ctx) == 1
+
+
+def test_a_correction_is_checked_under_restriction_again_when_its_appeal_is_granted(
+    runtime: Runtime, person: str
+) -> None:
+    handle = _submit(runtime, person, "rectification", "US-VA", proposed={"first_name": "Mar"})
+    _verify(runtime, person, handle, data_points=PHONE)
+    rid = handle.split("|")[0]
+    with runtime.tenant_context(person) as ctx:
+        fulfilment.start(ctx, rights.get_request(ctx, rid))
+    assert _restricted(runtime, person)
+    with runtime.tenant_context(person) as ctx:
+        fulfilment.deny(ctx, rights.get_request(ctx, rid), "refused", "the proof is not enough")
+    assert not _restricted(runtime, person)
+    with runtime.tenant_context(person) as ctx:
+        request = rights.get_request(ctx, rid)
+        rights.appeal(ctx, request)
+        workflow.decide_appeal(ctx, request, grant=True, reason="")
+    assert _restricted(runtime, person)
+
+
+def test_a_correction_can_be_withdrawn_after_the_person_was_erased(
+    runtime: Runtime, person: str
+) -> None:
+    handle = _submit(runtime, person, "rectification", proposed={"first_name": "Margarita"})
+    _verify(runtime, person, handle, data_points=PHONE)
+    rid = handle.split("|")[0]
+    with runtime.tenant_context(person) as ctx:
+        request = rights.get_request(ctx, rid)
+        fulfilment.start(ctx, request)
+        assert request.subject_id is not None
+        erasure.erase_subject(ctx, request.subject_id)
+    with runtime.tenant_context(person) as ctx:
+        request = fulfilment.withdraw(ctx, rights.get_request(ctx, rid))
+        assert request.state == "withdrawn"

@@ -285,12 +285,16 @@ def sla(tenant: TenantOpt) -> None:
 @app.command("jobs")
 @reports_errors
 def jobs(tenant: TenantOpt) -> None:
-    """Close unverified requests and purge records past 24 months (run daily)."""
+    """Close unverified requests, move the due dates of paused ones and purge records past
+    24 months (run daily)."""
     runtime = open_runtime()
     try:
         with operator_context(runtime, tenant) as ctx:
             closed = workflow.close_unverified(ctx)
+            moved = workflow.refresh_paused_due(ctx)
             purged = workflow.purge_expired(ctx)
-        console.print(f"closed unverified: {closed}; purged: {purged}")
+        console.print(
+            f"closed unverified: {closed}; paused due dates moved: {moved}; purged: {purged}"
+        )
     finally:
         runtime.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ from pledge.audit import service as audit
 from pledge.consent import service as consent
 from pledge.consent.models import ConsentMethod
 from pledge.core.clock import utcnow
-from pledge.core.errors import Conflict, InvalidInput
+from pledge.core.errors import Conflict, InvalidInput, SubjectErased
 from pledge.purposes import service as purposes
 from pledge.purposes.models import LawfulBasis
 from pledge.rights import bundle, downloads, immediate, letters
@@ -60,9 +61,7 @@ def start(ctx: TenantContext, request: RightsRequest) -> RightsRequest:
     if RequestState(request.state) is not S.VERIFIED:
         raise Conflict("only a verified request can be started")
     rights.transition(ctx, request, S.IN_PROGRESS, "started")
-    if request.type == T.RECTIFICATION.value and request.subject_id is not None:
-        # GDPR Art. 18(1)(a): restrict while the accuracy is checked (seed 004).
-        consent.set_restriction(ctx, request.subject_id, True, "accuracy_contested")
+    restrict_for_checking(ctx, request)
     if request.type == T.AUTOMATED_DECISION.value:
         rights.update_private(ctx, request, review="pending")  # a human-review task
     return request
@@ -334,16 +333,21 @@ RESTRICTED = "restricted"
 RESTRICTION_LIFTED = "restriction_lifted"
 
 
+def restrict_for_checking(ctx: TenantContext, request: RightsRequest) -> None:
+    """A correction is being checked (started, or reopened by an appeal): GDPR Art.
+    18(1)(a), the data is restricted meanwhile (seed 004)."""
+    if request.type == T.RECTIFICATION.value and request.subject_id is not None:
+        consent.set_restriction(ctx, request.subject_id, True, "accuracy_contested")
+
+
 def _restricted_otherwise(ctx: TenantContext, request: RightsRequest) -> bool:
     """Whether the request's subject stays restricted on a ground other than `request`."""
     checking = (RightsRequest.type == T.RECTIFICATION.value) & RightsRequest.state.in_(
         [S.IN_PROGRESS.value, S.PAUSED.value]
     )
-    in_force = (
-        (RightsRequest.type == T.RESTRICTION.value)
-        & (RightsRequest.state == S.COMPLETED.value)
-        & (RightsRequest.outcome_code == RESTRICTED)
-    )
+    in_force = (RightsRequest.type == T.RESTRICTION.value) & (
+        RightsRequest.outcome_code == RESTRICTED
+    )  # whatever its state since: appealed, reopened, refused on appeal
     found = ctx.session.scalar(
         for_tenant(select(RightsRequest.id), RightsRequest, ctx.tenant_id)
         .where(
@@ -362,7 +366,8 @@ def _end_accuracy_restriction(ctx: TenantContext, request: RightsRequest) -> Non
     if request.type != T.RECTIFICATION.value or request.subject_id is None:
         return
     if not _restricted_otherwise(ctx, request):
-        consent.set_restriction(ctx, request.subject_id, False, "accuracy_checked")
+        with suppress(SubjectErased):  # erased since: nothing left to restrict or lift
+            consent.set_restriction(ctx, request.subject_id, False, "accuracy_checked")
 
 
 def withdraw(ctx: TenantContext, request: RightsRequest) -> RightsRequest:

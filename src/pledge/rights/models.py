@@ -190,7 +190,11 @@ class RequestArtifact(Base):
     sealed (under the subject's data key when one is matched, so an erasure reaches it)."""
 
     __tablename__ = "rights_artifacts"
-    __table_args__ = (_request_fk(),)
+    # By request: a verification re-seals, an erasure reaches, a page lists a request's files.
+    __table_args__ = (
+        _request_fk(),
+        Index("ix_rights_artifacts_request", "tenant_id", "request_id"),
+    )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ID, primary_key=True)
     id: Mapped[uuid.UUID] = mapped_column(ID, primary_key=True, default=new_id)

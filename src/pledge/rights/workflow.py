@@ -16,9 +16,10 @@ from pledge.core.clock import utcnow
 from pledge.core.config import get_settings
 from pledge.core.errors import InvalidInput
 from pledge.mail import service as mail
-from pledge.rights import immediate, letters, verification
+from pledge.rights import fulfilment, immediate, letters, verification
 from pledge.rights import service as rights
-from pledge.rights.models import RequestState, RightsRequest
+from pledge.rights.fulfilment import RESTRICTED
+from pledge.rights.models import RequestState, RequestType, RightsRequest
 from pledge.rights.service import RequestInput
 from pledge.subjects import service as subjects
 from pledge.subjects.identity import IdentityKind
@@ -109,6 +110,8 @@ def decide_appeal(
     if not grant and len(reason.strip()) < 10:
         raise InvalidInput("give the reasons for refusing the appeal (they are sent)")
     rights.decide_appeal(ctx, request, grant=grant, reason=reason.strip())
+    if grant:
+        fulfilment.restrict_for_checking(ctx, request)  # a correction to check again
     letters.send(ctx, request, "appeal_decision", granted=grant, reason=reason)
     return request
 
@@ -121,15 +124,40 @@ def close_unverified(ctx: TenantContext) -> int:
     return len(closed)
 
 
+def refresh_paused_due(ctx: TenantContext) -> int:
+    """While a pause stops the clock the due date moves every day, and no transition comes
+    to refresh the cached one (the queue and the overdue list read it): refreshed here, by
+    the worker and `pledge rights jobs`. How many moved."""
+    paused = list(
+        ctx.session.scalars(
+            for_tenant(select(RightsRequest), RightsRequest, ctx.tenant_id).where(
+                RightsRequest.state == RequestState.PAUSED.value
+            )
+        )
+    )
+    moved = 0
+    for request in paused:
+        before = request.due_on
+        rights.refresh_due(ctx, request)
+        moved += request.due_on != before
+    return moved
+
+
 def purge_expired(ctx: TenantContext) -> int:
     """Delete request records 24 months after they closed (CCPA 11 CCR 7101(a)): the request,
     its timeline, letters and files, and the letters' copies in the mail outbox. The audit
-    chain keeps that they existed, by id."""
+    chain keeps that they existed, by id. A restriction still in force is kept: it is what
+    holds the person's data restricted, and what staff lift it from (the person told first)."""
     now = utcnow()
+    in_force = (RightsRequest.type == RequestType.RESTRICTION.value) & (
+        RightsRequest.outcome_code == RESTRICTED
+    )
     ids = list(
         ctx.session.scalars(
             for_tenant(select(RightsRequest.id), RightsRequest, ctx.tenant_id).where(
-                RightsRequest.purge_after.is_not(None), RightsRequest.purge_after < now
+                RightsRequest.purge_after.is_not(None),
+                RightsRequest.purge_after < now,
+                ~in_force,
             )
         )
     )
