@@ -179,7 +179,7 @@ def preference_view(ctx: TenantContext, subject_id: uuid.UUID | str) -> Preferen
     """Every topic on every channel it uses, on or off for this subject, with the reasons
     that decide it: an opt-out of the topic, of all marketing on the channel (`*`), an
     objection to its purpose, or, for a consent-based topic, the consent in force — the
-    page shows what the gate answers."""
+    person's own choices (not the gate's other reasons: a restriction, a suppression…)."""
     subject = consent.active_subject(ctx, subject_id)
     outs = {(o.channel, o.topic) for o in opt_outs(ctx, subject.id)}
     granted = {pid for pid, g in consent.consent_states(ctx, subject.id).items() if g}
