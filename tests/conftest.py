@@ -51,6 +51,27 @@ def _worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
+# Databases this process created on the test cluster; dropped when its session ends.
+_PG_CREATED: set[str] = set()
+
+
+def _pg_name(base: str) -> str:
+    """A database name of this test process: two test runs on one PostgreSQL cluster (two
+    developers' terminals) must not drop each other's databases."""
+    name = f"{base}_{_worker()}_{os.getpid()}"
+    _PG_CREATED.add(name)
+    return name
+
+
+def _drop_pg_databases(admin_url: str) -> None:
+    admin = make_engine(admin_url).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        for name in sorted(_PG_CREATED):
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+    _PG_CREATED.clear()
+
+
 def _create_pg_database(admin_url: str, name: str) -> str:
     admin = make_engine(admin_url).execution_options(isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -72,7 +93,7 @@ class Backend:
         else:
             admin = _pg_admin_url()
             assert admin
-            self.data_url = _create_pg_database(admin, f"pledge_test_{_worker()}")
+            self.data_url = _create_pg_database(admin, _pg_name("pledge_test"))
         self.keys_url = f"sqlite:///{home / 'keystore.db'}"
         self.data_engine = make_engine(self.data_url)
         self.keys_engine = make_keystore_engine(self.keys_url)
@@ -130,6 +151,8 @@ def backend(
     yield b
     b.data_engine.dispose()
     b.keys_engine.dispose()
+    if kind == "postgresql":
+        _drop_pg_databases(_pg_admin_url() or "")
 
 
 @pytest.fixture
@@ -204,7 +227,7 @@ def backup_data_store(backend: Backend, name: str) -> str:
         return f"sqlite:///{copy}"
     dump = backend.home / f"{name}.sql"
     pg_dump(backend.data_url, dump)
-    url = _create_pg_database(_pg_admin_url() or "", f"{name}_{_worker()}")
+    url = _create_pg_database(_pg_admin_url() or "", _pg_name(name))
     u = make_url(url)
     subprocess.run(
         [
