@@ -9,13 +9,14 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Column, MetaData, Table, select
+from sqlalchemy import Boolean, Column, Integer, LargeBinary, MetaData, String, Table, select
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from pledge.core.db import ID, UTCDateTime, make_engine
+from pledge.core.db import ID, JSONType, UTCDateTime, bulk_insert, make_engine
 from pledge.core.ids import _from_int, uuid_from_bytes
 
 DIALECT = sqlite.dialect()
@@ -93,3 +94,74 @@ def test_the_fast_processors_are_what_an_engine_writes_and_reads_back() -> None:
         back = conn.execute(select(table).where(table.c.at >= moment)).one()
         assert back == (ident, moment) and back.at.tzinfo is UTC
     engine.dispose()
+
+
+# Bulk inserts on SQLite go to the driver as tuples (`bulk_insert`): the stored rows must be
+# byte for byte those of Core's executemany, constant defaults included.
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _Row(_Base):
+    __tablename__ = "bulk_rows"
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ID, primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(ID, primary_key=True, default=uuid.uuid4)
+    at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    flag: Mapped[bool] = mapped_column(Boolean, default=False)
+    count: Mapped[int] = mapped_column(Integer, default=7)
+    name: Mapped[str] = mapped_column(String(20), default="")
+    blob: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+
+_ROW_VALUES = st.fixed_dictionaries(
+    {
+        "at": st.none() | st.datetimes(timezones=st.timezones()),
+        "data": st.none() | st.dictionaries(st.text(max_size=5), st.integers() | st.text()),
+        "flag": st.booleans(),
+        "count": st.integers(min_value=-(2**63), max_value=2**63 - 1),
+        "name": st.text(max_size=20),
+        "blob": st.none() | st.binary(max_size=40),
+    }
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(_ROW_VALUES, min_size=1, max_size=5), st.booleans())
+def test_bulk_inserts_store_what_core_stores(values: list[dict[str, Any]], partial: bool) -> None:
+    engine = make_engine("sqlite://")
+    _Base.metadata.create_all(engine)
+    table = _Row.__table__
+    tenant = uuid.uuid4()
+    # `partial`: the rows leave out the columns with constant defaults (flag, count, name).
+    left_out = {"flag", "count", "name"} if partial else set()
+    rows = [
+        {"tenant_id": tenant, "id": uuid.uuid4()}
+        | {k: v for k, v in row.items() if k not in left_out}
+        for row in values
+    ]
+    try:
+        with Session(engine) as session, session.begin():
+            bulk_insert(session, _Row, rows)
+            ours = session.connection().exec_driver_sql("SELECT * FROM bulk_rows").all()
+            session.connection().exec_driver_sql("DELETE FROM bulk_rows")
+            session.connection().execute(table.insert(), rows)
+            core = session.connection().exec_driver_sql("SELECT * FROM bulk_rows").all()
+        assert ours == core
+    finally:
+        engine.dispose()
+
+
+def test_a_bulk_insert_leaving_out_a_per_row_default_gets_one_per_row() -> None:
+    engine = make_engine("sqlite://")
+    _Base.metadata.create_all(engine)
+    tenant = uuid.uuid4()
+    try:
+        with Session(engine) as session, session.begin():
+            bulk_insert(session, _Row, [{"tenant_id": tenant}, {"tenant_id": tenant}])
+            ids = session.execute(select(_Row.id)).scalars().all()
+        assert len(set(ids)) == 2 and all(isinstance(i, uuid.UUID) for i in ids)
+    finally:
+        engine.dispose()
