@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pledge.campaigns import service
@@ -80,7 +81,7 @@ def list_(tenant: TenantOpt) -> None:
                 c = i.campaign
                 table.add_row(
                     str(c.id),
-                    c.name,
+                    escape(c.name),
                     i.topic.slug,
                     c.status,
                     str(c.sent_count),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pledge.cli.common import console, open_runtime, operator_context, reports_errors
@@ -123,7 +124,9 @@ def suppressions(
             entries = suppression.list_suppressions(ctx, limit=limit)
         table = Table("ref", "kind", "channel", "reason", "since")
         for e in entries:
-            table.add_row(e.ref, e.kind, e.channel, e.reason, e.created_at.strftime("%Y-%m-%d"))
+            table.add_row(
+                e.ref, e.kind, e.channel, escape(e.reason), e.created_at.strftime("%Y-%m-%d")
+            )
         console.print(table)
     finally:
         runtime.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -51,7 +52,9 @@ def create_tenant(
     for cls in classes:
         if not CLASS_NAME.match(cls):
             raise InvalidInput(f"retention class {cls[:40]!r}: lower-case letters, digits, _")
-    if len(phone_region) != 2 or not phone_region.isalpha():
+    # The region national numbers (no +code) are read in: one the phone library knows, or
+    # every such number would later be refused as "not a phone number".
+    if phone_region.upper() not in phonenumbers.SUPPORTED_REGIONS:
         raise InvalidInput("phone region is a two-letter country code such as GB or US")
     if session.scalar(select(Tenant.id).where(Tenant.slug == slug)) is not None:
         raise Conflict(f"tenant {slug!r} already exists")
