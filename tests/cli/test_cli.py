@@ -358,3 +358,34 @@ def test_db_pragmas_enable_foreign_keys_on_sqlite(runtime: Runtime) -> None:
         pytest.skip("SQLite only")
     with runtime.engine.connect() as conn:
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_a_message_with_square_brackets_is_printed_as_it_is_not_a_traceback(
+    runtime: Runtime, tenant: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    # The console reads [..] as style markup: "[/x]" in a message crashed the error report.
+    path = tmp_path / "c.csv"
+    path.write_text("email,[/x]\nmia@example.com,1\n")
+    result = runner.invoke(app, ["subjects", "import", "-t", tenant, str(path)])
+    out = " ".join(result.output.split())
+    assert result.exit_code == 1
+    assert "column '[/x]' needs a category" in out, out
+    mapping = tmp_path / "map.toml"
+    mapping.write_text("columns = 5\n")
+    code, out = run("subjects", "import", "-t", tenant, str(path), "--mapping", str(mapping))
+    assert code == 1 and "a mapping file has [columns.<name>] tables" in out, out
+
+
+def test_names_with_square_brackets_are_listed_as_they_are(
+    runtime: Runtime, cli_env: dict[str, str]
+) -> None:
+    code, out = run("tenant", "create", "brackets", "--name", "Acme [/x] [bold]Co")
+    assert code == 0, out
+    code, out = run("tenant", "list")
+    assert code == 0 and "Acme [/x] [bold]Co" in out, out
+    result = runner.invoke(
+        app, ["apikey", "create", "-t", "brackets", "--scope", "*", "--name", "ci [/y]"]
+    )
+    assert result.exit_code == 0, result.output
+    code, out = run("apikey", "list", "-t", "brackets")
+    assert code == 0 and "ci [/y]" in out, out

@@ -212,3 +212,117 @@ def test_a_killed_import_leaves_whole_subjects_and_a_rerun_completes_it(
         n_ids = ctx.session.scalar(select(func.count()).select_from(SubjectIdentity))
         assert n_ids == 2 * rows  # e-mail and phone each point at exactly one subject
         assert audit.verify_chain(ctx.session, ctx.keystore, ctx.tenant_id).ok
+
+
+def _import(tenant: str, path: Path, *extra: str) -> tuple[int, str]:
+    r = runner.invoke(app, ["subjects", "import", "-t", tenant, str(path), *extra])
+    return r.exit_code, " ".join(r.output.split())
+
+
+def test_a_value_too_long_for_csv_does_not_stop_the_check_of_later_rows(
+    runtime: Runtime, tenant: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    text = (
+        "email,first_name\n"
+        f"ann@example.com,{'x' * 200_000}\n"  # line 2: beyond the csv module's field limit
+        "ben@example.com,Ben\n"
+        "not-an-email,Cat\n"  # line 4
+    )
+    code, out = _import(tenant, _write(tmp_path, text))
+    assert code == 1
+    assert "2 problem(s), nothing was imported" in out, out
+    assert "line 2: not valid CSV" in out
+    assert "line 4: field 'email': not a valid e-mail address" in out
+    assert _count(runtime, tenant) == 0
+
+
+def test_a_quote_left_open_is_an_error_not_the_rest_of_the_file_in_one_value(
+    runtime: Runtime, tenant: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    text = 'email,last_name\nann@example.com,"Archer\nben@example.com,Baker\n'
+    code, out = _import(tenant, _write(tmp_path, text))
+    assert code == 1, out
+    assert "line 2: not valid CSV" in out and "nothing was imported" in out
+    assert _count(runtime, tenant) == 0
+    # A quoted value may still hold a line break, and the next row's line is counted after it.
+    text = 'email,last_name\nann@example.com,"Archer\nand Sons"\nbad,Baker\n'
+    code, out = _import(tenant, _write(tmp_path, text))
+    assert code == 1 and "1 problem(s)" in out and "line 4: field 'email'" in out, out
+
+
+def test_a_setting_wrong_for_a_whole_column_is_reported_once_on_the_header(
+    runtime: Runtime, tenant: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    rows = "".join(f"user{n}@example.com,A{n},B{n}\n" for n in range(300))
+    path = _write(tmp_path, "email,first-name,first_name\n" + rows)
+    code, out = _import(tenant, path, "--category", "first-name=user.name.first")
+    assert code == 1
+    assert "1 problem(s)" in out, out[:300]
+    assert "line 1: columns 'first-name' and 'first_name' both fill field 'first_name'" in out
+
+    path = _write(tmp_path, "email,company\n" + "".join(f"u{n}@example.com,C\n" for n in range(9)))
+    mapping = tmp_path / "map.toml"
+    mapping.write_text(
+        '[columns.company]\ncategory = "user.contact.organization"\nsource = "partner"\n'
+        'retention_class = "forever"\n'
+    )
+    code, out = _import(tenant, path, "--mapping", str(mapping))
+    assert code == 1
+    assert "2 problem(s)" in out, out
+    assert "line 1: column 'company': source must be one of" in out
+    assert "line 1: column 'company': unknown retention class 'forever'" in out
+
+    code, out = _import(
+        tenant,
+        path,
+        "--category",
+        "company=user.contact.organization",
+        "--retention-class",
+        "forever",
+    )
+    assert code == 1
+    assert "2 problem(s)" in out, out  # email and company, not every row
+    assert "line 1: column 'email': unknown retention class 'forever'" in out
+    assert _count(runtime, tenant) == 0
+
+
+def test_a_row_only_partly_matching_a_subject_in_the_vault_is_a_problem_not_skipped(
+    runtime: Runtime, tenant: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    first = "email,phone,first_name\nann@example.com,+447700900001,Ann\nben@example.com,,Ben\n"
+    assert _import(tenant, _write(tmp_path, first))[0] == 0
+    text = (
+        "email,phone,first_name\n"
+        "zoe@example.com,+447700900001,Zoe\n"  # line 2: Ann's phone, someone else's e-mail
+        "ben@example.com,+447700900002,Ben\n"  # line 3: Ben, with a phone he has not in the vault
+        "cy@example.com,+447700900009,Cy\n"  # line 4: new
+    )
+    code, out = _import(tenant, _write(tmp_path, text, "second.csv"))
+    assert code == 1, out
+    assert "2 problem(s), nothing was imported" in out, out
+    assert "line 2: its phone belongs to a subject already here, its email does not" in out
+    assert "line 3: its email belongs to a subject already here, its phone does not" in out
+    assert "zoe@example.com" not in out and "+447700900002" not in out
+    assert _count(runtime, tenant) == 2
+    # An e-mail of one subject and a phone of another: neither subject is this row.
+    two = "email,phone\nben@example.com,+447700900001\n"
+    code, out = _import(tenant, _write(tmp_path, two, "third.csv"))
+    assert code == 1 and "line 2: its email and phone belong to different subjects" in out, out
+    # Rows whose identities are all one subject's were imported before: skipped, as a re-run.
+    code, out = _import(tenant, _write(tmp_path, first))
+    assert code == 0 and "Imported 0 subject(s); 2 already present" in out, out
+
+
+def test_a_file_without_a_header_is_named_as_such_without_echoing_its_first_contact(
+    runtime: Runtime, tenant: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    text = "ann@example.com,+447700900001,Ann,Archer\nben@example.com,,Ben,Baker\n"
+    code, out = _import(tenant, _write(tmp_path, text))
+    assert code == 1
+    assert "line 1: contact details where the column names should be" in out, out
+    assert "1 problem(s)" in out
+    for value in ("ann@example.com", "ann_example_com", "Archer", "7700900001"):
+        assert value not in out, out
+    code, out = _import(tenant, _write(tmp_path, "Ann,Archer,+44 7700 900001\n"))
+    assert code == 1 and "contact details where the column names should be" in out, out
+    assert "Archer" not in out and "7700 900001" not in out

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pledge.access import service as access
@@ -235,7 +236,7 @@ def tenant_list() -> None:
             for t in tenants.list_tenants(session):
                 table.add_row(
                     t.slug,
-                    t.name,
+                    escape(t.name),  # free text, not style markup
                     ", ".join(t.jurisdictions),
                     t.region,
                     "yes" if t.require_totp else "no",
@@ -306,7 +307,7 @@ def apikey_list(tenant: TenantOpt) -> None:
             for k in access.list_api_keys(ctx):
                 table.add_row(
                     str(k.id),
-                    k.name,
+                    escape(k.name),  # free text, not style markup
                     " ".join(k.scopes),
                     k.created_at.isoformat(timespec="seconds"),
                     k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else "",

@@ -4,7 +4,8 @@ The whole file is validated before anything is written: if any row is bad, every
 reported with its line number and the reason, and nothing is imported (DESIGN.md §4
 invariant 5). The import then runs in batches, each one transaction (keys first, then
 rows and audit entries), so a killed import leaves whole subjects or none; running it again
-skips the rows already imported, matched by their identities' blind indexes.
+skips the rows already imported, matched by their identities' blind indexes (a row only partly
+matching a subject already in the vault is a problem of the file, not skipped).
 
 Columns `email`, `phone`, `first_name`, `last_name`, `external_id` are understood; any other
 column is a custom field and needs a category, given with `--category column=category` or in
@@ -35,6 +36,7 @@ from pledge.core.clock import utcnow
 from pledge.core.errors import InvalidInput
 from pledge.subjects import service
 from pledge.subjects.categories import check_category
+from pledge.subjects.identity import InvalidIdentity, normalise_email
 from pledge.subjects.models import STANDARD_CLASS, DataSource
 from pledge.subjects.vault import IdentityIndexer
 
@@ -45,7 +47,9 @@ KNOWN_COLUMNS: dict[str, str | None] = {
     "first_name": "user.name.first",
     "last_name": "user.name.last",
 }
+IDENTITY_COLUMNS = frozenset(k for k, category in KNOWN_COLUMNS.items() if category is None)
 MAX_ERRORS_SHOWN = 200
+_SOURCES = sorted(s.value for s in DataSource)
 
 
 @dataclass(frozen=True)
@@ -117,10 +121,23 @@ def _column_specs(
     mapping: dict[str, dict[str, str]],
     source: str,
     retention_class: str,
+    classes: set[str],
 ) -> tuple[list[ColumnSpec], list[RowError]]:
     errors: list[RowError] = []
     specs: list[ColumnSpec] = []
     seen: set[str] = set()
+    column_of_field: dict[str, str] = {}
+    if not IDENTITY_COLUMNS & {raw.strip().lower() for raw in header} and any(
+        _is_contact_detail(raw) for raw in header
+    ):
+        # The file has no header: its first contact would be echoed back as column names.
+        return [], [
+            RowError(
+                1,
+                "contact details where the column names should be: the file needs a header "
+                "row (email, phone, first_name, last_name, …)",
+            )
+        ]
     for raw in header:
         column = raw.strip().lower()
         if column in seen:
@@ -141,18 +158,46 @@ def _column_specs(
         if category is not None and (problem := check_category(category)):
             errors.append(RowError(1, f"column {column!r}: category {category[:80]!r} {problem}"))
             continue
-        specs.append(
-            ColumnSpec(
-                column=raw,
-                field=name,
-                category=category,
-                source=conf.get("source", source),
-                retention_class=conf.get("retention_class", retention_class),
-            )
+        # A setting wrong for the whole column is one problem of the header, not one per row.
+        if (other := column_of_field.setdefault(name, column)) != column:
+            errors.append(RowError(1, f"columns {other!r} and {column!r} both fill field {name!r}"))
+            continue
+        spec = ColumnSpec(
+            column=raw,
+            field=name,
+            category=category,
+            source=conf.get("source", source),
+            retention_class=conf.get("retention_class", retention_class),
         )
-    if not {"email", "phone", "external_id"} & seen:
+        if spec.source not in _SOURCES:
+            errors.append(
+                RowError(1, f"column {column!r}: source must be one of: {', '.join(_SOURCES)}")
+            )
+        if spec.retention_class not in classes:
+            errors.append(
+                RowError(
+                    1,
+                    f"column {column!r}: unknown retention class {spec.retention_class[:40]!r}",
+                )
+            )
+        specs.append(spec)
+    if not IDENTITY_COLUMNS & seen:
         errors.append(RowError(1, "the file needs an email, phone or external_id column"))
     return specs, errors
+
+
+_PHONE_LIKE = re.compile(r"\+?[\d\s().-]{7,}")
+
+
+def _is_contact_detail(text: str) -> bool:
+    """An e-mail address or phone number: a value, never a column name."""
+    if _PHONE_LIKE.fullmatch(text.strip()) and sum(c.isdigit() for c in text) >= 7:
+        return True
+    try:
+        normalise_email(text)
+    except InvalidIdentity:
+        return False
+    return True
 
 
 def read_text(path: Path, *, done: str = "imported") -> str:
@@ -187,14 +232,22 @@ def plan_import(
 ) -> ImportPlan:
     """Validate the whole file; raise `ImportInvalid` listing every bad row, or return the plan."""
     text = read_text(path)
-    reader = csv.reader(io.StringIO(text, newline=""))
+    # Strict: a quote left open is an error, not the rest of the file read as one value.
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)
     except StopIteration:
         raise ImportInvalid([RowError(0, "the file is empty")]) from None
     except csv.Error as exc:
         raise ImportInvalid([RowError(1, f"not a CSV header: {exc}")]) from None
-    specs, errors = _column_specs(header, categories or {}, mapping or {}, source, retention_class)
+    specs, errors = _column_specs(
+        header,
+        categories or {},
+        mapping or {},
+        source,
+        retention_class,
+        service.retention_classes(ctx),
+    )
     if errors:
         raise ImportInvalid(errors)
     indexer = IdentityIndexer(ctx.keystore, ctx.tenant_id)
@@ -208,8 +261,10 @@ def plan_import(
         except StopIteration:
             break
         except csv.Error as exc:
-            errors.append(RowError(reader.line_num, f"not valid CSV: {exc}"))
-            break
+            # The reader goes on at the next line: every bad row is still listed.
+            line, start_line = reader.line_num, line + 1
+            errors.append(RowError(start_line, f"not valid CSV: {exc}"))
+            continue
         line, start_line = reader.line_num, line + 1
         if not any(v.strip() for v in values):
             continue  # blank lines are not rows
@@ -242,9 +297,43 @@ def plan_import(
         for k, b in prepared.identities:
             first_line_of[(k.value, b)] = start_line
         rows.append((start_line, prepared))
+    errors.extend(_vault_clashes(ctx, rows))
     if errors:
-        raise ImportInvalid(errors)
+        raise ImportInvalid(sorted(errors, key=lambda e: e.line))
     return ImportPlan(rows, specs)
+
+
+def _vault_clashes(
+    ctx: TenantContext, rows: list[tuple[int, service.PreparedSubject]]
+) -> list[RowError]:
+    """Rows that only partly match subjects already in the vault. A row whose identities are
+    all one subject's was imported before (a re-run) and is skipped later; any other match
+    would be skipped too, and a new person's data lost without a word."""
+    known = service.existing_identities(ctx, [i for _line, p in rows for i in p.identities])
+    if not known:
+        return []
+    errors: list[RowError] = []
+    for line, prepared in rows:
+        owners = {
+            k.value: known[(k.value, b)] for k, b in prepared.identities if (k.value, b) in known
+        }
+        if not owners:
+            continue
+        if len(set(owners.values())) > 1:
+            kinds = " and ".join(owners)
+            errors.append(RowError(line, f"its {kinds} belong to different subjects already here"))
+        elif len(owners) < len(prepared.identities):
+            held = " and ".join(owners)
+            new = [k.value for k, _b in prepared.identities if k.value not in owners]
+            verb = "belong" if len(owners) > 1 else "belongs"
+            errors.append(
+                RowError(
+                    line,
+                    f"its {held} {verb} to a subject already here, "
+                    f"its {' and '.join(new)} {'do' if len(new) > 1 else 'does'} not",
+                )
+            )
+    return errors
 
 
 def batches(plan: ImportPlan, size: int) -> Iterator[list[service.PreparedSubject]]:
