@@ -13,14 +13,17 @@ from pledge.access.models import User
 from pledge.core.errors import InvalidInput, NotFound, TooManyAttempts, Unauthenticated
 from pledge.runtime import Runtime
 from pledge.tenants.service import get_tenant_by_slug
+from pledge.web import throttle
 from pledge.web.deps import SESSION_COOKIE, DbSession, PageContext, RuntimeDep, page_context
 from pledge.web.security import csrf_protect
 from pledge.web.templating import render
+from pledge.web.throttle import Rule, TooManyRequests
 
 router = APIRouter(include_in_schema=False)
 
 Csrf = Annotated[None, Depends(csrf_protect)]
 SignedIn = Annotated[PageContext, Depends(page_context())]
+SIGN_IN_ATTEMPTS = "sign-in attempts"
 
 
 def safe_next(target: str | None) -> str:
@@ -47,6 +50,14 @@ def login(
     next: Annotated[str, Form(max_length=500)] = "/",
 ) -> Response:
     try:
+        # Per client address, before any account is looked at: one client trying a password
+        # on many accounts never trips the per-account lock.
+        throttle.check(request, Rule.SIGN_IN, SIGN_IN_ATTEMPTS)
+    except TooManyRequests as exc:
+        return _throttled(
+            request, exc, "login.html", {"next": safe_next(next), "workspace": workspace}
+        )
+    try:
         tenant = get_tenant_by_slug(session, workspace.strip().lower())
         user = service.authenticate(session, runtime.keystore, tenant, email, password)
     except (NotFound, Unauthenticated):
@@ -63,6 +74,16 @@ def login(
     target = "/login/totp" if service.needs_second_factor(tenant, user) else safe_next(next)
     response = RedirectResponse(target, status_code=303)
     _set_session_cookie(response, runtime, token)
+    return response
+
+
+def _throttled(
+    request: Request, exc: TooManyRequests, template: str, context: dict[str, object]
+) -> Response:
+    """The form again, saying to wait: 429 with `Retry-After`; nothing was tried."""
+    message = exc.detail[:1].upper() + exc.detail[1:] + "."
+    response = render(request, template, context | {"error": message}, status_code=exc.status)
+    response.headers.update(exc.headers)
     return response
 
 
@@ -115,6 +136,11 @@ def totp_submit(
     _csrf: Csrf,
     code: Annotated[str, Form(max_length=12)],
 ) -> Response:
+    try:
+        throttle.check(request, Rule.SIGN_IN, SIGN_IN_ATTEMPTS)
+    except TooManyRequests as exc:
+        # The form without the enrolment secret: showing it could start an enrolment.
+        return _throttled(request, exc, "totp.html", {"enrol": None})
     resolved = _pending(request, session)
     if resolved is None:
         return RedirectResponse("/login", status_code=303)

@@ -48,6 +48,22 @@ class Settings(BaseSettings):
     smtp_starttls: bool = True
     smtp_from: str = "Pledge <no-reply@localhost>"
     smtp_timeout: float = 30.0
+    # Limits per client address on the forms anyone can post (pledge.web.throttle), in the
+    # `limits` notation ("20/minute", "30/10 minutes"): the sign-in (password and code
+    # steps together) and the public privacy-center and preference-center forms. Set high
+    # enough never to stop a person; `rate_limits=false` turns both off (e.g. a proxy in
+    # front already limits). Each server process keeps its own counts. A notation `limits`
+    # cannot read stops the app at start (checked there: the CLI does not import `limits`).
+    rate_limits: bool = True
+    sign_in_rate: str = "20/minute"
+    public_form_rate: str = "30/10 minutes"
+    # Privacy-center requests taken for one e-mail address in 24 hours, per tenant: past it
+    # nothing is created or mailed (a stranger could otherwise mail-bomb the address). 0: none.
+    requests_per_address_per_day: int = Field(default=5, ge=0, le=1000)
+    # Reverse proxies trusted to say who the client is (comma-separated addresses or
+    # networks, e.g. "10.0.0.5" or "10.0.0.0/24"): X-Forwarded-For and X-Forwarded-Proto are
+    # read from those only. Unset, the peer's address is the client, whatever headers say.
+    forwarded_allow_ips: str | None = None
 
     @property
     def cookies_secure(self) -> bool:

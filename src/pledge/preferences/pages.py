@@ -21,9 +21,11 @@ from pledge.signals import service as signals
 from pledge.subjects import service as subjects
 from pledge.subjects.models import SubjectStatus
 from pledge.tenants.models import Tenant
+from pledge.web import throttle
 from pledge.web.deps import DbSession, RuntimeDep
 from pledge.web.security import csrf_protect
 from pledge.web.templating import render
+from pledge.web.throttle import Rule, TooManyRequests
 
 router = APIRouter(include_in_schema=False)
 
@@ -190,6 +192,17 @@ def preference_center(
     )
 
 
+def _throttled(request: Request) -> Response | None:
+    """A plain 429 page when this client address has sent too many public forms
+    (`pledge.web.throttle`); None to go on. Checked before the link is even read."""
+    try:
+        throttle.check(request, Rule.PUBLIC_FORMS, "forms sent")
+    except TooManyRequests as exc:
+        message = exc.detail[:1].upper() + exc.detail[1:] + ".\n"
+        return PlainTextResponse(message, status_code=exc.status, headers=exc.headers)
+    return None
+
+
 def _back(holder: links.LinkHolder, saved: int) -> RedirectResponse:
     query = urlencode({**holder.query, "saved": saved})
     return RedirectResponse(f"/p/{holder.tenant.slug}/preferences?{query}", status_code=303)
@@ -211,6 +224,8 @@ def preference_center_save(
 ) -> Response:
     """Save what the form shows. The page's CSRF token is required: this is a browser form,
     unlike the one-click unsubscribe."""
+    if refused := _throttled(request):
+        return refused
     try:
         holder, ctx = _holder(session, runtime, slug, s, e, sig)
     except NotFound:
@@ -239,6 +254,8 @@ def preference_center_withdraw(
     sig: LinkParam = "",
 ) -> Response:
     """One-click withdrawal of one consent: as easy as giving it (GDPR Art. 7(3))."""
+    if refused := _throttled(request):
+        return refused
     try:
         holder, ctx = _holder(session, runtime, slug, s, e, sig)
     except NotFound:

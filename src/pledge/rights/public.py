@@ -11,26 +11,39 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Annotated, Any, ParamSpec
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, Field
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from pledge.access.context import Actor, ActorKind, TenantContext
+from pledge.access.scoping import for_tenant
+from pledge.core.clock import utcnow
 from pledge.core.errors import InvalidInput, NotFound, PledgeError
 from pledge.purposes import service as purposes
 from pledge.purposes.models import LawfulBasis, Purpose
 from pledge.rights import clock, downloads, letters, status_links, verification, workflow
 from pledge.rights import service as rights
-from pledge.rights.models import OPEN_STATES, RequestState, RequestType, RightsRequest
+from pledge.rights.models import (
+    OPEN_STATES,
+    RequestChannel,
+    RequestState,
+    RequestType,
+    RightsRequest,
+)
 from pledge.rights.service import Requester, RequestInput
+from pledge.subjects.identity import InvalidIdentity, normalise_email
 from pledge.tenants import service as tenants
+from pledge.web import throttle
 from pledge.web.deps import DbSession, RuntimeDep
 from pledge.web.limits import UPLOAD_MAX_BODY_BYTES
 from pledge.web.security import csrf_protect
 from pledge.web.templating import render
+from pledge.web.throttle import Rule, TooManyRequests
 
 router = APIRouter(include_in_schema=False)
 
@@ -173,14 +186,55 @@ def refusals_shown(route: Callable[P, Response]) -> Callable[P, Response]:
             request, session = kwargs["request"], kwargs["session"]
             assert isinstance(request, Request) and isinstance(session, Session)
             session.rollback()
-            return _show(
+            response = _show(
                 request,
                 "problem.html",
                 {"title": exc.title, "detail": exc.detail},
                 status_code=exc.status,
             )
+            if isinstance(exc, TooManyRequests):
+                response.headers.update(exc.headers)
+            return response
 
     return wrapper
+
+
+def _throttle(request: Request) -> None:
+    """Count a posted form against the client address's limit (`pledge.web.throttle`),
+    before anything is looked up or written; TooManyRequests past it."""
+    throttle.check(request, Rule.PUBLIC_FORMS, "forms sent")
+
+
+RECENT_WINDOW = timedelta(hours=24)
+
+
+def _refuse_if_many_recent(ctx: TenantContext, email: str, most: int) -> None:
+    """TooManyRequests when `most` privacy-center requests for this address came in the last
+    24 hours: anyone can type any address, and each request mails it. Counted in the
+    database, in this transaction, so every server process sees the same count. The message
+    says no more than that: not whether the address is known, nor what was asked."""
+    if most <= 0:
+        return
+    try:
+        index = rights.contact_index(ctx, normalise_email(email))
+    except InvalidIdentity:
+        return  # the intake refuses the address, on the form
+    recent = ctx.session.scalar(
+        for_tenant(
+            select(func.count()).select_from(RightsRequest), RightsRequest, ctx.tenant_id
+        ).where(
+            RightsRequest.contact_index == index,
+            RightsRequest.received_at > utcnow() - RECENT_WINDOW,
+            RightsRequest.channel == RequestChannel.PRIVACY_CENTER.value,
+        )
+    )
+    if (recent or 0) >= most:
+        contact = ctx.tenant.privacy_contact.strip()
+        raise TooManyRequests(
+            "several requests for this e-mail address were received in the last 24 hours, "
+            "so this one was not taken: follow the link in the e-mail we sent, or "
+            + (f"write to {contact}" if contact else "contact our privacy team")
+        )
 
 
 def _purposes_for(ctx: TenantContext, rtype: str) -> list[Purpose]:
@@ -284,9 +338,11 @@ def submit(
     purpose: Annotated[list[str] | None, Form(max_length=60)] = None,
     proof: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
+    _throttle(request)
     ctx = _tenant_context(request, session, runtime, slug)
     if type not in TYPES:
         raise InvalidInput("choose the kind of request")
+    _refuse_if_many_recent(ctx, email, runtime.settings.requests_per_address_per_day)
     values = {
         "email": email,
         "name": name,
@@ -408,6 +464,7 @@ def confirm_code(
     _csrf: Csrf,
     form: Annotated[ConfirmForm, Form()],
 ) -> Response:
+    _throttle(request)
     ctx = _tenant_context(request, session, runtime, slug)
     reference = form.reference.strip()
     try:
@@ -467,6 +524,7 @@ def verify_now(
     _csrf: Csrf,
     form: Annotated[ConfirmForm, Form()],
 ) -> Response:
+    _throttle(request)
     ctx = _tenant_context(request, session, runtime, slug)
     made, _secret = verification.request_for_link(ctx, token)
     context: dict[str, Any] = {"token": token, "waiting": True}

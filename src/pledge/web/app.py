@@ -40,6 +40,7 @@ from pledge.tenants import pages as tenant_pages
 from pledge.web import limits, problems
 from pledge.web.deps import LoginRequired, SecondFactorRequired
 from pledge.web.security import BrowserSecurity
+from pledge.web.throttle import Throttle
 from pledge.webhooks import api as webhooks_api
 
 API_DESCRIPTION = """
@@ -93,6 +94,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         max_body_size=limits.MAX_BODY_BYTES,
     )
     app.state.runtime = runtime
+    # Per app, so a new app (each test's) starts with no counts; `.reset()` forgets them.
+    app.state.throttle = Throttle.from_settings(runtime.settings)
     app.add_middleware(BrowserSecurity, secure_cookies=runtime.settings.cookies_secure)
     problems.install(app)
 

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from pledge.core.errors import PledgeError
 from pledge.web.limits import MAX_BODY_BYTES, MB, UPLOAD_MAX_BODY_BYTES
 from pledge.web.templating import render
+from pledge.web.throttle import TooManyRequests
 
 log = logging.getLogger("pledge.web")
 
@@ -139,10 +140,13 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(PledgeError)
     async def pledge_error(request: Request, exc: PledgeError) -> Response:
         if _wants_html(request):
-            return _page(request, exc.status, exc.title, exc.detail)
-        response = _problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
-        if exc.status == 401:
+            response = _page(request, exc.status, exc.title, exc.detail)
+        else:
+            response = _problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+        if exc.status == 401 and not _wants_html(request):
             response.headers["WWW-Authenticate"] = 'Bearer realm="pledge"'
+        if isinstance(exc, TooManyRequests):  # `pledge.web.throttle`
+            response.headers.update(exc.headers)
         return response
 
     @app.exception_handler(RequestValidationError)

@@ -1,6 +1,10 @@
 """Serving with uvicorn. Access lines carry method, path and status only: no query string
 (search terms could be personal data), no client address, and the path with the secrets of
-public links replaced (`pledge.web.problems.loggable_path`)."""
+public links replaced (`pledge.web.problems.loggable_path`).
+
+The client's address (the key of `pledge.web.throttle`'s limits) is the peer's, unless the peer
+is a proxy named in `PLEDGE_FORWARDED_ALLOW_IPS`: then it is the one that proxy forwarded.
+Trusting `X-Forwarded-For` from anyone would let every client pick its own address."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from typing import Any
 
 import uvicorn
 
+from pledge.core.config import Settings
 from pledge.web.app import create_app
 from pledge.web.problems import loggable_path
 
@@ -49,6 +54,17 @@ def configure_logging() -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's proxy options: `X-Forwarded-For`/`-Proto` honoured from the trusted proxies
+    only, and not at all when none is named (uvicorn's own default trusts 127.0.0.1)."""
+    trusted = ",".join(
+        p.strip() for p in (settings.forwarded_allow_ips or "").split(",") if p.strip()
+    )
+    if not trusted:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": trusted}
+
+
 def run(host: str, port: int) -> None:
     from pledge.cli.common import open_runtime
 
@@ -62,7 +78,12 @@ def run(host: str, port: int) -> None:
     gc.freeze()
     try:
         uvicorn.run(
-            app, host=host, port=port, access_log=False, log_config=None, proxy_headers=False
+            app,
+            host=host,
+            port=port,
+            access_log=False,
+            log_config=None,
+            **proxy_options(runtime.settings),
         )
     finally:
         runtime.close()
