@@ -326,6 +326,13 @@ def test_gpc_sent_with_a_consent_is_recorded_and_honoured(client: TestClient) ->
     )
     assert kept["gpc"] is True
     assert ok(client.get(f"/api/v1/subjects/{fourth}/privacy-state"))["sale_opt_out"] is False
+    # What the signal did is said as it is: the person's opt-in stood (GPC was not applied);
+    # a person opted out already stays so, nothing changed.
+    assert kept["signal_effects"] == ["sale_opt_in_kept"]
+    received = [e for e in audit_events(client, fourth) if e["event"] == "signal.received"]
+    assert received[-1]["details"]["effects"] == ["sale_opt_in_kept"]
+    again = client.post(f"/api/v1/subjects/{sid}/consents", json=body, headers={"Sec-GPC": "1"})
+    assert ok(again, 201)["signal_effects"] == ["sale_opt_out_already"]
 
 
 def test_a_tenant_that_does_not_honour_gpc_still_records_it(client: TestClient) -> None:

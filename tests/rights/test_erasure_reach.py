@@ -11,21 +11,26 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
+from pledge import worker
 from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
 from pledge.consent import intake
 from pledge.core.clock import frozen
 from pledge.mail import service as mail
+from pledge.mail.models import OutboxMessage
 from pledge.presets import clik
-from pledge.rights import fulfilment, letters, verification, workflow
+from pledge.rights import fulfilment, letters, routing, verification, workflow
 from pledge.rights import service as rights
 from pledge.rights.fulfilment import StaffInput
 from pledge.rights.models import RightsRequest
 from pledge.rights.service import Requester, RequestInput
 from pledge.runtime import Runtime
 from pledge.subjects import erasure
+from pledge.subjects import service as subjects
 from pledge.subjects.service import FieldInput
+from tests.conftest import make_tenant
 from tests.rights.test_pages import (
     EMAIL,
     PDF,
@@ -160,8 +165,24 @@ def test_requests_never_verified_from_the_address_are_reached_a_strangers_are_no
 
     with runtime.tenant_context(person) as ctx:  # staff erase the person (console, API, CLI)
         erasure.erase_subject(ctx, subject_id)
+        entries = audit.list_entries(ctx, subject_id=subject_id, limit=1000)
 
     assert readable_letters(runtime, person, EMAIL) == []
+    # The audit trail counts what the erasure reached there: the unverified request's ID,
+    # acknowledgement and verification letter, and 2 mails, deleted; the withdrawal's
+    # acknowledgement (and its mail), sealed under the person's key that was destroyed.
+    reached = [e for e in entries if e.event == AuditEvent.RIGHTS_PURGED.value]
+    assert [e.details for e in reached] == [
+        {
+            "by": "erasure",
+            "requests": 2,
+            "files_deleted": 3,
+            "mails_deleted": 2,
+            "files_sealed_for_erasure": 1,
+            "mails_sealed_for_erasure": 1,
+        }
+    ]
+    assert entries.index(reached[0]) < [e.event for e in entries].index("subject.erased")
     assert readable_letters(runtime, person, STRANGER) == strangers
     with runtime.tenant_context(person) as ctx:
         unverified = rights.get_by_reference(ctx, reference)
@@ -244,3 +265,95 @@ def test_the_purge_takes_the_letters_out_of_the_outbox_and_keeps_the_audit_entri
     assert len(readable_letters(runtime, person, "later@example.org")) == 2
     assert len(sent - left) == 7 and sent - left <= queued  # the audit still names them
     assert purged and re.fullmatch(r"[0-9a-f-]{36}", purged[0].details["request_ids"][0])
+
+
+def test_the_erasure_answer_and_its_audit_entry_count_the_letters_erased_with_the_person(
+    runtime: Runtime, person: str
+) -> None:
+    ask_with_proof(runtime)  # never verified: its ID and two letters are the person's
+    erasure_id = ask_and_verify(runtime, person, "erasure")
+    with runtime.tenant_context(person) as ctx:
+        result = fulfilment.fulfil(ctx, rights.get_request(ctx, erasure_id))
+        entries = audit.list_entries(ctx, limit=1000)
+    line = "This includes 3 letters and files kept with your requests"
+    assert line in result.outcome
+    [answer] = readable_letters(runtime, person, EMAIL)
+    assert line in answer and KEPT in answer
+    fulfilled = [e for e in entries if e.event == AuditEvent.RIGHTS_FULFILLED.value]
+    assert fulfilled[-1].details["request_letters_erased"] == 3
+    [reached] = [e for e in entries if e.event == AuditEvent.RIGHTS_PURGED.value]
+    assert reached.details["files_deleted"] == 3 and reached.details["mails_deleted"] == 2
+    # Nothing of the person's requests reached: nothing said, nothing counted.
+    with runtime.tenant_context(person) as ctx:
+        other = intake.collect(ctx, "purchase", [FieldInput("email", "other@example.org")])
+        assert erasure.erase_subject(ctx, other.subject_id).status == "erased"
+        after = audit.list_entries(ctx, limit=1000)
+    assert [e.event for e in after].count(AuditEvent.RIGHTS_PURGED.value) == 1
+
+
+def test_letters_linked_to_no_request_leave_the_outbox_after_the_records_period(
+    runtime: Runtime,
+) -> None:
+    """The routing letter (in the operator's outbox: no request of its own there) and the
+    letters queued before migration 0008 linked outbox rows to requests are reached by
+    neither the purge of a request nor an erasure: the worker takes them out of the outbox
+    24 months after they were written."""
+    make_tenant(runtime, "operator")
+    make_tenant(runtime, "client-one")
+    with runtime.tenant_context("client-one") as ctx:
+        subjects.create_subject(ctx, [FieldInput("email", EMAIL)])
+    t0 = datetime(2026, 1, 5, 9, tzinfo=UTC)
+    with frozen(t0):
+        routing.route(
+            runtime, RequestInput("access", Requester(EMAIL, "Wanda"), "EU"), send_via="operator"
+        )
+        with runtime.tenant_context("operator") as ctx:
+            old = workflow.receive(ctx, RequestInput("access", Requester(STRANGER, "Sam"), "EU"))
+            # As written before migration 0008: its letters in the outbox name no request.
+            ctx.session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.request_id == old.request.id)
+                .values(request_id=None)
+            )
+    with frozen(t0 + timedelta(days=700)):
+        routing.route(
+            runtime, RequestInput("access", Requester(EMAIL, "Wanda"), "EU"), send_via="operator"
+        )
+    assert len(readable_letters(runtime, "operator", EMAIL)) == 2
+    assert len(readable_letters(runtime, "operator", STRANGER)) == 2
+
+    with frozen(t0 + timedelta(days=729)):
+        worker.run_once(runtime)
+    assert len(readable_letters(runtime, "operator", EMAIL)) == 2
+    with frozen(t0 + timedelta(days=731)):
+        report = worker.run_once(runtime)
+    assert report.errors == []
+    # The routing letter written 700 days in stays its 24 months. Of the old request's
+    # letters, only the one linked to it (its closing, by the first run) stays, with it.
+    [left] = readable_letters(runtime, "operator", EMAIL)
+    assert "Client-One" in left
+    [closing] = readable_letters(runtime, "operator", STRANGER)
+    assert "closed" in closing
+    with runtime.tenant_context("operator") as ctx:
+        entries = audit.list_entries(ctx, limit=1000)
+    [purged] = [e for e in entries if e.event == AuditEvent.RIGHTS_PURGED.value]
+    assert purged.details == {"requests": 0, "request_ids": [], "unlinked_letters": 3}
+
+
+def test_a_second_erasure_request_leaves_the_first_answer_readable(
+    runtime: Runtime, person: str
+) -> None:
+    """Two erasure requests verified before either is answered: the second finds the person
+    partly erased (the invoices kept) and must not take the first one's answer away."""
+    first = ask_and_verify(runtime, person, "erasure")
+    second = ask_and_verify(runtime, person, "erasure")
+    with runtime.tenant_context(person) as ctx:
+        assert fulfilment.fulfil(ctx, rights.get_request(ctx, first)).kept
+    with runtime.tenant_context(person) as ctx:
+        result = fulfilment.fulfil(ctx, rights.get_request(ctx, second))
+        assert result.state == "completed" and "This includes" not in result.outcome
+    answers = readable_letters(runtime, person, EMAIL)
+    assert len(answers) == 2 and all(ERASED in a for a in answers)
+    with runtime.tenant_context(person) as ctx:
+        request = rights.get_request(ctx, first)
+        assert [t for _item, t in letters.letters_for_requester(ctx, request)][-1] == answers[0]

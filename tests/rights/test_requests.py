@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from pledge.consent import intake
+from pledge.consent import service as consent
 from pledge.core.clock import frozen, utcnow
 from pledge.core.errors import Conflict, InvalidInput, NotFound, TooManyAttempts
 from pledge.gate import service as gate
@@ -88,6 +89,21 @@ def _verify(runtime: Runtime, tenant: str, handle: str, **data: object) -> None:
     with runtime.tenant_context(tenant) as ctx:
         outcome = verification.confirm(ctx, rights.get_request(ctx, request_id), code=code, **data)  # type: ignore[arg-type]
         assert outcome.verified, outcome.reason
+
+
+def _letter(runtime: Runtime, tenant: str, request_id: str, name: str) -> str:
+    """The text of the request's last letter `name`, as kept with the request (and sent)."""
+    with runtime.tenant_context(tenant) as ctx:
+        request = rights.get_request(ctx, request_id)
+        found = [
+            a
+            for a in letters.list_artifacts(ctx, request, kinds=("letter",))
+            if a.name == f"{name}.txt"
+        ]
+        assert found, name
+        content = letters.open_artifact(ctx, request, found[-1])
+    assert content is not None
+    return content.decode()
 
 
 def test_access_request_bundle_download_once(runtime: Runtime, person: str) -> None:
@@ -166,6 +182,14 @@ def test_gdpr_erasure_keeps_billing_records_and_says_why(runtime: Runtime, perso
         assert view.status == "partially_erased"
         letter = [m for m in mail.list_messages(ctx) if m.kind == "rights_letter"]
         assert letter  # acknowledgement, verification… and the completion letter
+    # The letter says what is kept and why, and where to complain (GDPR Art. 12(4), 77).
+    text = _letter(runtime, person, request_id, "completed")
+    assert "We erased your personal data except what the law requires us to keep" in text
+    assert (
+        "Some of your data is kept, and why:\n"
+        "  - billing: tax law requires us to keep billing records for 7 years"
+    ) in text
+    assert "supervisory authority" in text
 
 
 def test_opt_out_needs_no_verification_and_applies_at_once(runtime: Runtime, person: str) -> None:
@@ -198,6 +222,13 @@ def test_clik_portability_refused_for_legitimate_interest_data(
         result = fulfilment.fulfil(ctx, rights.get_request(ctx, handle.split("|")[0]))
     assert result.state == "denied"
     assert "legitimate interests" in result.outcome and "Art. 20(1)(a)" in result.outcome
+    # The letter gives the reasons, the authority and the courts (UK GDPR Art. 12(4)).
+    text = _letter(runtime, tenant, handle.split("|")[0], "denied")
+    assert "because: the data we hold about you is held on our legitimate interests" in text
+    assert "Art. 20(1)(a)" in text and "access request" in text
+    assert "the Information Commissioner's Office (ico.org.uk)" in text
+    assert "judicial remedy" in text
+    assert "You may appeal" not in text  # the UK grants no appeal to the controller
 
 
 def test_restriction_during_a_disputed_rectification_then_lifted(
@@ -221,6 +252,13 @@ def test_restriction_during_a_disputed_rectification_then_lifted(
             == "Margarita"
         )
         assert gate.may(ctx, request.subject_id, "newsletter", "email").allowed
+    # GDPR Art. 18(3): the person is told the restriction is lifted, with the answer.
+    text = _letter(runtime, person, request_id, "completed")
+    assert "We corrected: first_name." in text
+    assert LIFTED in text
+
+
+LIFTED = "The restriction of your data while we checked it is lifted."
 
 
 def test_a_direct_marketing_objection_stops_the_next_audience(
@@ -230,13 +268,33 @@ def test_a_direct_marketing_objection_stops_the_next_audience(
         subject_id = subjects.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL)
         intake.collect(ctx, "product-interest", [FieldInput("email", EMAIL)])
         assert subject_id in gate.audience(ctx, "product-marketing", "email").allowed
-    handle = _submit(runtime, person, "objection", purposes=["product-marketing"])
-    with runtime.tenant_context(person) as ctx:
-        request = rights.get_request(ctx, handle.split("|")[0])
-        request.subject_id = subject_id
-        result = fulfilment.fulfil(ctx, request)
+        # No verification for an objection: matched by the address given.
+        request = workflow.receive(
+            ctx,
+            RequestInput(
+                "objection",
+                Requester(EMAIL, "Rita"),
+                "EU",
+                details={"purposes": ["product-marketing"]},
+            ),
+        ).request
+        assert request.subject_id == subject_id
+        # Seed 004, GDPR Art. 21(3): direct marketing stops, no questions — grounds staff
+        # record do not keep it going.
+        result = fulfilment.fulfil(
+            ctx,
+            request,
+            StaffInput(compelling_grounds={"product-marketing": "our offers suit this client"}),
+        )
         assert result.state == "completed"
-        assert subject_id not in gate.audience(ctx, "product-marketing", "email").allowed
+        request_id = str(request.id)
+    with runtime.tenant_context(person) as ctx:  # the next run, in a later transaction
+        audience = gate.audience(ctx, "product-marketing", "email")
+        assert subject_id not in audience.allowed
+        assert subject_id in gate.audience(ctx, "newsletter", "email").allowed  # only that
+    text = _letter(runtime, person, request_id, "completed")
+    assert "We stopped: Information on our products and services" in text
+    assert "compelling" not in text
 
 
 def test_colorado_access_answered_in_45_days_extended_once_appealed(
@@ -253,10 +311,14 @@ def test_colorado_access_answered_in_45_days_extended_once_appealed(
         _verify(runtime, person, handle, data_points={"phone": "+447700900555"})
     with frozen(received + timedelta(days=40)), runtime.tenant_context(person) as ctx:
         request = rights.get_request(ctx, request_id)
-        rights.extend(ctx, request, "the request covers many years of support chats")
+        workflow.extend(ctx, request, "the request covers many years of support chats")
         assert request.due_on is not None and request.due_on.isoformat() == "2026-04-05"  # 90 days
         with pytest.raises(Conflict, match="already extended"):
-            rights.extend(ctx, request, "again, because we can")
+            workflow.extend(ctx, request, "again, because we can")
+    # C.R.S. 6-1-1306(2): the requester is told of the extension, and why, in the 45 days.
+    text = _letter(runtime, person, request_id, "extended")
+    assert "because: the request covers many years of support chats" in text
+    assert "extend by 45 days" in text and "answer by 05 April 2026 at the latest" in text
     with frozen(received + timedelta(days=60)), runtime.tenant_context(person) as ctx:
         request = rights.get_request(ctx, request_id)
         fulfilment.deny(
@@ -265,13 +327,34 @@ def test_colorado_access_answered_in_45_days_extended_once_appealed(
             "identity_doubt",
             "we could not match the account to the data points given",
         )
+    # The refusal gives its reasons and how to appeal (C.R.S. 6-1-1306(3)).
+    text = _letter(runtime, person, request_id, "denied")
+    assert "because: we could not match the account to the data points given" in text
+    assert "You may appeal this decision" in text and "within 45 days" in text
+    assert "the Colorado Attorney General" in text
     with frozen(received + timedelta(days=70)), runtime.tenant_context(person) as ctx:
         request = rights.get_request(ctx, request_id)
         rights.appeal(ctx, request)
         assert request.state == "appealed" and request.due_on is not None
         assert request.due_on.isoformat() == "2026-04-30"  # appeal: 45 days
+    with frozen(received + timedelta(days=100)), runtime.tenant_context(person) as ctx:
+        request = rights.get_request(ctx, request_id)
+        workflow.decide_appeal(
+            ctx, request, grant=False, reason="the data points still do not match the account"
+        )
         kinds = [e.kind for e in rights.timeline(ctx, request)]
-    assert kinds == ["received", "verification_sent", "verified", "extended", "denied", "appealed"]
+    assert kinds == [
+        "received",
+        "verification_sent",
+        "verified",
+        "extended",
+        "denied",
+        "appealed",
+        "appeal_denied",
+    ]
+    text = _letter(runtime, person, request_id, "appeal_decision")
+    assert "Our decision stands, because: the data points still do not match" in text
+    assert "you may contact the Colorado Attorney General" in text
 
 
 def test_transitions_outside_the_state_machine_are_refused(runtime: Runtime, person: str) -> None:
@@ -485,6 +568,9 @@ def test_a_correction_leaves_alone_a_restriction_the_person_asked_for(
     assert _restricted(runtime, person)
     _fulfil(runtime, person, second, StaffInput(approve=False, note="the proof shows otherwise"))
     assert not _restricted(runtime, person)
+    denied = _letter(runtime, person, second.split("|")[0], "denied")
+    assert "because: the proof shows otherwise" in denied and LIFTED in denied
+    assert LIFTED not in _letter(runtime, person, correction.split("|")[0], "completed")
     with runtime.tenant_context(person) as ctx, pytest.raises(Conflict):
         fulfilment.lift_restriction(
             ctx, rights.get_request(ctx, asked.split("|")[0]), "lifted a second time"
@@ -574,3 +660,59 @@ def test_a_correction_can_be_withdrawn_after_the_person_was_erased(
     with runtime.tenant_context(person) as ctx:
         request = fulfilment.withdraw(ctx, rights.get_request(ctx, rid))
         assert request.state == "withdrawn"
+
+
+def test_a_correction_leaves_alone_a_restriction_set_through_the_privacy_state(
+    runtime: Runtime, person: str
+) -> None:
+    """A restriction staff or a connected system set on the person (the privacy-state API:
+    e.g. a legal claim being established, GDPR Art. 18(1)(c)) is not the correction's to
+    lift; the API that set it still lifts it."""
+    with runtime.tenant_context(person) as ctx:
+        sid = subjects.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL)
+        assert sid is not None
+        consent.update_privacy_state(ctx, sid, restricted=True)
+    correction = _submit(runtime, person, "rectification", proposed={"first_name": "Margarita"})
+    _verify(runtime, person, correction, data_points=PHONE)
+    _fulfil(runtime, person, correction, StaffInput(approve=True))
+    assert _restricted(runtime, person)
+    assert LIFTED not in _letter(runtime, person, correction.split("|")[0], "completed")
+    refused = _submit(runtime, person, "rectification", proposed={"first_name": "Rita"})
+    _verify(runtime, person, refused, data_points=PHONE)
+    _fulfil(runtime, person, refused, StaffInput(approve=False, note="the proof says otherwise"))
+    assert _restricted(runtime, person)
+    assert LIFTED not in _letter(runtime, person, refused.split("|")[0], "denied")
+    withdrawn = _submit(runtime, person, "rectification", proposed={"first_name": "Rita"})
+    _verify(runtime, person, withdrawn, data_points=PHONE)
+    with runtime.tenant_context(person) as ctx:
+        request = rights.get_request(ctx, withdrawn.split("|")[0])
+        fulfilment.start(ctx, request)
+        fulfilment.withdraw(ctx, request)
+        assert gate.may(ctx, sid, "newsletter", "email").reasons[0].value == "restricted"
+        consent.update_privacy_state(ctx, sid, restricted=False)
+    assert not _restricted(runtime, person)
+    # Lifted, a correction restricts again while it is checked, and lifts what it set.
+    again = _submit(runtime, person, "rectification", proposed={"first_name": "Rita"})
+    _verify(runtime, person, again, data_points=PHONE)
+    with runtime.tenant_context(person) as ctx:
+        fulfilment.start(ctx, rights.get_request(ctx, again.split("|")[0]))
+    assert _restricted(runtime, person)
+    _fulfil(runtime, person, again, StaffInput(approve=True))
+    assert not _restricted(runtime, person)
+    assert LIFTED in _letter(runtime, person, again.split("|")[0], "completed")
+
+
+def test_lifting_a_restriction_the_person_asked_for_leaves_one_set_through_the_api(
+    runtime: Runtime, person: str
+) -> None:
+    with runtime.tenant_context(person) as ctx:
+        sid = subjects.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL)
+        assert sid is not None
+        consent.update_privacy_state(ctx, sid, restricted=True)
+    asked = _submit(runtime, person, "restriction")
+    _verify(runtime, person, asked, data_points=PHONE)
+    _fulfil(runtime, person, asked)
+    with runtime.tenant_context(person) as ctx:
+        request = rights.get_request(ctx, asked.split("|")[0])
+        fulfilment.lift_restriction(ctx, request, "the accuracy is no longer disputed")
+    assert _restricted(runtime, person)

@@ -341,6 +341,25 @@ def purge_requests(
     return int(cast(CursorResult[Any], ctx.session.execute(stmt)).rowcount or 0)
 
 
+def purge_unlinked_rights_letters(ctx: TenantContext, written_before: datetime) -> int:
+    """Delete the rights letters linked to no request written before `written_before`,
+    whatever their status: the letter that tells a requester who the controller is (queued
+    in the routing tenant's outbox, where no request of theirs exists) and the letters
+    queued before migration 0008 linked a letter to its request. No purge of a request and
+    no erasure reaches them (the routing letter is sealed under the tenant's key); the
+    caller passes the records period (24 months). How many were deleted."""
+    stmt = delete(OutboxMessage).where(
+        OutboxMessage.tenant_id == ctx.tenant_id,
+        # Every status: only to walk `ix_outbox_status` (tenant, status, created_at) through
+        # the rows past the cutoff, not every campaign mail (their request_id is NULL too).
+        OutboxMessage.status.in_([s.value for s in OutboxStatus]),
+        OutboxMessage.created_at < written_before,
+        OutboxMessage.kind == "rights_letter",
+        OutboxMessage.request_id.is_(None),
+    )
+    return int(cast(CursorResult[Any], ctx.session.execute(stmt)).rowcount or 0)
+
+
 # ---------------------------------------------------------------------------------------------
 # Delivery
 

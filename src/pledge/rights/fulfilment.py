@@ -18,6 +18,8 @@ from sqlalchemy import select
 from pledge.access.context import TenantContext
 from pledge.access.scoping import for_tenant
 from pledge.audit import service as audit
+from pledge.audit.events import AuditEvent
+from pledge.audit.models import AuditEntry
 from pledge.consent import service as consent
 from pledge.consent.models import ConsentMethod
 from pledge.core.clock import utcnow
@@ -72,22 +74,31 @@ def deny(ctx: TenantContext, request: RightsRequest, reason_code: str, reason: s
         raise InvalidInput(
             "explain the refusal: the reasons are sent to the requester (GDPR Art. 12(4))"
         )
-    _end_accuracy_restriction(ctx, request)
+    told = reason.strip()
+    if _end_accuracy_restriction(ctx, request):
+        told = f"{told.rstrip('.')}. {ACCURACY_RESTRICTION_LIFTED}"
     request.outcome_code = reason_code[:40]
     rights.transition(ctx, request, S.DENIED, "denied", {"reason": reason_code[:40]})
-    letters.send(ctx, request, "denied", reason=reason.strip())
+    letters.send(ctx, request, "denied", reason=told)
     return Result(S.DENIED.value, reason.strip())
 
 
 def _complete(
-    ctx: TenantContext, request: RightsRequest, outcome: str, code: str, **letter: Any
+    ctx: TenantContext,
+    request: RightsRequest,
+    outcome: str,
+    code: str,
+    *,
+    audited: dict[str, Any] | None = None,
+    **letter: Any,
 ) -> Result:
+    """`audited`: what the fulfilment entry adds (counts, never personal data)."""
     request.outcome_code = code
     # The transition, the letter and the fulfilment, audited in this order, in one append.
     entries: list[audit.PendingEntry] = []
     rights.transition(ctx, request, S.COMPLETED, "completed", {"outcome": code}, pending=entries)
     letters.send_pending(ctx, request, "completed", entries, outcome=outcome, **letter)
-    entries.append(rights.fulfilled_entry(request))
+    entries.append(rights.fulfilled_entry(request, audited))
     audit.record_many(ctx, entries)
     return Result(S.COMPLETED.value, outcome, letter.get("kept", []), letter.get("download_url"))
 
@@ -245,7 +256,7 @@ def _rectification(
                 held.retention_class if held else STANDARD_CLASS,
             ),
         )
-    _end_accuracy_restriction(ctx, request)
+    lifted = _end_accuracy_restriction(ctx, request)
     # GDPR Art. 19: tell every recipient.
     webhooks.notify(
         ctx,
@@ -261,7 +272,7 @@ def _rectification(
         ctx,
         request,
         f"We corrected: {', '.join(sorted(proposed))}. We told the organisations we share "
-        "your data with.",
+        "your data with." + (f" {ACCURACY_RESTRICTION_LIFTED}" if lifted else ""),
         "rectified",
     )
 
@@ -290,10 +301,19 @@ def _erasure(
 ) -> Result:
     holds = erasure_holds(ctx, staff)
     identities = _identities(ctx, subject_id)  # before the keys are gone
+    # Reached here first to be counted in the answer (`erase_subject` reaches it again on
+    # its own, for every other way in, and finds nothing left). Only by the first erasure,
+    # as there: after it, what is under the tenant's key is written since (its answer).
+    first = subjects.get_subject_row(ctx, subject_id).erased_at is None
+    reached = letters.reach_erasure(ctx, subject_id) if first else letters.Reached()
     result = erasure.erase_subject(ctx, subject_id, keep_classes=list(holds))
     kept = [
         f"{cls}: {reason}" for cls, reason in sorted(holds.items()) if cls in result.kept_classes
     ]
+    # What was re-sealed is gone with the standard key (unless that class is held).
+    files = reached.files_deleted + (
+        reached.files_sealed if STANDARD_CLASS in result.shredded_classes else 0
+    )
     webhooks.notify(
         ctx,
         "subject.erasure_requested",
@@ -303,11 +323,18 @@ def _erasure(
     outcome = "We erased your personal data" + (
         " except what the law requires us to keep, listed below." if kept else "."
     )
+    if files:
+        items = "letter or file" if files == 1 else "letters and files"
+        outcome += (
+            f" This includes {files} {items} kept with your requests to us from before they "
+            "were matched to your records (our letters, a proof of identity you sent)."
+        )
     return _complete(
         ctx,
         request,
         outcome + " We told the organisations we share your data with.",
         "erased",
+        audited={"request_letters_erased": files},
         kept=kept,
     )
 
@@ -325,12 +352,16 @@ def _restriction(
     )
 
 
-# A person is restricted (one flag, which the gate reads) on one of two grounds: a restriction
-# they asked for (GDPR Art. 18(1)(b)-(d); in force while that request's outcome is
-# RESTRICTED), or a correction being checked (Art. 18(1)(a); while that rectification is in
-# progress or paused). Ending one ground lifts the flag only when no other holds.
+# A person is restricted (one flag, which the gate reads) on one of three grounds: a
+# restriction they asked for (GDPR Art. 18(1)(b)-(d); in force while that request's outcome is
+# RESTRICTED), a correction being checked (Art. 18(1)(a); while that rectification is in
+# progress or paused), or one set through the privacy-state API (staff or a connected system,
+# for a ground of their own; lifted there). Ending one ground lifts the flag only when no
+# other holds.
 RESTRICTED = "restricted"
 RESTRICTION_LIFTED = "restriction_lifted"
+# The sources the requests set the flag with (`consent.set_restriction`); any other is the API's.
+REQUEST_GROUNDS = frozenset({"requested", "accuracy_contested"})
 
 
 def restrict_for_checking(ctx: TenantContext, request: RightsRequest) -> None:
@@ -340,8 +371,35 @@ def restrict_for_checking(ctx: TenantContext, request: RightsRequest) -> None:
         consent.set_restriction(ctx, request.subject_id, True, "accuracy_contested")
 
 
+def _restricted_outside_requests(ctx: TenantContext, subject_id: uuid.UUID) -> bool:
+    """Whether the restriction in force was set outside the rights requests (the privacy-state
+    API): not a request's to lift. The subject's row keeps when it was set, not why; the
+    audit entry that set it says (the flag is set once: setting it again writes nothing).
+    Set without such an entry, it is not a request's either."""
+    if subjects.get_subject_row(ctx, subject_id).restricted_at is None:
+        return False
+    changes = ctx.session.scalars(
+        for_tenant(select(AuditEntry.details), AuditEntry, ctx.tenant_id)
+        .where(
+            AuditEntry.subject_id == subject_id,
+            AuditEntry.event == AuditEvent.PRIVACY_STATE_CHANGED.value,
+        )
+        .order_by(AuditEntry.seq.desc())
+        .limit(200)
+    ).all()
+    for details in changes:
+        if details.get("change") == "restricted":
+            return details.get("source") not in REQUEST_GROUNDS
+        if details.get("change") == "restriction_lifted":
+            break
+    return True
+
+
 def _restricted_otherwise(ctx: TenantContext, request: RightsRequest) -> bool:
     """Whether the request's subject stays restricted on a ground other than `request`."""
+    assert request.subject_id is not None
+    if _restricted_outside_requests(ctx, request.subject_id):
+        return True
     checking = (RightsRequest.type == T.RECTIFICATION.value) & RightsRequest.state.in_(
         [S.IN_PROGRESS.value, S.PAUSED.value]
     )
@@ -360,14 +418,23 @@ def _restricted_otherwise(ctx: TenantContext, request: RightsRequest) -> bool:
     return found is not None
 
 
-def _end_accuracy_restriction(ctx: TenantContext, request: RightsRequest) -> None:
+# GDPR Art. 18(3): a person whose data was restricted is told before it is lifted — in the
+# answer to the correction, which leaves with the lift (the same transaction).
+ACCURACY_RESTRICTION_LIFTED = "The restriction of your data while we checked it is lifted."
+
+
+def _end_accuracy_restriction(ctx: TenantContext, request: RightsRequest) -> bool:
     """A correction is decided or dropped: the restriction for checking it ends, unless the
-    person is restricted on another ground."""
+    person is restricted on another ground. Whether it was lifted (for the letter to say)."""
     if request.type != T.RECTIFICATION.value or request.subject_id is None:
-        return
-    if not _restricted_otherwise(ctx, request):
-        with suppress(SubjectErased):  # erased since: nothing left to restrict or lift
-            consent.set_restriction(ctx, request.subject_id, False, "accuracy_checked")
+        return False
+    if _restricted_otherwise(ctx, request):
+        return False
+    with suppress(SubjectErased):  # erased since: nothing left to restrict or lift
+        before = subjects.get_subject_row(ctx, request.subject_id).restricted_at
+        consent.set_restriction(ctx, request.subject_id, False, "accuracy_checked")
+        return before is not None
+    return False
 
 
 def withdraw(ctx: TenantContext, request: RightsRequest) -> RightsRequest:

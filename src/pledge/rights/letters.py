@@ -10,11 +10,12 @@ import contextlib
 import functools
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from jinja2 import meta
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 
 from pledge.access.context import TenantContext
 from pledge.access.scoping import for_tenant, get_in_tenant
@@ -330,17 +331,18 @@ def _artifact_aad(artifact_id: uuid.UUID) -> bytes:
 
 def seal_under_subject(
     ctx: TenantContext, subject_id: uuid.UUID, request_ids: Sequence[uuid.UUID]
-) -> bool:
+) -> tuple[int, int] | None:
     """Re-seal the letters and files of these requests (matched to `subject_id`) that are
     still under the tenant's requests key — stored before the match: the acknowledgement,
     the verification letter, a proof sent with the request — and their outbox copies, under
-    the subject's data key, so that its erasure reaches them. False, and nothing changed,
-    when the subject has no standard data key (missing, or already shredded)."""
+    the subject's data key, so that its erasure reaches them. How many of each (files,
+    mails); None, and nothing changed, when the subject has no standard data key (missing,
+    or already shredded)."""
     key = _subject_key(ctx, subject_id)
     if key is None:
-        return False
+        return None
     if not request_ids:
-        return True
+        return 0, 0
     tenant = AESGCM(ctx.keystore.derived_key(ctx.tenant_id, "rights-request"))
     mine = AESGCM(key)
     found = ctx.session.scalars(
@@ -348,28 +350,56 @@ def seal_under_subject(
             RequestArtifact.request_id.in_(request_ids), RequestArtifact.key_scope == "tenant"
         )
     )
+    files = 0
     for item in found:
         aad = _artifact_aad(item.id)
         item.sealed = seal(mine, unseal(tenant, item.sealed, aad), aad)
         item.key_scope = "subject"
-    mail.seal_under_subject(ctx, request_ids, subject_id)
-    return True
+        files += 1
+    return files, mail.seal_under_subject(ctx, request_ids, subject_id)
 
 
 def _forget(
     ctx: TenantContext, request_ids: Sequence[uuid.UUID], *, tenant_sealed_only: bool
-) -> None:
-    """Delete the letters and files of these requests, and their outbox copies."""
+) -> tuple[int, int]:
+    """Delete the letters and files of these requests, and their outbox copies; how many of
+    each (files, mails)."""
     stmt = delete(RequestArtifact).where(
         RequestArtifact.tenant_id == ctx.tenant_id, RequestArtifact.request_id.in_(request_ids)
     )
     if tenant_sealed_only:
         stmt = stmt.where(RequestArtifact.key_scope == "tenant")
-    ctx.session.execute(stmt)
-    mail.purge_requests(ctx, request_ids, tenant_sealed_only=tenant_sealed_only)
+    files = int(cast(CursorResult[Any], ctx.session.execute(stmt)).rowcount or 0)
+    return files, mail.purge_requests(ctx, request_ids, tenant_sealed_only=tenant_sealed_only)
 
 
-def reach_erasure(ctx: TenantContext, subject_id: uuid.UUID) -> None:
+@dataclass(frozen=True)
+class Reached:
+    """What an erasure reached among the person's rights requests (`reach_erasure`): counts
+    only, for its audit entry and its answer."""
+
+    requests: int = 0  # the person's requests looked at: matched, or from their address
+    files_deleted: int = 0  # of requests never matched (of matched ones if the key is gone)
+    mails_deleted: int = 0  # their copies in the mail outbox
+    files_sealed: int = 0  # stored before a match: now under the key the erasure destroys
+    mails_sealed: int = 0
+
+    @property
+    def anything(self) -> bool:
+        return any((self.files_deleted, self.mails_deleted, self.files_sealed, self.mails_sealed))
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "by": "erasure",
+            "requests": self.requests,
+            "files_deleted": self.files_deleted,
+            "mails_deleted": self.mails_deleted,
+            "files_sealed_for_erasure": self.files_sealed,
+            "mails_sealed_for_erasure": self.mails_sealed,
+        }
+
+
+def reach_erasure(ctx: TenantContext, subject_id: uuid.UUID) -> Reached:
     """Called by the first erasure of a subject, before its keys are destroyed
     (`subjects.erasure.erase_subject`), so that it reaches what the person's rights
     requests stored under the tenant's key:
@@ -384,7 +414,9 @@ def reach_erasure(ctx: TenantContext, subject_id: uuid.UUID) -> None:
 
     The request rows, timelines and audit entries stay: the record that a request was made
     and answered, until the purge. So does what is written after the erasure (under the
-    tenant's key): the erasure's own letter."""
+    tenant's key): the erasure's own letter. What was reached is counted in an audit entry
+    of its own (`rights.purged`, "by": "erasure"; `subject.erased` is written elsewhere)
+    and returned; a second call finds nothing left and writes nothing."""
     matched = ctx.session.execute(
         for_tenant(
             select(RightsRequest.id, RightsRequest.contact_index), RightsRequest, ctx.tenant_id
@@ -396,17 +428,32 @@ def reach_erasure(ctx: TenantContext, subject_id: uuid.UUID) -> None:
     with contextlib.suppress(InvalidIdentity):
         if email:
             indexes.add(rights.contact_index(ctx, normalise_email(email)))
-    if ids and not seal_under_subject(ctx, subject_id, ids):
-        _forget(ctx, ids, tenant_sealed_only=True)
-    if not indexes:
-        return
-    strangers = list(
-        ctx.session.scalars(
-            for_tenant(select(RightsRequest.id), RightsRequest, ctx.tenant_id).where(
-                RightsRequest.subject_id.is_(None),
-                RightsRequest.contact_index.in_(sorted(indexes)),
+    files_sealed = mails_sealed = files_deleted = mails_deleted = 0
+    if ids:
+        sealed = seal_under_subject(ctx, subject_id, ids)
+        if sealed is None:
+            files_deleted, mails_deleted = _forget(ctx, ids, tenant_sealed_only=True)
+        else:
+            files_sealed, mails_sealed = sealed
+    strangers: list[uuid.UUID] = []
+    if indexes:
+        strangers = list(
+            ctx.session.scalars(
+                for_tenant(select(RightsRequest.id), RightsRequest, ctx.tenant_id).where(
+                    RightsRequest.subject_id.is_(None),
+                    RightsRequest.contact_index.in_(sorted(indexes)),
+                )
             )
         )
-    )
     if strangers:
-        _forget(ctx, strangers, tenant_sealed_only=False)
+        files, mails = _forget(ctx, strangers, tenant_sealed_only=False)
+        files_deleted += files
+        mails_deleted += mails
+    reached = Reached(
+        len(ids) + len(strangers), files_deleted, mails_deleted, files_sealed, mails_sealed
+    )
+    if reached.anything:
+        audit.record(
+            ctx, AuditEvent.RIGHTS_PURGED, subject_id=subject_id, details=reached.details()
+        )
+    return reached

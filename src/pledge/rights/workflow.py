@@ -147,8 +147,14 @@ def purge_expired(ctx: TenantContext) -> int:
     """Delete request records 24 months after they closed (CCPA 11 CCR 7101(a)): the request,
     its timeline, letters and files, and the letters' copies in the mail outbox. The audit
     chain keeps that they existed, by id. A restriction still in force is kept: it is what
-    holds the person's data restricted, and what staff lift it from (the person told first)."""
+    holds the person's data restricted, and what staff lift it from (the person told first).
+    Rights letters in the outbox linked to no request (`mail.purge_unlinked_rights_letters`:
+    a routing letter, letters queued before migration 0008) go 24 months after they were
+    written. How many requests were purged."""
     now = utcnow()
+    # Only the letter's date is known; 24 months from it never keeps a letter longer than
+    # its request's record, which closes after the letter was written.
+    unlinked = mail.purge_unlinked_rights_letters(ctx, now - rights.RECORDS_KEPT)
     in_force = (RightsRequest.type == RequestType.RESTRICTION.value) & (
         RightsRequest.outcome_code == RESTRICTED
     )
@@ -169,12 +175,14 @@ def purge_expired(ctx: TenantContext) -> int:
                 RightsRequest.tenant_id == ctx.tenant_id, RightsRequest.id.in_(chunk)
             )
         )
-    if ids:
-        audit.record(
-            ctx,
-            AuditEvent.RIGHTS_PURGED,
-            details={"requests": len(ids), "request_ids": [str(i) for i in ids[:1000]]},
-        )
+    if ids or unlinked:
+        details: dict[str, object] = {
+            "requests": len(ids),
+            "request_ids": [str(i) for i in ids[:1000]],
+        }
+        if unlinked:
+            details["unlinked_letters"] = unlinked
+        audit.record(ctx, AuditEvent.RIGHTS_PURGED, details=details)
     return len(ids)
 
 

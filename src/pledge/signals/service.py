@@ -48,6 +48,16 @@ def from_headers(headers: Any, client_ip: str | None) -> Signals:
     )
 
 
+# What a GPC signal did to an identified person (the `effects` of a `signal.received` entry,
+# and `signal_effects` in the API): opted them out of sale/sharing; found them opted out
+# already (nothing changed); or found their explicit opt-in, which a signal never overrides
+# (nothing changed: they are NOT opted out). Entries written before these values held
+# "sale_opt_out_kept" for either of the last two; the chain keeps them as written.
+GPC_OPTED_OUT = "sale_opt_out"
+GPC_ALREADY_OPTED_OUT = "sale_opt_out_already"
+GPC_OPT_IN_KEPT = "sale_opt_in_kept"
+
+
 def apply_to_subject(ctx: TenantContext, subject_id: uuid.UUID, signals: Signals) -> list[str]:
     """Honour the signals for an identified subject; returns the effects, audited."""
     effects: list[str] = []
@@ -55,9 +65,12 @@ def apply_to_subject(ctx: TenantContext, subject_id: uuid.UUID, signals: Signals
     if signals.gpc and tenant.honour_gpc:
         before = consent.active_subject(ctx, subject_id).sale_opt_out_at
         subject = consent.set_sale_opt_out(ctx, subject_id, True, "gpc")
-        effects.append(
-            "sale_opt_out" if before is None and subject.sale_opt_out_at else "sale_opt_out_kept"
-        )
+        if before is not None:
+            effects.append(GPC_ALREADY_OPTED_OUT)
+        elif subject.sale_opt_out_at is not None:
+            effects.append(GPC_OPTED_OUT)
+        else:
+            effects.append(GPC_OPT_IN_KEPT)
     if signals.dnt and tenant.dnt_policy == "opt_out":
         # The same precedence as GPC: an explicit opt-in stands; already opted out, nothing
         # changes and nothing is reported.
