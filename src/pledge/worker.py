@@ -6,10 +6,15 @@ is reported and does not stop the others:
 
 1. notice announcements whose time has come (material changes, advance notice by e-mail);
 2. rights requests never verified close themselves with a letter; request records past
-   24 months are purged; the cached due date of a paused request follows the clock (a pause
-   that stops it moves the due date day by day, so the queue never calls it overdue);
+   24 months are purged, with their letters, and so are rights letters in the outbox linked
+   to no request (a routing letter, those queued before migration 0008); the cached due
+   date of a paused request follows the clock (a pause that stops it moves the due date day
+   by day, so the queue never calls it overdue);
 3. the API's answers kept for an `Idempotency-Key` are forgotten after a day;
 4. the mail outbox is delivered (when the backend delivers);
+5. the audit chain's entries since the last checkpoint are verified and the checkpoint in the
+   keystore moves to the newest (decision 0005: entries cut from the end are caught up to
+   it); a broken chain is reported, and not checkpointed;
 
 and then, across tenants, the webhook deliveries that are due (retries included).
 
@@ -24,6 +29,7 @@ from dataclasses import dataclass, field
 
 from pledge.access import idempotency
 from pledge.access.context import TenantContext
+from pledge.audit import service as audit
 from pledge.core.db import transaction
 from pledge.mail import backends
 from pledge.mail import service as mail
@@ -49,6 +55,7 @@ class CycleReport:
     mail_failed: int = 0
     webhooks_ok: int = 0
     webhooks_failing: int = 0
+    audit_broken: list[str] = field(default_factory=list)  # "tenant: first bad entry N"
     errors: list[str] = field(default_factory=list)  # "tenant: step: error class"
 
     def summary(self) -> str:
@@ -58,6 +65,7 @@ class CycleReport:
             f"due dates of paused requests moved {self.paused_due_moved}, "
             f"mail sent {self.mail_sent} (failed {self.mail_failed}), "
             f"webhooks delivered {self.webhooks_ok} (failing {self.webhooks_failing})"
+            + (f"; AUDIT CHAIN BROKEN: {', '.join(self.audit_broken)}" if self.audit_broken else "")
             + (f"; errors: {', '.join(self.errors)}" if self.errors else "")
         )
 
@@ -86,12 +94,27 @@ def _mail(ctx: TenantContext, report: CycleReport) -> None:
         report.mail_failed += sent.failed
 
 
+def _audit_checkpoint(ctx: TenantContext, report: CycleReport) -> None:
+    # Last, in a transaction of its own that appends nothing: what it anchors is committed.
+    outcome = audit.checkpoint(ctx.session, ctx.keystore, ctx.tenant_id, from_checkpoint=True)
+    if not outcome.verified.ok:
+        # Slug, entry number and reason only: no personal data.
+        log.error(
+            "audit chain of tenant %s is broken at entry %s: %s; not checkpointed",
+            ctx.tenant.slug,
+            outcome.verified.first_bad_seq,
+            outcome.verified.reason,
+        )
+        report.audit_broken.append(f"{ctx.tenant.slug}: entry {outcome.verified.first_bad_seq}")
+
+
 STEPS: tuple[tuple[str, Callable[[TenantContext, CycleReport], None]], ...] = (
     ("announcements", _announce),
     ("rights", _rights),
     ("paused due dates", _paused_due),
     ("idempotent answers", _idempotency),
     ("mail", _mail),
+    ("audit checkpoint", _audit_checkpoint),
 )
 
 

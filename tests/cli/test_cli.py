@@ -17,10 +17,10 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import inspect, text, update
+from sqlalchemy import delete, inspect, text, update
 from typer.testing import CliRunner
 
-from pledge.audit.models import AuditEntry
+from pledge.audit.models import AuditEntry, AuditHead
 from pledge.cli.main import app
 from pledge.core.config import reset_settings_cache
 from pledge.core.db import make_engine
@@ -241,6 +241,26 @@ def test_audit_verify_passes_then_names_the_tampered_entry(
     code, out = run("audit", "verify", "--tenant", tenant)
     assert code == 1
     assert f"BROKEN {tenant}: first bad entry 3" in out
+
+
+def test_audit_verify_checkpoints_then_catches_entries_cut_with_the_head_rewound(
+    runtime: Runtime, tenant: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    _seed(tmp_path, tenant)
+    code, out = run("audit", "verify", "--tenant", tenant)
+    assert code == 0
+    last = int(out.split(" entries verified")[0].split()[-1])
+    assert f"checkpoint at entry {last}" in out
+    with runtime.tenant_context(tenant) as ctx:
+        # Write access to the data store alone: cut the last two entries, rewind the head.
+        keep = ctx.session.get(AuditEntry, (ctx.tenant_id, last - 2))
+        assert keep is not None
+        ctx.session.execute(delete(AuditEntry).where(AuditEntry.seq > last - 2))
+        ctx.session.execute(update(AuditHead).values(seq=last - 2, mac=keep.mac))
+    code, out = run("audit", "verify", "--tenant", tenant)
+    assert code == 1
+    assert f"BROKEN {tenant}: first bad entry {last - 1}: entries after {last - 2} are gone" in out
+    assert f"recorded entry {last}" in out
 
 
 def test_demo_without_serving_prints_a_login_that_works(

@@ -12,9 +12,16 @@ import pytest
 from pledge.core.config import Settings
 from pledge.core.errors import NotInitialised
 from pledge.crypto.aead import DecryptionFailed, new_key
-from pledge.crypto.keystore import KeyMissing, KeyStore, create_master_key_file, load_master_key
+from pledge.crypto.keystore import (
+    KeyMissing,
+    KeyStore,
+    create_master_key_file,
+    load_master_key,
+    make_keystore_engine,
+)
+from pledge.migrations import upgrade
 from pledge.runtime import Runtime
-from tests.conftest import make_tenant
+from tests.conftest import Backend, _create_pg_database, _pg_admin_url, _pg_name, make_tenant
 
 
 def test_master_key_file_is_private_and_never_overwritten(tmp_path: Path) -> None:
@@ -52,6 +59,35 @@ def test_subject_keys_are_bound_to_their_tenant(runtime: Runtime) -> None:
         b, "blind-index"
     )
     assert runtime.keystore.audit_key(a) != runtime.keystore.audit_key(b)
+
+
+def test_an_audit_checkpoint_only_moves_forward(runtime: Runtime, backend: Backend) -> None:
+    """The keystore refuses to anchor an earlier entry than the one it holds, or another
+    entry at the same place: rewinding it would reopen the truncation it guards against."""
+    _checkpoints_only_move_forward(runtime.keystore)
+    if backend.kind == "postgresql":
+        # The test keystore is SQLite; a deployment's may be PostgreSQL (its own upsert).
+        engine = make_keystore_engine(
+            _create_pg_database(_pg_admin_url() or "", _pg_name("pledge_keystore_test"))
+        )
+        try:
+            upgrade("keystore", engine)
+            _checkpoints_only_move_forward(KeyStore(engine, new_key()))
+        finally:
+            engine.dispose()
+
+
+def _checkpoints_only_move_forward(ks: KeyStore) -> None:
+    a, b = uuid.uuid4(), uuid.uuid4()
+    assert ks.audit_checkpoint(a) is None
+    first = ks.record_audit_checkpoint(a, 57, b"\x01" * 32)
+    assert (first.seq, first.mac) == (57, b"\x01" * 32)
+    assert ks.record_audit_checkpoint(a, 41, b"\x02" * 32) == first
+    assert ks.record_audit_checkpoint(a, 57, b"\x03" * 32) == first
+    assert ks.audit_checkpoint(a) == first
+    later = ks.record_audit_checkpoint(a, 60, b"\x04" * 32)
+    assert (later.seq, later.mac) == (60, b"\x04" * 32) and later.taken_at >= first.taken_at
+    assert ks.audit_checkpoint(b) is None  # one per tenant
 
 
 def test_services_ask_the_context_for_subjects_keys_never_the_keystore() -> None:

@@ -34,7 +34,9 @@ class AuditEntry(Base):
 
 class AuditHead(Base):
     """The chain's last link per tenant. Appends lock this row, so links are strictly ordered,
-    and `verify` compares the chain's end with it to catch entries cut from the end."""
+    and `verify` compares the chain's end with it to catch entries cut from the end. It lives
+    in the data store, so a cut can rewind it too: the keystore's checkpoint
+    (`AuditCheckpoint`) catches that, up to the last checkpoint taken."""
 
     __tablename__ = "audit_heads"
 

@@ -24,8 +24,8 @@ from pledge.access.scoping import for_tenant
 from pledge.audit.events import AuditEvent
 from pledge.audit.models import AuditEntry, AuditHead
 from pledge.core.clock import utcnow
-from pledge.core.db import transaction_memo
-from pledge.crypto.keystore import KeyStore
+from pledge.core.db import after_commit, transaction_memo
+from pledge.crypto.keystore import Checkpoint, KeyStore
 
 GENESIS = bytes(32)
 
@@ -206,11 +206,29 @@ def verify_chain(session: Session, keystore: KeyStore, tenant_id: uuid.UUID) -> 
 
     Catches an edited entry (its MAC no longer matches), a deleted one (a gap in the
     sequence), an inserted or reordered one (its MAC or its link to the previous MAC breaks)
-    and entries cut from the end (the chain stops short of the head).
+    and entries cut from the end: the chain stops short of its head or, with the head rewound
+    to match, of the latest checkpoint in the keystore (cut before any checkpoint, that last
+    case goes unnoticed — decision 0005).
     """
+    return _verify(session, keystore, tenant_id)[0]
+
+
+def _when(checkpoint: Checkpoint) -> str:
+    return f"{checkpoint.taken_at:%Y-%m-%d %H:%M} UTC"
+
+
+def _verify(
+    session: Session, keystore: KeyStore, tenant_id: uuid.UUID, *, from_checkpoint: bool = False
+) -> tuple[VerifyResult, int, bytes]:
+    """`verify_chain`, with the seq and MAC of the last entry walked (what a checkpoint
+    anchors). `from_checkpoint`: walk only from the latest checkpoint's entry on — what was
+    before it was verified when it was taken (the worker's cheap, frequent checkpoint; a full
+    verification still walks everything)."""
     key = keystore.audit_key(tenant_id)
+    anchor = keystore.audit_checkpoint(tenant_id)
     head = session.get(AuditHead, tenant_id)
     expected_seq, prev = 1, GENESIS
+    start = anchor if from_checkpoint else None
     checked = 0
     stmt = (
         select(AuditEntry)
@@ -218,38 +236,116 @@ def verify_chain(session: Session, keystore: KeyStore, tenant_id: uuid.UUID) -> 
         .order_by(AuditEntry.seq)
         .execution_options(yield_per=2000)
     )
+    if start is not None:
+        stmt = stmt.where(AuditEntry.seq >= start.seq)
+        expected_seq = start.seq
     entries = session.scalars(stmt)
     try:
         for entry in entries:
+            if start is not None and entry.seq == start.seq:
+                prev = entry.prev_mac  # the anchored entry: its own MAC is checked below
             problem = _check_link(key, entry, expected_seq, prev)
             if problem:
-                return VerifyResult(False, checked, problem[0], problem[1])
+                return VerifyResult(False, checked, problem[0], problem[1]), expected_seq - 1, prev
+            if (
+                anchor is not None
+                and entry.seq == anchor.seq
+                and not hmac.compare_digest(entry.mac, anchor.mac)
+            ):
+                # The chain holds together, yet this is not the entry anchored: it was
+                # rebuilt from here (which takes the audit key).
+                reason = (
+                    f"entry {entry.seq} is not the one a checkpoint of {_when(anchor)} recorded"
+                )
+                return VerifyResult(False, checked, entry.seq, reason), expected_seq - 1, prev
             prev = entry.mac
             expected_seq += 1
             checked += 1
     finally:
         entries.close()  # a server-side cursor on PostgreSQL: close it on early return
-    if head is None:
-        return VerifyResult(False, checked, 1, "the chain has no head")
     last = expected_seq - 1
-    if head.seq != last or not hmac.compare_digest(head.mac, prev):
-        return VerifyResult(
-            False,
-            checked,
-            last + 1,
-            f"the chain ends at entry {last} but its head records entry {head.seq}",
+    if anchor is not None and last < anchor.seq:
+        # The head lives in the data store and may have been rewound with the cut; the
+        # checkpoint lives in the keystore.
+        reason = (
+            f"entries after {last} are gone: a checkpoint of {_when(anchor)} "
+            f"recorded entry {anchor.seq}"
         )
-    return VerifyResult(True, checked)
+        return VerifyResult(False, checked, last + 1, reason), last, prev
+    if head is None:
+        return VerifyResult(False, checked, 1, "the chain has no head"), last, prev
+    if head.seq != last or not hmac.compare_digest(head.mac, prev):
+        return (
+            VerifyResult(
+                False,
+                checked,
+                last + 1,
+                f"the chain ends at entry {last} but its head records entry {head.seq}",
+            ),
+            last,
+            prev,
+        )
+    return VerifyResult(True, checked), last, prev
+
+
+@dataclass(frozen=True)
+class CheckpointResult:
+    """A checkpoint attempt: the verification it rests on, and the checkpoint stored after
+    it (None when the tenant has none: refused on a broken chain, or an empty chain)."""
+
+    verified: VerifyResult
+    checkpoint: Checkpoint | None
+    moved: bool  # this attempt anchored a later entry than the one stored before
+
+
+def checkpoint(
+    session: Session, keystore: KeyStore, tenant_id: uuid.UUID, *, from_checkpoint: bool = False
+) -> CheckpointResult:
+    """Verify the tenant's chain and, only if it holds, anchor its last entry in the keystore
+    (`from_checkpoint`: verify only the entries since the latest checkpoint, see `_verify`).
+
+    A tampered chain is never anchored. The checkpoint never moves backwards: one already at
+    a later entry stays (a chain that no longer reaches it fails verification, so this only
+    happens when another checkpoint got there first). Call it in a transaction that has not
+    appended to the chain: what is anchored must be committed, or a rollback would leave the
+    checkpoint ahead of the chain for good.
+    """
+    if ("audit-head", tenant_id) in transaction_memo(session):
+        raise RuntimeError("an audit checkpoint needs a transaction that did not append")
+    result, last_seq, last_mac = _verify(
+        session, keystore, tenant_id, from_checkpoint=from_checkpoint
+    )
+    if not result.ok or last_seq == 0:
+        return CheckpointResult(result, keystore.audit_checkpoint(tenant_id), False)
+    return _anchor(keystore, tenant_id, result, last_seq, last_mac)
+
+
+def _anchor(
+    keystore: KeyStore, tenant_id: uuid.UUID, result: VerifyResult, last_seq: int, mac: bytes
+) -> CheckpointResult:
+    before = keystore.audit_checkpoint(tenant_id)
+    stored = keystore.record_audit_checkpoint(tenant_id, last_seq, mac)
+    moved = stored.seq == last_seq and (before is None or before.seq < stored.seq)
+    return CheckpointResult(result, stored, moved)
 
 
 def verify_and_record(ctx: TenantContext) -> VerifyResult:
-    """Verify the tenant's chain and record that it was checked, and with what outcome."""
-    result = verify_chain(ctx.session, ctx.keystore, ctx.tenant_id)
+    """Verify the tenant's chain and record that it was checked, and with what outcome; a
+    chain that holds is checkpointed once the transaction has committed (the entries
+    anchored may include this transaction's own)."""
+    result, last_seq, last_mac = _verify(ctx.session, ctx.keystore, ctx.tenant_id)
     record(
         ctx,
         AuditEvent.AUDIT_VERIFIED,
         details={"ok": result.ok, "checked": result.checked, "first_bad_seq": result.first_bad_seq},
     )
+    if result.ok and last_seq:
+        keystore, tenant_id = ctx.keystore, ctx.tenant_id
+
+        def anchor() -> None:
+            _anchor(keystore, tenant_id, result, last_seq, last_mac)
+
+        after_commit(ctx.session, anchor)
     return result
 
 

@@ -503,7 +503,8 @@ def audit_verify(
         str | None, typer.Option("--tenant", "-t", help="Tenant slug; all when omitted")
     ] = None,
 ) -> None:
-    """Verify the audit chain(s); exits non-zero naming the first bad entry."""
+    """Verify the audit chain(s), checkpointing each that holds in the keystore; exits
+    non-zero naming the first bad entry."""
     runtime = open_runtime()
     broken = 0
     try:
@@ -514,9 +515,17 @@ def audit_verify(
                 else tenants.list_tenants(session)
             )
             for t in targets:
-                result = audit.verify_chain(session, runtime.keystore, t.id)
+                outcome = audit.checkpoint(session, runtime.keystore, t.id)
+                result = outcome.verified
                 if result.ok:
-                    console.print(f"[green]ok[/]     {t.slug}: {result.checked} entries verified")
+                    anchored = (
+                        f"; checkpoint at entry {outcome.checkpoint.seq}"
+                        if outcome.checkpoint
+                        else ""
+                    )
+                    console.print(
+                        f"[green]ok[/]     {t.slug}: {result.checked} entries verified{anchored}"
+                    )
                 else:
                     broken += 1
                     console.print(

@@ -23,6 +23,7 @@ import os
 import threading
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import (
+    BigInteger,
     Engine,
     LargeBinary,
     MetaData,
@@ -41,6 +43,7 @@ from sqlalchemy import (
     select,
     tuple_,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from pledge.core.clock import utcnow
@@ -96,6 +99,29 @@ class SigningKey(KeystoreBase):
     public: Mapped[bytes] = mapped_column(LargeBinary(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AuditCheckpoint(KeystoreBase):
+    """The last entry of a tenant's audit chain seen verified: its seq and MAC, kept here,
+    apart from the data store, so that entries cut from the end of the chain are noticed even
+    when its head (in the data store) is rewound to match (decision 0005). One row per
+    tenant, moved forward in place."""
+
+    __tablename__ = "audit_checkpoints"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ID, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    mac: Mapped[bytes] = mapped_column(LargeBinary(32))
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A tenant's audit checkpoint as read from the keystore."""
+
+    seq: int
+    mac: bytes
+    taken_at: datetime
 
 
 class KeyMissing(Exception):
@@ -211,6 +237,38 @@ class KeyStore:
             with self._lock:
                 self._derived_cache[(tenant_id, "\0audit-chain")] = cached
         return cached
+
+    # -- audit checkpoints ----------------------------------------------------------------
+
+    def audit_checkpoint(self, tenant_id: uuid.UUID) -> Checkpoint | None:
+        with self._sessions() as s:
+            row = s.get(AuditCheckpoint, tenant_id)
+            return None if row is None else Checkpoint(row.seq, row.mac, row.taken_at)
+
+    def record_audit_checkpoint(self, tenant_id: uuid.UUID, seq: int, mac: bytes) -> Checkpoint:
+        """Anchor entry `seq` of the tenant's audit chain, with its MAC; returns the checkpoint
+        now stored. Never moves backwards: at or below the stored seq, the stored checkpoint
+        stays as it is (and keeps its date) — the caller compares."""
+        table = AuditCheckpoint.__table__
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        # One statement, so two checkpoints taken at once cannot move it backwards.
+        stmt = dialect.insert(table).values(
+            tenant_id=tenant_id, seq=seq, mac=mac, taken_at=utcnow()
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c.tenant_id],
+            set_={
+                "seq": stmt.excluded.seq,
+                "mac": stmt.excluded.mac,
+                "taken_at": stmt.excluded.taken_at,
+            },
+            where=table.c.seq < stmt.excluded.seq,
+        )
+        with self._sessions.begin() as s:
+            s.execute(stmt)
+            row = s.get(AuditCheckpoint, tenant_id)
+            assert row is not None
+            return Checkpoint(row.seq, row.mac, row.taken_at)
 
     # -- signing keys ---------------------------------------------------------------------
 
