@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import given, settings
@@ -133,7 +133,7 @@ _ROW_VALUES = st.fixed_dictionaries(
 def test_bulk_inserts_store_what_core_stores(values: list[dict[str, Any]], partial: bool) -> None:
     engine = make_engine("sqlite://")
     _Base.metadata.create_all(engine)
-    table = _Row.__table__
+    table = cast(Table, _Row.__table__)
     tenant = uuid.uuid4()
     # `partial`: the rows leave out the columns with constant defaults (flag, count, name).
     left_out = {"flag", "count", "name"} if partial else set()

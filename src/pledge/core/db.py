@@ -165,7 +165,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     )
 
 
-def bulk_insert(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
+def bulk_insert(session: Session, model: type[DeclarativeBase], rows: list[dict[str, Any]]) -> None:
     """Insert many rows with one `executemany` on the session's connection, in its
     transaction. Every row has the keys of the first (as Core's executemany requires).
 

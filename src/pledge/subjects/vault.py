@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pledge.core.errors import InvalidInput
@@ -71,15 +72,16 @@ def seal_record(
     key_class: str,
     fields: dict[str, StoredField],
 ) -> bytes:
-    doc = {"f": {name: f.as_doc() for name, f in fields.items()}}
-    plaintext = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+    # orjson: the same compact UTF-8 JSON as `json.dumps(..., ensure_ascii=False)` for these
+    # strings, at a tenth of the time (an import seals one record per subject).
+    plaintext = orjson.dumps({"f": {name: f.as_doc() for name, f in fields.items()}})
     return seal(AESGCM(key), plaintext, record_aad(tenant_id, subject_id, key_class))
 
 
 def open_record(
     key: bytes, tenant_id: uuid.UUID, subject_id: uuid.UUID, key_class: str, sealed: bytes
 ) -> dict[str, StoredField]:
-    doc = json.loads(unseal(AESGCM(key), sealed, record_aad(tenant_id, subject_id, key_class)))
+    doc = orjson.loads(unseal(AESGCM(key), sealed, record_aad(tenant_id, subject_id, key_class)))
     return {name: StoredField.from_doc(name, key_class, f) for name, f in doc["f"].items()}
 
 
