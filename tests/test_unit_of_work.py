@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import func, select
 
-from pledge.core.db import after_commit, transaction
+from pledge.core.db import after_commit, read_transaction, transaction
 from pledge.runtime import Runtime
 from pledge.subjects import service
+from pledge.subjects.models import Subject
 from pledge.subjects.service import FieldInput
 
 
@@ -38,3 +40,21 @@ def test_a_failing_side_effect_does_not_undo_the_commit(runtime: Runtime, tenant
         assert session.info == {}
     with runtime.tenant_context(tenant) as ctx:
         assert service.count_subjects(ctx) == {"active": 1}
+
+
+def test_a_read_transaction_reads_one_snapshot_and_never_holds_writers_up(
+    runtime: Runtime, tenant: str
+) -> None:
+    # An audit chain's walk may take seconds: writers must go on meanwhile (on SQLite every
+    # other transaction begins IMMEDIATE, and would wait behind it), and the walk must not
+    # see what they commit half-way (its head and its entries would disagree).
+    with runtime.tenant_context(tenant) as ctx:
+        service.create_subject(ctx, [FieldInput("email", "before@example.com")])
+    with read_transaction(runtime.sessions) as reading:
+        count = select(func.count()).select_from(Subject)
+        assert reading.scalar(count) == 1
+        with runtime.tenant_context(tenant) as ctx:  # would wait for the lock, then fail
+            service.create_subject(ctx, [FieldInput("email", "during@example.com")])
+        assert reading.scalar(count) == 1  # the snapshot it began with
+    with read_transaction(runtime.sessions) as reading:
+        assert reading.scalar(count) == 2

@@ -218,15 +218,25 @@ def _when(checkpoint: Checkpoint) -> str:
 
 
 def _verify(
-    session: Session, keystore: KeyStore, tenant_id: uuid.UUID, *, from_checkpoint: bool = False
+    session: Session,
+    keystore: KeyStore,
+    tenant_id: uuid.UUID,
+    *,
+    from_checkpoint: bool = False,
+    lock_head: bool = False,
 ) -> tuple[VerifyResult, int, bytes]:
     """`verify_chain`, with the seq and MAC of the last entry walked (what a checkpoint
     anchors). `from_checkpoint`: walk only from the latest checkpoint's entry on — what was
     before it was verified when it was taken (the worker's cheap, frequent checkpoint; a full
-    verification still walks everything)."""
+    verification still walks everything).
+
+    The head and the entries must be read from one state of the chain: an entry appended
+    between the two reads would look like a broken chain. A `read_transaction` reads one
+    snapshot; in a transaction that writes, `lock_head` holds appends back (PostgreSQL: the
+    head row FOR UPDATE; SQLite's writers already wait for the transaction)."""
     key = keystore.audit_key(tenant_id)
     anchor = keystore.audit_checkpoint(tenant_id)
-    head = session.get(AuditHead, tenant_id)
+    head = session.get(AuditHead, tenant_id, with_for_update=lock_head)
     expected_seq, prev = 1, GENESIS
     start = anchor if from_checkpoint else None
     checked = 0
@@ -333,7 +343,7 @@ def verify_and_record(ctx: TenantContext) -> VerifyResult:
     """Verify the tenant's chain and record that it was checked, and with what outcome; a
     chain that holds is checkpointed once the transaction has committed (the entries
     anchored may include this transaction's own)."""
-    result, last_seq, last_mac = _verify(ctx.session, ctx.keystore, ctx.tenant_id)
+    result, last_seq, last_mac = _verify(ctx.session, ctx.keystore, ctx.tenant_id, lock_head=True)
     record(
         ctx,
         AuditEvent.AUDIT_VERIFIED,

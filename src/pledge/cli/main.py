@@ -30,7 +30,7 @@ from pledge.cli.common import (
 from pledge.consent import cli as consent_cli
 from pledge.core.clock import utcnow
 from pledge.core.config import get_settings
-from pledge.core.db import make_engine, transaction
+from pledge.core.db import make_engine, read_transaction, transaction
 from pledge.core.errors import InvalidInput, NotFound
 from pledge.crypto.keystore import create_master_key_file, make_keystore_engine
 from pledge.gate import cli as gate_cli
@@ -508,7 +508,8 @@ def audit_verify(
     runtime = open_runtime()
     broken = 0
     try:
-        with transaction(runtime.sessions) as session:
+        # One snapshot, no write lock: the service goes on writing while the chains are walked.
+        with read_transaction(runtime.sessions) as session:
             targets = (
                 [tenants.get_tenant_by_slug(session, tenant)]
                 if tenant

@@ -149,8 +149,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_begin(conn: Any) -> None:
     # Writers take the lock at BEGIN: no deadlock when a read turns into a write (the audit
-    # chain head is read, then written, in almost every transaction).
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # chain head is read, then written, in almost every transaction). A `read_transaction`
+    # takes none: writers go on while it reads its snapshot.
+    if conn.get_execution_options().get(_READ_ONLY):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
@@ -274,6 +278,28 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.rollback()
         raise
     finally:
+        session.close()
+
+
+_READ_ONLY = "pledge_read_only"
+
+
+@contextmanager
+def read_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A transaction that only reads the data store, from one consistent snapshot, and takes
+    no write lock: a long read (an audit chain's walk) neither stops writers on SQLite, where
+    every other transaction begins IMMEDIATE, nor sees on PostgreSQL rows committed while it
+    runs (REPEATABLE READ, READ ONLY). For reads only: PostgreSQL refuses a write in it, and
+    on SQLite a write would take the lock late, where it may find the snapshot stale."""
+    session = factory()
+    options: dict[str, Any] = {_READ_ONLY: True}
+    if session.get_bind().dialect.name == "postgresql":
+        options |= {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+    try:
+        session.connection(execution_options=options)
+        yield session
+    finally:
+        session.rollback()  # nothing to keep: it only read
         session.close()
 
 
