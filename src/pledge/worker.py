@@ -11,7 +11,8 @@ is reported and does not stop the others:
    date of a paused request follows the clock (a pause that stops it moves the due date day
    by day, so the queue never calls it overdue);
 3. the API's answers kept for an `Idempotency-Key` are forgotten after a day;
-4. the mail outbox is delivered (when the backend delivers);
+4. the mail outbox is delivered (when the backend delivers), and messages done with for
+   `PLEDGE_MAIL_KEEP_DAYS` (90) are deleted — rights letters stay with their requests;
 5. the audit chain's entries since the last checkpoint are verified and the checkpoint in the
    keystore moves to the newest (decision 0005: entries cut from the end are caught up to
    it); a broken chain is reported, and not checkpointed;
@@ -26,10 +27,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from pledge.access import idempotency
 from pledge.access.context import TenantContext
 from pledge.audit import service as audit
+from pledge.core.clock import utcnow
+from pledge.core.config import get_settings
 from pledge.core.db import transaction
 from pledge.mail import backends
 from pledge.mail import service as mail
@@ -53,6 +57,7 @@ class CycleReport:
     purged_answers: int = 0  # the API's stored answers to Idempotency-Keys, a day old
     mail_sent: int = 0
     mail_failed: int = 0
+    mail_purged: int = 0  # messages done with for PLEDGE_MAIL_KEEP_DAYS, deleted
     webhooks_ok: int = 0
     webhooks_failing: int = 0
     audit_broken: list[str] = field(default_factory=list)  # "tenant: first bad entry N"
@@ -63,7 +68,8 @@ class CycleReport:
             f"announced {self.announced}, closed unverified {self.closed_unverified}, "
             f"purged {self.purged} (and {self.purged_answers} stored API answers), "
             f"due dates of paused requests moved {self.paused_due_moved}, "
-            f"mail sent {self.mail_sent} (failed {self.mail_failed}), "
+            f"mail sent {self.mail_sent} (failed {self.mail_failed}, "
+            f"{self.mail_purged} old messages deleted), "
             f"webhooks delivered {self.webhooks_ok} (failing {self.webhooks_failing})"
             + (f"; AUDIT CHAIN BROKEN: {', '.join(self.audit_broken)}" if self.audit_broken else "")
             + (f"; errors: {', '.join(self.errors)}" if self.errors else "")
@@ -94,6 +100,11 @@ def _mail(ctx: TenantContext, report: CycleReport) -> None:
         report.mail_failed += sent.failed
 
 
+def _mail_retention(ctx: TenantContext, report: CycleReport) -> None:
+    keep = timedelta(days=get_settings().mail_keep_days)
+    report.mail_purged += mail.purge_done(ctx, utcnow() - keep)
+
+
 def _audit_checkpoint(ctx: TenantContext, report: CycleReport) -> None:
     # Last, in a transaction of its own that appends nothing: what it anchors is committed.
     outcome = audit.checkpoint(ctx.session, ctx.keystore, ctx.tenant_id, from_checkpoint=True)
@@ -114,6 +125,7 @@ STEPS: tuple[tuple[str, Callable[[TenantContext, CycleReport], None]], ...] = (
     ("paused due dates", _paused_due),
     ("idempotent answers", _idempotency),
     ("mail", _mail),
+    ("mail retention", _mail_retention),
     ("audit checkpoint", _audit_checkpoint),
 )
 

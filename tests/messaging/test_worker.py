@@ -7,12 +7,15 @@ from datetime import timedelta
 from typer.testing import CliRunner
 
 from pledge import worker
+from pledge.audit import service as audit
+from pledge.audit.events import AuditEvent
 from pledge.cli.main import app
 from pledge.core.clock import frozen, utcnow
+from pledge.mail import service as mail
 from pledge.mail.backends import MemoryBackend
 from pledge.notices import service as notices
 from pledge.rights import service as rights
-from pledge.rights import verification
+from pledge.rights import verification, workflow
 from pledge.rights.service import Requester, RequestInput
 from pledge.runtime import Runtime
 from tests.messaging.conftest import subscribe
@@ -56,3 +59,35 @@ def test_the_worker_command_runs_one_cycle(
     result = CliRunner().invoke(app, ["worker", "--once"])
     assert result.exit_code == 0, result.output
     assert "closed unverified 0" in result.output and "errors" not in result.output
+
+
+def test_messages_done_with_leave_the_outbox_after_the_keep_days_but_rights_letters_stay(
+    runtime: Runtime, clik_tenant: str, mailbox: MemoryBackend
+) -> None:
+    start = utcnow()
+    with runtime.tenant_context(clik_tenant) as ctx:
+        for n in range(3):  # sent at once by the memory backend
+            mail.queue(ctx, to=f"n{n}@example.com", subject_line="Hello", text="A note.")
+        # The acknowledgement and the verification code: rights letters.
+        workflow.receive(ctx, RequestInput("access", Requester("asker@example.com"), "EU"))
+    with runtime.tenant_context(clik_tenant) as ctx:
+        before = {m.id: m.kind for m in mail.list_messages(ctx)}
+        assert {m.status for m in mail.list_messages(ctx)} == {"sent"}
+    assert list(before.values()).count("notification") == 3 and "rights_letter" in before.values()
+
+    with frozen(start + timedelta(days=89)):
+        assert worker.run_once(runtime).mail_purged == 0  # not yet
+    with frozen(start + timedelta(days=91)):
+        report = worker.run_once(runtime)
+        again = worker.run_once(runtime)
+    old_notes = [i for i, kind in before.items() if kind != "rights_letter"]
+    assert report.errors == [] and report.mail_purged == len(old_notes) and again.mail_purged == 0
+    with runtime.tenant_context(clik_tenant) as ctx:
+        left = {m.id: m.kind for m in mail.list_messages(ctx)}
+        # The rights letters stay with their request (24 months after it closes); the
+        # letter closing the unverified request, written at day 91, is there too.
+        assert {i for i, k in before.items() if k == "rights_letter"} <= set(left)
+        assert not set(old_notes) & set(left)
+        entries = audit.list_entries(ctx, limit=1000)
+        purged = [e.details for e in entries if e.event == AuditEvent.MAIL_PURGED.value]
+        assert [d["messages"] for d in purged] == [len(old_notes)]

@@ -46,6 +46,7 @@ class AuditEvent(StrEnum):
     CAMPAIGN_SENT = "campaign.sent"
     MAIL_QUEUED = "mail.queued"
     MAIL_READ = "mail.read"
+    MAIL_PURGED = "mail.purged"
     SUPPRESSION_REMOVED = "suppression.removed"
     HYGIENE_REPORTED = "hygiene.reported"
     HYGIENE_ERASED = "hygiene.erased"

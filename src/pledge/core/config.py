@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     # outbox page), "file" (.eml files in mail_dir, plaintext on disk: development only),
     # "smtp". `base_url` must be https in production: RFC 8058 one-click needs an HTTPS URI.
     mail_backend: str = "outbox"
+    # Days a message stays in the outbox once it is done with (sent, failed or cancelled):
+    # then the worker deletes it, body and all. Rights letters are not counted here: they
+    # stay with their request's record (24 months after it closed).
+    mail_keep_days: int = Field(default=90, ge=1, le=3650)
     mail_dir: Path | None = None
     smtp_host: str = "localhost"
     smtp_port: int = 587

@@ -341,6 +341,32 @@ def purge_requests(
     return int(cast(CursorResult[Any], ctx.session.execute(stmt)).rowcount or 0)
 
 
+RIGHTS_LETTER = "rights_letter"
+_DONE = (OutboxStatus.SENT.value, OutboxStatus.FAILED.value, OutboxStatus.CANCELLED.value)
+
+
+def purge_done(ctx: TenantContext, done_before: datetime) -> int:
+    """Delete the messages done with (sent, failed, cancelled) before `done_before`, body and
+    all: campaigns, announcements, receipts, codes — every kind but rights letters, which stay
+    with their request's record. The outbox is a way out, not an archive: that a message was
+    queued, and to whom by id, stays in the audit chain. One audit entry with the count."""
+    stmt = delete(OutboxMessage).where(
+        OutboxMessage.tenant_id == ctx.tenant_id,
+        OutboxMessage.status.in_(_DONE),
+        OutboxMessage.created_at < done_before,  # `ix_outbox_status` narrows it to these
+        OutboxMessage.kind != RIGHTS_LETTER,
+        (OutboxMessage.sent_at.is_(None)) | (OutboxMessage.sent_at < done_before),
+    )
+    deleted = int(cast(CursorResult[Any], ctx.session.execute(stmt)).rowcount or 0)
+    if deleted:
+        audit.record(
+            ctx,
+            AuditEvent.MAIL_PURGED,
+            details={"messages": deleted, "done_before": done_before.isoformat()},
+        )
+    return deleted
+
+
 def purge_unlinked_rights_letters(ctx: TenantContext, written_before: datetime) -> int:
     """Delete the rights letters linked to no request written before `written_before`,
     whatever their status: the letter that tells a requester who the controller is (queued
@@ -354,7 +380,7 @@ def purge_unlinked_rights_letters(ctx: TenantContext, written_before: datetime) 
         # the rows past the cutoff, not every campaign mail (their request_id is NULL too).
         OutboxMessage.status.in_([s.value for s in OutboxStatus]),
         OutboxMessage.created_at < written_before,
-        OutboxMessage.kind == "rights_letter",
+        OutboxMessage.kind == RIGHTS_LETTER,
         OutboxMessage.request_id.is_(None),
     )
     return int(cast(CursorResult[Any], ctx.session.execute(stmt)).rowcount or 0)
