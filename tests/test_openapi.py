@@ -8,6 +8,7 @@ import json
 from fastapi.testclient import TestClient
 
 from pledge.runtime import Runtime
+from pledge.signals import service as signals
 from pledge.web.app import create_app
 
 # Operations that answer with a file rather than JSON.
@@ -43,3 +44,21 @@ def test_every_api_operation_is_documented(runtime: Runtime) -> None:
             if not problem or not problem["schema"].get("$ref", "").endswith("/Problem"):
                 undocumented.append(f"{where}: {code} is not documented as a problem")
     assert not undocumented, "\n".join(undocumented)
+
+
+def test_the_signal_effects_an_answer_may_carry_are_each_explained(runtime: Runtime) -> None:
+    # An integrator reads `signal_effects` to tell the person what their browser's GPC did;
+    # every value the service can write must be named in the contract.
+    spec = TestClient(create_app(runtime)).get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    carrying = [s for s in schemas.values() if "signal_effects" in s.get("properties", {})]
+    assert carrying
+    for schema in carrying:
+        described = schema["properties"]["signal_effects"].get("description", "")
+        for value in (
+            signals.GPC_OPTED_OUT,
+            signals.GPC_ALREADY_OPTED_OUT,
+            signals.GPC_OPT_IN_KEPT,
+            signals.DNT_OPTED_OUT,
+        ):
+            assert f"`{value}`" in described, (schema.get("title"), value)

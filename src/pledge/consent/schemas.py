@@ -11,6 +11,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from pledge.consent.models import ConsentAction, ConsentMethod
 from pledge.subjects.schemas import FieldIn
 
+# What the browser's privacy signals sent with the call did (`pledge.signals.service`).
+SIGNAL_EFFECTS = (
+    "What Global Privacy Control or Do Not Track sent with this call did: `sale_opt_out` "
+    "(GPC opted the person out of sale/sharing), `sale_opt_out_already` (they were opted out "
+    "already), `sale_opt_in_kept` (their explicit opt-in stands: a signal never overrides it), "
+    "`dnt_opt_out` (DNT opted them out, where the tenant treats DNT so). Empty: no signal, or "
+    "none honoured."
+)
+
 
 class SignalsIn(BaseModel):
     """What the person's browser sent, forwarded by the integrator. A `Sec-GPC: 1` (or `DNT`)
@@ -62,7 +71,7 @@ class ConsentRecordOut(BaseModel):
     receipt: str | None = Field(
         description="Signed consent receipt (compact JWS, EdDSA/Ed25519; Kantara CR v1.1 claims)"
     )
-    signal_effects: list[str] = Field(default_factory=list)
+    signal_effects: list[str] = Field(default_factory=list, description=SIGNAL_EFFECTS)
 
 
 class WordingShown(BaseModel):
@@ -156,7 +165,7 @@ class CollectedOut(BaseModel):
     created: bool
     relationships: list[str]
     consents: list[str]
-    signal_effects: list[str]
+    signal_effects: list[str] = Field(description=SIGNAL_EFFECTS)
 
 
 # ---------------------------------------------------------------------------------------------

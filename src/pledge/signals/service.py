@@ -56,6 +56,7 @@ def from_headers(headers: Any, client_ip: str | None) -> Signals:
 GPC_OPTED_OUT = "sale_opt_out"
 GPC_ALREADY_OPTED_OUT = "sale_opt_out_already"
 GPC_OPT_IN_KEPT = "sale_opt_in_kept"
+DNT_OPTED_OUT = "dnt_opt_out"  # DNT opted them out (a tenant whose DNT policy is opt-out)
 
 
 def apply_to_subject(ctx: TenantContext, subject_id: uuid.UUID, signals: Signals) -> list[str]:
@@ -77,7 +78,7 @@ def apply_to_subject(ctx: TenantContext, subject_id: uuid.UUID, signals: Signals
         before = consent.active_subject(ctx, subject_id).sale_opt_out_at
         subject = consent.set_sale_opt_out(ctx, subject_id, True, "dnt")
         if before is None and subject.sale_opt_out_at is not None:
-            effects.append("dnt_opt_out")
+            effects.append(DNT_OPTED_OUT)
     if signals.gpc or signals.dnt is not None:
         audit.record(
             ctx,
