@@ -143,11 +143,15 @@ def run_once(runtime: Runtime) -> CycleReport:
                 # The class only, no traceback: an exception's text may carry personal data.
                 log.error("worker step %s failed for tenant %s: %s", name, slug, type(exc).__name__)
                 report.errors.append(f"{slug}: {name}: {type(exc).__name__}")
-    for _ in range(WEBHOOK_BATCHES):
-        with transaction(runtime.sessions) as session:
-            ok, failing = webhooks.deliver(session, runtime.keystore)
-        report.webhooks_ok += ok
-        report.webhooks_failing += failing
-        if ok + failing == 0:
-            break
+    try:
+        for _ in range(WEBHOOK_BATCHES):
+            with transaction(runtime.sessions) as session:
+                ok, failing = webhooks.deliver(session, runtime.keystore)
+            report.webhooks_ok += ok
+            report.webhooks_failing += failing
+            if ok + failing == 0:
+                break
+    except Exception as exc:  # reported like a tenant's step: the next cycle tries again
+        log.error("worker step webhooks failed: %s", type(exc).__name__)
+        report.errors.append(f"webhooks: {type(exc).__name__}")
     return report

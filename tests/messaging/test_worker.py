@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from pledge import worker
@@ -91,3 +92,19 @@ def test_messages_done_with_leave_the_outbox_after_the_keep_days_but_rights_lett
         entries = audit.list_entries(ctx, limit=1000)
         purged = [e.details for e in entries if e.event == AuditEvent.MAIL_PURGED.value]
         assert [d["messages"] for d in purged] == [len(old_notes)]
+
+
+def test_a_failing_webhook_step_is_reported_like_any_other_and_ends_nothing_else(
+    runtime: Runtime, clik_tenant: str
+) -> None:
+    # The deliveries' table unreadable (a botched migration, a lost grant): the cycle says so
+    # in its report instead of ending with the error after the tenants' steps.
+    with runtime.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE webhook_deliveries RENAME TO webhook_deliveries_gone"))
+    try:
+        report = worker.run_once(runtime)
+    finally:
+        with runtime.engine.begin() as conn:
+            conn.execute(text("ALTER TABLE webhook_deliveries_gone RENAME TO webhook_deliveries"))
+    assert len(report.errors) == 1 and report.errors[0].startswith("webhooks: ")
+    assert "errors: webhooks: " in report.summary()

@@ -31,7 +31,8 @@ def deliver(
         for slug in slugs:
             with operator_context(runtime, slug) as ctx:
                 if not backend.delivers:
-                    waiting = mail.count_by_status(ctx).get("queued", 0)
+                    counts = mail.count_by_status(ctx)
+                    waiting = counts.get("queued", 0) + counts.get("sending", 0)
                     console.print(
                         f"{slug}: {waiting} queued; the outbox-only backend sends nothing "
                         "(set PLEDGE_MAIL_BACKEND=smtp to deliver)"

@@ -13,6 +13,7 @@ from pledge.core.ids import new_id
 
 class OutboxStatus(StrEnum):
     QUEUED = "queued"
+    SENDING = "sending"  # claimed by one process, in a backend's hands (`mail.service`)
     SENT = "sent"
     FAILED = "failed"
     CANCELLED = "cancelled"

@@ -7,6 +7,11 @@ sealed under a key derived from the tenant key. Delivery runs after commit throu
 configured backend (`pledge.mail.backends`) and records its outcome in a transaction of its
 own: status, attempts and a short error that never carries an address or a body.
 `deliver_pending` (the `pledge mail deliver` command) retries what is still queued or failed.
+
+Two workers may run at once (a second `pledge worker`, a cron `--once` overlapping one): a
+message is claimed before it is handed to the backend — its status moves to "sending" in one
+statement that only a queued (or, for a retry, locked) row passes — so only one process sends
+it. A claim whose sender died is taken back after `STALE`, as a failed attempt to retry.
 """
 
 from __future__ import annotations
@@ -46,6 +51,13 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
 FRESH = timedelta(minutes=1)
+# Claimed and in a backend's hands; `sent_at` holds when it was claimed until the outcome
+# is recorded.
+SENDING = OutboxStatus.SENDING.value
+# How long a claim holds: a sender silent for longer is taken as dead and the message is
+# tried again. Far above a batch's send (CHUNK messages on one SMTP connection).
+STALE = timedelta(hours=1)
+CHUNK = 100  # messages claimed, sent and recorded at a time after a commit
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,76}$")
 # Headers the outbox writes itself; a caller cannot replace them.
 _RESERVED = {
@@ -420,7 +432,12 @@ def _deliver_after_commit(
     ctx: TenantContext,
     outgoing: Sequence[tuple[uuid.UUID, Letter]],
     report: DeliveryReport | None = None,
+    *,
+    claimed: bool = False,
 ) -> None:
+    """Hand `outgoing` to the backend once the transaction commits, CHUNK at a time: each
+    chunk claimed (unless `claimed`: the caller's transaction did), sent, its outcome
+    recorded — a slow relay or a crash holds back one chunk, not a whole campaign."""
     backend = backends.current()
     if report is not None:
         report.scheduled = len(outgoing)
@@ -433,14 +450,43 @@ def _deliver_after_commit(
 
     def deliver() -> None:
         sender = get_settings().smtp_from
-        messages = [build_message(letter, mid, sender) for mid, letter in items]
-        try:
-            results = backend.send(messages)
-        except Exception as exc:  # a backend bug must not lose the outcome
-            results = [backends.describe_error(exc) for _ in messages]
-        _record_outcome(engine, tenant_id, [mid for mid, _ in items], results, report)
+        for start in range(0, len(items), CHUNK):
+            chunk = items[start : start + CHUNK]
+            if not claimed:
+                # Queued rows only: one another worker took (after FRESH) is its to send.
+                mine = _claim(engine, tenant_id, [mid for mid, _ in chunk])
+                chunk = [(mid, letter) for mid, letter in chunk if mid in mine]
+            if not chunk:
+                continue
+            messages = [build_message(letter, mid, sender) for mid, letter in chunk]
+            try:
+                results = backend.send(messages)
+            except Exception as exc:  # a backend bug must not lose the outcome
+                results = [backends.describe_error(exc) for _ in messages]
+            _record_outcome(engine, tenant_id, [mid for mid, _ in chunk], results, report)
+        if report is not None:
+            report.done = True
 
     after_commit(ctx.session, deliver)
+
+
+def _claim(engine: Engine, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Take these queued messages for sending, in a transaction of its own; which were taken.
+    One UPDATE: of two processes, the second finds them claimed (on PostgreSQL it waits for
+    the first's row locks, then sees the row no longer queued)."""
+    with Session(engine) as session, session.begin():
+        taken = session.scalars(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.tenant_id == tenant_id,
+                OutboxMessage.id.in_(ids),
+                OutboxMessage.status == OutboxStatus.QUEUED.value,
+            )
+            .values(status=SENDING, sent_at=utcnow(), attempts=OutboxMessage.attempts + 1)
+            .returning(OutboxMessage.id)
+            .execution_options(synchronize_session=False)
+        )
+        return set(taken)
 
 
 def _record_outcome(
@@ -450,30 +496,25 @@ def _record_outcome(
     results: Sequence[str | None],
     report: DeliveryReport | None,
 ) -> None:
+    """The outcome of claimed messages (their attempt was counted with the claim)."""
     now = utcnow()
     sent = [mid for mid, error in zip(ids, results, strict=True) if error is None]
     failed = [(mid, error) for mid, error in zip(ids, results, strict=True) if error is not None]
+    claimed = (OutboxMessage.tenant_id == tenant_id) & (OutboxMessage.status == SENDING)
     with Session(engine) as session, session.begin():
         if sent:
             session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.tenant_id == tenant_id, OutboxMessage.id.in_(sent))
-                .values(
-                    status=OutboxStatus.SENT.value,
-                    sent_at=now,
-                    attempts=OutboxMessage.attempts + 1,
-                    last_error=None,
-                )
+                .where(claimed, OutboxMessage.id.in_(sent))
+                .values(status=OutboxStatus.SENT.value, sent_at=now, last_error=None)
+                .execution_options(synchronize_session=False)
             )
         for mid, error in failed:
             session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.tenant_id == tenant_id, OutboxMessage.id == mid)
-                .values(
-                    status=OutboxStatus.FAILED.value,
-                    attempts=OutboxMessage.attempts + 1,
-                    last_error=error,
-                )
+                .where(claimed, OutboxMessage.id == mid)
+                .values(status=OutboxStatus.FAILED.value, sent_at=None, last_error=error)
+                .execution_options(synchronize_session=False)
             )
     if failed:
         # Counts only: an address or a server's reply must not reach the logs.
@@ -481,18 +522,33 @@ def _record_outcome(
     if report is not None:
         report.sent += len(sent)
         report.failed += len(failed)
-        report.done = True
 
 
 def deliver_pending(ctx: TenantContext, *, limit: int = 1000) -> DeliveryReport:
     """Hand failed messages (fewer than MAX_ATTEMPTS tries) and queued ones older than a
     minute to the backend after the transaction commits. Delivery is at least once: a crash
     between the send and the status update sends again. A message whose subject was erased
-    cannot be opened any more: it is cancelled, never sent."""
+    cannot be opened any more: it is cancelled, never sent.
+
+    The messages are claimed in this transaction (locked, skipping those another worker
+    holds, on PostgreSQL; SQLite's writers take turns): a second worker running at once,
+    or while these are being sent, does not send them again. A claim older than STALE — its
+    sender died mid-send — becomes a failed attempt first, retried as any other."""
     backend = backends.current()
     report = DeliveryReport(backend.name)
     if not backend.delivers:
         return report
+    now = utcnow()
+    ctx.session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.tenant_id == ctx.tenant_id,
+            OutboxMessage.status == SENDING,
+            OutboxMessage.sent_at < now - STALE,
+        )
+        .values(status=OutboxStatus.FAILED.value, sent_at=None, last_error="delivery interrupted")
+        .execution_options(synchronize_session=False)
+    )
     rows = list(
         ctx.session.scalars(
             for_tenant(select(OutboxMessage), OutboxMessage, ctx.tenant_id)
@@ -502,13 +558,14 @@ def deliver_pending(ctx: TenantContext, *, limit: int = 1000) -> DeliveryReport:
                     # A fresh message is being delivered by its own transaction's commit hook.
                     and_(
                         OutboxMessage.status == OutboxStatus.QUEUED.value,
-                        OutboxMessage.created_at <= utcnow() - FRESH,
+                        OutboxMessage.created_at <= now - FRESH,
                     ),
                 ),
                 OutboxMessage.attempts < MAX_ATTEMPTS,
             )
             .order_by(OutboxMessage.created_at, OutboxMessage.id)
             .limit(limit)
+            .with_for_update(skip_locked=True)
         )
     )
     keys = _readable_keys(ctx, rows)
@@ -520,8 +577,9 @@ def deliver_pending(ctx: TenantContext, *, limit: int = 1000) -> DeliveryReport:
             row.last_error = "subject erased"
             report.cancelled += 1
             continue
+        row.status, row.sent_at, row.attempts = SENDING, now, row.attempts + 1
         outgoing.append((row.id, opened))
-    _deliver_after_commit(ctx, outgoing, report)
+    _deliver_after_commit(ctx, outgoing, report, claimed=True)
     if not outgoing:
         report.done = True
     return report

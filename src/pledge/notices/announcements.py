@@ -163,12 +163,17 @@ def _announce(ctx: TenantContext, announcement: NoticeAnnouncement) -> Announced
 
 
 def send_due(ctx: TenantContext) -> list[Announced]:
-    """Send every announcement whose time has come and that has not been sent yet."""
+    """Send every announcement whose time has come and that has not been sent yet.
+
+    Each is locked until this transaction ends (PostgreSQL; SQLite's writers take turns),
+    and one another worker holds is left to it: two workers at once would otherwise both
+    find it unsent and tell everyone twice."""
     due = list(
         ctx.session.scalars(
             for_tenant(select(NoticeAnnouncement), NoticeAnnouncement, ctx.tenant_id)
             .where(NoticeAnnouncement.sent_at.is_(None), NoticeAnnouncement.send_at <= utcnow())
             .order_by(NoticeAnnouncement.send_at, NoticeAnnouncement.id)
+            .with_for_update(skip_locked=True)
         )
     )
     return [_announce(ctx, a) for a in due]

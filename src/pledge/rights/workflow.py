@@ -117,7 +117,19 @@ def decide_appeal(
 
 
 def close_unverified(ctx: TenantContext) -> int:
+    """Close the requests never verified in time, each with its letter. How many closed."""
     after = verification.unverified_close_after()
+    # Lock them first (PostgreSQL; SQLite's writers take turns): a second worker at once
+    # waits here, then finds them closed — not a second closing, letter and webhook.
+    # Waiting, not skipping: what is skipped here would still be read below.
+    ctx.session.execute(
+        for_tenant(select(RightsRequest.id), RightsRequest, ctx.tenant_id)
+        .where(
+            RightsRequest.state == RequestState.AWAITING_VERIFICATION.value,
+            RightsRequest.received_at < utcnow() - after,
+        )
+        .with_for_update()
+    ).all()
     closed = verification.close_unverified(ctx, after)
     for request in closed:
         letters.send(ctx, request, "closed_unverified", days=after.days)
@@ -158,13 +170,17 @@ def purge_expired(ctx: TenantContext) -> int:
     in_force = (RightsRequest.type == RequestType.RESTRICTION.value) & (
         RightsRequest.outcome_code == RESTRICTED
     )
+    # Locked, skipping those another worker is purging (PostgreSQL; SQLite's writers take
+    # turns): the audit entry names only what this run deleted, never the same ones twice.
     ids = list(
         ctx.session.scalars(
-            for_tenant(select(RightsRequest.id), RightsRequest, ctx.tenant_id).where(
+            for_tenant(select(RightsRequest.id), RightsRequest, ctx.tenant_id)
+            .where(
                 RightsRequest.purge_after.is_not(None),
                 RightsRequest.purge_after < now,
                 ~in_force,
             )
+            .with_for_update(skip_locked=True)
         )
     )
     for start in range(0, len(ids), 500):

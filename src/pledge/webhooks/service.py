@@ -21,6 +21,7 @@ from typing import Any
 import httpx2 as httpx
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from pledge.access.context import TenantContext
@@ -275,7 +276,12 @@ def deliver(
     now: datetime | None = None,
 ) -> tuple[int, int]:
     """Attempt the deliveries that are due; returns (delivered, still failing). The caller
-    commits. Errors are recorded without personal data (status code or exception type)."""
+    commits. Errors are recorded without personal data (status code or exception type).
+
+    The deliveries are locked until the caller commits, and those another process holds are
+    skipped (PostgreSQL; SQLite's writers take turns): the delivery right after a commit and
+    a worker's cycle, or two workers, never post the same one twice. A process that dies
+    mid-post leaves its deliveries as they were, due again."""
     moment = now or utcnow()
     stmt = select(WebhookDelivery).where(
         WebhookDelivery.status == DeliveryStatus.PENDING.value,
@@ -288,9 +294,24 @@ def deliver(
     delivered = failing = 0
     with httpx.Client(timeout=TIMEOUT_S, follow_redirects=False) as client:
         for delivery in session.scalars(
-            stmt.order_by(WebhookDelivery.next_attempt_at).limit(500)
+            stmt.order_by(WebhookDelivery.next_attempt_at)
+            .limit(500)
+            .with_for_update(skip_locked=True)
         ).all():
-            target = _target(session, keystore, delivery)
+            try:
+                target = _target(session, keystore, delivery)
+            except SQLAlchemyError:
+                raise  # the data store's trouble, not this delivery's: the batch stops
+            except Exception as exc:
+                # Undecryptable (damaged at rest), or its target's secret: raised, it would
+                # roll back the batch's outcomes after their posts, posted again each cycle.
+                # The class only: an exception's text may carry personal data.
+                log.error("webhook delivery %s cannot be read: %s", delivery.id, type(exc).__name__)
+                delivery.attempts += 1
+                delivery.status = DeliveryStatus.FAILED.value
+                delivery.last_error = f"unreadable: {type(exc).__name__}"[:200]
+                failing += 1
+                continue
             delivery.attempts += 1
             if target is None:
                 delivery.status, delivery.last_error = DeliveryStatus.FAILED.value, "target gone"

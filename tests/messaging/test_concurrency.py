@@ -1,0 +1,369 @@
+"""Two workers at once: `pledge worker` beside a second one started by mistake, or a cron
+`pledge worker --once` overlapping it. Nothing is sent, announced, closed or purged twice, and
+a message whose sender died mid-send is not stuck for ever.
+
+On SQLite every writer begins IMMEDIATE and waits for the other: the races that need two
+transactions open at once run on PostgreSQL only. The ones where the first worker's
+transaction has committed and its send is still under way run on both."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from pledge.access.context import OPERATOR, TenantContext
+from pledge.access.permissions import ALL_SCOPES
+from pledge.audit.events import AuditEvent
+from pledge.audit.models import AuditEntry
+from pledge.core.clock import frozen, utcnow
+from pledge.mail import backends
+from pledge.mail import service as mail
+from pledge.mail.backends import MemoryBackend
+from pledge.mail.models import OutboxMessage
+from pledge.notices import announcements
+from pledge.notices import service as notices
+from pledge.rights import service as rights
+from pledge.rights import workflow
+from pledge.rights.service import Requester, RequestInput
+from pledge.runtime import Runtime
+from pledge.webhooks import service as webhooks
+from pledge.webhooks.models import WebhookDelivery
+from tests.messaging.conftest import subscribe
+
+TO = "olive.overlap@example.com"
+
+
+def _statuses(runtime: Runtime) -> list[tuple[str, int]]:
+    with runtime.sessions() as s:
+        return [(r.status, r.attempts) for r in s.scalars(select(OutboxMessage))]
+
+
+class BesideBackend:
+    """Delivers to `memory`; during its first send — the first worker's, its transaction
+    committed — runs `beside` once: the second worker, overlapping it."""
+
+    name = "beside"
+    delivers = True
+
+    def __init__(self, memory: MemoryBackend, beside: Callable[[], None]) -> None:
+        self.memory, self.beside = memory, beside
+        self.overlapped = False
+
+    def send(self, messages: Sequence[EmailMessage]) -> list[str | None]:
+        if not self.overlapped:
+            self.overlapped = True
+            self.beside()
+        return self.memory.send(messages)
+
+
+def test_a_retry_being_sent_is_not_sent_again_by_a_second_worker(
+    runtime: Runtime, tenant: str, mailbox: MemoryBackend
+) -> None:
+    mailbox.fail_with = ConnectionRefusedError()
+    with runtime.tenant_context(tenant) as ctx:
+        mail.queue(ctx, to=TO, subject_line="Your receipt", text="Thank you.")
+    assert _statuses(runtime) == [("failed", 1)]
+    mailbox.fail_with = None
+    second: list[mail.DeliveryReport] = []
+
+    def second_worker() -> None:
+        with runtime.tenant_context(tenant) as ctx:
+            second.append(mail.deliver_pending(ctx))
+
+    beside = BesideBackend(mailbox, second_worker)
+    with backends.override(beside), runtime.tenant_context(tenant) as ctx:
+        first = mail.deliver_pending(ctx)
+    assert [m["To"] for m in mailbox.sent] == [TO]  # once
+    assert (first.sent, second[0].scheduled) == (1, 0)
+    assert _statuses(runtime) == [("sent", 2)]
+
+
+def test_a_fresh_message_still_being_sent_a_minute_on_is_not_sent_again(
+    runtime: Runtime, tenant: str, mailbox: MemoryBackend
+) -> None:
+    # A campaign's letters leave after its commit; a slow relay can take minutes, and a
+    # worker's cycle meanwhile finds them older than a minute.
+    second: list[mail.DeliveryReport] = []
+
+    def second_worker() -> None:
+        with frozen(utcnow() + timedelta(minutes=5)), runtime.tenant_context(tenant) as ctx:
+            second.append(mail.deliver_pending(ctx))
+
+    beside = BesideBackend(mailbox, second_worker)
+    with backends.override(beside), runtime.tenant_context(tenant) as ctx:
+        mail.queue(ctx, to=TO, subject_line="Our news", text="Spring is here.")
+    assert [m["To"] for m in mailbox.sent] == [TO]
+    assert second[0].scheduled == 0
+    assert _statuses(runtime) == [("sent", 1)]
+
+
+def _tenant_id(runtime: Runtime, slug: str) -> uuid.UUID:
+    with runtime.tenant_context(slug) as ctx:
+        return ctx.tenant_id
+
+
+class Killed(BaseException):
+    """The process dies (a SIGKILL, the machine restarts) while the relay has the message."""
+
+
+class DyingBackend:
+    name = "dying"
+    delivers = True
+
+    def send(self, messages: Sequence[EmailMessage]) -> list[str | None]:
+        raise Killed
+
+
+def test_a_message_whose_sender_died_mid_send_is_sent_once_later(
+    runtime: Runtime, tenant: str, mailbox: MemoryBackend
+) -> None:
+    start = utcnow()
+    tenant_id = _tenant_id(runtime, tenant)
+    with frozen(start), backends.override(DyingBackend()), runtime.sessions() as session:
+        ctx = TenantContext.lazy(session, runtime.keystore, tenant_id, OPERATOR, ALL_SCOPES)
+        mail.queue(ctx, to=TO, subject_line="Your code", text="It is 123456.")
+        with pytest.raises(Killed):
+            session.commit()  # the message is stored; its sender dies on the way out
+    # Another worker cannot tell a dead sender from a slow one for a while: it waits…
+    with frozen(start + timedelta(minutes=10)), runtime.tenant_context(tenant) as ctx:
+        assert mail.deliver_pending(ctx).scheduled == 0
+    assert mailbox.sent == []
+    # …then the message is tried again, counted as a second attempt, and sent once.
+    with frozen(start + mail.STALE + timedelta(minutes=1)):
+        with runtime.tenant_context(tenant) as ctx:
+            report = mail.deliver_pending(ctx)
+        with runtime.tenant_context(tenant) as ctx:
+            again = mail.deliver_pending(ctx)
+    assert (report.sent, again.scheduled) == (1, 0)
+    assert [m["To"] for m in mailbox.sent] == [TO]
+    assert _statuses(runtime) == [("sent", 2)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Two transactions open at once (PostgreSQL)
+
+
+def _needs_postgresql(runtime: Runtime) -> None:
+    if runtime.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite: a second writer waits for the first's transaction (BEGIN IMMEDIATE)")
+
+
+def _waiting_on_a_lock(runtime: Runtime) -> bool:
+    with runtime.engine.connect() as conn:
+        found = conn.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        ).scalar()
+    return bool(found)
+
+
+class Second:
+    """A second worker's transaction running `step` in a thread while the caller's is still
+    open; started at once, it runs until it finishes or waits for a lock the first holds."""
+
+    def __init__(
+        self, runtime: Runtime, at: datetime, slug: str, step: Callable[[TenantContext], int]
+    ) -> None:
+        self._result: list[int] = []
+        self._failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with frozen(at), runtime.tenant_context(slug) as ctx:
+                    self._result.append(step(ctx))
+            except BaseException as exc:  # re-raised in the test's thread
+                self._failure.append(exc)
+
+        self._thread = threading.Thread(target=run)
+        self._thread.start()
+        polls = 0
+        while self._thread.is_alive() and not _waiting_on_a_lock(runtime):
+            polls += 1
+            assert polls < 1200, "the second worker neither finished nor waited for a lock"
+            self._thread.join(0.05)
+
+    def result(self) -> int:
+        """What the step returned, once the first worker has committed."""
+        self._thread.join()
+        if self._failure:
+            raise self._failure[0]
+        return self._result[0]
+
+
+def _count(runtime: Runtime, event: AuditEvent) -> int:
+    with runtime.sessions() as s:
+        return int(
+            s.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.event == event))
+            or 0
+        )
+
+
+def test_an_announcement_is_sent_once_by_two_workers(
+    runtime: Runtime, clik_tenant: str, mailbox: MemoryBackend
+) -> None:
+    _needs_postgresql(runtime)
+    subscribe(runtime, clik_tenant, "reader@example.com", "Rita")
+    with runtime.tenant_context(clik_tenant) as ctx:
+        notices.publish_version(
+            ctx,
+            "privacy",
+            text="We now keep call recordings for 90 days.",
+            effective_at=utcnow() + timedelta(days=30),
+            summary="Call recordings are kept longer.",
+            material=True,
+        )
+    mailbox.sent.clear()
+    now = utcnow()
+
+    def announce(ctx: TenantContext) -> int:
+        return len(announcements.send_due(ctx))
+
+    with frozen(now), runtime.tenant_context(clik_tenant) as ctx:
+        first = announce(ctx)
+        second = Second(runtime, now, clik_tenant, announce)
+    assert (first, second.result()) == (1, 0)
+    assert [m["To"] for m in mailbox.sent] == ["reader@example.com"]
+    assert _count(runtime, AuditEvent.NOTICE_ANNOUNCED) == 1
+
+
+def _request(runtime: Runtime, tenant: str) -> uuid.UUID:
+    """An access request waiting for verification: its acknowledgement and code are sent."""
+    with runtime.tenant_context(tenant) as ctx:
+        received = workflow.receive(ctx, RequestInput("access", Requester(TO), "EU"))
+        return received.request.id
+
+
+def test_an_unverified_request_is_closed_once_by_two_workers(
+    runtime: Runtime, clik_tenant: str, mailbox: MemoryBackend
+) -> None:
+    _needs_postgresql(runtime)
+    request_id = _request(runtime, clik_tenant)
+    mailbox.sent.clear()
+    later = utcnow() + timedelta(days=60)
+
+    with frozen(later), runtime.tenant_context(clik_tenant) as ctx:
+        first = workflow.close_unverified(ctx)
+        second = Second(runtime, later, clik_tenant, workflow.close_unverified)
+    assert (first, second.result()) == (1, 0)
+    assert len(mailbox.sent) == 1  # one letter saying why it was closed
+    with runtime.tenant_context(clik_tenant) as ctx:
+        request = rights.get_request(ctx, request_id)
+        assert request.state == "closed_unverified"
+        closings = [e for e in rights.timeline(ctx, request) if e.kind == "closed_unverified"]
+    assert len(closings) == 1
+
+
+def test_an_expired_request_is_purged_once_by_two_workers(
+    runtime: Runtime, clik_tenant: str, mailbox: MemoryBackend
+) -> None:
+    _needs_postgresql(runtime)
+    request_id = _request(runtime, clik_tenant)
+    with runtime.tenant_context(clik_tenant) as ctx:
+        rights.get_request(ctx, request_id).purge_after = utcnow() - timedelta(days=1)
+    now = utcnow()
+
+    with frozen(now), runtime.tenant_context(clik_tenant) as ctx:
+        first = workflow.purge_expired(ctx)
+        second = Second(runtime, now, clik_tenant, workflow.purge_expired)
+    assert (first, second.result()) == (1, 0)
+    # The audit chain says once that the request's record was purged, not twice.
+    assert _count(runtime, AuditEvent.RIGHTS_PURGED) == 1
+
+
+class HookReceiver:
+    """A real HTTP server on 127.0.0.1; during the first POST — the first worker's, its
+    transaction still open — runs `beside` once (the second worker)."""
+
+    def __init__(self) -> None:
+        self.received: list[str] = []
+        self.status = 200
+        self.beside: Callable[[], None] = lambda: None
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["content-length"]))
+                outer.received.append(self.headers["Pledge-Delivery"])
+                if len(outer.received) == 1:
+                    outer.beside()
+                self.send_response(outer.status)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def hook_receiver(private_targets: None) -> Iterator[HookReceiver]:
+    r = HookReceiver()
+    yield r
+    r.close()
+
+
+def test_a_webhook_is_delivered_once_by_two_workers(
+    runtime: Runtime, tenant: str, hook_receiver: HookReceiver
+) -> None:
+    _needs_postgresql(runtime)
+    outcomes: list[tuple[int, int]] = []
+
+    def second_worker() -> None:  # `pledge worker`'s cycle, while the first one posts
+        with Session(runtime.engine) as session, session.begin():
+            outcomes.append(webhooks.deliver(session, runtime.keystore))
+
+    hook_receiver.beside = second_worker
+    with runtime.tenant_context(tenant) as ctx:
+        webhooks.add_endpoint(ctx, hook_receiver.url, ["*"])
+        webhooks.emit(ctx, "request.state_changed", {"x": 1})
+    # The first worker here is the delivery right after the commit.
+    assert len(hook_receiver.received) == 1
+    assert outcomes == [(0, 0)]
+    with runtime.sessions() as s:
+        delivery = s.scalars(select(WebhookDelivery)).one()
+        assert (delivery.status, delivery.attempts) == ("delivered", 1)
+
+
+def test_one_unreadable_delivery_does_not_undo_the_posts_of_its_batch(
+    runtime: Runtime, tenant: str, hook_receiver: HookReceiver
+) -> None:
+    hook_receiver.status = 503  # both wait for a retry
+    with runtime.tenant_context(tenant) as ctx:
+        webhooks.add_endpoint(ctx, hook_receiver.url, ["*"])
+    for n in (1, 2):
+        with runtime.tenant_context(tenant) as ctx:
+            webhooks.emit(ctx, "request.state_changed", {"n": n})
+    with runtime.sessions() as s, s.begin():
+        first, second = s.scalars(select(WebhookDelivery).order_by(WebhookDelivery.created_at))
+        second.payload_sealed = b"\x00" * len(second.payload_sealed)  # damaged at rest
+        good_id = str(first.id)
+    hook_receiver.received.clear()
+    hook_receiver.status = 200
+
+    later = utcnow() + timedelta(minutes=2)
+    for _ in range(2):  # two worker cycles
+        with Session(runtime.engine) as session, session.begin():
+            webhooks.deliver(session, runtime.keystore, now=later)
+    assert hook_receiver.received == [good_id]  # posted once, and its outcome kept
+    with runtime.sessions() as s:
+        rows = {str(d.id): d for d in s.scalars(select(WebhookDelivery))}
+    assert rows[good_id].status == "delivered"
+    (broken,) = (d for i, d in rows.items() if i != good_id)
+    assert (broken.status, broken.last_error) == ("failed", "unreadable: DecryptionFailed")
