@@ -8,11 +8,20 @@ the data store on purpose (see docs/decisions/0002-key-hierarchy.md).
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# A rate in the `limits` notation, one only: "20/minute", "30/10 minutes", "20 per hour".
+_RATE = re.compile(
+    r"\s*(?P<amount>[0-9]+)\s*(?:/|per)\s*(?:(?P<every>[0-9]+)\s*)?"
+    r"(?:second|minute|hour|day|month|year)s?\s*",
+    re.IGNORECASE,
+)
 
 
 class Settings(BaseSettings):
@@ -56,8 +65,9 @@ class Settings(BaseSettings):
     # `limits` notation ("20/minute", "30/10 minutes"): the sign-in (password and code
     # steps together) and the public privacy-center and preference-center forms. Set high
     # enough never to stop a person; `rate_limits=false` turns both off (e.g. a proxy in
-    # front already limits). Each server process keeps its own counts. A notation `limits`
-    # cannot read stops the app at start (checked there: the CLI does not import `limits`).
+    # front already limits). Each server process keeps its own counts. One rate each, at
+    # least 1 per period (`_one_rate`: `limits` would read "0/minute" as "refuse everyone",
+    # "20/0 minutes" as 20 a minute, and drop all but the first of "20/minute;5/second").
     rate_limits: bool = True
     sign_in_rate: str = "20/minute"
     public_form_rate: str = "30/10 minutes"
@@ -67,7 +77,35 @@ class Settings(BaseSettings):
     # Reverse proxies trusted to say who the client is (comma-separated addresses or
     # networks, e.g. "10.0.0.5" or "10.0.0.0/24"): X-Forwarded-For and X-Forwarded-Proto are
     # read from those only. Unset, the peer's address is the client, whatever headers say.
+    # Each must be an address or a network (`_proxies`): uvicorn keeps anything else as a name
+    # no peer ever has, silently, and "*" would let every client pick its own address.
     forwarded_allow_ips: str | None = None
+
+    @field_validator("sign_in_rate", "public_form_rate")
+    @classmethod
+    def _one_rate(cls, value: str) -> str:
+        match = _RATE.fullmatch(value)
+        if match is None or int(match["amount"]) < 1 or int(match["every"] or 1) < 1:
+            raise ValueError(f"{value!r} is not a rate such as '20/minute' or '30/10 minutes'")
+        return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxies(cls, value: str | None) -> str | None:
+        for item in (value or "").split(","):
+            if not (item := item.strip()):
+                continue
+            try:
+                if "/" in item:
+                    ipaddress.ip_network(item)  # strict, as uvicorn reads it: no host bits
+                else:
+                    ipaddress.ip_address(item)
+            except ValueError:
+                raise ValueError(
+                    f"{item[:60]!r} is not an address or a network such as '10.0.0.5' or "
+                    "'10.0.0.0/24'"
+                ) from None
+        return value
 
     @property
     def cookies_secure(self) -> bool:

@@ -20,6 +20,7 @@ from pledge.purposes.models import Channel
 from pledge.signals import service as signals
 from pledge.subjects import service as subjects
 from pledge.subjects.models import SubjectStatus
+from pledge.tenants import service as tenants
 from pledge.tenants.models import Tenant
 from pledge.web import throttle
 from pledge.web.deps import DbSession, RuntimeDep
@@ -192,11 +193,16 @@ def preference_center(
     )
 
 
-def _throttled(request: Request) -> Response | None:
-    """A plain 429 page when this client address has sent too many public forms
-    (`pledge.web.throttle`); None to go on. Checked before the link is even read."""
+def _throttled(request: Request, session: DbSession, slug: str) -> Response | None:
+    """A plain 429 page when this client address has sent too many public forms to this
+    tenant (`pledge.web.throttle`); None to go on. Checked before the link is even read; a
+    tenant that does not exist is not counted (the link is then refused as invalid)."""
     try:
-        throttle.check(request, Rule.PUBLIC_FORMS, "forms sent")
+        tenant = tenants.get_tenant_by_slug(session, slug)
+    except NotFound:
+        return None
+    try:
+        throttle.check(request, Rule.PUBLIC_FORMS, "forms sent", tenant=tenant.id)
     except TooManyRequests as exc:
         message = exc.detail[:1].upper() + exc.detail[1:] + ".\n"
         return PlainTextResponse(message, status_code=exc.status, headers=exc.headers)
@@ -224,7 +230,7 @@ def preference_center_save(
 ) -> Response:
     """Save what the form shows. The page's CSRF token is required: this is a browser form,
     unlike the one-click unsubscribe."""
-    if refused := _throttled(request):
+    if refused := _throttled(request, session, slug):
         return refused
     try:
         holder, ctx = _holder(session, runtime, slug, s, e, sig)
@@ -254,7 +260,7 @@ def preference_center_withdraw(
     sig: LinkParam = "",
 ) -> Response:
     """One-click withdrawal of one consent: as easy as giving it (GDPR Art. 7(3))."""
-    if refused := _throttled(request):
+    if refused := _throttled(request, session, slug):
         return refused
     try:
         holder, ctx = _holder(session, runtime, slug, s, e, sig)

@@ -199,10 +199,11 @@ def refusals_shown(route: Callable[P, Response]) -> Callable[P, Response]:
     return wrapper
 
 
-def _throttle(request: Request) -> None:
-    """Count a posted form against the client address's limit (`pledge.web.throttle`),
-    before anything is looked up or written; TooManyRequests past it."""
-    throttle.check(request, Rule.PUBLIC_FORMS, "forms sent")
+def _throttle(request: Request, ctx: TenantContext) -> None:
+    """Count a posted form against the client address's limit at this tenant
+    (`pledge.web.throttle`), before anything but the tenant is looked up, and nothing
+    written; TooManyRequests past it."""
+    throttle.check(request, Rule.PUBLIC_FORMS, "forms sent", tenant=ctx.tenant_id)
 
 
 RECENT_WINDOW = timedelta(hours=24)
@@ -338,8 +339,8 @@ def submit(
     purpose: Annotated[list[str] | None, Form(max_length=60)] = None,
     proof: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
-    _throttle(request)
     ctx = _tenant_context(request, session, runtime, slug)
+    _throttle(request, ctx)
     if type not in TYPES:
         raise InvalidInput("choose the kind of request")
     _refuse_if_many_recent(ctx, email, runtime.settings.requests_per_address_per_day)
@@ -464,8 +465,8 @@ def confirm_code(
     _csrf: Csrf,
     form: Annotated[ConfirmForm, Form()],
 ) -> Response:
-    _throttle(request)
     ctx = _tenant_context(request, session, runtime, slug)
+    _throttle(request, ctx)
     reference = form.reference.strip()
     try:
         made = rights.get_by_reference(ctx, reference, state=RequestState.AWAITING_VERIFICATION)
@@ -524,8 +525,8 @@ def verify_now(
     _csrf: Csrf,
     form: Annotated[ConfirmForm, Form()],
 ) -> Response:
-    _throttle(request)
     ctx = _tenant_context(request, session, runtime, slug)
+    _throttle(request, ctx)
     made, _secret = verification.request_for_link(ctx, token)
     context: dict[str, Any] = {"token": token, "waiting": True}
     if made.state != RequestState.AWAITING_VERIFICATION.value:

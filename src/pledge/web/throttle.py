@@ -12,6 +12,12 @@ themselves, which must hold across processes, is counted in the database instead
 The client is `request.client.host`: the peer, or the address a trusted proxy forwarded
 (`PLEDGE_FORWARDED_ALLOW_IPS`, read by uvicorn in `pledge.web.server`). An IPv6 client is
 counted by its /64 network: one subscriber usually holds the whole of it.
+
+The public forms are counted per tenant (`check`'s `tenant`), once the tenant is known: one
+tenant's centers, however busy from a shared address (a carrier's, an office's), never hold
+that address back on another tenant's, and a made-up workspace name opens no count. The
+sign-in is counted per address alone: the workspace is what the client types, so a count
+per workspace would let one client spray passwords over every workspace in turn.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import time
+import uuid
 from enum import StrEnum
 
 from fastapi import Request
@@ -79,13 +86,14 @@ class Throttle:
             }
         )
 
-    def hit(self, rule: Rule, address: str) -> int | None:
-        """Count one attempt from `address`: None when allowed, else the seconds until the
-        next is (a refused attempt is not counted: waiting out the window is enough)."""
+    def hit(self, rule: Rule, address: str, scope: str = "") -> int | None:
+        """Count one attempt from `address` (within `scope`: a tenant's id, or "" for none):
+        None when allowed, else the seconds until the next is (a refused attempt is not
+        counted: waiting out the window is enough)."""
         item = self.rules.get(rule)
-        if item is None or self.limiter.hit(item, rule.value, address):
+        if item is None or self.limiter.hit(item, rule.value, scope, address):
             return None
-        reset_at = self.limiter.get_window_stats(item, rule.value, address).reset_time
+        reset_at = self.limiter.get_window_stats(item, rule.value, scope, address).reset_time
         return max(1, math.ceil(reset_at - time.time()))
 
     def reset(self) -> None:
@@ -114,11 +122,12 @@ def wait_words(seconds: int) -> str:
     return "a minute" if minutes == 1 else f"{minutes} minutes"
 
 
-def check(request: Request, rule: Rule, what: str) -> None:
-    """Count this request against `rule`; TooManyRequests past the limit. `what` names the
-    attempts in the message ("sign-in attempts")."""
+def check(request: Request, rule: Rule, what: str, *, tenant: uuid.UUID | None = None) -> None:
+    """Count this request against `rule`, among the client's requests to `tenant` when one
+    is given; TooManyRequests past the limit. `what` names the attempts in the message
+    ("sign-in attempts")."""
     throttle: Throttle = request.app.state.throttle
-    wait = throttle.hit(rule, client_address(request))
+    wait = throttle.hit(rule, client_address(request), "" if tenant is None else tenant.hex)
     if wait is not None:
         raise TooManyRequests(
             f"too many {what} from your network in a short time; wait {wait_words(wait)} "
