@@ -23,10 +23,11 @@ from typer.testing import CliRunner
 from pledge.audit.models import AuditEntry, AuditHead
 from pledge.cli.main import app
 from pledge.core.config import reset_settings_cache
-from pledge.core.db import make_engine
+from pledge.core.db import Base, make_engine
 from pledge.runtime import Runtime
+from pledge.tenants.models import Tenant
 from pledge.web.app import create_app
-from tests.conftest import PASSWORD, Backend, _create_pg_database, _pg_admin_url
+from tests.conftest import PASSWORD, Backend, _create_pg_database, _pg_admin_url, make_tenant
 
 runner = CliRunner()
 
@@ -261,6 +262,26 @@ def test_audit_verify_checkpoints_then_catches_entries_cut_with_the_head_rewound
     assert code == 1
     assert f"BROKEN {tenant}: first bad entry {last - 1}: entries after {last - 2} are gone" in out
     assert f"recorded entry {last}" in out
+
+
+def test_audit_verify_reports_a_checkpointed_tenant_gone_from_the_data_store(
+    runtime: Runtime, tenant: str, cli_env: dict[str, str]
+) -> None:
+    make_tenant(runtime, "other")
+    code, out = run("audit", "verify")
+    assert code == 0 and "ok other" in out
+    with runtime.tenant_context("other") as ctx:
+        gone = ctx.tenant_id
+        # Write access to the data store alone: the tenant and everything of it deleted,
+        # which takes its chain out of the list of chains to verify.
+        for table in reversed(Base.metadata.sorted_tables):
+            column = table.c.get("tenant_id")
+            if column is not None:
+                ctx.session.execute(table.delete().where(column == gone))
+        ctx.session.execute(delete(Tenant).where(Tenant.id == gone))
+    code, out = run("audit", "verify")
+    assert code == 1 and f"ok {tenant}" in out
+    assert f"BROKEN tenant {gone}: the keystore holds a checkpoint" in out
 
 
 def test_demo_without_serving_prints_a_login_that_works(

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, Table, bindparam, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
 from pledge.access.context import Actor, TenantContext
@@ -24,7 +25,7 @@ from pledge.access.scoping import for_tenant
 from pledge.audit.events import AuditEvent
 from pledge.audit.models import AuditEntry, AuditHead
 from pledge.core.clock import utcnow
-from pledge.core.db import after_commit, transaction_memo
+from pledge.core.db import after_commit, is_read_only, read_transaction, transaction_memo
 from pledge.crypto.keystore import Checkpoint, KeyStore
 
 GENESIS = bytes(32)
@@ -274,7 +275,13 @@ def _verify(
     finally:
         entries.close()  # a server-side cursor on PostgreSQL: close it on early return
     last = expected_seq - 1
-    if anchor is not None and last < anchor.seq:
+    if anchor is not None and last < anchor.seq and _holds_anchored(session, tenant_id, anchor):
+        # A snapshot older than the checkpoint (`pledge audit verify` walks every tenant in
+        # one, while the worker anchors what was appended since): the data store holds the
+        # entry anchored, beyond what this snapshot sees. No cut; what it sees is judged.
+        if from_checkpoint:
+            return VerifyResult(True, 0), 0, GENESIS  # nothing of it after the checkpoint
+    elif anchor is not None and last < anchor.seq:
         # The head lives in the data store and may have been rewound with the cut; the
         # checkpoint lives in the keystore.
         reason = (
@@ -298,6 +305,31 @@ def _verify(
     return VerifyResult(True, checked), last, prev
 
 
+def _holds_anchored(session: Session, tenant_id: uuid.UUID, anchor: Checkpoint) -> bool:
+    """Whether the data store, read now (in a snapshot of its own: the caller's may be older
+    than the checkpoint), holds the entry the checkpoint anchored, with the MAC it recorded.
+    Only the audit key makes another entry with that MAC: a cut cannot keep it.
+
+    Asked of a `read_transaction` only: any other transaction reads the chain as committed
+    when it began (SQLite's writers hold the lock from BEGIN) or at each statement
+    (PostgreSQL), after the checkpoint was read — and may itself have cut the entries."""
+    if not is_read_only(session):
+        return False
+    bind = session.get_bind()
+    if not isinstance(bind, Engine):
+        return False  # no second connection to read with: the cut is reported
+    try:
+        with read_transaction(sessionmaker(bind=bind)) as now:
+            mac = now.scalar(
+                select(AuditEntry.mac).where(
+                    AuditEntry.tenant_id == tenant_id, AuditEntry.seq == anchor.seq
+                )
+            )
+    except SQLAlchemyError:
+        return False  # unreadable now: the cut is reported rather than explained away
+    return mac is not None and hmac.compare_digest(mac, anchor.mac)
+
+
 @dataclass(frozen=True)
 class CheckpointResult:
     """A checkpoint attempt: the verification it rests on, and the checkpoint stored after
@@ -319,11 +351,16 @@ def checkpoint(
     happens when another checkpoint got there first). Call it in a transaction that has not
     appended to the chain: what is anchored must be committed, or a rollback would leave the
     checkpoint ahead of the chain for good.
+
+    In a transaction that may write (the worker's), the head is held while the entries are
+    read: on PostgreSQL an entry committed between the two reads would look like a break. A
+    `read_transaction` reads one snapshot, and may not lock.
     """
     if ("audit-head", tenant_id) in transaction_memo(session):
         raise RuntimeError("an audit checkpoint needs a transaction that did not append")
+    snapshot = is_read_only(session)
     result, last_seq, last_mac = _verify(
-        session, keystore, tenant_id, from_checkpoint=from_checkpoint
+        session, keystore, tenant_id, from_checkpoint=from_checkpoint, lock_head=not snapshot
     )
     if not result.ok or last_seq == 0:
         return CheckpointResult(result, keystore.audit_checkpoint(tenant_id), False)

@@ -508,31 +508,42 @@ def audit_verify(
     runtime = open_runtime()
     broken = 0
     try:
-        # One snapshot, no write lock: the service goes on writing while the chains are walked.
-        with read_transaction(runtime.sessions) as session:
-            targets = (
-                [tenants.get_tenant_by_slug(session, tenant)]
-                if tenant
-                else tenants.list_tenants(session)
-            )
-            for t in targets:
-                outcome = audit.checkpoint(session, runtime.keystore, t.id)
-                result = outcome.verified
-                if result.ok:
-                    anchored = (
-                        f"; checkpoint at entry {outcome.checkpoint.seq}"
-                        if outcome.checkpoint
-                        else ""
-                    )
-                    console.print(
-                        f"[green]ok[/]     {t.slug}: {result.checked} entries verified{anchored}"
-                    )
-                else:
-                    broken += 1
-                    console.print(
-                        f"[bold red]BROKEN[/] {t.slug}: first bad entry "
-                        f"{result.first_bad_seq}: {result.reason}"
-                    )
+        with transaction(runtime.sessions) as session:
+            targets = [
+                (t.id, t.slug)
+                for t in (
+                    [tenants.get_tenant_by_slug(session, tenant)]
+                    if tenant
+                    else tenants.list_tenants(session)
+                )
+            ]
+        for tenant_id, slug in targets:
+            # A snapshot per tenant, no write lock: the service goes on writing meanwhile.
+            with read_transaction(runtime.sessions) as session:
+                outcome = audit.checkpoint(session, runtime.keystore, tenant_id)
+            result = outcome.verified
+            if result.ok:
+                anchored = (
+                    f"; checkpoint at entry {outcome.checkpoint.seq}" if outcome.checkpoint else ""
+                )
+                console.print(
+                    f"[green]ok[/]     {slug}: {result.checked} entries verified{anchored}"
+                )
+            else:
+                broken += 1
+                console.print(
+                    f"[bold red]BROKEN[/] {slug}: first bad entry "
+                    f"{result.first_bad_seq}: {result.reason}"
+                )
+        if not tenant:
+            # A tenant row deleted from the data store takes its chain out of this list.
+            gone = runtime.keystore.audit_checkpointed_tenants() - {i for i, _ in targets}
+            for tenant_id in sorted(gone):
+                broken += 1
+                console.print(
+                    f"[bold red]BROKEN[/] tenant {tenant_id}: the keystore holds a checkpoint "
+                    "of its audit chain, but the data store no longer has the tenant"
+                )
     finally:
         runtime.close()
     if broken:

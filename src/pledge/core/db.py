@@ -303,6 +303,11 @@ def read_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.close()
 
 
+def is_read_only(session: Session) -> bool:
+    """Whether the session's transaction is a `read_transaction`."""
+    return bool(session.connection().get_execution_options().get(_READ_ONLY))
+
+
 # ---------------------------------------------------------------------------------------------
 # A memo for one transaction
 

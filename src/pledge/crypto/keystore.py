@@ -245,6 +245,12 @@ class KeyStore:
             row = s.get(AuditCheckpoint, tenant_id)
             return None if row is None else Checkpoint(row.seq, row.mac, row.taken_at)
 
+    def audit_checkpointed_tenants(self) -> set[uuid.UUID]:
+        """Every tenant with a checkpoint: a tenant missing from the data store since is one
+        whose whole chain went with it."""
+        with self._sessions() as s:
+            return set(s.scalars(select(AuditCheckpoint.tenant_id)))
+
     def record_audit_checkpoint(self, tenant_id: uuid.UUID, seq: int, mac: bytes) -> Checkpoint:
         """Anchor entry `seq` of the tenant's audit chain, with its MAC; returns the checkpoint
         now stored. Never moves backwards: at or below the stored seq, the stored checkpoint
