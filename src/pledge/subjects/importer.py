@@ -49,6 +49,7 @@ KNOWN_COLUMNS: dict[str, str | None] = {
 }
 IDENTITY_COLUMNS = frozenset(k for k, category in KNOWN_COLUMNS.items() if category is None)
 MAX_ERRORS_SHOWN = 200
+NO_IDENTITY_COLUMN = "the file needs an email, phone or external_id column"
 _SOURCES = sorted(s.value for s in DataSource)
 
 
@@ -127,9 +128,8 @@ def _column_specs(
     specs: list[ColumnSpec] = []
     seen: set[str] = set()
     column_of_field: dict[str, str] = {}
-    if not IDENTITY_COLUMNS & {raw.strip().lower() for raw in header} and any(
-        _is_contact_detail(raw) for raw in header
-    ):
+    names = {raw.strip().lower() for raw in header}
+    if any(_is_contact_detail(raw) for raw in header) and not IDENTITY_COLUMNS & names:
         # The file has no header: its first contact would be echoed back as column names.
         return [], [
             RowError(
@@ -138,6 +138,10 @@ def _column_specs(
                 "row (email, phone, first_name, last_name, …)",
             )
         ]
+    if not KNOWN_COLUMNS.keys() & names:
+        # Not one column Pledge knows: most likely no header, the first line a person (a
+        # customer number, names) whose cells must not be echoed back as column names.
+        return [], [RowError(1, f"{NO_IDENTITY_COLUMN} (is the header row missing?)")]
     for raw in header:
         column = raw.strip().lower()
         if column in seen:
@@ -182,7 +186,7 @@ def _column_specs(
             )
         specs.append(spec)
     if not IDENTITY_COLUMNS & seen:
-        errors.append(RowError(1, "the file needs an email, phone or external_id column"))
+        errors.append(RowError(1, NO_IDENTITY_COLUMN))
     return specs, errors
 
 
