@@ -127,7 +127,8 @@ def worker(
     interval: Annotated[int, typer.Option(min=5, max=86_400, help="Seconds between cycles")] = 60,
 ) -> None:
     """Run the scheduled work: notice announcements, closing unverified rights requests,
-    purging old request records, mail delivery and webhook retries."""
+    purging old request records, paused due dates, mail delivery and retention, the audit
+    checkpoint, webhook retries (safe to run twice at once)."""
     import time
 
     from pledge import worker as jobs
