@@ -110,6 +110,7 @@ def init() -> None:
 
 
 @app.command()
+@reports_errors
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8000,

@@ -13,8 +13,12 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from pledge.core.errors import PledgeError
 
 # A rate in the `limits` notation, one only: "20/minute", "30/10 minutes", "20 per hour".
 _RATE = re.compile(
@@ -107,6 +111,18 @@ class Settings(BaseSettings):
                 ) from None
         return value
 
+    @model_validator(mode="after")
+    def _keystore_apart(self) -> Settings:
+        # The keys in the data store's own database would be in every backup of it: a
+        # backup would then still open an erased subject's data (decision 0002).
+        data, keys = _database_of(self.data_url), _database_of(self.keys_url)
+        if data is not None and data == keys:
+            raise ValueError(
+                "PLEDGE_KEYSTORE_URL names the data store's own database: keep the keystore "
+                "apart, or an erasure does not reach the data store's backups"
+            )
+        return self
+
     @property
     def cookies_secure(self) -> bool:
         if self.secure_cookies is not None:
@@ -130,9 +146,38 @@ class Settings(BaseSettings):
         return self.home_dir / "master.key"
 
 
+class SettingsInvalid(PledgeError):
+    code = "settings_invalid"
+    title = "Invalid settings"
+
+
+def _database_of(url: str) -> tuple[str, ...] | None:
+    """Which database a URL names, driver aside (None: unreadable, or SQLite in memory)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            return None
+        return (backend, str(Path(parsed.database).expanduser().resolve()))
+    return (backend, parsed.host or "", str(parsed.port or ""), parsed.database or "")
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The settings from the environment; SettingsInvalid naming each bad one (no traceback
+    for a typo in a setting)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            message = str(error["msg"]).removeprefix("Value error, ")
+            where = "_".join(str(part) for part in error["loc"]).upper()
+            problems.append(f"PLEDGE_{where}: {message}" if where else message)
+        raise SettingsInvalid("; ".join(problems)) from None
 
 
 def reset_settings_cache() -> None:
