@@ -300,11 +300,11 @@ def test_verifying_from_the_console_checkpoints_once_committed(
     runtime: Runtime, chain: uuid.UUID
 ) -> None:
     with pytest.raises(RuntimeError), runtime.tenant_context("acme") as ctx:
-        assert audit.verify_and_record(ctx).ok
+        assert audit.verify_and_record(ctx).verified.ok
         raise RuntimeError("the request failed after verifying")
     assert runtime.keystore.audit_checkpoint(chain) is None
     with runtime.tenant_context("acme") as ctx:
-        assert audit.verify_and_record(ctx).ok
+        assert audit.verify_and_record(ctx).verified.ok
     anchored = runtime.keystore.audit_checkpoint(chain)
     assert anchored is not None and anchored.seq == LENGTH
     with runtime.tenant_context("acme") as ctx:

@@ -17,9 +17,11 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 from fastapi.testclient import TestClient
+from rich.console import Console
 from sqlalchemy import delete, inspect, text, update
 from typer.testing import CliRunner
 
+import pledge.cli.common as cli_common
 from pledge.audit.models import AuditEntry, AuditHead
 from pledge.cli.main import app
 from pledge.core.config import reset_settings_cache
@@ -282,6 +284,28 @@ def test_audit_verify_reports_a_checkpointed_tenant_gone_from_the_data_store(
     code, out = run("audit", "verify")
     assert code == 1 and f"ok {tenant}" in out
     assert f"BROKEN tenant {gone}: the keystore holds a checkpoint" in out
+
+
+def test_audit_verify_shows_a_bar_per_tenant_on_a_terminal_only(
+    runtime: Runtime, tenant: str, cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_tenant(runtime, "other")
+    # Not a terminal (a log, a cron mail): the report lines and nothing of the bar.
+    code, out = run("audit", "verify")
+    assert code == 0 and f"ok {tenant}" in out and "ok other" in out
+    assert "Verifying" not in out
+    # A terminal: a bar per tenant, counting the chain's entries (its head's seq).
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, width=100)
+    monkeypatch.setattr(cli_common, "console", terminal)
+    code, _ = run("audit", "verify")
+    assert code == 0
+    with runtime.tenant_context(tenant) as ctx:
+        head = ctx.session.get(AuditHead, ctx.tenant_id)
+        assert head is not None
+    drawn = screen.getvalue()
+    assert f"Verifying {tenant}" in drawn and "Verifying other" in drawn
+    assert f"{head.seq}/{head.seq}" in drawn
 
 
 def test_demo_without_serving_prints_a_login_that_works(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from pledge.access.context import TenantContext
 from pledge.access.permissions import Scope
@@ -35,11 +36,31 @@ class AuditPage(BaseModel):
     next_cursor: int | None
 
 
+class CheckpointOut(BaseModel):
+    seq: int = Field(description="The entry of the chain anchored in the keystore.")
+    taken_at: datetime = Field(description="When the checkpoint was taken (UTC).")
+
+
 class VerifyOut(BaseModel):
     ok: bool
     checked: int
     first_bad_seq: int | None
     reason: str | None
+    checkpoint: CheckpointOut | None = Field(
+        description=(
+            "The keystore checkpoint in force when the chain was verified (this verification's "
+            "own is taken once it has been recorded). Null when none is taken yet: until the "
+            "first, entries cut from the end of the chain, with its head rewound to match, "
+            "cannot be detected."
+        )
+    )
+    anchors: int | None = Field(
+        description=(
+            "The entry this verification anchors in the keystore once recorded, moving the "
+            "checkpoint forward. Null for a broken chain (never anchored), or when no entry "
+            "after the checkpoint was verified."
+        )
+    )
 
 
 @router.get("/entries", response_model=AuditPage)
@@ -65,4 +86,12 @@ def list_entries(
 
 @router.post("/verify", response_model=VerifyOut)
 def verify(ctx: Read) -> VerifyOut:
-    return VerifyOut(**service.verify_and_record(ctx).as_dict())
+    verification = service.verify_and_record(ctx)
+    anchored = verification.checkpoint
+    return VerifyOut(
+        **verification.verified.as_dict(),
+        checkpoint=CheckpointOut(seq=anchored.seq, taken_at=anchored.taken_at)
+        if anchored
+        else None,
+        anchors=verification.anchors,
+    )

@@ -32,8 +32,10 @@ def audit_log(request: Request, page: Reader, before: int | None = None) -> Resp
 
 @router.post("/audit/verify")
 def audit_verify(request: Request, page: Reader) -> Response:
-    result = service.verify_and_record(page.ctx)
+    verification = service.verify_and_record(page.ctx)
     partial = bool(request.headers.get("HX-Request"))
     return render(
-        request, "audit/_verify.html" if partial else "audit/verified.html", {"result": result}
+        request,
+        "audit/_verify.html" if partial else "audit/verified.html",
+        {"result": verification.verified, "verification": verification},
     )

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -163,6 +163,12 @@ def append(
 # ---------------------------------------------------------------------------------------------
 # Verification
 
+# A walk's progress: told the number of entries walked so far, every `PROGRESS_EVERY` (once
+# per batch the cursor fetches) and at the end of a walk that did not break (a bar's
+# `completed`; a full walk counts to the head's seq, see `chain_length`).
+PROGRESS_EVERY = 2000
+Progress = Callable[[int], None]
+
 
 @dataclass(frozen=True)
 class VerifyResult:
@@ -202,7 +208,13 @@ def _check_link(
     return None
 
 
-def verify_chain(session: Session, keystore: KeyStore, tenant_id: uuid.UUID) -> VerifyResult:
+def verify_chain(
+    session: Session,
+    keystore: KeyStore,
+    tenant_id: uuid.UUID,
+    *,
+    progress: Progress | None = None,
+) -> VerifyResult:
     """Walk the chain from the start; name the first entry that does not fit.
 
     Catches an edited entry (its MAC no longer matches), a deleted one (a gap in the
@@ -211,7 +223,13 @@ def verify_chain(session: Session, keystore: KeyStore, tenant_id: uuid.UUID) -> 
     to match, of the latest checkpoint in the keystore (cut before any checkpoint, that last
     case goes unnoticed — decision 0005).
     """
-    return _verify(session, keystore, tenant_id)[0]
+    return _verify(session, keystore, tenant_id, progress=progress)[0]
+
+
+def chain_length(session: Session, tenant_id: uuid.UUID) -> int:
+    """The seq the tenant's head records (0 without one): what a full walk will count to."""
+    seq = session.scalar(select(AuditHead.seq).where(AuditHead.tenant_id == tenant_id))
+    return seq or 0
 
 
 def _when(checkpoint: Checkpoint) -> str:
@@ -225,6 +243,7 @@ def _verify(
     *,
     from_checkpoint: bool = False,
     lock_head: bool = False,
+    progress: Progress | None = None,
 ) -> tuple[VerifyResult, int, bytes]:
     """`verify_chain`, with the seq and MAC of the last entry walked (what a checkpoint
     anchors). `from_checkpoint`: walk only from the latest checkpoint's entry on — what was
@@ -272,8 +291,12 @@ def _verify(
             prev = entry.mac
             expected_seq += 1
             checked += 1
+            if progress is not None and checked % PROGRESS_EVERY == 0:
+                progress(checked)
     finally:
         entries.close()  # a server-side cursor on PostgreSQL: close it on early return
+    if progress is not None and (checked == 0 or checked % PROGRESS_EVERY):
+        progress(checked)  # the end of the walk, unless just reported
     last = expected_seq - 1
     if anchor is not None and last < anchor.seq and _holds_anchored(session, tenant_id, anchor):
         # A snapshot older than the checkpoint (`pledge audit verify` walks every tenant in
@@ -341,7 +364,12 @@ class CheckpointResult:
 
 
 def checkpoint(
-    session: Session, keystore: KeyStore, tenant_id: uuid.UUID, *, from_checkpoint: bool = False
+    session: Session,
+    keystore: KeyStore,
+    tenant_id: uuid.UUID,
+    *,
+    from_checkpoint: bool = False,
+    progress: Progress | None = None,
 ) -> CheckpointResult:
     """Verify the tenant's chain and, only if it holds, anchor its last entry in the keystore
     (`from_checkpoint`: verify only the entries since the latest checkpoint, see `_verify`).
@@ -360,7 +388,12 @@ def checkpoint(
         raise RuntimeError("an audit checkpoint needs a transaction that did not append")
     snapshot = is_read_only(session)
     result, last_seq, last_mac = _verify(
-        session, keystore, tenant_id, from_checkpoint=from_checkpoint, lock_head=not snapshot
+        session,
+        keystore,
+        tenant_id,
+        from_checkpoint=from_checkpoint,
+        lock_head=not snapshot,
+        progress=progress,
     )
     if not result.ok or last_seq == 0:
         return CheckpointResult(result, keystore.audit_checkpoint(tenant_id), False)
@@ -376,11 +409,27 @@ def _anchor(
     return CheckpointResult(result, stored, moved)
 
 
-def verify_and_record(ctx: TenantContext) -> VerifyResult:
+@dataclass(frozen=True)
+class RecordedVerification:
+    """A verification from the console or the API, and where it leaves the checkpoint."""
+
+    verified: VerifyResult
+    # The checkpoint in force as the chain was verified: this verification's own is taken
+    # only once its transaction has committed. None: no checkpoint taken yet.
+    checkpoint: Checkpoint | None
+    # The entry this verification anchors once committed, when that moves the checkpoint
+    # forward; None for a broken chain (never anchored) or nothing verified beyond it.
+    anchors: int | None
+
+
+def verify_and_record(ctx: TenantContext) -> RecordedVerification:
     """Verify the tenant's chain and record that it was checked, and with what outcome; a
     chain that holds is checkpointed once the transaction has committed (the entries
     anchored may include this transaction's own)."""
     result, last_seq, last_mac = _verify(ctx.session, ctx.keystore, ctx.tenant_id, lock_head=True)
+    # Read after the walk, with the head held: the chain cannot grow meanwhile, so no
+    # checkpoint taken since (the worker's, `pledge audit verify`) passes `last_seq`.
+    before = ctx.keystore.audit_checkpoint(ctx.tenant_id)
     record(
         ctx,
         AuditEvent.AUDIT_VERIFIED,
@@ -393,7 +442,8 @@ def verify_and_record(ctx: TenantContext) -> VerifyResult:
             _anchor(keystore, tenant_id, result, last_seq, last_mac)
 
         after_commit(ctx.session, anchor)
-    return result
+    moves = result.ok and last_seq > 0 and (before is None or before.seq < last_seq)
+    return RecordedVerification(result, before, last_seq if moves else None)
 
 
 # ---------------------------------------------------------------------------------------------

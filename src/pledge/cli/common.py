@@ -70,13 +70,15 @@ def read_secret(prompt: str, from_stdin: bool) -> str:
     return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=True))
 
 
-def progress_bar(description: str, total: int) -> Progress:
-    """The bar long CLI work shows (`total` is set on the task the caller adds)."""
+def progress_bar(description: str, total: int, *, transient: bool = False) -> Progress:
+    """The bar long CLI work shows (`total` is set on the task the caller adds).
+    `transient`: gone once done, for work that prints its own line of outcome — and nothing
+    at all where the output is not a terminal (a log has no use for a finished bar)."""
     return Progress(
         TextColumn(f"[bold]{description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
         console=console,
-        transient=False,
+        transient=transient,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+import uuid
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -40,6 +41,7 @@ from pledge.notices import cli as notices_cli
 from pledge.preferences import cli as preferences_cli
 from pledge.purposes import cli as purposes_cli
 from pledge.rights import cli as rights_cli
+from pledge.runtime import Runtime
 from pledge.subjects import erasure, importer
 from pledge.subjects import service as subjects
 from pledge.subjects.identity import IdentityKind
@@ -498,6 +500,21 @@ def subjects_erase(
 # Audit
 
 
+def _checkpoint_chain(runtime: Runtime, tenant_id: uuid.UUID, slug: str) -> audit.CheckpointResult:
+    """Verify and checkpoint one tenant's chain, with a bar while it is walked."""
+    # A snapshot per tenant, no write lock: the service goes on writing meanwhile.
+    with read_transaction(runtime.sessions) as session:
+        total = audit.chain_length(session, tenant_id)  # the same snapshot as the walk
+        with progress_bar(f"Verifying {slug}", total, transient=True) as bar:
+            task = bar.add_task("verify", total=total)
+            return audit.checkpoint(
+                session,
+                runtime.keystore,
+                tenant_id,
+                progress=lambda walked: bar.update(task, completed=walked),
+            )
+
+
 @audit_app.command("verify")
 @reports_errors
 def audit_verify(
@@ -520,9 +537,7 @@ def audit_verify(
                 )
             ]
         for tenant_id, slug in targets:
-            # A snapshot per tenant, no write lock: the service goes on writing meanwhile.
-            with read_transaction(runtime.sessions) as session:
-                outcome = audit.checkpoint(session, runtime.keystore, tenant_id)
+            outcome = _checkpoint_chain(runtime, tenant_id, slug)
             result = outcome.verified
             if result.ok:
                 anchored = (
