@@ -30,6 +30,7 @@ from pledge.consent.schemas import (
     ReceiptIn,
     RelationshipIn,
     RelationshipOut,
+    RestrictionGroundOut,
     SignalsIn,
     TimelineEntryOut,
     TimelineOut,
@@ -309,6 +310,12 @@ def state_out(state: consent.PrivacyState) -> PrivacyStateOut:
         status=s.status,
         restricted=s.restricted_at is not None,
         restricted_at=s.restricted_at,
+        restriction_grounds=[
+            RestrictionGroundOut.model_validate(
+                {"ground": kind, "request_id": str(rid) if rid else None}
+            )
+            for kind, rid in map(consent.parse_ground, s.restriction_grounds)
+        ],
         sale_opt_out=s.sale_opt_out_at is not None,
         sale_opt_out_at=s.sale_opt_out_at,
         sale_opt_out_source=s.sale_opt_out_source if s.sale_opt_out_at else None,
@@ -332,7 +339,9 @@ def get_privacy_state(subject_id: str, ctx: Read) -> PrivacyStateOut:
 
 @router.put(SUBJECT + "/privacy-state", response_model=PrivacyStateOut)
 def put_privacy_state(subject_id: str, body: PrivacyStateIn, ctx: Write) -> PrivacyStateOut:
-    """Change the flags given (the others stay); each change is its own audit entry."""
+    """Change the flags given (the others stay); each change is its own audit entry. The
+    restriction set here is this API's ground; lifting it leaves the subject restricted while
+    another ground holds (the answer's `restriction_grounds` says which)."""
     subject = consent.update_privacy_state(
         ctx,
         subject_id,

@@ -4,7 +4,7 @@ privacy state the gate reads."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -204,7 +204,13 @@ class OverrideIn(BaseModel):
 class PrivacyStateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    restricted: bool | None = Field(default=None, description="GDPR Art. 18 restriction")
+    restricted: bool | None = Field(
+        default=None,
+        description="GDPR Art. 18 restriction set through this API: `true` restricts the "
+        "subject on this API's ground, `false` lifts that ground only. A restriction the "
+        "person asked for, or one while a correction is checked, stays (see "
+        "`restriction_grounds` in the answer).",
+    )
     sale_opt_out: bool | None = Field(default=None, description="CCPA opt-out of sale/sharing")
     limit_sensitive: bool | None = Field(default=None, description="CPRA limit sensitive PI")
     is_child: bool | None = None
@@ -216,11 +222,28 @@ class PurposeConsent(BaseModel):
     granted: bool
 
 
+class RestrictionGroundOut(BaseModel):
+    ground: Literal["api", "request", "accuracy"] = Field(
+        description="`api`: set through this API, lifted here. `request`: the person asked "
+        "for it (GDPR Art. 18(1)(b)-(d)); staff lift it from that rights request, the person "
+        "told first (Art. 18(3)). `accuracy`: a correction the person asked for is being "
+        "checked (Art. 18(1)(a)); it ends when that request is decided or withdrawn."
+    )
+    request_id: str | None = Field(
+        description="The rights request the ground was set from (`request`, `accuracy`)"
+    )
+
+
 class PrivacyStateOut(BaseModel):
     subject_id: str
     status: str
     restricted: bool
     restricted_at: datetime | None
+    restriction_grounds: list[RestrictionGroundOut] = Field(
+        description="Why the subject is restricted: `restricted` holds while any ground does. "
+        "Lifting the restriction here ends the `api` ground only; when others remain, "
+        "`restricted` stays true and they are listed."
+    )
     sale_opt_out: bool
     sale_opt_out_at: datetime | None
     sale_opt_out_source: str | None

@@ -561,16 +561,86 @@ def lift_objection_by_consent(
 # Privacy state the gate reads
 
 
-def set_restriction(
-    ctx: TenantContext, subject_id: uuid.UUID | str, restricted: bool, reason: str
+# GDPR Art. 18 grounds, kept with the subject (`Subject.restriction_grounds`): one set through
+# the privacy-state API; a restriction the person asked for (Art. 18(1)(b)-(d)), in force
+# until staff lift it from that request, the person told first (Art. 18(3)); a correction
+# being checked (Art. 18(1)(a)), until it is decided, refused or withdrawn. Each is lifted
+# only from where it was set, so none lifts, absorbs or hides another.
+API_GROUND = "api"
+REQUEST_GROUND = "request"
+ACCURACY_GROUND = "accuracy"
+
+
+def request_ground(request_id: uuid.UUID) -> str:
+    return f"{REQUEST_GROUND}:{request_id}"
+
+
+def accuracy_ground(request_id: uuid.UUID) -> str:
+    return f"{ACCURACY_GROUND}:{request_id}"
+
+
+def parse_ground(ground: str) -> tuple[str, uuid.UUID | None]:
+    """A stored ground as (kind, the request it was set from, if any)."""
+    kind, _, request_id = ground.partition(":")
+    return kind, uuid.UUID(request_id) if request_id else None
+
+
+def _locked(ctx: TenantContext, subject: Subject) -> Subject:
+    """The subject's row read again and locked to the end of the transaction (PostgreSQL;
+    SQLite's writers take turns): a ground added or ended while another transaction changes
+    the grounds waits for it and changes what it left, never a copy read before."""
+    return ctx.session.scalars(
+        for_tenant(select(Subject), Subject, ctx.tenant_id)
+        .where(Subject.id == subject.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+def add_restriction_ground(
+    ctx: TenantContext, subject_id: uuid.UUID | str, ground: str, source: str
 ) -> Subject:
-    """GDPR Art. 18: while restricted, the gate denies every use but storage."""
-    subject = active_subject(ctx, subject_id)
-    if restricted == (subject.restricted_at is not None):
+    """GDPR Art. 18: restrict the subject on `ground`; while any ground holds, the gate denies
+    every use but storage. Each ground added is audited (the first sets the flag)."""
+    subject = _locked(ctx, active_subject(ctx, subject_id))
+    if ground in subject.restriction_grounds:
         return subject
-    subject.restricted_at = utcnow() if restricted else None
-    _state_changed(ctx, subject, "restricted" if restricted else "restriction_lifted", reason)
+    subject.restriction_grounds = [*subject.restriction_grounds, ground]
+    if subject.restricted_at is None:
+        subject.restricted_at = utcnow()
+        _state_changed(ctx, subject, "restricted", source, ground)
+    else:
+        _state_changed(ctx, subject, "restriction_ground_added", source, ground)
     return subject
+
+
+def remove_restriction_ground(
+    ctx: TenantContext, subject_id: uuid.UUID | str, ground: str, source: str
+) -> bool:
+    """End `ground` only; the restriction is lifted when no other holds. Whether it was
+    lifted. An erased subject's ground ends too (nothing to restrict is left; a ground
+    left behind would keep its request from the purge)."""
+    subject = _locked(ctx, subjects.get_subject_row(ctx, subject_id))
+    if ground not in subject.restriction_grounds:
+        return False
+    subject.restriction_grounds = [g for g in subject.restriction_grounds if g != ground]
+    if subject.restriction_grounds or subject.restricted_at is None:
+        _state_changed(ctx, subject, "restriction_ground_removed", source, ground)
+        return False
+    subject.restricted_at = None
+    _state_changed(ctx, subject, "restriction_lifted", source, ground)
+    return True
+
+
+def set_restriction(
+    ctx: TenantContext, subject_id: uuid.UUID | str, restricted: bool, source: str
+) -> Subject:
+    """The restriction set through the privacy-state API: its own ground (`API_GROUND`),
+    added or ended; the others are lifted only where they were set."""
+    if restricted:
+        return add_restriction_ground(ctx, subject_id, API_GROUND, source)
+    remove_restriction_ground(ctx, subject_id, API_GROUND, source)
+    return subjects.get_subject_row(ctx, subject_id)
 
 
 # The sources of an opt-out of sale that a browser sent rather than the person chose.
@@ -723,18 +793,22 @@ def privacy_state(
     return state
 
 
-def state_change_entry(subject: Subject, change: str, source: str) -> audit.PendingEntry:
-    """Mark the subject's row changed; the audit entry saying how, for the caller to record."""
+def state_change_entry(
+    subject: Subject, change: str, source: str, ground: str | None = None
+) -> audit.PendingEntry:
+    """Mark the subject's row changed; the audit entry saying how, for the caller to record.
+    `ground`: the restriction ground a restriction change is about (no personal data)."""
     subject.updated_at = utcnow()
-    return audit.PendingEntry(
-        AuditEvent.PRIVACY_STATE_CHANGED,
-        subject.id,
-        {"change": change, "source": source[:60]},
-    )
+    details = {"change": change, "source": source[:60]}
+    if ground is not None:
+        details["ground"] = ground
+    return audit.PendingEntry(AuditEvent.PRIVACY_STATE_CHANGED, subject.id, details)
 
 
-def _state_changed(ctx: TenantContext, subject: Subject, change: str, source: str) -> None:
-    audit.record_many(ctx, [state_change_entry(subject, change, source)])
+def _state_changed(
+    ctx: TenantContext, subject: Subject, change: str, source: str, ground: str | None = None
+) -> None:
+    audit.record_many(ctx, [state_change_entry(subject, change, source, ground)])
 
 
 def objection_for(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,12 +17,10 @@ from sqlalchemy import select
 from pledge.access.context import TenantContext
 from pledge.access.scoping import for_tenant
 from pledge.audit import service as audit
-from pledge.audit.events import AuditEvent
-from pledge.audit.models import AuditEntry
 from pledge.consent import service as consent
 from pledge.consent.models import ConsentMethod
 from pledge.core.clock import utcnow
-from pledge.core.errors import Conflict, InvalidInput, SubjectErased
+from pledge.core.errors import Conflict, InvalidInput
 from pledge.purposes import service as purposes
 from pledge.purposes.models import LawfulBasis
 from pledge.rights import bundle, downloads, immediate, letters
@@ -115,6 +112,9 @@ def fulfil(ctx: TenantContext, request: RightsRequest, data: StaffInput | None =
         None if request.subject_id is None else subjects.get_subject_row(ctx, request.subject_id)
     )
     if subject is None or subject.status == SubjectStatus.ERASED.value:
+        # Erased since a correction started: its ground ends with it all the same (a ground
+        # left behind would name a request nobody lifts it from).
+        _end_accuracy_restriction(ctx, request)
         return _complete(ctx, request, *immediate.NO_DATA)
     # `subject` stays referenced while the handler runs: the session holds unchanged rows
     # weakly, and a handler reading it again would load it again.
@@ -342,7 +342,7 @@ def _erasure(
 def _restriction(
     ctx: TenantContext, request: RightsRequest, subject_id: uuid.UUID, staff: StaffInput
 ) -> Result:
-    consent.set_restriction(ctx, subject_id, True, "requested")
+    consent.add_restriction_ground(ctx, subject_id, consent.request_ground(request.id), "requested")
     return _complete(
         ctx,
         request,
@@ -352,70 +352,23 @@ def _restriction(
     )
 
 
-# A person is restricted (one flag, which the gate reads) on one of three grounds: a
-# restriction they asked for (GDPR Art. 18(1)(b)-(d); in force while that request's outcome is
-# RESTRICTED), a correction being checked (Art. 18(1)(a); while that rectification is in
-# progress or paused), or one set through the privacy-state API (staff or a connected system,
-# for a ground of their own; lifted there). Ending one ground lifts the flag only when no
-# other holds.
+# A person is restricted (one flag, which the gate reads) while any of their grounds holds
+# (`consent.add_restriction_ground`): a restriction they asked for (GDPR Art. 18(1)(b)-(d);
+# from its fulfilment until staff lift it from the request), a correction being checked
+# (Art. 18(1)(a); while that rectification is in progress or paused), or one set through the
+# privacy-state API (staff or a connected system, for a ground of their own; lifted there).
+# Ending one ground lifts the flag only when no other holds.
 RESTRICTED = "restricted"
 RESTRICTION_LIFTED = "restriction_lifted"
-# The sources the requests set the flag with (`consent.set_restriction`); any other is the API's.
-REQUEST_GROUNDS = frozenset({"requested", "accuracy_contested"})
 
 
 def restrict_for_checking(ctx: TenantContext, request: RightsRequest) -> None:
     """A correction is being checked (started, or reopened by an appeal): GDPR Art.
     18(1)(a), the data is restricted meanwhile (seed 004)."""
     if request.type == T.RECTIFICATION.value and request.subject_id is not None:
-        consent.set_restriction(ctx, request.subject_id, True, "accuracy_contested")
-
-
-def _restricted_outside_requests(ctx: TenantContext, subject_id: uuid.UUID) -> bool:
-    """Whether the restriction in force was set outside the rights requests (the privacy-state
-    API): not a request's to lift. The subject's row keeps when it was set, not why; the
-    audit entry that set it says (the flag is set once: setting it again writes nothing).
-    Set without such an entry, it is not a request's either."""
-    if subjects.get_subject_row(ctx, subject_id).restricted_at is None:
-        return False
-    changes = ctx.session.scalars(
-        for_tenant(select(AuditEntry.details), AuditEntry, ctx.tenant_id)
-        .where(
-            AuditEntry.subject_id == subject_id,
-            AuditEntry.event == AuditEvent.PRIVACY_STATE_CHANGED.value,
+        consent.add_restriction_ground(
+            ctx, request.subject_id, consent.accuracy_ground(request.id), "accuracy_contested"
         )
-        .order_by(AuditEntry.seq.desc())
-        .limit(200)
-    ).all()
-    for details in changes:
-        if details.get("change") == "restricted":
-            return details.get("source") not in REQUEST_GROUNDS
-        if details.get("change") == "restriction_lifted":
-            break
-    return True
-
-
-def _restricted_otherwise(ctx: TenantContext, request: RightsRequest) -> bool:
-    """Whether the request's subject stays restricted on a ground other than `request`."""
-    assert request.subject_id is not None
-    if _restricted_outside_requests(ctx, request.subject_id):
-        return True
-    checking = (RightsRequest.type == T.RECTIFICATION.value) & RightsRequest.state.in_(
-        [S.IN_PROGRESS.value, S.PAUSED.value]
-    )
-    in_force = (RightsRequest.type == T.RESTRICTION.value) & (
-        RightsRequest.outcome_code == RESTRICTED
-    )  # whatever its state since: appealed, reopened, refused on appeal
-    found = ctx.session.scalar(
-        for_tenant(select(RightsRequest.id), RightsRequest, ctx.tenant_id)
-        .where(
-            RightsRequest.subject_id == request.subject_id,
-            RightsRequest.id != request.id,
-            checking | in_force,
-        )
-        .limit(1)
-    )
-    return found is not None
 
 
 # GDPR Art. 18(3): a person whose data was restricted is told before it is lifted — in the
@@ -424,17 +377,13 @@ ACCURACY_RESTRICTION_LIFTED = "The restriction of your data while we checked it 
 
 
 def _end_accuracy_restriction(ctx: TenantContext, request: RightsRequest) -> bool:
-    """A correction is decided or dropped: the restriction for checking it ends, unless the
-    person is restricted on another ground. Whether it was lifted (for the letter to say)."""
+    """A correction is decided or dropped: the restriction for checking it ends; the person
+    stays restricted on any other ground. Whether it was lifted (for the letter to say)."""
     if request.type != T.RECTIFICATION.value or request.subject_id is None:
         return False
-    if _restricted_otherwise(ctx, request):
-        return False
-    with suppress(SubjectErased):  # erased since: nothing left to restrict or lift
-        before = subjects.get_subject_row(ctx, request.subject_id).restricted_at
-        consent.set_restriction(ctx, request.subject_id, False, "accuracy_checked")
-        return before is not None
-    return False
+    return consent.remove_restriction_ground(
+        ctx, request.subject_id, consent.accuracy_ground(request.id), "accuracy_checked"
+    )
 
 
 def withdraw(ctx: TenantContext, request: RightsRequest) -> RightsRequest:
@@ -550,15 +499,19 @@ HANDLERS = {
 
 def lift_restriction(ctx: TenantContext, request: RightsRequest, reason: str) -> None:
     """GDPR Art. 18(3): tell the person before a restriction they asked for is lifted, then
-    lift it (the data stays restricted while a correction of theirs is being checked)."""
-    if request.type != T.RESTRICTION.value or request.outcome_code != RESTRICTED:
+    end it (the data stays restricted on any other ground: a correction of theirs being
+    checked, one set through the privacy-state API). In force is what the person's grounds
+    say, whatever the request's outcome since (an appeal refused keeps it in force)."""
+    ground = consent.request_ground(request.id)
+    if (
+        request.type != T.RESTRICTION.value
+        or request.subject_id is None
+        or ground not in subjects.get_subject_row(ctx, request.subject_id).restriction_grounds
+    ):
         raise Conflict("only a restriction in force can be lifted")
-    if request.subject_id is None:
-        raise InvalidInput("this request is not matched to a subject")
     if len(reason.strip()) < 10:
         raise InvalidInput("say why the restriction is lifted: the letter tells the person")
     letters.send(ctx, request, "restriction_lifting", reason=reason.strip(), lift_on=utcnow())
     request.outcome_code = RESTRICTION_LIFTED
     rights.record_event(ctx, request, RESTRICTION_LIFTED, {"reason": "lifted"})
-    if not _restricted_otherwise(ctx, request):
-        consent.set_restriction(ctx, request.subject_id, False, "lifted")
+    consent.remove_restriction_ground(ctx, request.subject_id, ground, "lifted")

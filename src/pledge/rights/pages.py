@@ -20,8 +20,9 @@ from pydantic import BaseModel, Field
 
 from pledge.access import service as access
 from pledge.access.permissions import Scope
+from pledge.consent import service as consent
 from pledge.core.clock import utcnow
-from pledge.core.errors import InvalidInput
+from pledge.core.errors import InvalidInput, NotFound
 from pledge.purposes import service as purposes
 from pledge.rights import fulfilment, immediate, letters, reports, verification, workflow
 from pledge.rights import service as rights
@@ -183,9 +184,12 @@ def sla(request: Request, page: Reader) -> Response:
 # One request
 
 
-def allowed_actions(today: date, request: RightsRequest, first_due: date) -> set[str]:
+def allowed_actions(
+    today: date, request: RightsRequest, first_due: date, *, restriction_in_force: bool = False
+) -> set[str]:
     """The actions the state machine and the jurisdiction's rule allow now (the services
-    check again; this only decides which forms to show)."""
+    check again; this only decides which forms to show). `restriction_in_force`: the person
+    is restricted on this request's ground (an appeal refused since keeps it in force)."""
     state = S(request.state)
     nexts = rights.TRANSITIONS[state]
     law = rights.rule(request)
@@ -206,11 +210,7 @@ def allowed_actions(today: date, request: RightsRequest, first_due: date) -> set
         actions.add("withdraw")
     if S.APPEALED in nexts and law.appeal is not None and request.appeal_received_at is None:
         actions.add("appeal")
-    if (
-        request.type == RequestType.RESTRICTION.value
-        and state is S.COMPLETED
-        and request.outcome_code == fulfilment.RESTRICTED
-    ):
+    if request.type == RequestType.RESTRICTION.value and restriction_in_force:
         actions.add("lift_restriction")
     if state is S.APPEALED:
         actions.add("appeal_decision")
@@ -367,8 +367,18 @@ def detail(request: Request, request_id: str, page: Reader, done: str = "") -> R
             for p in purposes.list_purposes(ctx)
             if p.lawful_basis in OBJECTABLE and not p.is_marketing
         ]
+    in_force = item.type == RequestType.RESTRICTION.value and item.subject_id is not None
+    if in_force:
+        assert item.subject_id is not None
+        try:
+            grounds = subjects.get_subject_row(ctx, item.subject_id).restriction_grounds
+        except NotFound:  # no row left for the person: nothing restricted to lift
+            grounds = []
+        in_force = consent.request_ground(item.id) in grounds
     actions = (
-        allowed_actions(today, item, due.first_due) if page.can(Scope.REQUESTS_WRITE) else set()
+        allowed_actions(today, item, due.first_due, restriction_in_force=in_force)
+        if page.can(Scope.REQUESTS_WRITE)
+        else set()
     )
     return render(
         request,

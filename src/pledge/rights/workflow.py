@@ -3,6 +3,7 @@ verification, answer opt-outs at once), verify, and the periodic jobs."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -12,17 +13,18 @@ from pledge.access.context import TenantContext
 from pledge.access.scoping import for_tenant
 from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
+from pledge.consent import service as consent
 from pledge.core.clock import utcnow
 from pledge.core.config import get_settings
 from pledge.core.errors import InvalidInput
 from pledge.mail import service as mail
 from pledge.rights import fulfilment, immediate, letters, verification
 from pledge.rights import service as rights
-from pledge.rights.fulfilment import RESTRICTED
-from pledge.rights.models import RequestState, RequestType, RightsRequest
+from pledge.rights.models import RequestState, RightsRequest
 from pledge.rights.service import RequestInput
 from pledge.subjects import service as subjects
 from pledge.subjects.identity import IdentityKind
+from pledge.subjects.models import Subject
 
 
 @dataclass(frozen=True)
@@ -158,31 +160,30 @@ def refresh_paused_due(ctx: TenantContext) -> int:
 def purge_expired(ctx: TenantContext) -> int:
     """Delete request records 24 months after they closed (CCPA 11 CCR 7101(a)): the request,
     its timeline, letters and files, and the letters' copies in the mail outbox. The audit
-    chain keeps that they existed, by id. A restriction still in force is kept: it is what
-    holds the person's data restricted, and what staff lift it from (the person told first).
-    Rights letters in the outbox linked to no request (`mail.purge_unlinked_rights_letters`:
-    a routing letter, letters queued before migration 0008) go 24 months after they were
-    written. How many requests were purged."""
+    chain keeps that they existed, by id. A request its person is still restricted on (a
+    ground naming it: a restriction not yet lifted, whatever its outcome since) is kept: it
+    is what holds the person's data restricted, and what staff lift it from (the person told
+    first). Rights letters in the outbox linked to no request
+    (`mail.purge_unlinked_rights_letters`: a routing letter, letters queued before migration
+    0008) go 24 months after they were written. How many requests were purged."""
     now = utcnow()
     # Only the letter's date is known; 24 months from it never keeps a letter longer than
     # its request's record, which closes after the letter was written.
     unlinked = mail.purge_unlinked_rights_letters(ctx, now - rights.RECORDS_KEPT)
-    in_force = (RightsRequest.type == RequestType.RESTRICTION.value) & (
-        RightsRequest.outcome_code == RESTRICTED
-    )
     # Locked, skipping those another worker is purging (PostgreSQL; SQLite's writers take
     # turns): the audit entry names only what this run deleted, never the same ones twice.
-    ids = list(
-        ctx.session.scalars(
-            for_tenant(select(RightsRequest.id), RightsRequest, ctx.tenant_id)
-            .where(
-                RightsRequest.purge_after.is_not(None),
-                RightsRequest.purge_after < now,
-                ~in_force,
-            )
-            .with_for_update(skip_locked=True)
-        )
-    )
+    expired = ctx.session.execute(
+        for_tenant(select(RightsRequest.id, RightsRequest.subject_id), RightsRequest, ctx.tenant_id)
+        .where(RightsRequest.purge_after.is_not(None), RightsRequest.purge_after < now)
+        .with_for_update(skip_locked=True)
+    ).all()
+    held = _grounds_of(ctx, {subject_id for _, subject_id in expired if subject_id is not None})
+    ids = [
+        request_id
+        for request_id, _ in expired
+        if consent.request_ground(request_id) not in held
+        and consent.accuracy_ground(request_id) not in held
+    ]
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         mail.purge_requests(ctx, chunk)
@@ -200,6 +201,20 @@ def purge_expired(ctx: TenantContext) -> int:
             details["unlinked_letters"] = unlinked
         audit.record(ctx, AuditEvent.RIGHTS_PURGED, details=details)
     return len(ids)
+
+
+def _grounds_of(ctx: TenantContext, subject_ids: set[uuid.UUID]) -> set[str]:
+    """The restriction grounds the subjects hold, all together."""
+    held: set[str] = set()
+    ordered = sorted(subject_ids)
+    for start in range(0, len(ordered), 500):
+        for grounds in ctx.session.scalars(
+            for_tenant(select(Subject.restriction_grounds), Subject, ctx.tenant_id).where(
+                Subject.id.in_(ordered[start : start + 500]), Subject.restricted_at.is_not(None)
+            )
+        ):
+            held.update(grounds)
+    return held
 
 
 def due_soon(ctx: TenantContext, within: timedelta = timedelta(days=7)) -> list[RightsRequest]:

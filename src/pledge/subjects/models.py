@@ -15,7 +15,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pledge.core.db import ID, Base, UTCDateTime
+from pledge.core.db import ID, Base, JSONType, UTCDateTime
 from pledge.core.ids import new_id
 
 STANDARD_CLASS = "standard"
@@ -80,9 +80,13 @@ class Subject(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    # Privacy state the gate reads (set through pledge.consent.state, each change audited).
+    # Privacy state the gate reads (set through pledge.consent.service, each change audited).
     # GDPR Art. 18: while restricted, nothing but storage.
     restricted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Why: "api", "request:<request id>", "accuracy:<request id>" (`consent.service`). The
+    # flag is set while any holds; each is lifted only from where it was set. A server
+    # default, not a Python one: a bulk insert of subjects leaves the column out.
+    restriction_grounds: Mapped[list[str]] = mapped_column(JSONType, server_default=text("'[]'"))
     # CCPA opt-out of sale/sharing: from GPC, a request, the preference center…
     sale_opt_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     sale_opt_out_source: Mapped[str | None] = mapped_column(String(24), nullable=True)
