@@ -288,7 +288,10 @@ def test_the_migration_gives_each_restricted_person_the_grounds_found_today(
         def to_db(value: uuid.UUID) -> object:
             return value.bytes if backend.kind == "sqlite" else value
 
-        people = {name: uuid.uuid4() for name in ("asked", "checked", "api", "both", "free", "old")}
+        people = {
+            name: uuid.uuid4()
+            for name in ("asked", "checked", "api", "both", "free", "old", "erased")
+        }
         requests: dict[str, uuid.UUID] = {}
         seq = 0
 
@@ -362,7 +365,7 @@ def test_the_migration_gives_each_restricted_person_the_grounds_found_today(
                     .values(
                         tenant_id=to_db(tenant_id),
                         id=to_db(sid),
-                        status="active",
+                        status="erased" if name == "erased" else "active",
                         created_at=now,
                         updated_at=now,
                         restricted_at=None if name == "free" else now,
@@ -386,9 +389,16 @@ def test_the_migration_gives_each_restricted_person_the_grounds_found_today(
             # The person's restriction was lifted since; restricted, no request found.
             request(conn, "lifted", "old", "restriction", "completed", "restriction_lifted")
             change(conn, "old", "restricted", "requested")
+            # Restricted at their request, then erased whole: nothing is left to restrict, and
+            # a ground would keep their request from the purge for ever.
+            request(conn, "gone", "erased", "restriction", "completed", "restricted")
+            change(conn, "erased", "restricted", "requested")
 
         upgrade("datastore", engine)
         with engine.connect() as conn:
+            erased_flag = conn.execute(
+                select(Subject.restricted_at).where(Subject.id == people["erased"])
+            ).scalar_one()
             grounds = {
                 name: sorted(
                     conn.execute(
@@ -406,7 +416,9 @@ def test_the_migration_gives_each_restricted_person_the_grounds_found_today(
             "both": [f"accuracy:{requests['both']}", "api"],
             "free": [],
             "old": ["api"],
+            "erased": [],
         }
+        assert erased_flag is None
     finally:
         engine.dispose()
 

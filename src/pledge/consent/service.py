@@ -597,12 +597,22 @@ def _locked(ctx: TenantContext, subject: Subject) -> Subject:
     ).one()
 
 
+def held_restriction_grounds(ctx: TenantContext, subject_id: uuid.UUID | str) -> list[str]:
+    """The subject's grounds, its row locked to the end of the transaction: what is decided
+    on them (a lift and its letter) is not decided twice at once."""
+    return list(_locked(ctx, subjects.get_subject_row(ctx, subject_id)).restriction_grounds)
+
+
 def add_restriction_ground(
     ctx: TenantContext, subject_id: uuid.UUID | str, ground: str, source: str
 ) -> Subject:
     """GDPR Art. 18: restrict the subject on `ground`; while any ground holds, the gate denies
     every use but storage. Each ground added is audited (the first sets the flag)."""
-    subject = _locked(ctx, active_subject(ctx, subject_id))
+    # Erased is read under the lock: an erasure committed meanwhile ended every ground, and
+    # one added after it would be left behind.
+    subject = _locked(ctx, subjects.get_subject_row(ctx, subject_id))
+    if subject.status == SubjectStatus.ERASED.value:
+        raise SubjectErased("this subject has been erased")
     if ground in subject.restriction_grounds:
         return subject
     subject.restriction_grounds = [*subject.restriction_grounds, ground]
@@ -630,6 +640,15 @@ def remove_restriction_ground(
     subject.restricted_at = None
     _state_changed(ctx, subject, "restriction_lifted", source, ground)
     return True
+
+
+def end_restriction_grounds(ctx: TenantContext, subject_id: uuid.UUID | str, source: str) -> None:
+    """End every ground the subject holds, each audited (the last lifts the flag): an erasure
+    that left nothing of the person (nothing to restrict; a ground left behind would keep its
+    request from the purge, with nobody to lift it for)."""
+    subject = _locked(ctx, subjects.get_subject_row(ctx, subject_id))
+    for ground in list(subject.restriction_grounds):
+        remove_restriction_ground(ctx, subject.id, ground, source)
 
 
 def set_restriction(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ from pledge.audit import service as audit
 from pledge.consent import service as consent
 from pledge.consent.models import ConsentMethod
 from pledge.core.clock import utcnow
-from pledge.core.errors import Conflict, InvalidInput
+from pledge.core.errors import Conflict, InvalidInput, SubjectErased
 from pledge.purposes import service as purposes
 from pledge.purposes.models import LawfulBasis
 from pledge.rights import bundle, downloads, immediate, letters
@@ -365,7 +366,11 @@ RESTRICTION_LIFTED = "restriction_lifted"
 def restrict_for_checking(ctx: TenantContext, request: RightsRequest) -> None:
     """A correction is being checked (started, or reopened by an appeal): GDPR Art.
     18(1)(a), the data is restricted meanwhile (seed 004)."""
-    if request.type == T.RECTIFICATION.value and request.subject_id is not None:
+    if request.type != T.RECTIFICATION.value or request.subject_id is None:
+        return
+    # Erased since it was made: nothing left to restrict (`fulfil` answers that no data is
+    # held; refusing here kept the request from being started, or its appeal granted).
+    with suppress(SubjectErased):
         consent.add_restriction_ground(
             ctx, request.subject_id, consent.accuracy_ground(request.id), "accuracy_contested"
         )
@@ -506,7 +511,8 @@ def lift_restriction(ctx: TenantContext, request: RightsRequest, reason: str) ->
     if (
         request.type != T.RESTRICTION.value
         or request.subject_id is None
-        or ground not in subjects.get_subject_row(ctx, request.subject_id).restriction_grounds
+        # Locked: a second lift at once waits, then finds it lifted (one letter, one event).
+        or ground not in consent.held_restriction_grounds(ctx, request.subject_id)
     ):
         raise Conflict("only a restriction in force can be lifted")
     if len(reason.strip()) < 10:

@@ -27,6 +27,7 @@ subjects = sa.table(
     "subjects",
     sa.column("tenant_id"),
     sa.column("id"),
+    sa.column("status"),
     sa.column("restricted_at"),
     sa.column("restriction_grounds", sa.JSON().with_variant(postgresql.JSONB(), "postgresql")),
 )
@@ -72,7 +73,12 @@ def backfill(conn: sa.Connection) -> None:
     """Give each restricted subject the grounds the code before this revision found: a
     restriction request whose outcome is `restricted`, a rectification in progress or
     paused, and "api" when the last restriction entry of the audit chain was set by neither
-    (read here once; the code no longer reads the chain) or when no request is found."""
+    (read here once; the code no longer reads the chain) or when no request is found.
+
+    A person erased whole keeps no flag and no ground: nothing of theirs is left to restrict,
+    and a ground would keep their request from the purge for ever (since this revision a
+    full erasure ends every ground, with its audit entries; here, without a key to the
+    chain, the flag is cleared as the erasure would have)."""
     found: dict[tuple[Any, Any], list[str]] = defaultdict(list)
     in_force = (requests.c.type == "restriction") & (requests.c.outcome_code == "restricted")
     checking = (requests.c.type == "rectification") & requests.c.state.in_(
@@ -86,6 +92,11 @@ def backfill(conn: sa.Connection) -> None:
     for tenant_id, subject_id, request_id, rtype in rows:
         kind = "request" if rtype == "restriction" else "accuracy"
         found[(tenant_id, subject_id)].append(f"{kind}:{_uuid(request_id)}")
+    conn.execute(
+        subjects.update()
+        .where(subjects.c.status == "erased", subjects.c.restricted_at.is_not(None))
+        .values(restricted_at=None)
+    )
     restricted = conn.execute(
         sa.select(subjects.c.tenant_id, subjects.c.id).where(subjects.c.restricted_at.is_not(None))
     ).all()
