@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import text
+from sqlalchemy import text, update
 from typer.testing import CliRunner
 
 from pledge import worker
 from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
+from pledge.audit.models import AuditEntry
 from pledge.cli.main import app
 from pledge.core.clock import frozen, utcnow
 from pledge.mail import service as mail
@@ -108,3 +109,18 @@ def test_a_failing_webhook_step_is_reported_like_any_other_and_ends_nothing_else
             conn.execute(text("ALTER TABLE webhook_deliveries_gone RENAME TO webhook_deliveries"))
     assert len(report.errors) == 1 and report.errors[0].startswith("webhooks: ")
     assert "errors: webhooks: " in report.summary()
+
+
+def test_the_worker_command_exits_non_zero_on_a_broken_audit_chain(
+    runtime: Runtime, clik_tenant: str, cli_env: dict[str, str]
+) -> None:
+    # Run from cron, the exit status is what raises the alarm.
+    with runtime.tenant_context(clik_tenant) as ctx:
+        ctx.session.execute(
+            update(AuditEntry)
+            .where(AuditEntry.tenant_id == ctx.tenant_id, AuditEntry.seq == 1)
+            .values(details={"forged": True})
+        )
+    result = CliRunner().invoke(app, ["worker", "--once"])
+    assert result.exit_code == 1
+    assert f"AUDIT CHAIN BROKEN: {clik_tenant}: entry 1" in " ".join(result.output.split())

@@ -142,7 +142,8 @@ def worker(
             report = jobs.run_once(runtime)
             console.print(f"{utcnow():%Y-%m-%d %H:%M:%S}Z {report.summary()}")
             if once:
-                if report.errors:
+                # Non-zero for cron to alert on: a step failed, or a chain is broken.
+                if report.errors or report.audit_broken:
                     raise typer.Exit(1)
                 return
             time.sleep(interval)
