@@ -194,9 +194,10 @@ def preference_center(
 
 
 def _throttled(request: Request, session: DbSession, slug: str) -> Response | None:
-    """A plain 429 page when this client address has sent too many public forms to this
-    tenant (`pledge.web.throttle`); None to go on. Checked before the link is even read; a
-    tenant that does not exist is not counted (the link is then refused as invalid)."""
+    """A 429 answer when this client address has sent too many public forms to this tenant
+    (`pledge.web.throttle`): a page for a browser, plain text for other clients; None to go
+    on. Checked before the link is even read; a tenant that does not exist is not counted
+    (the link is then refused as invalid)."""
     try:
         tenant = tenants.get_tenant_by_slug(session, slug)
     except NotFound:
@@ -204,8 +205,23 @@ def _throttled(request: Request, session: DbSession, slug: str) -> Response | No
     try:
         throttle.check(request, Rule.PUBLIC_FORMS, "forms sent", tenant=tenant.id)
     except TooManyRequests as exc:
-        message = exc.detail[:1].upper() + exc.detail[1:] + ".\n"
-        return PlainTextResponse(message, status_code=exc.status, headers=exc.headers)
+        message = exc.detail[:1].upper() + exc.detail[1:] + "."
+        if _wants_html(request):
+            # Back to the preferences page: its signed link is the query string the form kept.
+            query = request.url.query
+            page = render(
+                request,
+                "public/too_many.html",
+                {
+                    "message": message,
+                    "back": f"/p/{tenant.slug}/preferences?{query}" if query else "",
+                    "tenant_name": tenant.name,
+                },
+                status_code=exc.status,
+            )
+            page.headers.update(exc.headers)
+            return page
+        return PlainTextResponse(message + "\n", status_code=exc.status, headers=exc.headers)
     return None
 
 
