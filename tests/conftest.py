@@ -12,6 +12,7 @@ import base64
 import os
 import sqlite3
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -312,3 +313,29 @@ def login(client: TestClient, workspace: str, email: str, password: str = PASSWO
     )
     assert r.status_code == 303, r.text
     return csrf
+
+
+# ---------------------------------------------------------------------------------------------
+# Races on PostgreSQL: a second transaction run in a thread until it waits on a row lock
+
+
+def waiting_on_a_lock(runtime: Runtime) -> bool:
+    """Whether a session of the test database waits for a lock (PostgreSQL)."""
+    with runtime.engine.connect() as conn:
+        found = conn.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        ).scalar()
+    return bool(found)
+
+
+def until_done_or_blocked(runtime: Runtime, thread: threading.Thread, what: str) -> None:
+    """Wait until `thread` has finished or waits for a lock the caller's transaction holds;
+    `what` names it in the failure (neither within a minute)."""
+    polls = 0
+    while thread.is_alive() and not waiting_on_a_lock(runtime):
+        polls += 1
+        assert polls < 1200, f"{what} neither finished nor waited for a lock"
+        thread.join(0.05)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import MetaData, select
+from sqlalchemy import Connection, MetaData, select
 
 from pledge.core.db import make_engine
 from pledge.crypto.keystore import KeystoreBase
@@ -16,7 +16,7 @@ from pledge.migrations import upgrade
 from pledge.schema import Base
 from pledge.subjects.models import Subject
 from pledge.tenants.models import Tenant
-from tests.conftest import Backend, _create_pg_database, _pg_admin_url
+from tests.conftest import Backend, _create_pg_database, _pg_admin_url, _pg_name
 
 GLOBAL_TABLES = {"tenants"}
 
@@ -63,13 +63,33 @@ def test_migrations_build_exactly_the_models(backend: Backend) -> None:
         assert diff == [], f"models and migrations disagree on {engine.dialect.name}: {diff}"
 
 
+def insert_old_tenant(conn: Connection, old: MetaData, tenant_id: object, now: datetime) -> None:
+    """A tenant row "old" as the first revision's table holds it (`old`: the reflected schema;
+    `tenant_id` as that database stores ids), for tests of migrations over existing data."""
+    conn.execute(
+        old.tables["tenants"]
+        .insert()
+        .values(
+            id=tenant_id,
+            slug="old",
+            name="Old Ltd",
+            jurisdictions=[],
+            region="EU",
+            phone_region="GB",
+            require_totp=False,
+            retention_classes={},
+            created_at=now,
+        )
+    )
+
+
 def test_migrations_upgrade_a_populated_database(backend: Backend, tmp_path: Path) -> None:
     """Every migration runs on a database that already holds data (the first revision's
     rows survive, new columns get their defaults)."""
     if backend.kind == "sqlite":
         url = f"sqlite:///{tmp_path / 'old.db'}"
     else:
-        url = _create_pg_database(_pg_admin_url() or "", "pledge_upgrade_test")
+        url = _create_pg_database(_pg_admin_url() or "", _pg_name("pledge_upgrade_test"))
     engine = make_engine(url)
     try:
         upgrade("datastore", engine, "0001")
@@ -83,21 +103,7 @@ def test_migrations_upgrade_a_populated_database(backend: Backend, tmp_path: Pat
             return value.bytes if backend.kind == "sqlite" else value
 
         with engine.begin() as conn:
-            conn.execute(
-                old.tables["tenants"]
-                .insert()
-                .values(
-                    id=to_db(tenant_id),
-                    slug="old",
-                    name="Old Ltd",
-                    jurisdictions=[],
-                    region="EU",
-                    phone_region="GB",
-                    require_totp=False,
-                    retention_classes={},
-                    created_at=now,
-                )
-            )
+            insert_old_tenant(conn, old, to_db(tenant_id), now)
             conn.execute(
                 old.tables["subjects"]
                 .insert()

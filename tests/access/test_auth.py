@@ -35,13 +35,14 @@ def _client(runtime: Runtime) -> TestClient:
 
 
 def _post_login(client: TestClient, email: str, password: str, workspace: str = "acme") -> int:
-    return _login_response(client, email, password, workspace).status_code
+    return login_response(client, email, password, workspace).status_code
 
 
-def _login_response(
-    client: TestClient, email: str, password: str, workspace: str = "acme"
+def login_response(
+    client: TestClient, email: str, password: str, workspace: str = "acme", **headers: str
 ) -> Response:
-    client.get("/login")
+    """The sign-in form sent as a browser sends it (`headers`: e.g. a proxy's)."""
+    client.get("/login", headers=headers)
     return client.post(
         "/login",
         data={
@@ -50,6 +51,7 @@ def _login_response(
             "password": password,
             "csrf_token": client.cookies["pledge_csrf"],
         },
+        headers=headers,
         follow_redirects=False,
     )
 
@@ -98,7 +100,7 @@ def test_five_failures_lock_the_account_for_a_while(runtime: Runtime, tenant: st
     client = _client(runtime)
     for _ in range(5):
         assert _post_login(client, "staff@acme.example", "not the password") == 401
-    locked = _login_response(client, "staff@acme.example", PASSWORD)  # even the right one
+    locked = login_response(client, "staff@acme.example", PASSWORD)  # even the right one
     assert locked.status_code == 401
     assert "too many failed tries: wait 15 minutes" in locked.text
     with frozen(utcnow() + timedelta(minutes=16)):
@@ -122,9 +124,9 @@ def test_a_locked_account_answers_like_an_unknown_one(runtime: Runtime, tenant: 
         _post_login(client, "staff@acme.example", "not the password")
     # Six tries at each: nothing tells the locked real account from one that does not exist.
     for _ in range(6):
-        real = _login_response(client, "staff@acme.example", "not the password")
-        right = _login_response(client, "staff@acme.example", PASSWORD)
-        unknown = _login_response(client, "nobody@acme.example", "not the password")
+        real = login_response(client, "staff@acme.example", "not the password")
+        right = login_response(client, "staff@acme.example", PASSWORD)
+        unknown = login_response(client, "nobody@acme.example", "not the password")
         assert real.status_code == right.status_code == unknown.status_code == 401
         assert real.text == right.text == unknown.text
 
@@ -175,7 +177,7 @@ def test_the_totp_step_tells_of_the_lock(runtime: Runtime) -> None:
     assert r.status_code == 429 and "this account is locked; wait 15 minutes" in r.text
     assert _totp(client, pyotp.TOTP(secret).now()).headers["location"] == "/login"
     # Back at the password step a locked account answers like any refused sign-in.
-    r = _login_response(client, "staff@strict.example", PASSWORD, workspace="strict")
+    r = login_response(client, "staff@strict.example", PASSWORD, workspace="strict")
     assert r.status_code == 401 and "too many failed tries" in r.text
     # A pending sign-in from before the lock is told too, even with the right code.
     with frozen(utcnow() + timedelta(minutes=16)):

@@ -18,6 +18,7 @@ from pledge.audit.models import AuditEntry
 from pledge.runtime import Runtime
 from pledge.web.app import create_app
 from pledge.web.server import proxy_options
+from tests.access.test_auth import login_response
 from tests.conftest import PASSWORD, make_tenant, make_user
 
 PEER = ("203.0.113.7", 50000)
@@ -30,23 +31,6 @@ def _runtime(runtime: Runtime, **settings: Any) -> Runtime:
 def _client(runtime: Runtime, client: tuple[str, int] = PEER, **settings: Any) -> TestClient:
     app = create_app(_runtime(runtime, **settings))
     return TestClient(app, raise_server_exceptions=False, client=client)
-
-
-def _login(
-    client: TestClient, email: str, password: str, workspace: str = "acme", **headers: str
-) -> Response:
-    client.get("/login", headers=headers)
-    return client.post(
-        "/login",
-        data={
-            "workspace": workspace,
-            "email": email,
-            "password": password,
-            "csrf_token": client.cookies["pledge_csrf"],
-        },
-        headers=headers,
-        follow_redirects=False,
-    )
 
 
 def _failed_logins(runtime: Runtime, tenant: str) -> int:
@@ -63,8 +47,8 @@ def test_one_address_spraying_passwords_over_many_accounts_is_stopped(
     make_user(runtime, tenant, "staff@acme.example")
     client = _client(runtime)
     for n in range(20):
-        assert _login(client, f"user{n}@acme.example", "Winter2026!").status_code == 401
-    stopped = _login(client, "staff@acme.example", PASSWORD)  # even the right password
+        assert login_response(client, f"user{n}@acme.example", "Winter2026!").status_code == 401
+    stopped = login_response(client, "staff@acme.example", PASSWORD)  # even the right password
     assert stopped.status_code == 429
     assert 1 <= int(stopped.headers["Retry-After"]) <= 60
     assert "Too many sign-in attempts from your network" in stopped.text
@@ -75,25 +59,25 @@ def test_one_address_spraying_passwords_over_many_accounts_is_stopped(
     assert _failed_logins(runtime, tenant) == 20
     # Another address is not held back, and the account signs in.
     other = _client(runtime, client=("198.51.100.9", 50000))
-    assert _login(other, "staff@acme.example", PASSWORD).status_code == 303
+    assert login_response(other, "staff@acme.example", PASSWORD).status_code == 303
 
 
 def test_an_ipv6_client_is_counted_by_its_network(runtime: Runtime, tenant: str) -> None:
     first = _client(runtime, client=("2001:db8:1:2::1", 50000), sign_in_rate="2/minute")
     for _ in range(2):
-        assert _login(first, "nobody@acme.example", "wrong password").status_code == 401
+        assert login_response(first, "nobody@acme.example", "wrong password").status_code == 401
     # Another address of the same /64 (one subscriber's): the same count.
     same_net = TestClient(first.app, raise_server_exceptions=False, client=("2001:db8:1:2::ff", 1))
-    assert _login(same_net, "nobody@acme.example", "wrong password").status_code == 429
+    assert login_response(same_net, "nobody@acme.example", "wrong password").status_code == 429
     elsewhere = TestClient(first.app, raise_server_exceptions=False, client=("2001:db8:9::1", 1))
-    assert _login(elsewhere, "nobody@acme.example", "wrong password").status_code == 401
+    assert login_response(elsewhere, "nobody@acme.example", "wrong password").status_code == 401
 
 
 def test_the_code_step_counts_too_and_a_refused_code_does_nothing(runtime: Runtime) -> None:
     make_tenant(runtime, "strict", require_totp=True)
     make_user(runtime, "strict", "staff@strict.example")
     client = _client(runtime, sign_in_rate="3/minute")
-    assert _login(client, "staff@strict.example", PASSWORD, "strict").status_code == 303
+    assert login_response(client, "staff@strict.example", PASSWORD, "strict").status_code == 303
     page = client.get("/login/totp").text
     secret = page.split('id="totp-secret">')[1].split("<")[0]
 
@@ -123,7 +107,7 @@ def test_the_code_step_counts_too_and_a_refused_code_does_nothing(runtime: Runti
 def test_the_limits_can_be_switched_off(runtime: Runtime, tenant: str) -> None:
     client = _client(runtime, sign_in_rate="2/minute", rate_limits=False)
     for _ in range(5):
-        assert _login(client, "nobody@acme.example", "wrong password").status_code == 401
+        assert login_response(client, "nobody@acme.example", "wrong password").status_code == 401
 
 
 def _behind(runtime: Runtime, peer: str, trusted: str | None) -> TestClient:
@@ -138,11 +122,11 @@ def test_a_trusted_proxy_forwards_each_clients_address(runtime: Runtime, tenant:
     proxy = _behind(runtime, "10.0.0.5", "10.0.0.0/24")
     one = {"X-Forwarded-For": "203.0.113.7"}
     for _ in range(2):
-        assert _login(proxy, "nobody@acme.example", "wrong", **one).status_code == 401
-    assert _login(proxy, "nobody@acme.example", "wrong", **one).status_code == 429
+        assert login_response(proxy, "nobody@acme.example", "wrong", **one).status_code == 401
+    assert login_response(proxy, "nobody@acme.example", "wrong", **one).status_code == 429
     # Another client behind the same proxy has its own count.
     two = {"X-Forwarded-For": "198.51.100.9"}
-    assert _login(proxy, "nobody@acme.example", "wrong", **two).status_code == 401
+    assert login_response(proxy, "nobody@acme.example", "wrong", **two).status_code == 401
 
 
 def test_forwarded_addresses_are_ignored_unless_the_proxy_is_trusted(
@@ -152,7 +136,9 @@ def test_forwarded_addresses_are_ignored_unless_the_proxy_is_trusted(
         client = _behind(runtime, "203.0.113.7", trusted)
         for n in range(2):
             spoofed = {"X-Forwarded-For": f"192.0.2.{n}"}
-            assert _login(client, "nobody@acme.example", "wrong", **spoofed).status_code == 401
+            assert (
+                login_response(client, "nobody@acme.example", "wrong", **spoofed).status_code == 401
+            )
         # A fresh made-up address changes nothing: the peer is counted.
         spoofed = {"X-Forwarded-For": "192.0.2.99"}
-        assert _login(client, "nobody@acme.example", "wrong", **spoofed).status_code == 429
+        assert login_response(client, "nobody@acme.example", "wrong", **spoofed).status_code == 429

@@ -29,7 +29,14 @@ from pledge.core.db import Base, make_engine
 from pledge.runtime import Runtime
 from pledge.tenants.models import Tenant
 from pledge.web.app import create_app
-from tests.conftest import PASSWORD, Backend, _create_pg_database, _pg_admin_url, make_tenant
+from tests.conftest import (
+    PASSWORD,
+    Backend,
+    _create_pg_database,
+    _pg_admin_url,
+    _pg_name,
+    make_tenant,
+)
 
 runner = CliRunner()
 
@@ -57,7 +64,8 @@ def test_init_creates_home_key_and_schema(
         monkeypatch.delenv(var, raising=False)
     if backend.kind == "postgresql":
         monkeypatch.setenv(
-            "PLEDGE_DATABASE_URL", _create_pg_database(_pg_admin_url() or "", "pledge_init_test")
+            "PLEDGE_DATABASE_URL",
+            _create_pg_database(_pg_admin_url() or "", _pg_name("pledge_init_test")),
         )
     reset_settings_cache()
     try:

@@ -13,10 +13,9 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from pledge.access.context import OPERATOR, TenantContext
@@ -36,7 +35,9 @@ from pledge.rights.service import Requester, RequestInput
 from pledge.runtime import Runtime
 from pledge.webhooks import service as webhooks
 from pledge.webhooks.models import WebhookDelivery
+from tests.conftest import until_done_or_blocked
 from tests.messaging.conftest import subscribe
+from tests.rights.test_api_and_webhooks import Receiver
 
 TO = "olive.overlap@example.com"
 
@@ -156,17 +157,6 @@ def _needs_postgresql(runtime: Runtime) -> None:
         pytest.skip("SQLite: a second writer waits for the first's transaction (BEGIN IMMEDIATE)")
 
 
-def _waiting_on_a_lock(runtime: Runtime) -> bool:
-    with runtime.engine.connect() as conn:
-        found = conn.execute(
-            text(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-        ).scalar()
-    return bool(found)
-
-
 class Second:
     """A second worker's transaction running `step` in a thread while the caller's is still
     open; started at once, it runs until it finishes or waits for a lock the first holds."""
@@ -186,11 +176,7 @@ class Second:
 
         self._thread = threading.Thread(target=run)
         self._thread.start()
-        polls = 0
-        while self._thread.is_alive() and not _waiting_on_a_lock(runtime):
-            polls += 1
-            assert polls < 1200, "the second worker neither finished nor waited for a lock"
-            self._thread.join(0.05)
+        until_done_or_blocked(runtime, self._thread, "the second worker")
 
     def result(self) -> int:
         """What the step returned, once the first worker has committed."""
@@ -280,47 +266,15 @@ def test_an_expired_request_is_purged_once_by_two_workers(
     assert _count(runtime, AuditEvent.RIGHTS_PURGED) == 1
 
 
-class HookReceiver:
-    """A real HTTP server on 127.0.0.1; during the first POST — the first worker's, its
-    transaction still open — runs `beside` once (the second worker)."""
-
-    def __init__(self) -> None:
-        self.received: list[str] = []
-        self.status = 200
-        self.beside: Callable[[], None] = lambda: None
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers["content-length"]))
-                outer.received.append(self.headers["Pledge-Delivery"])
-                if len(outer.received) == 1:
-                    outer.beside()
-                self.send_response(outer.status)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def hook_receiver(private_targets: None) -> Iterator[HookReceiver]:
-    r = HookReceiver()
+def hook_receiver(private_targets: None) -> Iterator[Receiver]:
+    r = Receiver()
     yield r
     r.close()
 
 
 def test_a_webhook_is_delivered_once_by_two_workers(
-    runtime: Runtime, tenant: str, hook_receiver: HookReceiver
+    runtime: Runtime, tenant: str, hook_receiver: Receiver
 ) -> None:
     _needs_postgresql(runtime)
     outcomes: list[tuple[int, int]] = []
@@ -342,7 +296,7 @@ def test_a_webhook_is_delivered_once_by_two_workers(
 
 
 def test_one_unreadable_delivery_does_not_undo_the_posts_of_its_batch(
-    runtime: Runtime, tenant: str, hook_receiver: HookReceiver
+    runtime: Runtime, tenant: str, hook_receiver: Receiver
 ) -> None:
     hook_receiver.status = 503  # both wait for a retry
     with runtime.tenant_context(tenant) as ctx:
@@ -361,7 +315,8 @@ def test_one_unreadable_delivery_does_not_undo_the_posts_of_its_batch(
     for _ in range(2):  # two worker cycles
         with Session(runtime.engine) as session, session.begin():
             webhooks.deliver(session, runtime.keystore, now=later)
-    assert hook_receiver.received == [good_id]  # posted once, and its outcome kept
+    posted = [r["headers"]["Pledge-Delivery"] for r in hook_receiver.received]
+    assert posted == [good_id]  # posted once, and its outcome kept
     with runtime.sessions() as s:
         rows = {str(d.id): d for d in s.scalars(select(WebhookDelivery))}
     assert rows[good_id].status == "delivered"

@@ -6,7 +6,7 @@ import base64
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -36,17 +36,23 @@ EMAIL = "wanda.webhook@example.com"
 
 
 class Receiver:
-    """A real HTTP server on 127.0.0.1 that records what it is sent."""
+    """A real HTTP server on 127.0.0.1 that records what it is sent and answers `status`;
+    during the first POST it runs `beside` once (e.g. a second worker, while the first
+    one's transaction is still open)."""
 
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
+        self.status = 200
+        self.beside: Callable[[], None] = lambda: None
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["content-length"]))
                 outer.received.append({"headers": dict(self.headers), "body": body})
-                self.send_response(200)
+                if len(outer.received) == 1:
+                    outer.beside()
+                self.send_response(outer.status)
                 self.end_headers()
 
             def log_message(self, *args: object) -> None:

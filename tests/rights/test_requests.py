@@ -91,7 +91,7 @@ def _verify(runtime: Runtime, tenant: str, handle: str, **data: object) -> None:
         assert outcome.verified, outcome.reason
 
 
-def _letter(runtime: Runtime, tenant: str, request_id: str, name: str) -> str:
+def letter_text(runtime: Runtime, tenant: str, request_id: str, name: str) -> str:
     """The text of the request's last letter `name`, as kept with the request (and sent)."""
     with runtime.tenant_context(tenant) as ctx:
         request = rights.get_request(ctx, request_id)
@@ -183,7 +183,7 @@ def test_gdpr_erasure_keeps_billing_records_and_says_why(runtime: Runtime, perso
         letter = [m for m in mail.list_messages(ctx) if m.kind == "rights_letter"]
         assert letter  # acknowledgement, verification… and the completion letter
     # The letter says what is kept and why, and where to complain (GDPR Art. 12(4), 77).
-    text = _letter(runtime, person, request_id, "completed")
+    text = letter_text(runtime, person, request_id, "completed")
     assert "We erased your personal data except what the law requires us to keep" in text
     assert (
         "Some of your data is kept, and why:\n"
@@ -223,7 +223,7 @@ def test_clik_portability_refused_for_legitimate_interest_data(
     assert result.state == "denied"
     assert "legitimate interests" in result.outcome and "Art. 20(1)(a)" in result.outcome
     # The letter gives the reasons, the authority and the courts (UK GDPR Art. 12(4)).
-    text = _letter(runtime, tenant, handle.split("|")[0], "denied")
+    text = letter_text(runtime, tenant, handle.split("|")[0], "denied")
     assert "because: the data we hold about you is held on our legitimate interests" in text
     assert "Art. 20(1)(a)" in text and "access request" in text
     assert "the Information Commissioner's Office (ico.org.uk)" in text
@@ -253,7 +253,7 @@ def test_restriction_during_a_disputed_rectification_then_lifted(
         )
         assert gate.may(ctx, request.subject_id, "newsletter", "email").allowed
     # GDPR Art. 18(3): the person is told the restriction is lifted, with the answer.
-    text = _letter(runtime, person, request_id, "completed")
+    text = letter_text(runtime, person, request_id, "completed")
     assert "We corrected: first_name." in text
     assert LIFTED in text
 
@@ -292,7 +292,7 @@ def test_a_direct_marketing_objection_stops_the_next_audience(
         audience = gate.audience(ctx, "product-marketing", "email")
         assert subject_id not in audience.allowed
         assert subject_id in gate.audience(ctx, "newsletter", "email").allowed  # only that
-    text = _letter(runtime, person, request_id, "completed")
+    text = letter_text(runtime, person, request_id, "completed")
     assert "We stopped: Information on our products and services" in text
     assert "compelling" not in text
 
@@ -316,7 +316,7 @@ def test_colorado_access_answered_in_45_days_extended_once_appealed(
         with pytest.raises(Conflict, match="already extended"):
             workflow.extend(ctx, request, "again, because we can")
     # C.R.S. 6-1-1306(2): the requester is told of the extension, and why, in the 45 days.
-    text = _letter(runtime, person, request_id, "extended")
+    text = letter_text(runtime, person, request_id, "extended")
     assert "because: the request covers many years of support chats" in text
     assert "extend by 45 days" in text and "answer by 05 April 2026 at the latest" in text
     with frozen(received + timedelta(days=60)), runtime.tenant_context(person) as ctx:
@@ -328,7 +328,7 @@ def test_colorado_access_answered_in_45_days_extended_once_appealed(
             "we could not match the account to the data points given",
         )
     # The refusal gives its reasons and how to appeal (C.R.S. 6-1-1306(3)).
-    text = _letter(runtime, person, request_id, "denied")
+    text = letter_text(runtime, person, request_id, "denied")
     assert "because: we could not match the account to the data points given" in text
     assert "You may appeal this decision" in text and "within 45 days" in text
     assert "the Colorado Attorney General" in text
@@ -352,7 +352,7 @@ def test_colorado_access_answered_in_45_days_extended_once_appealed(
         "appealed",
         "appeal_denied",
     ]
-    text = _letter(runtime, person, request_id, "appeal_decision")
+    text = letter_text(runtime, person, request_id, "appeal_decision")
     assert "Our decision stands, because: the data points still do not match" in text
     assert "you may contact the Colorado Attorney General" in text
 
@@ -568,9 +568,9 @@ def test_a_correction_leaves_alone_a_restriction_the_person_asked_for(
     assert _restricted(runtime, person)
     _fulfil(runtime, person, second, StaffInput(approve=False, note="the proof shows otherwise"))
     assert not _restricted(runtime, person)
-    denied = _letter(runtime, person, second.split("|")[0], "denied")
+    denied = letter_text(runtime, person, second.split("|")[0], "denied")
     assert "because: the proof shows otherwise" in denied and LIFTED in denied
-    assert LIFTED not in _letter(runtime, person, correction.split("|")[0], "completed")
+    assert LIFTED not in letter_text(runtime, person, correction.split("|")[0], "completed")
     with runtime.tenant_context(person) as ctx, pytest.raises(Conflict):
         fulfilment.lift_restriction(
             ctx, rights.get_request(ctx, asked.split("|")[0]), "lifted a second time"
@@ -676,12 +676,12 @@ def test_a_correction_leaves_alone_a_restriction_set_through_the_privacy_state(
     _verify(runtime, person, correction, data_points=PHONE)
     _fulfil(runtime, person, correction, StaffInput(approve=True))
     assert _restricted(runtime, person)
-    assert LIFTED not in _letter(runtime, person, correction.split("|")[0], "completed")
+    assert LIFTED not in letter_text(runtime, person, correction.split("|")[0], "completed")
     refused = _submit(runtime, person, "rectification", proposed={"first_name": "Rita"})
     _verify(runtime, person, refused, data_points=PHONE)
     _fulfil(runtime, person, refused, StaffInput(approve=False, note="the proof says otherwise"))
     assert _restricted(runtime, person)
-    assert LIFTED not in _letter(runtime, person, refused.split("|")[0], "denied")
+    assert LIFTED not in letter_text(runtime, person, refused.split("|")[0], "denied")
     withdrawn = _submit(runtime, person, "rectification", proposed={"first_name": "Rita"})
     _verify(runtime, person, withdrawn, data_points=PHONE)
     with runtime.tenant_context(person) as ctx:
@@ -699,7 +699,7 @@ def test_a_correction_leaves_alone_a_restriction_set_through_the_privacy_state(
     assert _restricted(runtime, person)
     _fulfil(runtime, person, again, StaffInput(approve=True))
     assert not _restricted(runtime, person)
-    assert LIFTED in _letter(runtime, person, again.split("|")[0], "completed")
+    assert LIFTED in letter_text(runtime, person, again.split("|")[0], "completed")
 
 
 def test_lifting_a_restriction_the_person_asked_for_leaves_one_set_through_the_api(

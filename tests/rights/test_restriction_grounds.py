@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import MetaData, select, text
+from sqlalchemy import MetaData, select
 
 from pledge.consent import intake
 from pledge.consent import service as consent
@@ -32,8 +32,16 @@ from pledge.subjects import service as subjects
 from pledge.subjects.identity import IdentityKind
 from pledge.subjects.models import Subject
 from pledge.subjects.service import FieldInput
-from tests.conftest import Backend, _create_pg_database, _pg_admin_url, _pg_name
+from tests.conftest import (
+    Backend,
+    _create_pg_database,
+    _pg_admin_url,
+    _pg_name,
+    until_done_or_blocked,
+)
 from tests.rights.test_pages import staff_client
+from tests.rights.test_requests import letter_text
+from tests.test_schema import insert_old_tenant
 
 EMAIL = "rosa.restricted@example.com"
 PHONE = "+447700900666"
@@ -90,20 +98,6 @@ def _letter_names(runtime: Runtime, tenant: str, request_id: str) -> list[str]:
         return [a.name for a in letters.list_artifacts(ctx, request, kinds=("letter",))]
 
 
-def _letter(runtime: Runtime, tenant: str, request_id: str, name: str) -> str:
-    with runtime.tenant_context(tenant) as ctx:
-        request = rights.get_request(ctx, request_id)
-        found = [
-            a
-            for a in letters.list_artifacts(ctx, request, kinds=("letter",))
-            if a.name == f"{name}.txt"
-        ]
-        assert found, name
-        content = letters.open_artifact(ctx, request, found[-1])
-    assert content is not None
-    return content.decode()
-
-
 def _put_restricted(client: TestClient, sid: str, restricted: bool) -> dict[str, Any]:
     response = client.put(f"/api/v1/subjects/{sid}/privacy-state", json={"restricted": restricted})
     assert response.status_code == 200, response.text
@@ -123,7 +117,7 @@ def test_an_api_restriction_made_while_a_correction_is_checked_outlives_the_corr
     with runtime.tenant_context(tenant) as ctx:
         fulfilment.fulfil(ctx, rights.get_request(ctx, correction), StaffInput(approve=True))
     assert _restricted(runtime, tenant)  # the API's restriction was not the correction's
-    assert LIFTED not in _letter(runtime, tenant, correction, "completed")
+    assert LIFTED not in letter_text(runtime, tenant, correction, "completed")
     assert answer["restriction_grounds"] == [
         {"ground": "accuracy", "request_id": correction},
         {"ground": "api", "request_id": None},
@@ -177,7 +171,7 @@ def test_lifting_the_persons_restriction_leaves_one_the_api_set_after_it(
     assert [g["ground"] for g in answer["restriction_grounds"]] == ["request", "api"]
     # The person is told, as when no other ground holds (Art. 18(3)).
     assert _letter_names(runtime, tenant, asked)[-1] == "restriction_lifting.txt"
-    assert "our records are right" in _letter(runtime, tenant, asked, "restriction_lifting")
+    assert "our records are right" in letter_text(runtime, tenant, asked, "restriction_lifting")
     answer = _put_restricted(client, person, False)
     assert answer["restricted"] is False
     assert not _restricted(runtime, tenant)
@@ -221,17 +215,6 @@ def test_a_correction_answered_after_an_erasure_leaves_no_ground_behind(
         assert workflow.purge_expired(ctx) == 1
 
 
-def _waiting_on_a_lock(runtime: Runtime) -> bool:
-    with runtime.engine.connect() as conn:
-        found = conn.execute(
-            text(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-        ).scalar()
-    return bool(found)
-
-
 def test_a_ground_added_while_another_transaction_adds_one_keeps_both(
     runtime: Runtime, tenant: str, person: str, client: TestClient
 ) -> None:
@@ -253,11 +236,7 @@ def test_a_ground_added_while_another_transaction_adds_one_keeps_both(
         fulfilment.start(ctx, rights.get_request(ctx, correction))
         other = threading.Thread(target=restrict_through_the_api)
         other.start()
-        polls = 0
-        while other.is_alive() and not _waiting_on_a_lock(runtime):
-            polls += 1
-            assert polls < 1200, "the API's change neither finished nor waited for a lock"
-            other.join(0.05)
+        until_done_or_blocked(runtime, other, "the API's change")
     other.join()
     assert not failures, failures
     answer = _put_restricted(client, person, False)
@@ -343,21 +322,7 @@ def test_the_migration_gives_each_restricted_person_the_grounds_found_today(
             )
 
         with engine.begin() as conn:
-            conn.execute(
-                old.tables["tenants"]
-                .insert()
-                .values(
-                    id=to_db(tenant_id),
-                    slug="old",
-                    name="Old Ltd",
-                    jurisdictions=[],
-                    region="EU",
-                    phone_region="GB",
-                    require_totp=False,
-                    retention_classes={},
-                    created_at=now,
-                )
-            )
+            insert_old_tenant(conn, old, to_db(tenant_id), now)
             for name, sid in people.items():
                 conn.execute(
                     old.tables["subjects"]

@@ -21,11 +21,11 @@ from pledge.rights import service as rights
 from pledge.runtime import Runtime
 from pledge.subjects import erasure
 from pledge.subjects import service as subjects
+from tests.conftest import until_done_or_blocked
 from tests.rights.test_restriction_grounds import (
     _letter_names,
     _put_restricted,
     _verified,
-    _waiting_on_a_lock,
     person,
 )
 
@@ -138,11 +138,7 @@ def test_two_lifts_at_once_send_one_letter(runtime: Runtime, tenant: str, person
         fulfilment.lift_restriction(ctx, rights.get_request(ctx, asked), "the dispute is settled")
         other = threading.Thread(target=lift_again)
         other.start()
-        polls = 0
-        while other.is_alive() and not _waiting_on_a_lock(runtime):
-            polls += 1
-            assert polls < 1200, "the second lift neither finished nor waited for a lock"
-            other.join(0.05)
+        until_done_or_blocked(runtime, other, "the second lift")
     other.join()
     assert [type(f) for f in failures] == [Conflict]
     assert _letter_names(runtime, tenant, asked).count("restriction_lifting.txt") == 1
