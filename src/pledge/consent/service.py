@@ -630,7 +630,11 @@ def remove_restriction_ground(
     """End `ground` only; the restriction is lifted when no other holds. Whether it was
     lifted. An erased subject's ground ends too (nothing to restrict is left; a ground
     left behind would keep its request from the purge)."""
-    subject = _locked(ctx, subjects.get_subject_row(ctx, subject_id))
+    return _end_ground(ctx, _locked(ctx, subjects.get_subject_row(ctx, subject_id)), ground, source)
+
+
+def _end_ground(ctx: TenantContext, subject: Subject, ground: str, source: str) -> bool:
+    """`remove_restriction_ground` on a row already locked."""
     if ground not in subject.restriction_grounds:
         return False
     subject.restriction_grounds = [g for g in subject.restriction_grounds if g != ground]
@@ -648,7 +652,7 @@ def end_restriction_grounds(ctx: TenantContext, subject_id: uuid.UUID | str, sou
     request from the purge, with nobody to lift it for)."""
     subject = _locked(ctx, subjects.get_subject_row(ctx, subject_id))
     for ground in list(subject.restriction_grounds):
-        remove_restriction_ground(ctx, subject.id, ground, source)
+        _end_ground(ctx, subject, ground, source)
 
 
 def set_restriction(
