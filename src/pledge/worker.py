@@ -45,7 +45,7 @@ from pledge.webhooks import service as webhooks
 
 log = logging.getLogger("pledge.worker")
 
-WEBHOOK_BATCHES = 10  # of 500 deliveries, per cycle
+WEBHOOK_LIMIT = 5000  # deliveries attempted per cycle at most
 
 
 @dataclass
@@ -144,13 +144,9 @@ def run_once(runtime: Runtime) -> CycleReport:
                 log.error("worker step %s failed for tenant %s: %s", name, slug, type(exc).__name__)
                 report.errors.append(f"{slug}: {name}: {type(exc).__name__}")
     try:
-        for _ in range(WEBHOOK_BATCHES):
-            with transaction(runtime.sessions) as session:
-                ok, failing = webhooks.deliver(session, runtime.keystore)
-            report.webhooks_ok += ok
-            report.webhooks_failing += failing
-            if ok + failing == 0:
-                break
+        ok, failing = webhooks.deliver(runtime.sessions, runtime.keystore, limit=WEBHOOK_LIMIT)
+        report.webhooks_ok += ok
+        report.webhooks_failing += failing
     except Exception as exc:  # reported like a tenant's step: the next cycle tries again
         log.error("worker step webhooks failed: %s", type(exc).__name__)
         report.errors.append(f"webhooks: {type(exc).__name__}")

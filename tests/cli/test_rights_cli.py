@@ -5,11 +5,13 @@ databases."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from pledge.access.context import TenantContext
+from pledge.core.clock import frozen, utcnow
 from pledge.mail import service as mail
 from pledge.rights import immediate
 from pledge.rights import service as rights
@@ -18,7 +20,9 @@ from pledge.runtime import Runtime
 from pledge.subjects import service as subjects
 from pledge.subjects.identity import IdentityKind
 from pledge.subjects.service import FieldInput
+from pledge.webhooks import service as webhooks
 from tests.cli.test_cli import run
+from tests.rights.test_api_and_webhooks import Receiver
 
 MIA = "mia@example.com"
 
@@ -199,3 +203,20 @@ def test_a_list_that_stops_midway_says_where_to_go_on(
             "b@example.com",
             "c@example.com",
         ]
+
+
+def test_webhooks_deliver_posts_the_due_retries(
+    runtime: Runtime, tenant: str, cli_env: dict[str, str], private_targets: None
+) -> None:
+    with Receiver() as receiver:
+        receiver.status = 503
+        with runtime.tenant_context(tenant) as ctx:
+            webhooks.add_endpoint(ctx, receiver.url, ["*"])
+            webhooks.emit(ctx, "request.state_changed", {"x": 1})
+        assert run("webhooks", "deliver") == (0, "delivered: 0; failing (will retry): 0")
+        with frozen(utcnow() + timedelta(minutes=2)):  # the first retry is due
+            assert run("webhooks", "deliver") == (0, "delivered: 0; failing (will retry): 1")
+        receiver.status = 200
+        with frozen(utcnow() + timedelta(minutes=8)):  # and the second
+            assert run("webhooks", "deliver") == (0, "delivered: 1; failing (will retry): 0")
+    assert len(receiver.received) == 3

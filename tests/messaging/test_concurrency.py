@@ -16,7 +16,6 @@ from email.message import EmailMessage
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from pledge.access.context import OPERATOR, TenantContext
 from pledge.access.permissions import ALL_SCOPES
@@ -276,12 +275,10 @@ def hook_receiver(private_targets: None) -> Iterator[Receiver]:
 def test_a_webhook_is_delivered_once_by_two_workers(
     runtime: Runtime, tenant: str, hook_receiver: Receiver
 ) -> None:
-    _needs_postgresql(runtime)
     outcomes: list[tuple[int, int]] = []
 
     def second_worker() -> None:  # `pledge worker`'s cycle, while the first one posts
-        with Session(runtime.engine) as session, session.begin():
-            outcomes.append(webhooks.deliver(session, runtime.keystore))
+        outcomes.append(webhooks.deliver(runtime.sessions, runtime.keystore))
 
     hook_receiver.beside = second_worker
     with runtime.tenant_context(tenant) as ctx:
@@ -313,8 +310,7 @@ def test_one_unreadable_delivery_does_not_undo_the_posts_of_its_batch(
 
     later = utcnow() + timedelta(minutes=2)
     for _ in range(2):  # two worker cycles
-        with Session(runtime.engine) as session, session.begin():
-            webhooks.deliver(session, runtime.keystore, now=later)
+        webhooks.deliver(runtime.sessions, runtime.keystore, now=later)
     posted = [r["headers"]["Pledge-Delivery"] for r in hook_receiver.received]
     assert posted == [good_id]  # posted once, and its outcome kept
     with runtime.sessions() as s:
@@ -322,3 +318,62 @@ def test_one_unreadable_delivery_does_not_undo_the_posts_of_its_batch(
     assert rows[good_id].status == "delivered"
     (broken,) = (d for i, d in rows.items() if i != good_id)
     assert (broken.status, broken.last_error) == ("failed", "unreadable: DecryptionFailed")
+
+
+def test_the_data_store_takes_writes_while_a_webhook_is_being_posted(
+    runtime: Runtime, tenant: str, hook_receiver: Receiver
+) -> None:
+    """A receiver may take TIMEOUT_S to answer, and a cycle posts thousands: no transaction
+    is open meanwhile (on SQLite it would stop every writer: sign-ins, requests, consent)."""
+    written: list[str] = []
+
+    def staff_meanwhile() -> None:  # someone using Pledge while the worker posts
+        with runtime.tenant_context(tenant) as ctx:
+            endpoint, _secret = webhooks.add_endpoint(ctx, "https://example.com/other", ["x"])
+        written.append(str(endpoint.id))
+
+    hook_receiver.status = 503
+    with runtime.tenant_context(tenant) as ctx:
+        webhooks.add_endpoint(ctx, hook_receiver.url, ["*"])
+        webhooks.emit(ctx, "request.state_changed", {"x": 1})
+    hook_receiver.received.clear()
+    hook_receiver.beside = staff_meanwhile
+    hook_receiver.status = 200
+    ok, failing = webhooks.deliver(
+        runtime.sessions, runtime.keystore, now=utcnow() + timedelta(minutes=2)
+    )
+    assert (ok, failing) == (1, 0)
+    assert len(written) == 1  # committed during the post, not after a lock wait gave up
+    with runtime.tenant_context(tenant) as ctx:
+        assert len(webhooks.list_endpoints(ctx)) == 2
+
+
+def test_a_delivery_whose_worker_died_mid_post_is_retried_once_its_lease_is_over(
+    runtime: Runtime, tenant: str, hook_receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hook_receiver.status = 503
+    with runtime.tenant_context(tenant) as ctx:
+        webhooks.add_endpoint(ctx, hook_receiver.url, ["*"])
+        webhooks.emit(ctx, "request.state_changed", {"x": 1})
+    hook_receiver.received.clear()
+    hook_receiver.status = 200
+
+    def killed(*_args: object) -> None:
+        raise SystemExit("the worker was killed")
+
+    claimed_at = utcnow() + timedelta(minutes=2)  # the retry after the first 503 is due
+    with monkeypatch.context() as patch:
+        patch.setattr(webhooks, "_attempt", killed)
+        with pytest.raises(SystemExit):
+            webhooks.deliver(runtime.sessions, runtime.keystore, now=claimed_at)
+    # Claimed: another worker's cycle leaves it alone while the lease runs ...
+    before = claimed_at + webhooks.LEASE - timedelta(seconds=1)
+    assert webhooks.deliver(runtime.sessions, runtime.keystore, now=before) == (0, 0)
+    assert hook_receiver.received == []
+    # ... and tries it when it is over.
+    after = claimed_at + webhooks.LEASE + timedelta(seconds=1)
+    assert webhooks.deliver(runtime.sessions, runtime.keystore, now=after) == (1, 0)
+    assert len(hook_receiver.received) == 1
+    with runtime.sessions() as s:
+        delivery = s.scalars(select(WebhookDelivery)).one()
+    assert (delivery.status, delivery.attempts) == ("delivered", 3)

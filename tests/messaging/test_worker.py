@@ -20,7 +20,9 @@ from pledge.rights import service as rights
 from pledge.rights import verification, workflow
 from pledge.rights.service import Requester, RequestInput
 from pledge.runtime import Runtime
+from pledge.webhooks import service as webhooks
 from tests.messaging.conftest import subscribe
+from tests.rights.test_api_and_webhooks import Receiver
 
 
 def test_one_cycle_announces_closes_unverified_and_mails_then_does_nothing_more(
@@ -124,3 +126,23 @@ def test_the_worker_command_exits_non_zero_on_a_broken_audit_chain(
     result = CliRunner().invoke(app, ["worker", "--once"])
     assert result.exit_code == 1
     assert f"AUDIT CHAIN BROKEN: {clik_tenant}: entry 1" in " ".join(result.output.split())
+
+
+def test_a_failed_webhook_is_posted_by_the_cycle_after_its_retry_time(
+    runtime: Runtime, tenant: str, private_targets: None
+) -> None:
+    with Receiver() as receiver:
+        receiver.status = 503
+        with runtime.tenant_context(tenant) as ctx:
+            webhooks.add_endpoint(ctx, receiver.url, ["*"])
+            webhooks.emit(ctx, "request.state_changed", {"x": 1})
+        receiver.status = 200
+        with frozen(utcnow() + timedelta(seconds=30)):
+            early = worker.run_once(runtime)
+        with frozen(utcnow() + timedelta(minutes=2)):
+            due = worker.run_once(runtime)
+    assert (early.webhooks_ok, due.webhooks_ok, due.webhooks_failing) == (0, 1, 0)
+    assert [r["headers"]["Pledge-Event"] for r in receiver.received] == [
+        "request.state_changed",  # the 503 right after the commit
+        "request.state_changed",  # the retry
+    ]

@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from pledge.cli.common import console, open_runtime, reports_errors
-from pledge.core.db import transaction
 from pledge.webhooks import service
 
 app = typer.Typer(help="Signed webhooks: deliver the due ones.", no_args_is_help=True)
@@ -21,13 +20,9 @@ def deliver(
     """Send pending deliveries whose retry time has come (all tenants)."""
     runtime = open_runtime()
     try:
-        total_ok = total_failing = 0
-        for _ in range(limit_runs):
-            with transaction(runtime.sessions) as session:
-                ok, failing = service.deliver(session, runtime.keystore)
-            total_ok, total_failing = total_ok + ok, total_failing + failing
-            if ok + failing == 0:
-                break
-        console.print(f"delivered: {total_ok}; failing (will retry): {total_failing}")
+        ok, failing = service.deliver(
+            runtime.sessions, runtime.keystore, limit=limit_runs * service.CLAIM * 10
+        )
+        console.print(f"delivered: {ok}; failing (will retry): {failing}")
     finally:
         runtime.close()

@@ -14,6 +14,7 @@ import json
 import logging
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,12 +23,12 @@ import httpx2 as httpx
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from pledge.access.context import TenantContext
 from pledge.access.scoping import for_tenant
 from pledge.core.clock import utcnow
-from pledge.core.db import after_commit, transaction_memo
+from pledge.core.db import after_commit, transaction, transaction_memo
 from pledge.core.errors import InvalidInput
 from pledge.core.ids import new_id
 from pledge.crypto.aead import seal, unseal
@@ -46,6 +47,11 @@ BACKOFF = [
     timedelta(hours=24),
 ]
 TIMEOUT_S = 5.0
+# Claimed at a time: their posts, TIMEOUT_S each at worst, end well inside the lease.
+CLAIM = 50
+# How long a claimed delivery is not due for anyone else: a process that died mid-post
+# leaves it to be tried again after this.
+LEASE = timedelta(minutes=15)
 
 
 def _aead(keystore: KeyStore, tenant_id: uuid.UUID) -> AESGCM:
@@ -218,13 +224,11 @@ def send_to_url(ctx: TenantContext, event: str, url: str, jws_token: str) -> uui
 
 
 def _deliver_after_commit(ctx: TenantContext, ids: list[uuid.UUID]) -> None:
-    bind = ctx.session.get_bind()
+    sessions = sessionmaker(bind=ctx.session.get_bind(), expire_on_commit=False)
     keystore, tenant_id = ctx.keystore, ctx.tenant_id
 
     def send() -> None:
-        with Session(bind=bind, expire_on_commit=False) as session:
-            deliver(session, keystore, tenant_id=tenant_id, only=ids)
-            session.commit()
+        deliver(sessions, keystore, tenant_id=tenant_id, only=ids)
 
     after_commit(ctx.session, send)
 
@@ -267,21 +271,44 @@ def _target(session: Session, keystore: KeyStore, delivery: WebhookDelivery) -> 
     )
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery this process has claimed, with what its post needs."""
+
+    tenant_id: uuid.UUID
+    id: uuid.UUID
+    event: str
+    attempts: int  # its attempts with this one: the claim is still ours while they match
+    target: Target
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    status_code: int | None = None
+    error: str | None = None
+    final: bool = False  # no retry (the target is not a public address)
+
+
 def deliver(
-    session: Session,
+    sessions: sessionmaker[Session],
     keystore: KeyStore,
     *,
     tenant_id: uuid.UUID | None = None,
     only: list[uuid.UUID] | None = None,
     now: datetime | None = None,
+    limit: int = CLAIM * 10,
 ) -> tuple[int, int]:
-    """Attempt the deliveries that are due; returns (delivered, still failing). The caller
-    commits. Errors are recorded without personal data (status code or exception type).
+    """Attempt the deliveries that are due, at most `limit`; returns (delivered, still
+    failing). Errors are recorded without personal data (status code or exception type).
 
-    The deliveries are locked until the caller commits, and those another process holds are
-    skipped (PostgreSQL; SQLite's writers take turns): the delivery right after a commit and
-    a worker's cycle, or two workers, never post the same one twice. A process that dies
-    mid-post leaves its deliveries as they were, due again."""
+    No transaction is open while a receiver is called — on SQLite an open writer stops every
+    other writer, and a dead endpoint takes TIMEOUT_S a post. Deliveries are claimed CLAIM at
+    a time in a short transaction (their next attempt moved a LEASE ahead; those another
+    process holds are skipped), posted, then their outcomes written in a second one. Two
+    workers, or the delivery right after a commit beside a worker's cycle, never post the
+    same delivery twice; a process that dies mid-post leaves its claims due again once their
+    lease is over (at least once)."""
     moment = now or utcnow()
     stmt = select(WebhookDelivery).where(
         WebhookDelivery.status == DeliveryStatus.PENDING.value,
@@ -291,68 +318,106 @@ def deliver(
         stmt = stmt.where(WebhookDelivery.tenant_id == tenant_id)
     if only is not None:
         stmt = stmt.where(WebhookDelivery.id.in_(only))
-    delivered = failing = 0
+    stmt = stmt.order_by(WebhookDelivery.next_attempt_at).with_for_update(skip_locked=True)
+    delivered = failing = tried = 0
     with httpx.Client(timeout=TIMEOUT_S, follow_redirects=False) as client:
-        for delivery in session.scalars(
-            stmt.order_by(WebhookDelivery.next_attempt_at)
-            .limit(500)
-            .with_for_update(skip_locked=True)
-        ).all():
-            try:
-                target = _target(session, keystore, delivery)
-            except SQLAlchemyError:
-                raise  # the data store's trouble, not this delivery's: the batch stops
-            except Exception as exc:
-                # Undecryptable (damaged at rest), or its target's secret: raised, it would
-                # roll back the batch's outcomes after their posts, posted again each cycle.
-                # The class only: an exception's text may carry personal data.
-                log.error("webhook delivery %s cannot be read: %s", delivery.id, type(exc).__name__)
-                delivery.attempts += 1
-                delivery.status = DeliveryStatus.FAILED.value
-                delivery.last_error = f"unreadable: {type(exc).__name__}"[:200]
-                failing += 1
-                continue
-            delivery.attempts += 1
-            if target is None:
-                delivery.status, delivery.last_error = DeliveryStatus.FAILED.value, "target gone"
-                continue
-            try:
-                # Resolved here, and called at the address checked (`targets.pin`).
-                pinned: targets.Pinned | None = targets.pin(target.url)
-            except targets.BlockedTarget:
-                delivery.status = DeliveryStatus.FAILED.value
-                delivery.last_error = "blocked: not a public address"
-                failing += 1
-                continue
-            except targets.Unresolved:  # tried again later, as a refused connection is
-                pinned = None
-                delivery.last_error = "host name does not resolve"
-            ok = pinned is not None and _post(client, delivery, target, pinned, moment)
-            if ok:
-                delivery.status, delivery.delivered_at = DeliveryStatus.DELIVERED.value, moment
-                delivered += 1
-            elif delivery.attempts > len(BACKOFF):
-                delivery.status = DeliveryStatus.FAILED.value
-                failing += 1
-            else:
-                delivery.next_attempt_at = moment + BACKOFF[delivery.attempts - 1]
-                failing += 1
+        while tried < limit:
+            with transaction(sessions) as session:
+                rows = session.scalars(stmt.limit(min(CLAIM, limit - tried))).all()
+                claimed, unusable = _claim(session, keystore, rows, moment)
+            tried += len(rows)
+            failing += unusable
+            if not rows:
+                break
+            outcomes = [(c, _attempt(client, c, moment)) for c in claimed]
+            with transaction(sessions) as session:
+                ok, bad = _record(session, outcomes, moment)
+            delivered, failing = delivered + ok, failing + bad
+    return delivered, failing
+
+
+def _claim(
+    session: Session, keystore: KeyStore, rows: Sequence[WebhookDelivery], moment: datetime
+) -> tuple[list[Claimed], int]:
+    """Count the attempt and take the lease on each row; those that cannot be sent fail here.
+    Returns the claims and how many failed for good."""
+    claimed: list[Claimed] = []
+    unusable = 0
+    for delivery in rows:
+        delivery.attempts += 1
+        try:
+            target = _target(session, keystore, delivery)
+        except SQLAlchemyError:
+            raise  # the data store's trouble, not this delivery's: nothing is claimed
+        except Exception as exc:
+            # Undecryptable (damaged at rest), or its target's secret: raised, it would undo
+            # the batch's claims, and fail the same way each cycle. The class only: an
+            # exception's text may carry personal data.
+            log.error("webhook delivery %s cannot be read: %s", delivery.id, type(exc).__name__)
+            delivery.status = DeliveryStatus.FAILED.value
+            delivery.last_error = f"unreadable: {type(exc).__name__}"[:200]
+            unusable += 1
+            continue
+        if target is None:
+            delivery.status, delivery.last_error = DeliveryStatus.FAILED.value, "target gone"
+            continue
+        delivery.next_attempt_at = moment + LEASE
+        claimed.append(
+            Claimed(delivery.tenant_id, delivery.id, delivery.event, delivery.attempts, target)
+        )
+    return claimed, unusable
+
+
+def _attempt(client: httpx.Client, claim: Claimed, moment: datetime) -> Outcome:
+    """One post, outside any transaction (the address is resolved and checked here)."""
+    try:
+        # Resolved here, and called at the address checked (`targets.pin`).
+        pinned = targets.pin(claim.target.url)
+    except targets.BlockedTarget:
+        return Outcome(ok=False, error="blocked: not a public address", final=True)
+    except targets.Unresolved:  # tried again later, as a refused connection is
+        return Outcome(ok=False, error="host name does not resolve")
+    return _post(client, claim, pinned, moment)
+
+
+def _record(
+    session: Session, outcomes: Sequence[tuple[Claimed, Outcome]], moment: datetime
+) -> tuple[int, int]:
+    """Write the outcomes of claimed deliveries; (delivered, still failing). A delivery
+    whose lease ran out and that another process claimed since (its attempts moved on) is
+    theirs: left as it is."""
+    delivered = failing = 0
+    for claim, outcome in outcomes:
+        delivery = session.get(WebhookDelivery, (claim.tenant_id, claim.id), with_for_update=True)
+        if (
+            delivery is None
+            or delivery.status != DeliveryStatus.PENDING.value
+            or delivery.attempts != claim.attempts
+        ):
+            continue
+        delivery.last_status, delivery.last_error = outcome.status_code, outcome.error
+        if outcome.ok:
+            delivery.status, delivery.delivered_at = DeliveryStatus.DELIVERED.value, moment
+            delivered += 1
+        elif outcome.final or delivery.attempts > len(BACKOFF):
+            delivery.status = DeliveryStatus.FAILED.value
+            failing += 1
+        else:
+            delivery.next_attempt_at = moment + BACKOFF[delivery.attempts - 1]
+            failing += 1
     return delivered, failing
 
 
 def _post(
-    client: httpx.Client,
-    delivery: WebhookDelivery,
-    target: Target,
-    pinned: targets.Pinned,
-    moment: datetime,
-) -> bool:
-    """One attempt; its outcome recorded on the delivery (status code or error class)."""
+    client: httpx.Client, claim: Claimed, pinned: targets.Pinned, moment: datetime
+) -> Outcome:
+    """One attempt; its outcome is the status code or the error's class."""
+    target = claim.target
     headers = {
         "host": pinned.host_header,
         "content-type": target.content_type,
-        "Pledge-Event": delivery.event,
-        "Pledge-Delivery": str(delivery.id),
+        "Pledge-Event": claim.event,
+        "Pledge-Delivery": str(claim.id),
     }
     if target.secret is not None:
         headers["Pledge-Signature"] = sign(target.secret, int(moment.timestamp()), target.body)
@@ -364,9 +429,6 @@ def _post(
             extensions={"sni_hostname": pinned.server_name},
         )
     except httpx.HTTPError as exc:
-        delivery.last_error = type(exc).__name__
-        return False
-    delivery.last_status = response.status_code
+        return Outcome(ok=False, error=type(exc).__name__)
     ok = 200 <= response.status_code < 300
-    delivery.last_error = None if ok else f"HTTP {response.status_code}"
-    return ok
+    return Outcome(ok, response.status_code, None if ok else f"HTTP {response.status_code}")
