@@ -204,16 +204,23 @@ def purge_expired(ctx: TenantContext) -> int:
 
 
 def _grounds_of(ctx: TenantContext, subject_ids: set[uuid.UUID]) -> set[str]:
-    """The restriction grounds the subjects hold, all together."""
+    """The restriction grounds the subjects hold, all together. Their rows are locked to the
+    end of the transaction (PostgreSQL; SQLite's writers take turns), as a ground is added
+    (`consent.add_restriction_ground`): one being added meanwhile is waited for and seen,
+    never its request deleted from under it. Not restricted is sorted out here, not in the
+    query: a row its snapshot leaves out is neither locked nor waited for."""
     held: set[str] = set()
     ordered = sorted(subject_ids)
     for start in range(0, len(ordered), 500):
-        for grounds in ctx.session.scalars(
-            for_tenant(select(Subject.restriction_grounds), Subject, ctx.tenant_id).where(
-                Subject.id.in_(ordered[start : start + 500]), Subject.restricted_at.is_not(None)
+        for restricted_at, grounds in ctx.session.execute(
+            for_tenant(
+                select(Subject.restricted_at, Subject.restriction_grounds), Subject, ctx.tenant_id
             )
+            .where(Subject.id.in_(ordered[start : start + 500]))
+            .with_for_update()
         ):
-            held.update(grounds)
+            if restricted_at is not None:
+                held.update(grounds)
     return held
 
 

@@ -1,0 +1,58 @@
+"""The 24-month purge and a restriction ground added at the same moment (PostgreSQL): the
+purge waits for the transaction adding the ground, then keeps the request it names — the
+person would otherwise stay restricted with no request to lift it from."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from pledge.consent import service as consent
+from pledge.core.clock import utcnow
+from pledge.rights import service as rights
+from pledge.rights import workflow
+from pledge.runtime import Runtime
+from pledge.subjects import service as subjects
+from tests.conftest import until_done_or_blocked
+from tests.rights.test_restriction_grounds import _restricted, _verified, person
+
+__all__ = ["person"]  # the fixture, shared
+
+
+def test_a_ground_added_while_the_purge_runs_keeps_its_request(
+    runtime: Runtime, tenant: str, person: str
+) -> None:
+    if runtime.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite: a second writer waits for the first's transaction (BEGIN IMMEDIATE)")
+    asked = _verified(runtime, tenant, "restriction")
+    with runtime.tenant_context(tenant) as ctx:
+        request = rights.get_request(ctx, asked)
+        assert request.subject_id == uuid.UUID(person)
+        request.purge_after = utcnow() - timedelta(days=1)  # its 24 months are over
+    purged: list[int] = []
+    failures: list[BaseException] = []
+
+    def purge() -> None:  # `pledge worker`'s cycle
+        try:
+            with runtime.tenant_context(tenant) as ctx:
+                purged.append(workflow.purge_expired(ctx))
+        except BaseException as exc:  # looked at in the test's thread
+            failures.append(exc)
+
+    ground = consent.request_ground(uuid.UUID(asked))
+    with runtime.tenant_context(tenant) as ctx:
+        # Staff restrict processing on the request; not yet committed when the purge runs.
+        consent.add_restriction_ground(ctx, uuid.UUID(person), ground, "requested")
+        other = threading.Thread(target=purge)
+        other.start()
+        until_done_or_blocked(runtime, other, "the purge")
+    other.join()
+    assert not failures, failures
+    assert purged == [0]
+    with runtime.tenant_context(tenant) as ctx:
+        assert rights.get_request(ctx, asked).id == uuid.UUID(asked)
+        assert subjects.get_subject_row(ctx, uuid.UUID(person)).restriction_grounds == [ground]
+    assert _restricted(runtime, tenant)
