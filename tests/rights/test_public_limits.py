@@ -7,16 +7,24 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi.testclient import TestClient
 from httpx2 import Response
 
+from pledge.audit import service as audit
+from pledge.audit.events import AuditEvent
 from pledge.core.clock import frozen, utcnow
 from pledge.mail import service as mail
+from pledge.rights import fulfilment, status_links
 from pledge.rights import service as rights
+from pledge.rights.service import Requester, RequestInput
 from pledge.runtime import Runtime
 from pledge.web.app import create_app
 from tests.conftest import api_client, make_api_token, make_tenant
+from tests.rights.test_pages import person, verified_access_request
+
+__all__ = ["person"]  # the fixture, shared
 
 VICTIM = "victim@example.com"
 HTML = {"accept": "text/html"}
@@ -138,3 +146,54 @@ def test_one_click_unsubscribe_is_not_limited(runtime: Runtime, tenant: str) -> 
     for _ in range(3):
         r = visitor.client.post("/u/" + "x" * 43, data={"List-Unsubscribe": "One-Click"})
         assert r.status_code == 404
+
+
+def _over_the_limit(runtime: Runtime) -> Visitor:
+    """A visitor that has used up its one form in the window."""
+    visitor = Visitor(runtime, public_form_rate="1/10 minutes")
+    assert visitor.post("/p/acme/requests/confirm", {"reference": "R-00000000"}).status_code == 404
+    return visitor
+
+
+def _refused(r: Response) -> None:
+    assert r.status_code == 429
+    assert 1 <= int(r.headers["Retry-After"]) <= 600
+    assert "Too many forms sent from your network" in r.text
+
+
+def test_an_appeal_past_the_limit_is_refused_and_not_recorded(
+    runtime: Runtime, person: str
+) -> None:
+    with runtime.tenant_context(person) as ctx:
+        made = rights.submit(ctx, RequestInput("access", Requester(VICTIM), "US-CO"))
+        fulfilment.deny(ctx, made, "identity_not_verified", "we could not confirm it was you")
+        appeal = f"/p/acme/requests/status/{status_links.status_token(ctx, made)}/appeal"
+        request_id = made.id
+    _refused(_over_the_limit(runtime).post(appeal, {}))
+    with runtime.tenant_context(person) as ctx:
+        made = rights.get_request(ctx, request_id)
+        assert (made.state, made.appeal_received_at) == ("denied", None)
+    # The link still works for a visitor within the limit: nothing was used up.
+    r = Visitor(runtime, "198.51.100.1").post(appeal, {})
+    assert r.status_code == 303 and r.headers["location"].endswith("?appealed=1")
+
+
+def test_a_download_past_the_limit_is_refused_and_the_link_kept(
+    runtime: Runtime, person: str
+) -> None:
+    request_id = verified_access_request(runtime, person)
+    with runtime.tenant_context(person) as ctx:
+        url = fulfilment.fulfil(ctx, rights.get_request(ctx, request_id)).download_url
+    assert url
+    link = urlsplit(url).path
+    _refused(_over_the_limit(runtime).post(link, {}))
+
+    def downloads() -> int:
+        with runtime.tenant_context(person) as ctx:
+            entries = audit.list_entries(ctx, limit=500)
+        return sum(1 for e in entries if e.event == AuditEvent.RIGHTS_DOWNLOAD.value)
+
+    assert downloads() == 0
+    r = Visitor(runtime, "198.51.100.1").post(link, {})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    assert downloads() == 1

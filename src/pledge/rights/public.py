@@ -613,6 +613,7 @@ def appeal(
 ) -> Response:
     """Appeal the answer, where the law grants an appeal (the letters say how)."""
     ctx = _tenant_context(request, session, runtime, slug)
+    _throttle(request, ctx)
     made = status_links.request_for_status(ctx, token)
     rights.appeal(ctx, made)
     return RedirectResponse(
@@ -646,6 +647,7 @@ def download(
     request: Request, slug: str, token: str, session: DbSession, runtime: RuntimeDep, _csrf: Csrf
 ) -> Response:
     ctx = _tenant_context(request, session, runtime, slug)
+    _throttle(request, ctx)
     if not downloads.is_ready(ctx, token):
         return _show(request, "download.html", {"token": token, "ready": False}, status_code=410)
     got = downloads.redeem(ctx, token)
