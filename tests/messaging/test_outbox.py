@@ -7,16 +7,19 @@ import socketserver
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from email import message_from_bytes
 from email.policy import default
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
+from pledge import worker
 from pledge.access.permissions import Role
 from pledge.audit.models import AuditEntry
+from pledge.core.clock import utcnow
 from pledge.mail import backends
 from pledge.mail import service as mail
 from pledge.mail.backends import FileBackend, MemoryBackend, OutboxOnlyBackend, SmtpBackend
@@ -176,10 +179,34 @@ def test_mail_about_an_erased_subject_becomes_unreadable(
 def test_the_outbox_only_backend_sends_nothing(runtime: Runtime, tenant: str) -> None:
     with backends.override(OutboxOnlyBackend()):
         message_id = _queue(runtime, tenant)
-        with runtime.tenant_context(tenant) as ctx:
-            assert mail.deliver_pending(ctx).scheduled == 0
+        report = worker.run_once(runtime)  # `pledge worker`'s cycle
+    assert (report.mail_sent, report.errors) == (0, [])
     row = _row(runtime, message_id)
     assert (row.status, row.attempts) == ("queued", 0)
+
+
+def test_a_dead_senders_claim_fails_under_the_outbox_only_backend(
+    runtime: Runtime, tenant: str
+) -> None:
+    """A sender died mid-send, then the operator switched to the outbox-only backend: the
+    message is not left 'sending' for ever (the console would show it as being sent)."""
+    with backends.override(OutboxOnlyBackend()):
+        message_id = _queue(runtime, tenant)
+        # What the dead sender left: its claim, older than a live sender's would be.
+        with runtime.sessions() as s, s.begin():
+            s.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == message_id)
+                .values(
+                    status=mail.SENDING,
+                    sent_at=utcnow() - mail.STALE - timedelta(minutes=1),
+                    attempts=1,
+                )
+            )
+        report = worker.run_once(runtime)  # `pledge worker`'s cycle
+    assert (report.mail_sent, report.errors) == (0, [])
+    row = _row(runtime, message_id)
+    assert (row.status, row.attempts, row.last_error) == ("failed", 1, "delivery interrupted")
 
 
 def test_the_file_backend_writes_eml_files(runtime: Runtime, tenant: str, tmp_path: Path) -> None:

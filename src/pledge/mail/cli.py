@@ -30,6 +30,7 @@ def deliver(
             slugs = [tenant] if tenant else [t.slug for t in tenants.list_tenants(session)]
         for slug in slugs:
             with operator_context(runtime, slug) as ctx:
+                report = mail.deliver_pending(ctx)  # sends nothing under outbox-only
                 if not backend.delivers:
                     counts = mail.count_by_status(ctx)
                     waiting = counts.get("queued", 0) + counts.get("sending", 0)
@@ -38,7 +39,6 @@ def deliver(
                         "(set PLEDGE_MAIL_BACKEND=smtp to deliver)"
                     )
                     continue
-                report = mail.deliver_pending(ctx)
             console.print(
                 f"{slug}: {report.sent} sent, {report.failed} failed, "
                 f"{report.cancelled} cancelled (subject erased) via {report.backend}"

@@ -533,11 +533,11 @@ def deliver_pending(ctx: TenantContext, *, limit: int = 1000) -> DeliveryReport:
     The messages are claimed in this transaction (locked, skipping those another worker
     holds, on PostgreSQL; SQLite's writers take turns): a second worker running at once,
     or while these are being sent, does not send them again. A claim older than STALE — its
-    sender died mid-send — becomes a failed attempt first, retried as any other."""
+    sender died mid-send — becomes a failed attempt first, retried as any other; under a
+    backend that sends nothing too (switched to after the sender died), or it would show as
+    being sent for ever."""
     backend = backends.current()
     report = DeliveryReport(backend.name)
-    if not backend.delivers:
-        return report
     now = utcnow()
     ctx.session.execute(
         update(OutboxMessage)
@@ -549,6 +549,8 @@ def deliver_pending(ctx: TenantContext, *, limit: int = 1000) -> DeliveryReport:
         .values(status=OutboxStatus.FAILED.value, sent_at=None, last_error="delivery interrupted")
         .execution_options(synchronize_session=False)
     )
+    if not backend.delivers:
+        return report
     rows = list(
         ctx.session.scalars(
             for_tenant(select(OutboxMessage), OutboxMessage, ctx.tenant_id)
