@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from pledge.access.context import OPERATOR, Actor, TenantContext
 from pledge.access.permissions import ALL_SCOPES
 from pledge.core.config import Settings, get_settings
-from pledge.core.db import make_engine, make_sessionmaker, transaction
+from pledge.core.db import make_engine, make_sessionmaker, read_transaction, transaction
 from pledge.core.errors import NotFound
 from pledge.crypto.keystore import KeyStore, load_master_key, make_keystore_engine
 from pledge.tenants.models import Tenant
@@ -41,9 +41,14 @@ class Runtime:
         self.keystore.engine.dispose()
 
     @contextmanager
-    def tenant_context(self, slug: str, actor: Actor = OPERATOR) -> Iterator[TenantContext]:
-        """One transaction in a tenant, as the operator (CLI, jobs) with every scope."""
-        with transaction(self.sessions) as session:
+    def tenant_context(
+        self, slug: str, actor: Actor = OPERATOR, *, read_only: bool = False
+    ) -> Iterator[TenantContext]:
+        """One transaction in a tenant, as the operator (CLI, jobs) with every scope.
+        `read_only`: a `read_transaction` — one snapshot, no write lock (long checks that
+        write nothing must not stop writers: on SQLite every writer takes the one lock)."""
+        opened = read_transaction(self.sessions) if read_only else transaction(self.sessions)
+        with opened as session:
             tenant_id = session.connection().execute(_TENANT_ID_BY_SLUG, {"slug": slug}).scalar()
             if tenant_id is None:
                 raise NotFound(f"no tenant {slug!r}")

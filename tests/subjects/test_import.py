@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
+from rich.console import Console
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+import pledge.cli.common as cli_common
 from pledge.audit import service as audit
 from pledge.cli.main import app
 from pledge.runtime import Runtime
@@ -326,3 +331,43 @@ def test_a_file_without_a_header_is_named_as_such_without_echoing_its_first_cont
     code, out = _import(tenant, _write(tmp_path, "Ann,Archer,+44 7700 900001\n"))
     assert code == 1 and "contact details where the column names should be" in out, out
     assert "Archer" not in out and "7700 900001" not in out
+
+
+def test_checking_a_file_stops_no_writer_and_shows_how_far_it_is(
+    runtime: Runtime,
+    tenant: str,
+    cli_env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A large file takes a while to check: the server goes on writing meanwhile (the check
+    holds no write lock: on SQLite it would stop every writer, who give up after the busy
+    timeout), and a terminal shows the check's progress before the import's."""
+    rows = 2500
+    path = _write(
+        tmp_path, "email,first_name\n" + "".join(f"p{n}@example.com,P{n}\n" for n in range(rows))
+    )
+    staff_wrote: list[uuid.UUID] = []
+    check_one_row = service.prepare_subject
+    started = False
+
+    def staff_write_during_the_check(*args: Any, **kwargs: Any) -> service.PreparedSubject:
+        nonlocal started
+        if not started:  # once: the staff's own write checks a row too
+            started = True
+            with runtime.tenant_context(tenant) as staff:
+                walk_in = [service.FieldInput("email", "walk.in@example.com")]
+                staff_wrote.append(service.create_subject(staff, walk_in))
+        return check_one_row(*args, **kwargs)
+
+    monkeypatch.setattr(service, "prepare_subject", staff_write_during_the_check)
+    screen = io.StringIO()
+    monkeypatch.setattr(cli_common, "console", Console(file=screen, force_terminal=True, width=100))
+    r = runner.invoke(app, ["subjects", "import", "-t", tenant, str(path)])
+    assert r.exit_code == 0, r.output
+    assert len(staff_wrote) == 1
+    assert _count(runtime, tenant) == rows + 1
+    drawn = screen.getvalue()
+    lines = rows + 1  # with the header
+    assert "Checking" in drawn and f"{lines}/{lines}" in drawn
+    assert drawn.index("Checking") < drawn.index("Importing")

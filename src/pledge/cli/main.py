@@ -370,7 +370,13 @@ def subjects_import(
     """Validate the whole file, then import it in batches (safe to re-run after an interruption)."""
     runtime = open_runtime()
     try:
-        with operator_context(runtime, tenant) as ctx:
+        # Checked in a read-only snapshot: a large file takes a while, and the server's
+        # writers must not wait for it (SQLite has one write lock).
+        with (
+            runtime.tenant_context(tenant, read_only=True) as ctx,
+            progress_bar("Checking", 0) as check_bar,
+        ):
+            check = check_bar.add_task("check", total=None)
             plan = importer.plan_import(
                 ctx,
                 file,
@@ -378,6 +384,9 @@ def subjects_import(
                 mapping=importer.read_mapping(mapping) if mapping else None,
                 source=source.value,
                 retention_class=retention_class,
+                on_progress=lambda done, total: check_bar.update(
+                    check, completed=done, total=total
+                ),
             )
         size = batch_size or runtime.settings.import_batch_size
         with progress_bar("Importing", len(plan.rows)) as bar:

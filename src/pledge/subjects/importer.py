@@ -49,6 +49,7 @@ KNOWN_COLUMNS: dict[str, str | None] = {
 }
 IDENTITY_COLUMNS = frozenset(k for k, category in KNOWN_COLUMNS.items() if category is None)
 MAX_ERRORS_SHOWN = 200
+PROGRESS_EVERY = 1000  # rows checked between two progress reports
 NO_IDENTITY_COLUMN = "the file needs an email, phone or external_id column"
 _SOURCES = sorted(s.value for s in DataSource)
 
@@ -233,9 +234,13 @@ def plan_import(
     mapping: dict[str, dict[str, str]] | None = None,
     source: str = DataSource.DIRECT.value,
     retention_class: str = STANDARD_CLASS,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> ImportPlan:
-    """Validate the whole file; raise `ImportInvalid` listing every bad row, or return the plan."""
+    """Validate the whole file; raise `ImportInvalid` listing every bad row, or return the plan.
+    It writes nothing: `ctx` may be a read-only transaction. `on_progress(lines read, lines
+    in the file)` is called every PROGRESS_EVERY rows and at the end."""
     text = read_text(path)
+    total_lines = text.count("\n") + (0 if text.endswith("\n") else 1)
     # Strict: a quote left open is an error, not the rest of the file read as one value.
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
@@ -260,6 +265,8 @@ def plan_import(
     first_line_of: dict[tuple[str, bytes], int] = {}
     line = reader.line_num
     while True:
+        if on_progress is not None and reader.line_num % PROGRESS_EVERY == 0:
+            on_progress(reader.line_num, total_lines)
         try:
             values = next(reader)
         except StopIteration:
@@ -301,6 +308,8 @@ def plan_import(
         for k, b in prepared.identities:
             first_line_of[(k.value, b)] = start_line
         rows.append((start_line, prepared))
+    if on_progress is not None:
+        on_progress(total_lines, total_lines)
     errors.extend(_vault_clashes(ctx, rows))
     if errors:
         raise ImportInvalid(sorted(errors, key=lambda e: e.line))
