@@ -114,7 +114,8 @@ def opt_outs(
     text = importer.read_text(file, done="received")
     runtime = open_runtime()
     try:
-        with operator_context(runtime, tenant) as ctx:
+        # A snapshot, no write lock: the server's writers go on while the list is checked.
+        with runtime.tenant_context(tenant, read_only=True) as ctx:
             listed = immediate.read_list(
                 ctx,
                 text,
