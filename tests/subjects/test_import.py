@@ -371,3 +371,51 @@ def test_checking_a_file_stops_no_writer_and_shows_how_far_it_is(
     lines = rows + 1  # with the header
     assert "Checking" in drawn and f"{lines}/{lines}" in drawn
     assert drawn.index("Checking") < drawn.index("Importing")
+
+
+def test_headers_of_other_tools_and_a_mapped_identity_column_are_understood(
+    runtime: Runtime, tenant: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A contact list exported from a CRM says "E-mail Address", "Surname"…; a column with
+    a name of its own becomes the e-mail identity through the mapping file."""
+    exported = _write(
+        tmp_path,
+        "E-mail Address,Phone Number,First Name,Surname\n"
+        "ann@example.com,+44 7700 900001,Ann,Archer\n",
+        "crm.csv",
+    )
+    r = runner.invoke(app, ["subjects", "import", "-t", tenant, str(exported)])
+    assert r.exit_code == 0, r.output
+    mapping = tmp_path / "map.toml"
+    mapping.write_text('[columns."work mail"]\nfield = "email"\n')
+    own = _write(tmp_path, "Work Mail,Name\nben@example.com,Ben\n", "own.csv")
+    r = runner.invoke(
+        app,
+        ["subjects", "import", "-t", tenant, str(own), "--mapping", str(mapping),
+         "--category", "name=user.name"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    with runtime.tenant_context(tenant) as ctx:
+        # Found by their identities, as any imported subject is.
+        ann = service.read_subject(
+            ctx, service.require_subject(ctx, IdentityKind.PHONE, "+447700900001")
+        )
+        ben = service.read_subject(
+            ctx, service.require_subject(ctx, IdentityKind.EMAIL, "ben@example.com")
+        )
+    assert (ann.value("email"), ann.value("first_name"), ann.value("last_name")) == (
+        "ann@example.com",
+        "Ann",
+        "Archer",
+    )
+    assert (ben.value("email"), ben.value("name")) == ("ben@example.com", "Ben")
+
+
+def test_two_columns_filling_one_identity_are_refused(
+    runtime: Runtime, tenant: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    both = _write(tmp_path, "email,E-mail\nann@example.com,ann@example.org\n")
+    r = runner.invoke(app, ["subjects", "import", "-t", tenant, str(both)])
+    assert r.exit_code != 0
+    assert "columns 'email' and 'e-mail' both fill field 'email'" in " ".join(r.output.split())
+    assert _count(runtime, tenant) == 0

@@ -7,7 +7,8 @@ rows and audit entries), so a killed import leaves whole subjects or none; runni
 skips the rows already imported, matched by their identities' blind indexes (a row only partly
 matching a subject already in the vault is a problem of the file, not skipped).
 
-Columns `email`, `phone`, `first_name`, `last_name`, `external_id` are understood; any other
+Columns `email`, `phone`, `first_name`, `last_name`, `external_id` are understood (and their
+usual other spellings: `E-mail Address`, `Phone Number`, `Surname`…, see SPELLINGS); any other
 column is a custom field and needs a category, given with `--category column=category` or in
 a TOML mapping file:
 
@@ -16,6 +17,9 @@ a TOML mapping file:
     source = "third_party"          # optional, default from the command line
     retention_class = "standard"    # optional
     field = "company_name"          # optional, default: the column name
+
+A mapping's `field` may also name a known column: `[columns."work mail"]` with
+`field = "email"` makes that column the subjects' e-mail identity (no category needed).
 """
 
 from __future__ import annotations
@@ -48,6 +52,20 @@ KNOWN_COLUMNS: dict[str, str | None] = {
     "last_name": "user.name.last",
 }
 IDENTITY_COLUMNS = frozenset(k for k, category in KNOWN_COLUMNS.items() if category is None)
+# Headers of contact lists exported from other tools ("E-mail Address", "Phone Number",
+# "Surname"), as field names, and the known column each one is.
+SPELLINGS = {
+    "e_mail": "email",
+    "email_address": "email",
+    "e_mail_address": "email",
+    "phone_number": "phone",
+    "telephone": "phone",
+    "firstname": "first_name",
+    "given_name": "first_name",
+    "lastname": "last_name",
+    "surname": "last_name",
+    "family_name": "last_name",
+}
 MAX_ERRORS_SHOWN = 200
 PROGRESS_EVERY = 1000  # rows checked between two progress reports
 NO_IDENTITY_COLUMN = "the file needs an email, phone or external_id column"
@@ -129,8 +147,8 @@ def _column_specs(
     specs: list[ColumnSpec] = []
     seen: set[str] = set()
     column_of_field: dict[str, str] = {}
-    names = {raw.strip().lower() for raw in header}
-    if any(_is_contact_detail(raw) for raw in header) and not IDENTITY_COLUMNS & names:
+    fields = {_field_of(raw.strip().lower(), mapping) for raw in header}
+    if any(_is_contact_detail(raw) for raw in header) and not IDENTITY_COLUMNS & fields:
         # The file has no header: its first contact would be echoed back as column names.
         return [], [
             RowError(
@@ -139,7 +157,7 @@ def _column_specs(
                 "row (email, phone, first_name, last_name, …)",
             )
         ]
-    if not KNOWN_COLUMNS.keys() & names:
+    if not KNOWN_COLUMNS.keys() & fields:
         # Not one column Pledge knows: most likely no header, the first line a person (a
         # customer number, names) whose cells must not be echoed back as column names.
         return [], [RowError(1, f"{NO_IDENTITY_COLUMN} (is the header row missing?)")]
@@ -150,12 +168,12 @@ def _column_specs(
             continue
         seen.add(column)
         conf = mapping.get(column, {})
-        name = conf.get("field", re.sub(r"[^a-z0-9_]+", "_", column).strip("_"))
+        name = _field_of(column, mapping)
         if not service.FIELD_NAME.match(name):
             errors.append(RowError(1, f"column {raw[:64]!r} cannot be a field name"))
             continue
-        category = categories.get(column) or conf.get("category") or KNOWN_COLUMNS.get(column)
-        if category is None and column not in KNOWN_COLUMNS:
+        category = categories.get(column) or conf.get("category") or KNOWN_COLUMNS.get(name)
+        if category is None and name not in KNOWN_COLUMNS:
             errors.append(
                 RowError(1, f"column {column!r} needs a category: --category {column}=user.…")
             )
@@ -186,9 +204,19 @@ def _column_specs(
                 )
             )
         specs.append(spec)
-    if not IDENTITY_COLUMNS & seen:
+    if not IDENTITY_COLUMNS & {spec.field for spec in specs}:
         errors.append(RowError(1, NO_IDENTITY_COLUMN))
     return specs, errors
+
+
+def _field_of(column: str, mapping: dict[str, dict[str, str]]) -> str:
+    """The field a column (lower-case) fills: the mapping's `field`, else the column's name
+    as a field name, the usual other spellings of the known columns understood."""
+    given = mapping.get(column, {}).get("field")
+    if given is not None:
+        return given
+    name = re.sub(r"[^a-z0-9_]+", "_", column).strip("_")
+    return SPELLINGS.get(name, name)
 
 
 _PHONE_LIKE = re.compile(r"\+?[\d\s().-]{7,}")
