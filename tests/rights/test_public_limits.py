@@ -4,11 +4,13 @@ requests — a stranger must not make Pledge mail-bomb someone's inbox or flood 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 from fastapi.testclient import TestClient
 from httpx2 import Response
 
@@ -16,12 +18,12 @@ from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
 from pledge.core.clock import frozen, utcnow
 from pledge.mail import service as mail
-from pledge.rights import fulfilment, status_links
+from pledge.rights import fulfilment, public, status_links, workflow
 from pledge.rights import service as rights
 from pledge.rights.service import Requester, RequestInput
 from pledge.runtime import Runtime
 from pledge.web.app import create_app
-from tests.conftest import api_client, make_api_token, make_tenant
+from tests.conftest import api_client, make_api_token, make_tenant, until_done_or_blocked
 from tests.rights.test_pages import person, verified_access_request
 
 __all__ = ["person"]  # the fixture, shared
@@ -197,3 +199,23 @@ def test_a_download_past_the_limit_is_refused_and_the_link_kept(
     r = Visitor(runtime, "198.51.100.1").post(link, {})
     assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
     assert downloads() == 1
+
+
+def test_two_requests_for_one_address_at_once_are_counted_one_after_the_other(
+    runtime: Runtime, tenant: str
+) -> None:
+    """PostgreSQL: the second waits for the first's count and insert, then counts it."""
+    if runtime.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite: a second writer waits for the first's transaction (BEGIN IMMEDIATE)")
+    second = Visitor(runtime, "198.51.100.9", requests_per_address_per_day=1)
+    answers: list[Response] = []
+    with runtime.tenant_context(tenant) as ctx:
+        # The first, as the form takes it: counted, then received; not yet committed.
+        public._refuse_if_many_recent(ctx, VICTIM, 1)
+        workflow.receive(ctx, RequestInput("access", Requester(VICTIM), "EU", "privacy_center"))
+        other = threading.Thread(target=lambda: answers.append(second.ask()))
+        other.start()
+        until_done_or_blocked(runtime, other, "the second request")
+    other.join()
+    assert answers[0].status_code == 429 and RECENT in answers[0].text
+    assert requests_in(runtime, tenant) == 1

@@ -4,6 +4,7 @@ for SQLite and PostgreSQL, and the unit of work (one transaction, side effects a
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,6 +22,8 @@ from sqlalchemy import (
     Table,
     create_engine,
     event,
+    func,
+    select,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
@@ -279,6 +282,17 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def serialise_on(session: Session, *parts: bytes) -> None:
+    """Make the transactions that call this with the same `parts` take turns, to the end of
+    the transaction: a check-then-insert ("at most N a day") is otherwise raced by two at
+    once, each counting before the other's insert. A transaction-level advisory lock on
+    PostgreSQL; nothing on SQLite, whose writers take turns already (BEGIN IMMEDIATE)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    digest = hashlib.blake2b(b"\x00".join(parts), digest_size=8).digest()
+    session.execute(select(func.pg_advisory_xact_lock(int.from_bytes(digest, signed=True))))
 
 
 _READ_ONLY = "pledge_read_only"

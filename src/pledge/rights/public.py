@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from pledge.access.context import Actor, ActorKind, TenantContext
 from pledge.access.scoping import for_tenant
 from pledge.core.clock import utcnow
+from pledge.core.db import serialise_on
 from pledge.core.errors import InvalidInput, NotFound, PledgeError
 from pledge.purposes import service as purposes
 from pledge.purposes.models import LawfulBasis, Purpose
@@ -220,6 +221,9 @@ def _refuse_if_many_recent(ctx: TenantContext, email: str, most: int) -> None:
         index = rights.contact_index(ctx, normalise_email(email))
     except InvalidIdentity:
         return  # the intake refuses the address, on the form
+    # Counted and then taken in one go: two requests for the address at once take turns, or
+    # each would count before the other's insert and both be taken.
+    serialise_on(ctx.session, b"requests-per-address", ctx.tenant_id.bytes, index)
     recent = ctx.session.scalar(
         for_tenant(
             select(func.count()).select_from(RightsRequest), RightsRequest, ctx.tenant_id
