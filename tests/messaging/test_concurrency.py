@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -377,3 +378,76 @@ def test_a_delivery_whose_worker_died_mid_post_is_retried_once_its_lease_is_over
     with runtime.sessions() as s:
         delivery = s.scalars(select(WebhookDelivery)).one()
     assert (delivery.status, delivery.attempts) == ("delivered", 3)
+
+
+def test_a_claim_taken_late_in_a_long_run_gets_a_whole_lease_and_a_fresh_signature(
+    runtime: Runtime, tenant: str, hook_receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One run posting to slow receivers lasts as long as their posts: a batch claimed 16
+    minutes in must not hold a lease dated from the run's start (over already: a second
+    worker would post it too), nor be signed with that start (a receiver refuses a stamp
+    more than 5 minutes old)."""
+    clock = [utcnow()]
+    monkeypatch.setattr(webhooks, "utcnow", lambda: clock[0])
+    monkeypatch.setattr(webhooks, "CLAIM", 1)
+    hook_receiver.status = 503
+    with runtime.tenant_context(tenant) as ctx:
+        _endpoint, secret = webhooks.add_endpoint(ctx, hook_receiver.url, ["*"])
+        webhooks.emit(ctx, "request.state_changed", {"n": 1})
+        webhooks.emit(ctx, "request.state_changed", {"n": 2})
+    hook_receiver.received.clear()
+    hook_receiver.status = 200
+    clock[0] += timedelta(minutes=2)  # both retries are due
+    second_worker: list[tuple[int, int]] = []
+    posts: list[uuid.UUID] = []
+    post = webhooks._attempt
+
+    def slow_post(client: Any, claim: Any, at: datetime) -> Any:
+        posts.append(claim.id)
+        if len(posts) == 1:  # the first post takes 16 minutes
+            clock[0] += timedelta(minutes=16)
+        elif len(posts) == 2:  # the second, claimed after it: another worker's cycle meanwhile
+            clock[0] += timedelta(minutes=2)
+            second_worker.append(webhooks.deliver(runtime.sessions, runtime.keystore))
+        return post(client, claim, at)
+
+    monkeypatch.setattr(webhooks, "_attempt", slow_post)
+    assert webhooks.deliver(runtime.sessions, runtime.keystore) == (2, 0)
+    assert second_worker == [(0, 0)]
+    posted = [r["headers"]["Pledge-Delivery"] for r in hook_receiver.received]
+    assert len(posted) == len(set(posted)) == 2
+    last = hook_receiver.received[-1]
+    assert webhooks.verify_signature(
+        secret, last["headers"]["Pledge-Signature"], last["body"], now=int(clock[0].timestamp())
+    )
+
+
+def test_a_claim_whose_lease_is_nearly_over_before_its_turn_is_left_to_the_next_claimer(
+    runtime: Runtime, tenant: str, hook_receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [utcnow()]
+    monkeypatch.setattr(webhooks, "utcnow", lambda: clock[0])
+    hook_receiver.status = 503
+    with runtime.tenant_context(tenant) as ctx:
+        webhooks.add_endpoint(ctx, hook_receiver.url, ["*"])
+        webhooks.emit(ctx, "request.state_changed", {"n": 1})
+        webhooks.emit(ctx, "request.state_changed", {"n": 2})
+    hook_receiver.received.clear()
+    hook_receiver.status = 200
+    clock[0] += timedelta(minutes=2)  # both retries are due, and claimed together
+    post = webhooks._attempt
+
+    def first_post_takes_most_of_the_lease(client: Any, claim: Any, at: datetime) -> Any:
+        clock[0] += webhooks.LEASE - timedelta(seconds=30)
+        return post(client, claim, at)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(webhooks, "_attempt", first_post_takes_most_of_the_lease)
+        assert webhooks.deliver(runtime.sessions, runtime.keystore) == (1, 0)
+    assert len(hook_receiver.received) == 1
+    # Not posted, still claimed: nobody takes it until its lease is over, then it goes.
+    assert webhooks.deliver(runtime.sessions, runtime.keystore) == (0, 0)
+    clock[0] += timedelta(seconds=31)
+    assert webhooks.deliver(runtime.sessions, runtime.keystore) == (1, 0)
+    posted = [r["headers"]["Pledge-Delivery"] for r in hook_receiver.received]
+    assert len(posted) == len(set(posted)) == 2

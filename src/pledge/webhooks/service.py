@@ -13,6 +13,7 @@ import hmac
 import json
 import logging
 import secrets
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,6 +53,9 @@ CLAIM = 50
 # How long a claimed delivery is not due for anyone else: a process that died mid-post
 # leaves it to be tried again after this.
 LEASE = timedelta(minutes=15)
+# Time a post may still need once begun (connect, send, read: TIMEOUT_S each, and the name's
+# resolution): no post starts closer than this to its lease's end.
+LEASE_MARGIN = timedelta(minutes=1)
 
 
 def _aead(keystore: KeyStore, tenant_id: uuid.UUID) -> AESGCM:
@@ -308,8 +312,16 @@ def deliver(
     process holds are skipped), posted, then their outcomes written in a second one. Two
     workers, or the delivery right after a commit beside a worker's cycle, never post the
     same delivery twice; a process that dies mid-post leaves its claims due again once their
-    lease is over (at least once)."""
-    moment = now or utcnow()
+    lease is over (at least once). A call runs for as long as its posts take: each batch's
+    lease, signatures and outcomes are dated when they happen, and a claim whose lease is
+    nearly over before its turn comes is left for the next claimer, not posted. `now`
+    (tests): the call's start, the clock running on from it."""
+    started = time.monotonic()
+
+    def clock() -> datetime:
+        return utcnow() if now is None else now + timedelta(seconds=time.monotonic() - started)
+
+    moment = clock()  # due by the call's start: what falls due while it runs waits a cycle
     stmt = select(WebhookDelivery).where(
         WebhookDelivery.status == DeliveryStatus.PENDING.value,
         WebhookDelivery.next_attempt_at <= moment,
@@ -324,14 +336,19 @@ def deliver(
         while tried < limit:
             with transaction(sessions) as session:
                 rows = session.scalars(stmt.limit(min(CLAIM, limit - tried))).all()
-                claimed, unusable = _claim(session, keystore, rows, moment)
+                claimed_at = clock()
+                claimed, unusable = _claim(session, keystore, rows, claimed_at)
             tried += len(rows)
             failing += unusable
             if not rows:
                 break
-            outcomes = [(c, _attempt(client, c, moment)) for c in claimed]
+            outcomes: list[tuple[Claimed, Outcome]] = []
+            for claim in claimed:
+                if clock() > claimed_at + LEASE - LEASE_MARGIN:
+                    break  # the rest may be another process's before their posts end
+                outcomes.append((claim, _attempt(client, claim, clock())))
             with transaction(sessions) as session:
-                ok, bad = _record(session, outcomes, moment)
+                ok, bad = _record(session, outcomes, clock())
             delivered, failing = delivered + ok, failing + bad
     return delivered, failing
 
