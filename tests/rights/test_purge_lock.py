@@ -1,6 +1,8 @@
-"""The 24-month purge and a restriction ground added at the same moment (PostgreSQL): the
-purge waits for the transaction adding the ground, then keeps the request it names — the
-person would otherwise stay restricted with no request to lift it from."""
+"""The 24-month purge beside a restriction ground being added or lifted at the same moment
+(PostgreSQL): the purge keeps, this run, the requests of a person another transaction is
+changing — deleted, the request a new ground names would leave the person restricted with no
+request to lift it from — and neither waits for the other (a lift locks the person, then
+writes to the request the purge holds: waiting would deadlock)."""
 
 from __future__ import annotations
 
@@ -10,10 +12,10 @@ from datetime import timedelta
 
 import pytest
 
-from pledge.consent import service as consent
+from pledge.consent import privacy_state
 from pledge.core.clock import utcnow
+from pledge.rights import fulfilment, workflow
 from pledge.rights import service as rights
-from pledge.rights import workflow
 from pledge.runtime import Runtime
 from pledge.subjects import service as subjects
 from tests.conftest import until_done_or_blocked
@@ -42,10 +44,10 @@ def test_a_ground_added_while_the_purge_runs_keeps_its_request(
         except BaseException as exc:  # looked at in the test's thread
             failures.append(exc)
 
-    ground = consent.request_ground(uuid.UUID(asked))
+    ground = privacy_state.request_ground(uuid.UUID(asked))
     with runtime.tenant_context(tenant) as ctx:
         # Staff restrict processing on the request; not yet committed when the purge runs.
-        consent.add_restriction_ground(ctx, uuid.UUID(person), ground, "requested")
+        privacy_state.add_restriction_ground(ctx, uuid.UUID(person), ground, "requested")
         other = threading.Thread(target=purge)
         other.start()
         until_done_or_blocked(runtime, other, "the purge")
@@ -56,3 +58,40 @@ def test_a_ground_added_while_the_purge_runs_keeps_its_request(
         assert rights.get_request(ctx, asked).id == uuid.UUID(asked)
         assert subjects.get_subject_row(ctx, uuid.UUID(person)).restriction_grounds == [ground]
     assert _restricted(runtime, tenant)
+
+
+def test_a_lift_beside_the_purge_neither_waits_nor_deadlocks(
+    runtime: Runtime, tenant: str, person: str
+) -> None:
+    if runtime.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite: a second writer waits for the first's transaction (BEGIN IMMEDIATE)")
+    asked = _verified(runtime, tenant, "restriction")
+    with runtime.tenant_context(tenant) as ctx:
+        fulfilment.fulfil(ctx, rights.get_request(ctx, asked))
+    with runtime.tenant_context(tenant) as ctx:
+        rights.get_request(ctx, asked).purge_after = utcnow() - timedelta(days=1)
+    purged: list[int] = []
+    failures: list[BaseException] = []
+
+    def purge() -> None:  # `pledge worker`'s cycle
+        try:
+            with runtime.tenant_context(tenant) as ctx:
+                purged.append(workflow.purge_expired(ctx))
+        except BaseException as exc:  # looked at in the test's thread
+            failures.append(exc)
+
+    with runtime.tenant_context(tenant) as ctx:
+        # Staff lift the restriction: the person's row first (their grounds), then the
+        # request's letter and outcome, while the worker's purge runs.
+        request = rights.get_request(ctx, asked)
+        privacy_state.held_restriction_grounds(ctx, uuid.UUID(person))
+        other = threading.Thread(target=purge)
+        other.start()
+        until_done_or_blocked(runtime, other, "the purge")
+        fulfilment.lift_restriction(ctx, request, "the dispute is settled")
+    other.join()
+    assert not failures, failures
+    assert purged == [0]  # its person was busy: kept for a later run
+    assert not _restricted(runtime, tenant)
+    with runtime.tenant_context(tenant) as ctx:
+        assert workflow.purge_expired(ctx) == 1  # the next run, the ground lifted

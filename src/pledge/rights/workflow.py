@@ -13,7 +13,7 @@ from pledge.access.context import TenantContext
 from pledge.access.scoping import for_tenant
 from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
-from pledge.consent import service as consent
+from pledge.consent import privacy_state
 from pledge.core.clock import utcnow
 from pledge.core.config import get_settings
 from pledge.core.errors import InvalidInput
@@ -177,12 +177,15 @@ def purge_expired(ctx: TenantContext) -> int:
         .where(RightsRequest.purge_after.is_not(None), RightsRequest.purge_after < now)
         .with_for_update(skip_locked=True)
     ).all()
-    held = _grounds_of(ctx, {subject_id for _, subject_id in expired if subject_id is not None})
+    held, busy = _grounds_of(
+        ctx, {subject_id for _, subject_id in expired if subject_id is not None}
+    )
     ids = [
         request_id
-        for request_id, _ in expired
-        if consent.request_ground(request_id) not in held
-        and consent.accuracy_ground(request_id) not in held
+        for request_id, subject_id in expired
+        if subject_id not in busy
+        and privacy_state.request_ground(request_id) not in held
+        and privacy_state.accuracy_ground(request_id) not in held
     ]
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
@@ -203,25 +206,41 @@ def purge_expired(ctx: TenantContext) -> int:
     return len(ids)
 
 
-def _grounds_of(ctx: TenantContext, subject_ids: set[uuid.UUID]) -> set[str]:
-    """The restriction grounds the subjects hold, all together. Their rows are locked to the
-    end of the transaction (PostgreSQL; SQLite's writers take turns), as a ground is added
-    (`consent.add_restriction_ground`): one being added meanwhile is waited for and seen,
-    never its request deleted from under it. Not restricted is sorted out here, not in the
-    query: a row its snapshot leaves out is neither locked nor waited for."""
+def _grounds_of(ctx: TenantContext, subject_ids: set[uuid.UUID]) -> tuple[set[str], set[uuid.UUID]]:
+    """The restriction grounds the subjects hold, all together, and the subjects another
+    transaction is changing (their requests are kept this run, purged by a later one).
+
+    Their rows are locked to the end of the transaction, as a ground is added or ended under
+    the same lock (`privacy_state.add_restriction_ground`, a lift): none changes between this read
+    and the delete. Locked ones are skipped, not waited for: a lift locks the person, then
+    writes to the request this run holds — waiting would deadlock (PostgreSQL; SQLite's
+    writers take turns). Not restricted is sorted out here, not in the query: a row its
+    snapshot leaves out would be neither locked nor seen as busy."""
     held: set[str] = set()
+    seen: set[uuid.UUID] = set()
     ordered = sorted(subject_ids)
     for start in range(0, len(ordered), 500):
-        for restricted_at, grounds in ctx.session.execute(
+        chunk = ordered[start : start + 500]
+        for subject_id, restricted_at, grounds in ctx.session.execute(
             for_tenant(
-                select(Subject.restricted_at, Subject.restriction_grounds), Subject, ctx.tenant_id
+                select(Subject.id, Subject.restricted_at, Subject.restriction_grounds),
+                Subject,
+                ctx.tenant_id,
             )
-            .where(Subject.id.in_(ordered[start : start + 500]))
-            .with_for_update()
+            .where(Subject.id.in_(chunk))
+            .with_for_update(skip_locked=True)
         ):
+            seen.add(subject_id)
             if restricted_at is not None:
                 held.update(grounds)
-    return held
+    missing = subject_ids - seen
+    if not missing:
+        return held, set()
+    # Not returned: locked by another transaction, or no such row (nothing to hold).
+    present = ctx.session.scalars(
+        for_tenant(select(Subject.id), Subject, ctx.tenant_id).where(Subject.id.in_(missing))
+    )
+    return held, set(present)
 
 
 def due_soon(ctx: TenantContext, within: timedelta = timedelta(days=7)) -> list[RightsRequest]:
