@@ -414,8 +414,36 @@ def test_headers_of_other_tools_and_a_mapped_identity_column_are_understood(
 def test_two_columns_filling_one_identity_are_refused(
     runtime: Runtime, tenant: str, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
-    both = _write(tmp_path, "email,E-mail\nann@example.com,ann@example.org\n")
+    both = _write(tmp_path, "E-mail,Email Address\nann@example.com,ann@example.org\n")
     r = runner.invoke(app, ["subjects", "import", "-t", tenant, str(both)])
     assert r.exit_code != 0
-    assert "columns 'email' and 'e-mail' both fill field 'email'" in " ".join(r.output.split())
+    out = " ".join(r.output.split())
+    assert "columns 'e-mail' and 'email address' both fill field 'email'" in out
     assert _count(runtime, tenant) == 0
+
+
+def test_a_column_given_a_category_or_beside_the_known_one_keeps_its_own_meaning(
+    runtime: Runtime, tenant: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The usual spellings are understood only where nothing says otherwise: a "telephone"
+    column given a category is a note, not the phone identity; an "email address" column
+    beside "email" is a field of its own — as such files imported before."""
+    notes = _write(
+        tmp_path,
+        "email,telephone,email address\nann@example.com,call after 5pm,ann@work.example\n",
+    )
+    r = runner.invoke(
+        app,
+        ["subjects", "import", "-t", tenant, str(notes), "--category", "telephone=user.contact",
+         "--category", "email address=user.contact.email"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    with runtime.tenant_context(tenant) as ctx:
+        ann = service.read_subject(
+            ctx, service.require_subject(ctx, IdentityKind.EMAIL, "ann@example.com")
+        )
+    assert (ann.value("telephone"), ann.value("email_address")) == (
+        "call after 5pm",
+        "ann@work.example",
+    )
+    assert ann.value("phone") is None

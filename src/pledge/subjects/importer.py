@@ -147,7 +147,9 @@ def _column_specs(
     specs: list[ColumnSpec] = []
     seen: set[str] = set()
     column_of_field: dict[str, str] = {}
-    fields = {_field_of(raw.strip().lower(), mapping) for raw in header}
+    columns = [raw.strip().lower() for raw in header]
+    as_named = {_as_field_name(c) for c in columns}
+    fields = {_field_of(c, mapping, categories, as_named) for c in columns}
     if any(_is_contact_detail(raw) for raw in header) and not IDENTITY_COLUMNS & fields:
         # The file has no header: its first contact would be echoed back as column names.
         return [], [
@@ -168,7 +170,7 @@ def _column_specs(
             continue
         seen.add(column)
         conf = mapping.get(column, {})
-        name = _field_of(column, mapping)
+        name = _field_of(column, mapping, categories, as_named)
         if not service.FIELD_NAME.match(name):
             errors.append(RowError(1, f"column {raw[:64]!r} cannot be a field name"))
             continue
@@ -209,14 +211,28 @@ def _column_specs(
     return specs, errors
 
 
-def _field_of(column: str, mapping: dict[str, dict[str, str]]) -> str:
+def _field_of(
+    column: str,
+    mapping: dict[str, dict[str, str]],
+    categories: dict[str, str],
+    as_named: set[str],
+) -> str:
     """The field a column (lower-case) fills: the mapping's `field`, else the column's name
-    as a field name, the usual other spellings of the known columns understood."""
-    given = mapping.get(column, {}).get("field")
-    if given is not None:
-        return given
-    name = re.sub(r"[^a-z0-9_]+", "_", column).strip("_")
-    return SPELLINGS.get(name, name)
+    as a field name (`_as_field_name`). A usual other spelling of a known column (SPELLINGS)
+    is that column — unless the column was given a category (it is a custom field: a
+    "telephone" note is not the phone identity) or the header has the known column itself."""
+    conf = mapping.get(column, {})
+    if "field" in conf:
+        return conf["field"]
+    name = _as_field_name(column)
+    known = SPELLINGS.get(name)
+    if known is None or column in categories or "category" in conf or known in as_named:
+        return name
+    return known
+
+
+def _as_field_name(column: str) -> str:
+    return re.sub(r"[^a-z0-9_]+", "_", column).strip("_")
 
 
 _PHONE_LIKE = re.compile(r"\+?[\d\s().-]{7,}")
