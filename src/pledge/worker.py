@@ -11,7 +11,8 @@ is reported and does not stop the others:
    date of a paused request follows the clock (a pause that stops it moves the due date day
    by day, so the queue never calls it overdue);
 3. the API's answers kept for an `Idempotency-Key` are forgotten after a day;
-4. the mail outbox is delivered (when the backend delivers), and messages done with for
+4. the mail outbox is delivered (when the backend delivers; a dead sender's claims are
+   released whatever the backend), and messages done with for
    `PLEDGE_MAIL_KEEP_DAYS` (90) are deleted — rights letters stay with their requests;
 5. the audit chain's entries since the last checkpoint are verified and the checkpoint in the
    keystore moves to the newest (decision 0005: entries cut from the end are caught up to

@@ -284,7 +284,9 @@ def plan_import(
     It writes nothing: `ctx` may be a read-only transaction. `on_progress(lines read, lines
     in the file)` is called every PROGRESS_EVERY rows and at the end."""
     text = read_text(path)
-    total_lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    # Lines as the reader counts them: ended by \n or \r\n, or by \r alone (old Macs).
+    ends = max(text.count("\n"), text.count("\r"))
+    total_lines = ends + (0 if text.endswith(("\n", "\r")) else 1)
     # Strict: a quote left open is an error, not the rest of the file read as one value.
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
