@@ -26,7 +26,7 @@ from _common import (
     sample_indices,
     summarise_ms,
 )
-from pledge.subjects import erasure, service
+from pledge.subjects import erasure, reading
 from pledge.subjects.identity import IdentityKind
 from pledge.subjects.models import STANDARD_CLASS, SubjectStatus
 
@@ -42,7 +42,7 @@ def main() -> None:
         ingest_both(env, conn, people)
         # Who to erase, resolved before timing (erasure is requested by subject id).
         with env.runtime.tenant_context(env.slug) as ctx:
-            sids = [service.find_subject_id(ctx, IdentityKind.EMAIL, people[i][0]) for i in picks]
+            sids = [reading.find_subject_id(ctx, IdentityKind.EMAIL, people[i][0]) for i in picks]
 
         pledge_ms: list[float] = []
         progress = Progress("pledge erase", len(sids))
@@ -69,7 +69,7 @@ def main() -> None:
                 raise RuntimeError(f"raw row {i + 1} not deleted")
 
         with env.runtime.tenant_context(env.slug) as ctx:
-            counts = service.count_subjects(ctx)
+            counts = reading.count_subjects(ctx)
         log(f"pledge subjects by status afterwards: {counts}")
         if counts.get(SubjectStatus.ERASED.value) != len(picks):
             raise RuntimeError("erased count does not match")

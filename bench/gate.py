@@ -39,8 +39,8 @@ Measured, all on the embedded SQLite data store:
 2. `api`: POST /api/v1/gate/check through the app (FastAPI TestClient over `create_app`,
    API key with the gate:check scope; the route commits at the edge). p50/p95 in ms over
    1,000 calls.
-3. `audience`: `gate.audience(ctx, "newsletter", "email", topic="newsletter")` over the whole
-   tenant, one transaction with its audit entry and commit, against the raw baseline
+3. `audience`: `gate_audience.audience(ctx, "newsletter", "email", topic="newsletter")` over
+   the whole tenant, one transaction with its audit entry and commit, against the raw baseline
    `SELECT id FROM subjects WHERE tenant_id = ?` on the same table with the stdlib sqlite3
    module, every row fetched. Three runs each, alternating; the medians are reported.
 
@@ -84,10 +84,11 @@ from _common import (
 )
 from pledge.access import service as access
 from pledge.access.permissions import Scope
-from pledge.consent import intake
+from pledge.consent import intake, privacy_state
 from pledge.consent import service as consent
 from pledge.consent.intake import ConsentChoice
 from pledge.consent.models import ConsentRecord, ConsentState, Objection
+from pledge.gate import audience as gate_audience
 from pledge.gate import service as gate
 from pledge.notices import service as notices
 from pledge.preferences import service as preferences
@@ -197,7 +198,7 @@ def real_subjects(env: BenchEnv, n: int, seed: int) -> list[uuid.UUID]:
                 if rng.random() < 0.05:
                     consent.record_objection(ctx, sid, "product-marketing")
                 if rng.random() < 0.01:
-                    consent.set_restriction(ctx, sid, True, "rights request")
+                    privacy_state.set_restriction(ctx, sid, True, "rights request")
                 if rng.random() < 0.01:
                     erasure.erase_subject(ctx, sid)
         progress.advance(len(people[begin : begin + REAL_BATCH]))
@@ -482,10 +483,10 @@ def api_checks(
     return times
 
 
-def run_audience(env: BenchEnv) -> tuple[float, gate.Audience]:
+def run_audience(env: BenchEnv) -> tuple[float, gate_audience.Audience]:
     t0 = time.perf_counter()
     with env.runtime.tenant_context(env.slug) as ctx:
-        result = gate.audience(ctx, PURPOSE, CHANNEL, topic=TOPIC)
+        result = gate_audience.audience(ctx, PURPOSE, CHANNEL, topic=TOPIC)
     return time.perf_counter() - t0, result
 
 
@@ -557,7 +558,7 @@ def main() -> None:
         try:
             audience_s: list[float] = []
             raw_s: list[float] = []
-            result: gate.Audience | None = None
+            result: gate_audience.Audience | None = None
             for run in range(AUDIENCE_RUNS):
                 seconds, result = run_audience(env)
                 audience_s.append(seconds)

@@ -26,7 +26,7 @@ from _common import (
     sample_indices,
     summarise_ms,
 )
-from pledge.subjects import service
+from pledge.subjects import reading
 from pledge.subjects.identity import IdentityKind
 
 LOOKUPS = 1000
@@ -48,10 +48,10 @@ def main() -> None:
             email = people[i][0]
             t0 = time.perf_counter()
             with env.runtime.tenant_context(env.slug) as ctx:
-                sid = service.find_subject_id(ctx, IdentityKind.EMAIL, email)
+                sid = reading.find_subject_id(ctx, IdentityKind.EMAIL, email)
                 if sid is None:
                     raise RuntimeError(f"subject {i} not found")
-                doc = service.export_subject(ctx, sid)
+                doc = reading.export_subject(ctx, sid)
             pledge_ms.append((time.perf_counter() - t0) * 1000)
             values = {f["name"]: f["value"] for f in doc["fields"]}
             if values.get("email") != email or values.get("company") != people[i][4]:

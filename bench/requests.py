@@ -130,6 +130,7 @@ from pledge.rights import bundle, downloads, fulfilment, immediate, verification
 from pledge.rights import service as rights
 from pledge.rights.models import RequestArtifact, RequestEvent, RightsRequest
 from pledge.rights.service import Requester, RequestInput
+from pledge.subjects import reading
 from pledge.subjects import service as subjects
 from pledge.subjects.models import Interaction, Subject, SubjectIdentity, SubjectRecord
 from pledge.subjects.vault import IdentityIndexer
@@ -532,8 +533,8 @@ def failure_drill(env: BenchEnv, person: Person, sid: uuid.UUID, big: int) -> Dr
     with env.runtime.tenant_context(env.slug) as ctx:
         after = row_counts(ctx, sid)
         state = rights.get_request(ctx, request_id).state
-        view = subjects.read_subject(ctx, sid, audited=False)
-        payloads = subjects.list_interactions(ctx, sid, limit=5)
+        view = reading.read_subject(ctx, sid, audited=False)
+        payloads = reading.list_interactions(ctx, sid, limit=5)
         keys_left = ctx.keystore.key_classes(ctx.tenant_id, sid)
     readable = bool(view.fields) or any(i.payload is not None for i in payloads)
     deleted = bool(seen) and seen[0].interactions == 0 and seen[0].records == 0

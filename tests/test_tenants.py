@@ -6,6 +6,7 @@ import pytest
 
 from pledge.core.errors import InvalidInput
 from pledge.runtime import Runtime
+from pledge.subjects import reading
 from pledge.subjects import service as subjects
 from tests.conftest import make_tenant
 
@@ -24,4 +25,4 @@ def test_a_phone_region_the_phone_library_does_not_know_is_refused(runtime: Runt
                 subjects.FieldInput("phone", "(415) 555-0132"),
             ],
         )
-        assert subjects.read_subject(ctx, sid).value("phone") == "+14155550132"
+        assert reading.read_subject(ctx, sid).value("phone") == "+14155550132"

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from pledge.core.db import after_commit, read_transaction, transaction
 from pledge.runtime import Runtime
-from pledge.subjects import service
+from pledge.subjects import reading, service
 from pledge.subjects.models import Subject
 from pledge.subjects.service import FieldInput
 
@@ -39,7 +39,7 @@ def test_a_failing_side_effect_does_not_undo_the_commit(runtime: Runtime, tenant
     with transaction(runtime.sessions) as session:
         assert session.info == {}
     with runtime.tenant_context(tenant) as ctx:
-        assert service.count_subjects(ctx) == {"active": 1}
+        assert reading.count_subjects(ctx) == {"active": 1}
 
 
 def test_a_read_transaction_reads_one_snapshot_and_never_holds_writers_up(

@@ -32,11 +32,12 @@ from pledge.consent import intake
 from pledge.core.clock import utcnow
 from pledge.core.db import transaction
 from pledge.core.errors import InvalidInput, NotFound
-from pledge.mail import service as mail
+from pledge.mail import reading as mail_reading
 from pledge.preferences import tokens
 from pledge.presets import clik
 from pledge.purposes import service as purposes
 from pledge.runtime import Runtime
+from pledge.subjects import reading
 from pledge.subjects import service as subjects
 from pledge.subjects.identity import IdentityKind
 from pledge.subjects.models import DataSource
@@ -97,7 +98,7 @@ def build_demo(
             access.add_user(ctx, email=DEMO_ADMIN, password=password, role=Role.OWNER.value)
         else:
             access.set_password(ctx, admin, password)
-        existing = sum(subjects.count_subjects(ctx).values())
+        existing = sum(reading.count_subjects(ctx).values())
     wanted = max(0, count - existing)
     if wanted:
         _generate(runtime, wanted, progress, seed)
@@ -113,10 +114,10 @@ def _send_newsletter(runtime: Runtime) -> None:
         if any(c.status == CampaignStatus.SENT.value for c in campaigns.list_campaigns(ctx)):
             return
         first = _newsletter(ctx, "this month")
-        messages = mail.list_messages(ctx, campaign_id=first.campaign_id, limit=1)
+        messages = mail_reading.list_messages(ctx, campaign_id=first.campaign_id, limit=1)
         leaver: uuid.UUID | None = None
         if messages:
-            letter = mail.read_message(ctx, messages[0].id).letter
+            letter = mail_reading.read_message(ctx, messages[0].id).letter
             if letter is not None:
                 url = letter.headers["List-Unsubscribe"].split(",")[0].strip("<> ")
                 found = tokens.resolve(ctx.session, runtime.keystore, url.rsplit("/", 1)[-1])
@@ -277,7 +278,7 @@ def _collect(
     consent with its proof) or the status page (legitimate interest). None if taken."""
     fields = [f for f in person if f.name != "phone"]
     email = next(f.value for f in fields if f.name == "email")
-    if subjects.find_subject_id(ctx, IdentityKind.EMAIL, email) is not None:
+    if reading.find_subject_id(ctx, IdentityKind.EMAIL, email) is not None:
         return None
     if rng.random() < 0.65:
         choices = [intake.ConsentChoice("newsletter", True)]

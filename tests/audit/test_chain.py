@@ -22,6 +22,7 @@ from pledge.audit.models import AuditEntry, AuditHead
 from pledge.core.db import transaction
 from pledge.crypto.keystore import AuditCheckpoint
 from pledge.runtime import Runtime
+from pledge.subjects import reading
 from pledge.subjects import service as subjects
 from pledge.subjects.service import FieldInput
 from tests.conftest import make_tenant
@@ -348,7 +349,7 @@ def test_an_entry_commits_or_rolls_back_with_its_act(runtime: Runtime, tenant: s
     with runtime.tenant_context(tenant) as ctx:
         events = [e.event for e in _entries(ctx.session, ctx.tenant_id)]
         assert events == ["tenant.created"]
-        assert subjects.count_subjects(ctx) == {}
+        assert reading.count_subjects(ctx) == {}
         assert audit.verify_chain(ctx.session, ctx.keystore, ctx.tenant_id).ok
 
 
@@ -404,7 +405,7 @@ def test_entries_hold_ids_not_personal_values(runtime: Runtime, tenant: str) -> 
                 FieldInput("first_name", "Privata", "user.name.first"),
             ],
         )
-        subjects.read_subject(ctx, sid)
+        reading.read_subject(ctx, sid)
         rows = _entries(ctx.session, ctx.tenant_id)
     text = repr([(e.event, e.actor_id, e.subject_id, e.details) for e in rows])
     assert "private.person" not in text and "Privata" not in text

@@ -29,11 +29,11 @@ from pledge.campaigns import service as campaigns
 from pledge.consent import intake
 from pledge.consent.intake import ConsentChoice
 from pledge.core.config import reset_settings_cache
-from pledge.mail import service as mail
+from pledge.mail import reading as mail_reading
 from pledge.notices import service as notices
 from pledge.preferences import links, tokens
 from pledge.presets import clik
-from pledge.rights import fulfilment, status_links, verification, workflow
+from pledge.rights import fulfilment, status_links, transitions, verification, workflow
 from pledge.rights import service as rights
 from pledge.rights.service import Requester, RequestInput
 from pledge.runtime import Runtime
@@ -143,7 +143,7 @@ def seeded(runtime: Runtime, live_server: str, monkeypatch: pytest.MonkeyPatch) 
             ctx, restriction, code=challenge.code, data_points={"phone": "+447700900123"}
         ).verified
         fulfilment.fulfil(ctx, restriction)
-        rights.appeal(ctx, restriction)
+        transitions.appeal(ctx, restriction)
         workflow.decide_appeal(ctx, restriction, grant=False, reason="the restriction stands")
         sent = campaigns.create_campaign(
             ctx,
@@ -178,7 +178,7 @@ def seeded(runtime: Runtime, live_server: str, monkeypatch: pytest.MonkeyPatch) 
             unsubscribe_path=_path(tokens.issue_token(ctx, ada, "email", "newsletter")),
             campaign_sent=sent.id,
             campaign_draft=draft.id,
-            message_id=mail.list_messages(ctx, limit=1)[0].id,
+            message_id=mail_reading.list_messages(ctx, limit=1)[0].id,
             restriction_id=restriction.id,
         )
     yield seeded

@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from pledge.core.config import reset_settings_cache
+from pledge.gate import audience as gate_audience
 from pledge.gate import service as gate
 from pledge.gate.service import Reason
 from pledge.preferences import links, tokens
@@ -128,4 +129,7 @@ def test_a_campaign_sent_from_the_console_and_unsubscribed_from_its_message(
     page.get_by_role("button", name="Unsubscribe").click()
     expect(page.get_by_role("heading", name="You are unsubscribed")).to_be_visible()
     with runtime.tenant_context(clik_tenant) as ctx:
-        assert ada not in gate.audience(ctx, "newsletter", "email", topic="newsletter").allowed
+        assert (
+            ada
+            not in gate_audience.audience(ctx, "newsletter", "email", topic="newsletter").allowed
+        )

@@ -26,6 +26,7 @@ from pledge.audit.models import AuditEntry, AuditHead
 from pledge.cli.main import app
 from pledge.core.config import reset_settings_cache
 from pledge.core.db import Base, make_engine
+from pledge.mail import reading as mail_reading
 from pledge.runtime import Runtime
 from pledge.tenants.models import Tenant
 from pledge.web.app import create_app
@@ -324,17 +325,16 @@ def test_demo_without_serving_prints_a_login_that_works(
     password = out.split("password: ")[1].split()[0]
     assert "workspace: demo" in out and "admin@demo.example" in out
     with runtime.tenant_context("demo") as ctx:
-        from pledge.subjects import service
+        from pledge.subjects import reading
 
-        assert sum(service.count_subjects(ctx).values()) == 25
-        assert service.count_interactions(ctx) > 0
+        assert sum(reading.count_subjects(ctx).values()) == 25
+        assert reading.count_interactions(ctx) > 0
         # The campaign loop: the reader who unsubscribed from the first issue is not in the next.
         from pledge.campaigns import service as campaigns
-        from pledge.mail import service as mail
 
         second, first = campaigns.list_campaigns(ctx)[:2]
-        first_to = {m.subject_id for m in mail.list_messages(ctx, campaign_id=first.id)}
-        second_to = {m.subject_id for m in mail.list_messages(ctx, campaign_id=second.id)}
+        first_to = {m.subject_id for m in mail_reading.list_messages(ctx, campaign_id=first.id)}
+        second_to = {m.subject_id for m in mail_reading.list_messages(ctx, campaign_id=second.id)}
         assert first.sent_count and second.sent_count == first.sent_count - 1
         assert len(first_to - second_to) == 1 and second_to < first_to
     assert "unsubscribed with one click" in out

@@ -12,11 +12,12 @@ import pytest
 
 from pledge.access.context import TenantContext
 from pledge.core.clock import frozen, utcnow
-from pledge.mail import service as mail
+from pledge.mail import reading as mail_reading
 from pledge.rights import immediate
 from pledge.rights import service as rights
 from pledge.rights.service import Prepared
 from pledge.runtime import Runtime
+from pledge.subjects import reading
 from pledge.subjects import service as subjects
 from pledge.subjects.identity import IdentityKind
 from pledge.subjects.service import FieldInput
@@ -37,8 +38,8 @@ def _person(runtime: Runtime, tenant: str, email: str = MIA) -> None:
 def _code(runtime: Runtime, tenant: str) -> str:
     """The six digits of the newest verification letter, as the requester reads them out."""
     with runtime.tenant_context(tenant) as ctx:
-        for message in mail.list_messages(ctx):
-            view = mail.read_message(ctx, message.id).letter
+        for message in mail_reading.list_messages(ctx):
+            view = mail_reading.read_message(ctx, message.id).letter
             if view is not None and "enter this code" in view.text:
                 return view.text.split("enter this code: ")[1][:6]
     raise AssertionError("no verification letter")
@@ -145,7 +146,7 @@ def test_a_list_of_opt_outs_is_checked_whole_then_answered(
     assert "a letter to the agent for each" in out
     with runtime.tenant_context(tenant) as ctx:
         for email in (MIA, "ned@example.com"):
-            sid = subjects.find_subject_id(ctx, IdentityKind.EMAIL, email)
+            sid = reading.find_subject_id(ctx, IdentityKind.EMAIL, email)
             assert sid is not None
             assert subjects.get_subject_row(ctx, sid).sale_opt_out_at is not None
         done = rights.queue(ctx, rights.QueueFilter(open_only=False))
@@ -154,7 +155,10 @@ def test_a_list_of_opt_outs_is_checked_whole_then_answered(
             == [("authorized_agent", "agent", "completed")] * 3
         )
         # The letters go to the agent who sent the list.
-        to = {mail.read_message(ctx, m.id).letter.to for m in mail.list_messages(ctx)}  # type: ignore[union-attr]
+        to = {
+            mail_reading.read_message(ctx, m.id).letter.to  # type: ignore[union-attr]
+            for m in mail_reading.list_messages(ctx)
+        }
         assert to == {"agent@example.org"}
 
     code, out = run("rights", "opt-outs", "-t", tenant, str(good), "--agent-name", "Agent Co")
@@ -197,7 +201,9 @@ def test_a_list_that_stops_midway_says_where_to_go_on(
         done = rights.queue(ctx, rights.QueueFilter(open_only=False))
         # Each person once: the batch that failed left nothing behind.
         assert len(done) == 3
-        letters = [mail.read_message(ctx, m.id).letter for m in mail.list_messages(ctx)]
+        letters = [
+            mail_reading.read_message(ctx, m.id).letter for m in mail_reading.list_messages(ctx)
+        ]
         assert sorted(x.to for x in letters if x is not None) == [
             "a@example.com",
             "b@example.com",

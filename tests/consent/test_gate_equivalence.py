@@ -33,6 +33,7 @@ from pledge.access.permissions import ALL_SCOPES
 from pledge.consent.models import ConsentRecord, ConsentState, Objection, SubjectPurpose
 from pledge.core.clock import frozen
 from pledge.core.ids import new_id
+from pledge.gate import audience as gate_audience
 from pledge.gate import service as gate
 from pledge.gate.service import Reason
 from pledge.preferences.models import ALL_MARKETING, ChannelOptOut, Suppression, Topic
@@ -345,21 +346,23 @@ def test_the_audience_is_everyone_the_check_allows(
                 if gate.may(ctx, sid, purpose.slug, channel, topic=topic, audited=False).allowed
             ]
             event(f"allowed: {min(len(expected), 3)} or more" if expected else "allowed: none")
-            result = gate.audience(ctx, purpose.slug, channel, topic=topic)
+            result = gate_audience.audience(ctx, purpose.slug, channel, topic=topic)
             assert result.allowed == expected
             assert result.candidates == sum(p.status != SubjectStatus.ERASED.value for p in people)
 
             # Both SQL forms, whichever the database's `audience` uses.
-            conds = gate.audience_conditions(ctx.tenant_id, purpose, channel, topic, NOW)
+            conds = gate_audience.audience_conditions(ctx.tenant_id, purpose, channel, topic, NOW)
             assert list(session.scalars(select(Subject.id).where(*conds).order_by(Subject.id))) == (
                 expected
             )
-            sets = gate.audience_sets(ctx.tenant_id, purpose, channel, topic, NOW)
+            sets = gate_audience.audience_sets(ctx.tenant_id, purpose, channel, topic, NOW)
             assert (list(session.scalars(sets)) if sets is not None else []) == expected
 
             # A list of candidates (duplicates and all): the allowed among them, in order.
             listed = [ids[i] for i in subset if i < len(ids)]
-            among = gate.audience(ctx, purpose.slug, channel, topic=topic, subject_ids=listed)
+            among = gate_audience.audience(
+                ctx, purpose.slug, channel, topic=topic, subject_ids=listed
+            )
             assert among.allowed == sorted(set(listed) & set(expected))
             assert among.candidates == len(set(listed))
     finally:
@@ -558,7 +561,7 @@ def test_errors_come_in_the_order_the_checks_are_made(runtime: Runtime, tenant: 
                 with pytest.raises(InvalidInput, match="unknown topic"):
                     gate.may(ctx, real, made[0].slug, "email", topic=topic)
                 with pytest.raises(InvalidInput, match="unknown topic"):
-                    gate.audience(ctx, made[0].slug, "email", topic=topic)
+                    gate_audience.audience(ctx, made[0].slug, "email", topic=topic)
             with pytest.raises(InvalidInput, match="time zone"):
                 gate.may(ctx, real, made[0].slug, at=datetime(2026, 1, 1))
     finally:

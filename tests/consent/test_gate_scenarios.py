@@ -7,6 +7,7 @@ import pytest
 from pledge.consent import intake
 from pledge.consent.intake import ConsentChoice
 from pledge.core.errors import InvalidInput
+from pledge.gate import audience as gate_audience
 from pledge.gate import service as gate
 from pledge.gate.service import Reason
 from pledge.preferences import service as preferences
@@ -41,10 +42,10 @@ def test_clik_newsletter_needs_consent_and_stops_on_withdrawal(
             Reason.NO_CONSENT
         ]
         assert gate.may(ctx, ticked.subject_id, "newsletter", "email").allowed
-        assert gate.audience(ctx, "newsletter", "email").allowed == [ticked.subject_id]
+        assert gate_audience.audience(ctx, "newsletter", "email").allowed == [ticked.subject_id]
         preferences.opt_out(ctx, ticked.subject_id, "email", "newsletter", "unsubscribe_link")
         # The very next audience, in the same transaction, leaves the reader out.
-        assert gate.audience(ctx, "newsletter", "email", topic="newsletter").allowed == []
+        assert gate_audience.audience(ctx, "newsletter", "email", topic="newsletter").allowed == []
         decision = gate.may(ctx, ticked.subject_id, "newsletter", "email", topic="newsletter")
         assert Reason.TOPIC_OPT_OUT in decision.reasons
 
@@ -63,9 +64,9 @@ def test_a_prechecked_box_is_refused_and_nothing_is_written(
             [ConsentChoice("newsletter", True, prechecked=True)],
         )
     with runtime.tenant_context(clik_tenant) as ctx:
-        from pledge.subjects import service
+        from pledge.subjects import reading
 
-        assert service.count_subjects(ctx) == {}
+        assert reading.count_subjects(ctx) == {}
 
 
 def test_clik_status_updates_rest_on_legitimate_interest_and_stop_by_unsubscribe(
@@ -81,7 +82,7 @@ def test_clik_status_updates_rest_on_legitimate_interest_and_stop_by_unsubscribe
         assert gate.may(ctx, sub, "status-updates", "email", topic="status").reasons == [
             Reason.TOPIC_OPT_OUT
         ]
-        assert gate.audience(ctx, "status-updates", "email", topic="status").allowed == []
+        assert gate_audience.audience(ctx, "status-updates", "email", topic="status").allowed == []
 
 
 def test_a_partially_erased_subject_is_used_only_under_a_legal_obligation(
@@ -115,9 +116,12 @@ def test_a_partially_erased_subject_is_used_only_under_a_legal_obligation(
         ]:
             decision = gate.may(ctx, sid, purpose, channel)
             assert decision.reasons == [Reason.SUBJECT_ERASED], (purpose, channel)
-            assert sid not in gate.audience(ctx, purpose, channel).allowed, (purpose, channel)
-            listed = gate.audience(ctx, purpose, channel, subject_ids=[sid])
+            assert sid not in gate_audience.audience(ctx, purpose, channel).allowed, (
+                purpose,
+                channel,
+            )
+            listed = gate_audience.audience(ctx, purpose, channel, subject_ids=[sid])
             assert listed.allowed == [], (purpose, channel)
         # What was kept, was kept under a legal duty: that use still passes.
         assert gate.may(ctx, sid, "marketing-preferences").allowed
-        assert gate.audience(ctx, "marketing-preferences").allowed == [sid]
+        assert gate_audience.audience(ctx, "marketing-preferences").allowed == [sid]

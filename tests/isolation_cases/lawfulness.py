@@ -19,6 +19,7 @@ from pledge.purposes import service as purposes
 from pledge.purposes.service import CollectionPointInput, CollectsFor, PurposeInput
 from pledge.runtime import Runtime
 from pledge.signals import settings
+from pledge.subjects import reading
 from pledge.subjects import service as subjects
 from pledge.subjects.identity import IdentityKind
 from tests.isolation_cases import Cases, World
@@ -53,7 +54,7 @@ def setup_a(runtime: Runtime) -> dict[str, str]:
                 slug=SLUG, name=A_POINT, kind="web_form", purposes=[CollectsFor(SLUG)]
             ),
         )
-        subject_id = subjects.find_subject_id(ctx, IdentityKind.EMAIL, A_EMAIL)
+        subject_id = reading.find_subject_id(ctx, IdentityKind.EMAIL, A_EMAIL)
         assert subject_id is not None
         record = consent.record_consent(
             ctx, subject_id, ConsentInput(SLUG, "grant", "api", version.id, SLUG)

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from pledge.campaigns import service as campaigns
 from pledge.consent import intake
 from pledge.consent.intake import ConsentChoice
+from pledge.mail import reading as mail_reading
 from pledge.mail import service as mail
 from pledge.notices import service as notices
 from pledge.preferences import links, suppression, tokens, topics
@@ -146,7 +147,7 @@ def verify_a(runtime: Runtime, params: dict[str, str]) -> None:
     with runtime.tenant_context("tenant-a") as ctx:
         campaign = campaigns.get_campaign(ctx, params["campaign_id"])
         assert (campaign.status, campaign.sent_count) == ("draft", 0)
-        view = mail.read_message(ctx, params["message_id"])
+        view = mail_reading.read_message(ctx, params["message_id"])
         assert view.letter is not None and view.letter.to == A_EMAIL
         assert suppression.suppressed_channels(ctx, "email", A_SUPPRESSED) == ["email"]
         assert ctx.session.scalars(select(Suppression)).all() != []

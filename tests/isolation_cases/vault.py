@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pledge.access import service as access
 from pledge.access.permissions import ALL_SCOPES
 from pledge.runtime import Runtime
+from pledge.subjects import reading
 from pledge.subjects import service as subjects
 from pledge.subjects.service import FieldInput
 from tests.isolation_cases import Cases, World
@@ -70,7 +71,7 @@ def check(w: World) -> None:
 
 def verify_a(runtime: Runtime, params: dict[str, str]) -> None:
     with runtime.tenant_context("tenant-a") as ctx:
-        view = subjects.read_subject(ctx, params["subject_id"], interactions=10)
+        view = reading.read_subject(ctx, params["subject_id"], interactions=10)
         assert view.status == "active"
         assert view.value("first_name") == "Ada"
         assert [i.payload for i in view.interactions] == [{"note": "secret of A"}]

@@ -21,6 +21,7 @@ from pledge.access.permissions import Role
 from pledge.audit.models import AuditEntry
 from pledge.core.clock import utcnow
 from pledge.mail import backends
+from pledge.mail import reading as mail_reading
 from pledge.mail import service as mail
 from pledge.mail.backends import FileBackend, MemoryBackend, OutboxOnlyBackend, SmtpBackend
 from pledge.mail.models import OutboxMessage
@@ -67,7 +68,7 @@ def test_nothing_readable_is_stored(runtime: Runtime, tenant: str, about: bool) 
         for form in (secret, secret.lower()):
             assert form.encode() not in raw, secret
     with runtime.tenant_context(tenant) as ctx:
-        view = mail.read_message(ctx, message_id)
+        view = mail_reading.read_message(ctx, message_id)
     assert view.letter is not None
     assert (view.letter.to, view.letter.subject_line, view.letter.text) == (TO, LINE, BODY)
     assert view.letter.headers == {"X-Clik-Ref": "kettle-42"}
@@ -89,7 +90,7 @@ def test_mail_leaves_after_commit_and_never_after_rollback(
         raise RuntimeError("boom")
     assert len(mailbox.sent) == 1
     with runtime.tenant_context(tenant) as ctx:
-        statuses = [(m.status, m.attempts) for m in mail.list_messages(ctx)]
+        statuses = [(m.status, m.attempts) for m in mail_reading.list_messages(ctx)]
     assert statuses == [("sent", 1)]  # the rolled-back message was never stored either
 
 
@@ -166,7 +167,7 @@ def test_mail_about_an_erased_subject_becomes_unreadable(
     with runtime.tenant_context(tenant) as ctx:
         erasure.erase_subject(ctx, subject_id)
     with runtime.tenant_context(tenant) as ctx:
-        view = mail.read_message(ctx, message_id)
+        view = mail_reading.read_message(ctx, message_id)
         assert view.erased and view.letter is None
     mailbox.fail_with = None
     with runtime.tenant_context(tenant) as ctx:

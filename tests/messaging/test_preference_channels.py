@@ -8,6 +8,7 @@ import uuid
 
 from pledge.access.context import TenantContext
 from pledge.consent import service as consent
+from pledge.gate import audience as gate_audience
 from pledge.gate import service as gate
 from pledge.gate.service import Reason
 from pledge.notices import service as notices
@@ -72,7 +73,7 @@ def test_each_channel_box_is_independent(runtime: Runtime, tenant: str) -> None:
         assert _shown(ctx, sid) == {"email": True, "sms": False}
         assert _allowed(ctx, sid) == {"email": True, "sms": False}
         assert gate.may(ctx, sid, "offers", "sms", topic="offers").reasons == [Reason.TOPIC_OPT_OUT]
-        assert sid not in gate.audience(ctx, "offers", "sms", topic="offers").allowed
+        assert sid not in gate_audience.audience(ctx, "offers", "sms", topic="offers").allowed
 
         # SMS ticked too, then e-mail unticked: texts go on, e-mails stop, the consent stays.
         _save(ctx, sid, "email", "sms")

@@ -11,13 +11,14 @@ from typer.testing import CliRunner
 from pledge.audit.models import AuditEntry
 from pledge.cli.main import app
 from pledge.consent import service as consent
+from pledge.gate import audience as gate_audience
 from pledge.gate import service as gate
 from pledge.gate.service import Reason
 from pledge.preferences import service as preferences
 from pledge.preferences import suppression
 from pledge.preferences.models import Suppression
 from pledge.runtime import Runtime
-from pledge.subjects import erasure
+from pledge.subjects import erasure, reading
 from pledge.subjects import service as subjects
 from pledge.subjects.identity import IdentityKind
 from pledge.subjects.service import FieldInput
@@ -62,7 +63,7 @@ def test_erasure_keeps_only_a_keyed_hash_of_an_unsubscribed_address(
         assert suppression.suppressed_channels(ctx, "email", " nora.nobody@example.COM ") == [
             "email"
         ]
-        assert subjects.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL) is None
+        assert reading.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL) is None
 
 
 def test_a_re_imported_address_gets_no_marketing_but_service_messages(
@@ -75,7 +76,7 @@ def test_a_re_imported_address_gets_no_marketing_but_service_messages(
     result = CliRunner().invoke(app, ["subjects", "import", "-t", clik_tenant, str(csv_path)])
     assert result.exit_code == 0, result.output
     with runtime.tenant_context(clik_tenant) as ctx:
-        again = subjects.require_subject(ctx, IdentityKind.EMAIL, EMAIL)
+        again = reading.require_subject(ctx, IdentityKind.EMAIL, EMAIL)
         consent.add_relationship(ctx, again, "product-marketing")
         consent.add_relationship(ctx, again, "provide-service")
     with runtime.tenant_context(clik_tenant) as ctx:
@@ -84,8 +85,8 @@ def test_a_re_imported_address_gets_no_marketing_but_service_messages(
         assert marketing.reasons == [Reason.SUPPRESSED]
         assert gate.may(ctx, again, "product-marketing", "post").allowed  # no e-mail involved
         assert gate.may(ctx, again, "provide-service", "email", topic="account").allowed
-        assert gate.audience(ctx, "product-marketing", "email").allowed == []
-        assert gate.audience(ctx, "provide-service", "email").allowed == [again]
+        assert gate_audience.audience(ctx, "product-marketing", "email").allowed == []
+        assert gate_audience.audience(ctx, "provide-service", "email").allowed == [again]
 
 
 def test_an_api_create_of_the_address_is_suppressed_too(runtime: Runtime, clik_tenant: str) -> None:

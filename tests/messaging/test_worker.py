@@ -13,6 +13,7 @@ from pledge.audit.events import AuditEvent
 from pledge.audit.models import AuditEntry
 from pledge.cli.main import app
 from pledge.core.clock import frozen, utcnow
+from pledge.mail import reading as mail_reading
 from pledge.mail import service as mail
 from pledge.mail.backends import MemoryBackend
 from pledge.notices import service as notices
@@ -75,8 +76,8 @@ def test_messages_done_with_leave_the_outbox_after_the_keep_days_but_rights_lett
         # The acknowledgement and the verification code: rights letters.
         workflow.receive(ctx, RequestInput("access", Requester("asker@example.com"), "EU"))
     with runtime.tenant_context(clik_tenant) as ctx:
-        before = {m.id: m.kind for m in mail.list_messages(ctx)}
-        assert {m.status for m in mail.list_messages(ctx)} == {"sent"}
+        before = {m.id: m.kind for m in mail_reading.list_messages(ctx)}
+        assert {m.status for m in mail_reading.list_messages(ctx)} == {"sent"}
     assert list(before.values()).count("notification") == 3 and "rights_letter" in before.values()
 
     with frozen(start + timedelta(days=89)):
@@ -87,7 +88,7 @@ def test_messages_done_with_leave_the_outbox_after_the_keep_days_but_rights_lett
     old_notes = [i for i, kind in before.items() if kind != "rights_letter"]
     assert report.errors == [] and report.mail_purged == len(old_notes) and again.mail_purged == 0
     with runtime.tenant_context(clik_tenant) as ctx:
-        left = {m.id: m.kind for m in mail.list_messages(ctx)}
+        left = {m.id: m.kind for m in mail_reading.list_messages(ctx)}
         # The rights letters stay with their request (24 months after it closes); the
         # letter closing the unverified request, written at day 91, is there too.
         assert {i for i, k in before.items() if k == "rights_letter"} <= set(left)

@@ -20,11 +20,12 @@ from sqlalchemy import select
 from pledge.consent import intake
 from pledge.core.clock import utcnow
 from pledge.core.config import reset_settings_cache
-from pledge.mail import service as mail
+from pledge.mail import reading as mail_reading
 from pledge.presets import clik
 from pledge.rights import routing
 from pledge.rights.service import Requester, RequestInput
 from pledge.runtime import Runtime
+from pledge.subjects import reading
 from pledge.subjects import service as subjects
 from pledge.subjects.identity import IdentityKind
 from pledge.subjects.service import FieldInput
@@ -96,8 +97,8 @@ def with_person(runtime: Runtime, tenant: str) -> str:
 def _code(runtime: Runtime, tenant: str) -> str:
     """The code from the verification e-mail in the outbox (as the requester reads it)."""
     with runtime.tenant_context(tenant) as ctx:
-        for message in mail.list_messages(ctx):
-            view = mail.read_message(ctx, message.id)
+        for message in mail_reading.list_messages(ctx):
+            view = mail_reading.read_message(ctx, message.id)
             if view.letter is not None and "enter this code" in view.letter.text:
                 return view.letter.text.split("enter this code: ")[1][:6]
     raise AssertionError("no verification e-mail")
@@ -147,7 +148,7 @@ def test_erasure_via_api_notifies_recipients_by_signed_webhook(
     )
     assert json.loads(hit["body"])["data"]["subject"]["email"] == EMAIL
     with runtime.tenant_context(with_person) as ctx:
-        assert subjects.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL) is None
+        assert reading.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL) is None
     detail = client.get(f"/api/v1/requests/{request['id']}").json()
     assert [e["kind"] for e in detail["timeline"]] == [
         "received",
@@ -188,12 +189,12 @@ def test_opt_out_by_api_is_immediate(
     )
     assert r.json()["state"] == "completed" and r.json()["verification_level"] == "none"
     with runtime.tenant_context(with_person) as ctx:
-        sid = subjects.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL)
+        sid = reading.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL)
         assert subjects.get_subject_row(ctx, sid).sale_opt_out_at is not None  # type: ignore[arg-type]
         # One letter, saying it is done: no acknowledgement of a request already answered.
-        letters = [m for m in mail.list_messages(ctx) if m.kind == "rights_letter"]
+        letters = [m for m in mail_reading.list_messages(ctx) if m.kind == "rights_letter"]
         assert len(letters) == 1
-        letter = mail.read_message(ctx, letters[0].id).letter
+        letter = mail_reading.read_message(ctx, letters[0].id).letter
         assert letter is not None and letter.to == EMAIL
         assert letter.subject_line.startswith("Your request is complete")
     # It carries the way back to the request (its status, letters and appeal form).

@@ -17,14 +17,14 @@ from pledge.audit import service as audit
 from pledge.audit.models import AuditEntry
 from pledge.core.clock import utcnow
 from pledge.core.errors import InvalidInput
-from pledge.mail import service as mail
+from pledge.mail import reading as mail_reading
 from pledge.presets import clik
 from pledge.rights import fulfilment, immediate, letters, verification, workflow
 from pledge.rights import service as rights
 from pledge.rights.models import RightsRequest
 from pledge.rights.service import Requester, RequestInput
 from pledge.runtime import Runtime
-from pledge.subjects import erasure
+from pledge.subjects import erasure, reading
 from pledge.subjects import service as subjects
 from pledge.subjects.identity import IdentityKind
 from pledge.subjects.service import FieldInput
@@ -143,8 +143,8 @@ def _outcome(ctx: TenantContext, named: dict[uuid.UUID, str], since: int) -> dic
         if (row := subjects.get_subject_row(ctx, i)).status != "erased"
     }
     outbox = sorted(
-        (m.kind, (view := mail.read_message(ctx, m.id).letter) and view.to)
-        for m in mail.list_messages(ctx)
+        (m.kind, (view := mail_reading.read_message(ctx, m.id).letter) and view.to)
+        for m in mail_reading.list_messages(ctx)
     )
     hooks = [
         alias(json.loads(webhooks.payload(ctx.keystore, d))["data"])
@@ -184,7 +184,7 @@ def _through_the_staff_path(ctx: TenantContext, data: RequestInput) -> None:
     assert verification.begin(ctx, request, pending=entries) is None
     audit.record_many(ctx, entries)
     email = rights.private_part(ctx, request)["email"]
-    request.subject_id = subjects.find_subject_id(ctx, IdentityKind.EMAIL, email)
+    request.subject_id = reading.find_subject_id(ctx, IdentityKind.EMAIL, email)
     fulfilment.fulfil(ctx, request)
 
 
@@ -284,7 +284,7 @@ def test_invalid_requests_are_refused_in_place_and_write_nothing(
             ("limit_sensitive", "completed"),
         ]
         assert [r.id for r in stored] == [r.id for r in results if isinstance(r, RightsRequest)]
-        assert len(mail.list_messages(ctx)) == 2
+        assert len(mail_reading.list_messages(ctx)) == 2
 
 
 def test_batch_api_answers_each_request_in_place(runtime: Runtime, client: TestClient) -> None:

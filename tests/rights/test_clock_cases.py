@@ -14,7 +14,7 @@ from httpx2 import Response
 from pledge import worker
 from pledge.core.clock import frozen
 from pledge.rights import service as rights
-from pledge.rights import verification, workflow
+from pledge.rights import transitions, verification, workflow
 from pledge.rights.service import Requester, RequestInput
 from pledge.runtime import Runtime
 from tests.rights.test_pages import EMAIL, letters_to, person, staff_client
@@ -89,7 +89,7 @@ def test_gdpr_extension_after_a_pause_counts_the_days_waited(runtime: Runtime, p
         request = rights.get_request(ctx, request_id)
         workflow.ask_for_information(ctx, request, "clarification", "which account do you mean?")
     with frozen(at("2026-02-01")), runtime.tenant_context(person) as ctx:
-        rights.resume(ctx, rights.get_request(ctx, request_id))
+        transitions.resume(ctx, rights.get_request(ctx, request_id))
     with frozen(at("2026-02-10")), runtime.tenant_context(person) as ctx:
         request = rights.get_request(ctx, request_id)
         assert rights.deadlines(ctx, request).first_due.isoformat() == "2026-02-27"

@@ -18,7 +18,7 @@ from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
 from pledge.consent import intake
 from pledge.core.clock import frozen
-from pledge.mail import service as mail
+from pledge.mail import reading as mail_reading
 from pledge.mail.models import OutboxMessage
 from pledge.presets import clik
 from pledge.rights import fulfilment, letters, routing, verification, workflow
@@ -71,7 +71,9 @@ def person(runtime: Runtime, tenant: str) -> str:
 def readable_letters(runtime: Runtime, tenant: str, address: str) -> list[str]:
     """The texts in the mail outbox (as staff open them) to `address`, oldest first."""
     with runtime.tenant_context(tenant) as ctx:
-        views = [mail.read_message(ctx, m.id) for m in mail.list_messages(ctx, limit=500)]
+        views = [
+            mail_reading.read_message(ctx, m.id) for m in mail_reading.list_messages(ctx, limit=500)
+        ]
     return [v.letter.text for v in reversed(views) if v.letter and v.letter.to == address]
 
 
@@ -240,7 +242,7 @@ def test_the_purge_takes_the_letters_out_of_the_outbox_and_keeps_the_audit_entri
     assert len(readable_letters(runtime, person, STRANGER)) == 4
     assert len(readable_letters(runtime, person, EMAIL)) == 3
     with runtime.tenant_context(person) as ctx:
-        sent = {m.id for m in mail.list_messages(ctx, limit=500)}
+        sent = {m.id for m in mail_reading.list_messages(ctx, limit=500)}
 
     with frozen(t0 + timedelta(days=41 + 731)), runtime.tenant_context(person) as ctx:
         assert workflow.purge_expired(ctx) == 3
@@ -249,7 +251,7 @@ def test_the_purge_takes_the_letters_out_of_the_outbox_and_keeps_the_audit_entri
         assert ctx.session.get(RightsRequest, (ctx.tenant_id, opted)) is None
         assert ctx.session.get(RightsRequest, (ctx.tenant_id, own)) is None
         assert rights.get_request(ctx, later).state == "awaiting_verification"
-        left = {m.id for m in mail.list_messages(ctx, limit=500)}
+        left = {m.id for m in mail_reading.list_messages(ctx, limit=500)}
         queued = {
             uuid.UUID(e.details["message_id"])
             for e in audit.list_entries(ctx, limit=1000)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from pledge.rights import service as rights
+from pledge.rights import transitions
 from pledge.rights.models import RequestState
 from pledge.rights.service import Requester, RequestInput
 from pledge.runtime import Runtime
@@ -29,10 +30,10 @@ def test_a_pause_rolled_back_with_its_savepoint_is_not_remembered(
 ) -> None:
     with runtime.tenant_context(tenant) as ctx:
         request = rights.submit(ctx, RequestInput("access", Requester("p@example.com"), "EU"))
-        rights.transition(ctx, request, RequestState.VERIFIED, "verified")
-        rights.transition(ctx, request, RequestState.IN_PROGRESS, "started")
+        transitions.transition(ctx, request, RequestState.VERIFIED, "verified")
+        transitions.transition(ctx, request, RequestState.IN_PROGRESS, "started")
         savepoint = ctx.session.begin_nested()
-        rights.pause(ctx, request, "waiting on the requester")
+        transitions.pause(ctx, request, "waiting on the requester")
         assert len(rights.pauses_of(ctx, request)) == 1
         savepoint.rollback()
         ctx.session.refresh(request)
@@ -45,7 +46,7 @@ def test_an_endpoint_added_midway_gets_the_next_event(runtime: Runtime, tenant: 
     with runtime.tenant_context(tenant) as ctx:
         request = rights.submit(ctx, RequestInput("access", Requester("w@example.com"), "EU"))
         endpoint, _secret = webhooks.add_endpoint(ctx, "https://hooks.example.com/a", ["*"])
-        rights.transition(ctx, request, RequestState.VERIFIED, "verified")
+        transitions.transition(ctx, request, RequestState.VERIFIED, "verified")
         ctx.session.flush()
         events = ctx.session.scalars(
             select(WebhookDelivery.event).where(

@@ -21,14 +21,15 @@ from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
 from pledge.consent import intake
 from pledge.core.clock import frozen
-from pledge.mail import service as mail
+from pledge.mail import reading as mail_reading
 from pledge.presets import clik
-from pledge.rights import fulfilment, verification
+from pledge.rights import fulfilment, transitions, verification
 from pledge.rights import service as rights
 from pledge.rights.models import RequestArtifact, RequestState, VerificationChallenge
 from pledge.rights.public import TYPES
 from pledge.rights.service import Requester, RequestInput
 from pledge.runtime import Runtime
+from pledge.subjects import reading
 from pledge.subjects import service as subjects
 from pledge.subjects.identity import IdentityKind
 from pledge.subjects.service import FieldInput
@@ -111,7 +112,9 @@ def letters_to(runtime: Runtime, tenant: str, address: str) -> list[str]:
     """The texts of the letters in the outbox for `address`, oldest first — read as the
     person would read their mail."""
     with runtime.tenant_context(tenant) as ctx:
-        views = [mail.read_message(ctx, m.id) for m in mail.list_messages(ctx, limit=500)]
+        views = [
+            mail_reading.read_message(ctx, m.id) for m in mail_reading.list_messages(ctx, limit=500)
+        ]
     return [v.letter.text for v in reversed(views) if v.letter and v.letter.to == address]
 
 
@@ -260,7 +263,7 @@ def test_bad_input_is_told_on_the_form_and_nothing_is_written(
     assert r.status_code == 422
     with runtime.tenant_context("acme") as ctx:
         assert rights.queue(ctx, rights.QueueFilter(open_only=False)) == []
-        assert mail.list_messages(ctx) == []
+        assert mail_reading.list_messages(ctx) == []
 
 
 def test_a_rectification_keeps_its_proof_sealed(runtime: Runtime, person: str) -> None:
@@ -303,7 +306,7 @@ def test_an_opt_out_is_done_at_once_for_anyone(runtime: Runtime, person: str) ->
         assert r.status_code == 200 and "<h1>Done</h1>" in r.text
         assert the_request(runtime, "acme", reference_in(r.text))[1] == "completed"
     with runtime.tenant_context("acme") as ctx:
-        sid = subjects.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL)
+        sid = reading.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL)
         assert sid is not None
         assert subjects.get_subject_row(ctx, sid).sale_opt_out_at is not None
 
@@ -519,7 +522,9 @@ def test_the_queue_most_urgent_first_with_due_dates_in_words(runtime: Runtime, p
     overdue = _received(runtime, now - timedelta(days=40), "access", "EU")
     soon = _received(runtime, now - timedelta(days=40), "access", "US-CA")  # 45 days: 5 left
     with runtime.tenant_context("acme") as ctx:
-        rights.transition(ctx, rights.get_request(ctx, later), RequestState.WITHDRAWN, "withdrawn")
+        transitions.transition(
+            ctx, rights.get_request(ctx, later), RequestState.WITHDRAWN, "withdrawn"
+        )
     kept_open = _received(runtime, now, "restriction", "UK")
     client, _csrf = staff_client(runtime)
     with frozen(now):  # "Due in 5 days" counts from the test's today, even across midnight
@@ -720,7 +725,7 @@ def test_fulfil_forms_per_type(runtime: Runtime, person: str) -> None:
                     ctx, request, code=challenge.code, data_points={"phone": "07700900123"}
                 ).verified
             else:  # matched by the address given, as workflow.receive does
-                request.subject_id = subjects.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL)
+                request.subject_id = reading.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL)
             return str(request.id)
 
     def post(request_id: str, action: str, **form: str) -> Response:

@@ -17,7 +17,7 @@ from httpx2 import Response
 from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
 from pledge.core.clock import frozen, utcnow
-from pledge.mail import service as mail
+from pledge.mail import reading as mail_reading
 from pledge.rights import fulfilment, public, status_links, workflow
 from pledge.rights import service as rights
 from pledge.rights.service import Requester, RequestInput
@@ -57,7 +57,9 @@ class Visitor:
 
 def letters_to(runtime: Runtime, tenant: str, address: str) -> int:
     with runtime.tenant_context(tenant) as ctx:
-        views = [mail.read_message(ctx, m.id) for m in mail.list_messages(ctx, limit=500)]
+        views = [
+            mail_reading.read_message(ctx, m.id) for m in mail_reading.list_messages(ctx, limit=500)
+        ]
     return sum(1 for v in views if v.letter and v.letter.to == address)
 
 

@@ -12,20 +12,20 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from pledge.consent import intake
-from pledge.consent import service as consent
+from pledge.consent import intake, privacy_state
 from pledge.core.clock import frozen, utcnow
 from pledge.core.errors import Conflict, InvalidInput, NotFound, TooManyAttempts
+from pledge.gate import audience as gate_audience
 from pledge.gate import service as gate
-from pledge.mail import service as mail
+from pledge.mail import reading as mail_reading
 from pledge.presets import clik
-from pledge.rights import downloads, fulfilment, letters, verification, workflow
+from pledge.rights import downloads, fulfilment, letters, transitions, verification, workflow
 from pledge.rights import service as rights
 from pledge.rights.fulfilment import StaffInput
 from pledge.rights.models import RequestState, VerificationChallenge
 from pledge.rights.service import Requester, RequestInput
 from pledge.runtime import Runtime
-from pledge.subjects import erasure
+from pledge.subjects import erasure, reading
 from pledge.subjects import service as subjects
 from pledge.subjects.identity import IdentityKind
 from pledge.subjects.service import FieldInput
@@ -177,10 +177,10 @@ def test_gdpr_erasure_keeps_billing_records_and_says_why(runtime: Runtime, perso
         assert result.state == "completed"
         assert result.kept == ["billing: tax law requires us to keep billing records for 7 years"]
         request = rights.get_request(ctx, request_id)
-        view = subjects.read_subject(ctx, request.subject_id, audited=False)  # type: ignore[arg-type]
+        view = reading.read_subject(ctx, request.subject_id, audited=False)  # type: ignore[arg-type]
         assert [f.name for f in view.fields] == ["invoice_ref"]
         assert view.status == "partially_erased"
-        letter = [m for m in mail.list_messages(ctx) if m.kind == "rights_letter"]
+        letter = [m for m in mail_reading.list_messages(ctx) if m.kind == "rights_letter"]
         assert letter  # acknowledgement, verification… and the completion letter
     # The letter says what is kept and why, and where to complain (GDPR Art. 12(4), 77).
     text = letter_text(runtime, person, request_id, "completed")
@@ -200,7 +200,7 @@ def test_opt_out_needs_no_verification_and_applies_at_once(runtime: Runtime, per
         request = rights.get_request(ctx, request_id)
         assert request.state == "verified" and request.verification_level == "none"
         # Matched by the address given, without verifying: CCPA 11 CCR 7026(c).
-        request.subject_id = subjects.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL)
+        request.subject_id = reading.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL)
         fulfilment.fulfil(ctx, request)
         assert subjects.get_subject_row(ctx, request.subject_id).sale_opt_out_at is not None  # type: ignore[arg-type]
 
@@ -248,7 +248,7 @@ def test_restriction_during_a_disputed_rectification_then_lifted(
         assert result.state == "completed"
         assert request.subject_id is not None
         assert (
-            subjects.read_subject(ctx, request.subject_id, audited=False).value("first_name")
+            reading.read_subject(ctx, request.subject_id, audited=False).value("first_name")
             == "Margarita"
         )
         assert gate.may(ctx, request.subject_id, "newsletter", "email").allowed
@@ -265,9 +265,9 @@ def test_a_direct_marketing_objection_stops_the_next_audience(
     runtime: Runtime, person: str
 ) -> None:
     with runtime.tenant_context(person) as ctx:
-        subject_id = subjects.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL)
+        subject_id = reading.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL)
         intake.collect(ctx, "product-interest", [FieldInput("email", EMAIL)])
-        assert subject_id in gate.audience(ctx, "product-marketing", "email").allowed
+        assert subject_id in gate_audience.audience(ctx, "product-marketing", "email").allowed
         # No verification for an objection: matched by the address given.
         request = workflow.receive(
             ctx,
@@ -289,9 +289,9 @@ def test_a_direct_marketing_objection_stops_the_next_audience(
         assert result.state == "completed"
         request_id = str(request.id)
     with runtime.tenant_context(person) as ctx:  # the next run, in a later transaction
-        audience = gate.audience(ctx, "product-marketing", "email")
+        audience = gate_audience.audience(ctx, "product-marketing", "email")
         assert subject_id not in audience.allowed
-        assert subject_id in gate.audience(ctx, "newsletter", "email").allowed  # only that
+        assert subject_id in gate_audience.audience(ctx, "newsletter", "email").allowed  # only that
     text = letter_text(runtime, person, request_id, "completed")
     assert "We stopped: Information on our products and services" in text
     assert "compelling" not in text
@@ -334,7 +334,7 @@ def test_colorado_access_answered_in_45_days_extended_once_appealed(
     assert "the Colorado Attorney General" in text
     with frozen(received + timedelta(days=70)), runtime.tenant_context(person) as ctx:
         request = rights.get_request(ctx, request_id)
-        rights.appeal(ctx, request)
+        transitions.appeal(ctx, request)
         assert request.state == "appealed" and request.due_on is not None
         assert request.due_on.isoformat() == "2026-04-30"  # appeal: 45 days
     with frozen(received + timedelta(days=100)), runtime.tenant_context(person) as ctx:
@@ -362,9 +362,9 @@ def test_transitions_outside_the_state_machine_are_refused(runtime: Runtime, per
     with runtime.tenant_context(person) as ctx:
         request = rights.get_request(ctx, handle.split("|")[0])
         with pytest.raises(Conflict):
-            rights.transition(ctx, request, RequestState.COMPLETED, "completed")
+            transitions.transition(ctx, request, RequestState.COMPLETED, "completed")
         with pytest.raises(InvalidInput, match="grants no appeal"):
-            rights.appeal(ctx, request)
+            transitions.appeal(ctx, request)
 
 
 def test_unverified_requests_close_themselves(runtime: Runtime, person: str) -> None:
@@ -531,7 +531,7 @@ def test_a_wrong_code_after_the_right_one_finds_the_request_verified(
 
 def _restricted(runtime: Runtime, tenant: str) -> bool:
     with runtime.tenant_context(tenant) as ctx:
-        sid = subjects.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL)
+        sid = reading.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL)
         assert sid is not None
         return subjects.get_subject_row(ctx, sid).restricted_at is not None
 
@@ -599,7 +599,7 @@ def test_an_appeal_reopens_the_request_once(runtime: Runtime, person: str) -> No
         fulfilment.deny(ctx, rights.get_request(ctx, rid), "refused", "we could not find it")
     with frozen(received + timedelta(days=20)), runtime.tenant_context(person) as ctx:
         request = rights.get_request(ctx, rid)
-        rights.appeal(ctx, request)
+        transitions.appeal(ctx, request)
         # Open again: not closed, and not purged 24 months after the first answer.
         assert request.closed_at is None and request.purge_after is None
     with frozen(received + timedelta(days=741)), runtime.tenant_context(person) as ctx:
@@ -609,7 +609,7 @@ def test_an_appeal_reopens_the_request_once(runtime: Runtime, person: str) -> No
         fulfilment.fulfil(ctx, request)
         assert request.state == "completed" and request.closed_at is not None
         with pytest.raises(Conflict, match="appealed already"):
-            rights.appeal(ctx, request)
+            transitions.appeal(ctx, request)
 
 
 def test_a_restriction_in_force_outlives_the_purge_until_it_is_lifted(
@@ -641,7 +641,7 @@ def test_a_correction_is_checked_under_restriction_again_when_its_appeal_is_gran
     assert not _restricted(runtime, person)
     with runtime.tenant_context(person) as ctx:
         request = rights.get_request(ctx, rid)
-        rights.appeal(ctx, request)
+        transitions.appeal(ctx, request)
         workflow.decide_appeal(ctx, request, grant=True, reason="")
     assert _restricted(runtime, person)
 
@@ -669,9 +669,9 @@ def test_a_correction_leaves_alone_a_restriction_set_through_the_privacy_state(
     e.g. a legal claim being established, GDPR Art. 18(1)(c)) is not the correction's to
     lift; the API that set it still lifts it."""
     with runtime.tenant_context(person) as ctx:
-        sid = subjects.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL)
+        sid = reading.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL)
         assert sid is not None
-        consent.update_privacy_state(ctx, sid, restricted=True)
+        privacy_state.update_privacy_state(ctx, sid, restricted=True)
     correction = _submit(runtime, person, "rectification", proposed={"first_name": "Margarita"})
     _verify(runtime, person, correction, data_points=PHONE)
     _fulfil(runtime, person, correction, StaffInput(approve=True))
@@ -689,7 +689,7 @@ def test_a_correction_leaves_alone_a_restriction_set_through_the_privacy_state(
         fulfilment.start(ctx, request)
         fulfilment.withdraw(ctx, request)
         assert gate.may(ctx, sid, "newsletter", "email").reasons[0].value == "restricted"
-        consent.update_privacy_state(ctx, sid, restricted=False)
+        privacy_state.update_privacy_state(ctx, sid, restricted=False)
     assert not _restricted(runtime, person)
     # Lifted, a correction restricts again while it is checked, and lifts what it set.
     again = _submit(runtime, person, "rectification", proposed={"first_name": "Rita"})
@@ -706,9 +706,9 @@ def test_lifting_a_restriction_the_person_asked_for_leaves_one_set_through_the_a
     runtime: Runtime, person: str
 ) -> None:
     with runtime.tenant_context(person) as ctx:
-        sid = subjects.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL)
+        sid = reading.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL)
         assert sid is not None
-        consent.update_privacy_state(ctx, sid, restricted=True)
+        privacy_state.update_privacy_state(ctx, sid, restricted=True)
     asked = _submit(runtime, person, "restriction")
     _verify(runtime, person, asked, data_points=PHONE)
     _fulfil(runtime, person, asked)

@@ -15,20 +15,18 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import MetaData, select
 
-from pledge.consent import intake
-from pledge.consent import service as consent
+from pledge.consent import intake, privacy_state
 from pledge.core.clock import frozen, utcnow
 from pledge.core.db import make_engine
 from pledge.gate import service as gate
 from pledge.migrations import upgrade
 from pledge.presets import clik
-from pledge.rights import fulfilment, letters, verification, workflow
+from pledge.rights import fulfilment, letters, transitions, verification, workflow
 from pledge.rights import service as rights
 from pledge.rights.fulfilment import StaffInput
 from pledge.rights.service import Requester, RequestInput
 from pledge.runtime import Runtime
-from pledge.subjects import erasure
-from pledge.subjects import service as subjects
+from pledge.subjects import erasure, reading
 from pledge.subjects.identity import IdentityKind
 from pledge.subjects.models import Subject
 from pledge.subjects.service import FieldInput
@@ -86,7 +84,7 @@ def _verified(
 def _restricted(runtime: Runtime, tenant: str) -> bool:
     """What the gate answers for the person's newsletter: denied as restricted."""
     with runtime.tenant_context(tenant) as ctx:
-        sid = subjects.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL)
+        sid = reading.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL)
         assert sid is not None
         reasons = [r.value for r in gate.may(ctx, sid, "newsletter", "email").reasons]
         return "restricted" in reasons
@@ -186,7 +184,7 @@ def test_a_restriction_upheld_on_appeal_is_kept_by_the_purge_until_lifted(
     with runtime.tenant_context(tenant) as ctx:
         request = rights.get_request(ctx, asked)
         fulfilment.fulfil(ctx, request)
-        rights.appeal(ctx, request)
+        transitions.appeal(ctx, request)
         workflow.decide_appeal(ctx, request, grant=False, reason="the restriction stands as is")
         assert request.outcome_code == "appeal_denied"
     assert _restricted(runtime, tenant)
@@ -228,7 +226,7 @@ def test_a_ground_added_while_another_transaction_adds_one_keeps_both(
     def restrict_through_the_api() -> None:
         try:
             with runtime.tenant_context(tenant) as ctx:
-                consent.update_privacy_state(ctx, uuid.UUID(person), restricted=True)
+                privacy_state.update_privacy_state(ctx, uuid.UUID(person), restricted=True)
         except BaseException as exc:  # re-raised in the test's thread
             failures.append(exc)
 
@@ -397,7 +395,7 @@ def test_the_request_page_offers_the_lift_while_the_persons_ground_holds(
     with runtime.tenant_context(tenant) as ctx:
         request = rights.get_request(ctx, asked)
         fulfilment.fulfil(ctx, request)
-        rights.appeal(ctx, request)
+        transitions.appeal(ctx, request)
         workflow.decide_appeal(ctx, request, grant=False, reason="the restriction stands as is")
     client, _csrf = staff_client(runtime, tenant)
     assert f'action="/requests/{asked}/lift-restriction"' in client.get(f"/requests/{asked}").text

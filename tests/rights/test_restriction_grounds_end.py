@@ -16,7 +16,7 @@ from pledge.audit.events import AuditEvent
 from pledge.audit.models import AuditEntry
 from pledge.core.clock import frozen, utcnow
 from pledge.core.errors import Conflict
-from pledge.rights import fulfilment, workflow
+from pledge.rights import fulfilment, transitions, workflow
 from pledge.rights import service as rights
 from pledge.runtime import Runtime
 from pledge.subjects import erasure
@@ -110,7 +110,7 @@ def test_an_appeal_on_a_correction_of_an_erased_person_can_be_granted(
         request = rights.get_request(ctx, correction)
         fulfilment.fulfil(ctx, request)
         erasure.erase_subject(ctx, uuid.UUID(person))
-        rights.appeal(ctx, request)
+        transitions.appeal(ctx, request)
         workflow.decide_appeal(ctx, request, grant=True, reason="")
         assert request.state == "in_progress"
         assert fulfilment.fulfil(ctx, request).state == "completed"

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from pledge.crypto.keystore import KeyShredded, SubjectKey
 from pledge.runtime import Runtime
-from pledge.subjects import erasure, service
+from pledge.subjects import erasure, reading, service
 from pledge.subjects.identity import IdentityKind
 from pledge.subjects.models import Interaction, SubjectIdentity, SubjectRecord
 from pledge.subjects.service import FieldInput
@@ -76,14 +76,14 @@ def test_a_backup_taken_before_erasure_cannot_be_read_for_that_subject(
     try:
         with copy.tenant_context(tenant) as ctx:
             # The backup still holds the erased subject's rows…
-            stale = service.read_subject(ctx, erased, interactions=10, audited=False)
+            stale = reading.read_subject(ctx, erased, interactions=10, audited=False)
             assert sorted(stale.unreadable_classes) == ["billing", "standard"]
             assert stale.fields == []
             assert all(i.payload is None for i in stale.interactions)
             with pytest.raises(KeyShredded):
                 copy.keystore.subject_key(ctx.tenant_id, stale.id, "standard")
             # …and every other subject in it is as readable as ever.
-            other = service.read_subject(ctx, kept, interactions=10, audited=False)
+            other = reading.read_subject(ctx, kept, interactions=10, audited=False)
             assert other.value("email") == "stays@example.com"
             assert {
                 (i.payload or {})["invoice"] for i in other.interactions if i.kind == "order"
@@ -105,17 +105,17 @@ def test_partial_erasure_keeps_only_the_exempt_class(
         ["billing"],
     )
     with runtime.tenant_context(tenant) as ctx:
-        live = service.read_subject(ctx, erased, interactions=10)
+        live = reading.read_subject(ctx, erased, interactions=10)
         assert [(f.name, f.retention_class) for f in live.fields] == [
             ("invoice_address", "billing")
         ]
         assert [i.kind for i in live.interactions] == ["order"]
         # Nobody can look the person up any more.
-        assert service.find_subject_id(ctx, IdentityKind.EMAIL, "gone@example.com") is None
+        assert reading.find_subject_id(ctx, IdentityKind.EMAIL, "gone@example.com") is None
     copy = _open_copy(runtime, backup_url)
     try:
         with copy.tenant_context(tenant) as ctx:
-            stale = service.read_subject(ctx, erased, interactions=10, audited=False)
+            stale = reading.read_subject(ctx, erased, interactions=10, audited=False)
             assert [f.name for f in stale.fields] == ["invoice_address"]
             assert stale.unreadable_classes == ["standard"]
             assert {i.kind for i in stale.interactions if i.payload is not None} == {"order"}
@@ -134,9 +134,9 @@ def test_erasure_deletes_the_rows_and_is_idempotent(runtime: Runtime, tenant: st
                 select(func.count()).select_from(model).where(model.subject_id == erased)
             )
             assert n == 0, model.__tablename__
-        view = service.read_subject(ctx, erased)
+        view = reading.read_subject(ctx, erased)
         assert view.status == "erased" and view.fields == []
-        assert service.read_subject(ctx, kept).value("email") == "stays@example.com"
+        assert reading.read_subject(ctx, kept).value("email") == "stays@example.com"
 
 
 def test_shredded_key_bytes_are_gone_from_the_keystore_files(
@@ -175,7 +175,7 @@ def test_keys_read_before_an_erasure_in_the_same_transaction_are_not_used_after_
     # bundle, files and letters all need them): the erasure must take them from it too.
     erased, kept = _populate(runtime, tenant)
     with runtime.tenant_context(tenant) as ctx:
-        assert service.read_subject(ctx, erased).value("first_name") == "Gone"
+        assert reading.read_subject(ctx, erased).value("first_name") == "Gone"
         assert {c for _s, c in ctx.subject_keys([(erased, "standard"), (erased, "billing")])} == {
             "standard",
             "billing",
@@ -186,6 +186,6 @@ def test_keys_read_before_an_erasure_in_the_same_transaction_are_not_used_after_
         assert list(ctx.subject_keys([(erased, "standard"), (erased, "billing")])) == [
             (erased, "billing")
         ]
-        view = service.read_subject(ctx, erased, interactions=10)
+        view = reading.read_subject(ctx, erased, interactions=10)
         assert [i.kind for i in view.interactions] == ["order"]
-        assert service.read_subject(ctx, kept).value("first_name") == "Stays"
+        assert reading.read_subject(ctx, kept).value("first_name") == "Stays"

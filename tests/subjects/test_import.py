@@ -21,7 +21,7 @@ import pledge.cli.common as cli_common
 from pledge.audit import service as audit
 from pledge.cli.main import app
 from pledge.runtime import Runtime
-from pledge.subjects import service
+from pledge.subjects import reading, service
 from pledge.subjects.identity import IdentityKind
 from pledge.subjects.models import Subject, SubjectIdentity, SubjectRecord
 
@@ -42,7 +42,7 @@ def _write(tmp_path: Path, text: str, name: str = "contacts.csv") -> Path:
 
 def _count(runtime: Runtime, tenant: str) -> int:
     with runtime.tenant_context(tenant) as ctx:
-        return sum(service.count_subjects(ctx).values())
+        return sum(reading.count_subjects(ctx).values())
 
 
 def test_import_with_a_category_for_the_extra_column(
@@ -64,13 +64,13 @@ def test_import_with_a_category_for_the_extra_column(
     assert r.exit_code == 0, r.output
     assert "Imported 3 subject(s); 0 already present" in r.output
     with runtime.tenant_context(tenant) as ctx:
-        sid = service.find_subject_id(ctx, IdentityKind.PHONE, "+447700900003")
+        sid = reading.find_subject_id(ctx, IdentityKind.PHONE, "+447700900003")
         assert sid is not None
-        view = service.read_subject(ctx, sid)
+        view = reading.read_subject(ctx, sid)
         assert view.value("company") == "Cole & Co"
         assert {f.category for f in view.fields} >= {"user.contact.organization", "user.name.first"}
-        ben = service.read_subject(
-            ctx, service.require_subject(ctx, IdentityKind.EMAIL, "ben@example.com")
+        ben = reading.read_subject(
+            ctx, reading.require_subject(ctx, IdentityKind.EMAIL, "ben@example.com")
         )
         assert ben.value("company") is None  # empty cells are not fields
 
@@ -97,8 +97,8 @@ def test_a_mapping_file_sets_category_source_class_and_name(
     )
     assert r.exit_code == 0, r.output
     with runtime.tenant_context(tenant) as ctx:
-        view = service.read_subject(
-            ctx, service.require_subject(ctx, IdentityKind.EMAIL, "ann@example.com")
+        view = reading.read_subject(
+            ctx, reading.require_subject(ctx, IdentityKind.EMAIL, "ann@example.com")
         )
     employer = next(f for f in view.fields if f.name == "employer")
     assert (employer.value, employer.source, employer.retention_class) == (
@@ -200,7 +200,7 @@ def test_a_killed_import_leaves_whole_subjects_and_a_rerun_completes_it(
     with runtime.tenant_context(tenant) as ctx:
         # Every stored subject is whole: identities, a readable record with all five fields.
         for sid in ctx.session.scalars(select(Subject.id)):
-            view = service.read_subject(ctx, sid, audited=False)
+            view = reading.read_subject(ctx, sid, audited=False)
             assert len(view.fields) == 5 and not view.unreadable_classes
         assert audit.verify_chain(ctx.session, ctx.keystore, ctx.tenant_id).ok
 
@@ -397,11 +397,11 @@ def test_headers_of_other_tools_and_a_mapped_identity_column_are_understood(
     assert r.exit_code == 0, r.output
     with runtime.tenant_context(tenant) as ctx:
         # Found by their identities, as any imported subject is.
-        ann = service.read_subject(
-            ctx, service.require_subject(ctx, IdentityKind.PHONE, "+447700900001")
+        ann = reading.read_subject(
+            ctx, reading.require_subject(ctx, IdentityKind.PHONE, "+447700900001")
         )
-        ben = service.read_subject(
-            ctx, service.require_subject(ctx, IdentityKind.EMAIL, "ben@example.com")
+        ben = reading.read_subject(
+            ctx, reading.require_subject(ctx, IdentityKind.EMAIL, "ben@example.com")
         )
     assert (ann.value("email"), ann.value("first_name"), ann.value("last_name")) == (
         "ann@example.com",
@@ -439,8 +439,8 @@ def test_a_column_given_a_category_or_beside_the_known_one_keeps_its_own_meaning
     )  # fmt: skip
     assert r.exit_code == 0, r.output
     with runtime.tenant_context(tenant) as ctx:
-        ann = service.read_subject(
-            ctx, service.require_subject(ctx, IdentityKind.EMAIL, "ann@example.com")
+        ann = reading.read_subject(
+            ctx, reading.require_subject(ctx, IdentityKind.EMAIL, "ann@example.com")
         )
     assert (ann.value("telephone"), ann.value("email_address")) == (
         "call after 5pm",

@@ -11,7 +11,7 @@ from pledge.audit.models import AuditEntry
 from pledge.core.errors import Conflict, InvalidInput
 from pledge.crypto.aead import DecryptionFailed
 from pledge.runtime import Runtime
-from pledge.subjects import service
+from pledge.subjects import reading, service
 from pledge.subjects.identity import IdentityKind
 from pledge.subjects.models import SubjectRecord
 from pledge.subjects.service import FieldInput
@@ -31,7 +31,7 @@ def test_a_subject_keeps_each_field_with_its_category_source_and_class(
     with runtime.tenant_context(tenant) as ctx:
         sid = service.create_subject(ctx, ALICE)
     with runtime.tenant_context(tenant) as ctx:
-        view = service.read_subject(ctx, sid)
+        view = reading.read_subject(ctx, sid)
     fields = {f.name: f for f in view.fields}
     assert fields["email"].value == "alice.smith@example.com"  # normal form
     assert fields["email"].category == "user.contact.email"  # implied for identities
@@ -47,9 +47,9 @@ def test_lookup_by_email_ignores_case_and_spacing_and_uses_no_plaintext(
     with runtime.tenant_context(tenant) as ctx:
         sid = service.create_subject(ctx, ALICE)
     with runtime.tenant_context(tenant) as ctx:
-        assert service.find_subject_id(ctx, IdentityKind.EMAIL, "  ALICE.smith@example.COM ") == sid
-        assert service.find_subject_id(ctx, IdentityKind.PHONE, "+44 7700 900123") == sid
-        assert service.find_subject_id(ctx, IdentityKind.EMAIL, "bob@example.com") is None
+        assert reading.find_subject_id(ctx, IdentityKind.EMAIL, "  ALICE.smith@example.COM ") == sid
+        assert reading.find_subject_id(ctx, IdentityKind.PHONE, "+44 7700 900123") == sid
+        assert reading.find_subject_id(ctx, IdentityKind.EMAIL, "bob@example.com") is None
 
 
 def test_the_same_identity_cannot_belong_to_two_subjects(runtime: Runtime, tenant: str) -> None:
@@ -92,7 +92,7 @@ def test_bad_fields_are_refused_with_a_reason(
     with pytest.raises(InvalidInput, match=message), runtime.tenant_context(tenant) as ctx:
         service.create_subject(ctx, fields)
     with runtime.tenant_context(tenant) as ctx:
-        assert service.count_subjects(ctx) == {}  # nothing half-written
+        assert reading.count_subjects(ctx) == {}  # nothing half-written
 
 
 def test_a_custom_category_may_extend_the_taxonomy(runtime: Runtime, tenant: str) -> None:
@@ -104,7 +104,7 @@ def test_a_custom_category_may_extend_the_taxonomy(runtime: Runtime, tenant: str
                 FieldInput("vat", "GB1", "user.financial.vat_number"),
             ],
         )
-        assert service.read_subject(ctx, sid).value("vat") == "GB1"
+        assert reading.read_subject(ctx, sid).value("vat") == "GB1"
 
 
 def test_rectification_replaces_the_value_and_keeps_no_old_copy(
@@ -118,12 +118,12 @@ def test_rectification_replaces_the_value_and_keeps_no_old_copy(
         )
         service.rectify_field(ctx, sid, FieldInput("email", "alice@new.example"))
     with runtime.tenant_context(tenant) as ctx:
-        export = service.export_subject(ctx, sid)
+        export = reading.export_subject(ctx, sid)
         values = [f["value"] for f in export["fields"]]
         assert "Smith Holdings" in values and "Smith & Daughters" not in values
         # The old e-mail no longer finds her; the new one does.
-        assert service.find_subject_id(ctx, IdentityKind.EMAIL, "alice.smith@example.com") is None
-        assert service.find_subject_id(ctx, IdentityKind.EMAIL, "alice@new.example") == sid
+        assert reading.find_subject_id(ctx, IdentityKind.EMAIL, "alice.smith@example.com") is None
+        assert reading.find_subject_id(ctx, IdentityKind.EMAIL, "alice@new.example") == sid
         events = ctx.session.scalars(
             select(AuditEntry.details).where(AuditEntry.event == "subject.field_rectified")
         ).all()
@@ -143,7 +143,7 @@ def test_a_field_moved_to_another_retention_class_lives_in_one_class_only(
                 "company", "Smith & Daughters", "user.contact.organization", "direct", "billing"
             ),
         )
-        fields = [f for f in service.read_subject(ctx, sid).fields if f.name == "company"]
+        fields = [f for f in reading.read_subject(ctx, sid).fields if f.name == "company"]
     assert [(f.retention_class, f.value) for f in fields] == [("billing", "Smith & Daughters")]
 
 
@@ -169,8 +169,8 @@ def test_interactions_are_sealed_listed_and_exported(runtime: Runtime, tenant: s
             retention_class="billing",
         )
     with runtime.tenant_context(tenant) as ctx:
-        items = service.read_interactions(ctx, sid, limit=10)
-        export = service.export_subject(ctx, sid)
+        items = reading.read_interactions(ctx, sid, limit=10)
+        export = reading.export_subject(ctx, sid)
     assert {i.kind for i in items} == {"chat", "order"}
     assert {i["payload"].get("transcript") for i in export["interactions"]} >= {
         "I need help with my invoice"
@@ -201,7 +201,7 @@ def test_a_ciphertext_moved_to_another_subject_does_not_open(runtime: Runtime, t
             update(SubjectRecord).where(SubjectRecord.subject_id == bob).values(sealed=sealed)
         )
         with pytest.raises(DecryptionFailed):
-            service.read_subject(ctx, bob)
+            reading.read_subject(ctx, bob)
         ctx.session.rollback()
 
 
@@ -209,8 +209,8 @@ def test_reads_are_audited_by_subject_id(runtime: Runtime, tenant: str) -> None:
     with runtime.tenant_context(tenant) as ctx:
         sid = service.create_subject(ctx, ALICE)
     with runtime.tenant_context(tenant) as ctx:
-        service.read_subject(ctx, sid)
-        service.export_subject(ctx, sid)
+        reading.read_subject(ctx, sid)
+        reading.export_subject(ctx, sid)
         rows = ctx.session.execute(
             select(AuditEntry.event, AuditEntry.subject_id).order_by(AuditEntry.seq)
         ).all()

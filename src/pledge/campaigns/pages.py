@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 from pledge.access.permissions import Scope
 from pledge.campaigns import service
 from pledge.core.errors import InvalidInput, NotFound
-from pledge.mail import service as mail
+from pledge.mail import reading as mail_reading
 from pledge.preferences import topics
 from pledge.purposes import service as purposes
 from pledge.web.deps import PageContext, page_context
@@ -76,7 +76,7 @@ def campaign_detail(request: Request, campaign_id: str, page: Sender) -> Respons
         {
             "item": item,
             "preview": None if sent else service.preview(page.ctx, item),
-            "messages": mail.list_messages(page.ctx, campaign_id=item.campaign.id, limit=20)
+            "messages": mail_reading.list_messages(page.ctx, campaign_id=item.campaign.id, limit=20)
             if sent
             else [],
         },

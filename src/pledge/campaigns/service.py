@@ -25,7 +25,7 @@ from pledge.core import validation
 from pledge.core.clock import utcnow
 from pledge.core.errors import Conflict, InvalidInput
 from pledge.core.ids import new_id
-from pledge.gate import service as gate
+from pledge.gate import audience as gate_audience
 from pledge.mail import service as mail
 from pledge.preferences import links, tokens, topics
 from pledge.preferences.models import Topic
@@ -137,7 +137,7 @@ class AudiencePreview:
 def preview(ctx: TenantContext, item: CampaignDetail) -> AudiencePreview:
     """How many subjects the gate allows right now: two counts, no one named (so no audit
     entry; sending builds and audits the audience itself)."""
-    conds = gate.audience_conditions(
+    conds = gate_audience.audience_conditions(
         ctx.tenant_id, item.purpose, item.campaign.channel, item.topic.slug, utcnow()
     )
     allowed = ctx.session.scalar(select(func.count()).select_from(Subject).where(*conds))
@@ -183,7 +183,7 @@ def send_campaign(ctx: TenantContext, campaign_id: uuid.UUID | str) -> SendResul
     campaign, purpose, topic = item.campaign, item.purpose, item.topic
     if campaign.status != CampaignStatus.DRAFT.value:
         raise Conflict("this campaign was already sent; create a new one for the next issue")
-    audience = gate.audience(ctx, purpose.slug, campaign.channel, topic=topic.slug)
+    audience = gate_audience.audience(ctx, purpose.slug, campaign.channel, topic=topic.slug)
     contacts = mail.contacts(ctx, audience.allowed)
     recipients = [sid for sid in audience.allowed if contacts[sid].email]
     urls = tokens.issue_tokens(ctx, recipients, campaign.channel, topic.slug, campaign.id)

@@ -42,8 +42,7 @@ from pledge.preferences import cli as preferences_cli
 from pledge.purposes import cli as purposes_cli
 from pledge.rights import cli as rights_cli
 from pledge.runtime import Runtime
-from pledge.subjects import erasure, importer
-from pledge.subjects import service as subjects
+from pledge.subjects import erasure, importer, reading
 from pledge.subjects.identity import IdentityKind
 from pledge.subjects.models import STANDARD_CLASS, DataSource
 from pledge.tenants import service as tenants
@@ -418,10 +417,10 @@ def subjects_export(
     runtime = open_runtime()
     try:
         with operator_context(runtime, tenant) as ctx:
-            subject_id = subjects.find_subject_id(ctx, IdentityKind.EMAIL, email)
+            subject_id = reading.find_subject_id(ctx, IdentityKind.EMAIL, email)
             if subject_id is None:
                 raise NotFound(f"no subject with that e-mail in tenant {tenant!r}")
-            record = subjects.export_subject(ctx, subject_id)
+            record = reading.export_subject(ctx, subject_id)
         if format is ExportFormat.JSON:
             json.dump(record, sys.stdout, indent=2, ensure_ascii=False)
             sys.stdout.write("\n")
@@ -491,7 +490,7 @@ def subjects_erase(
     runtime = open_runtime()
     try:
         with operator_context(runtime, tenant) as ctx:
-            subject_id = subjects.find_subject_id(ctx, IdentityKind.EMAIL, email)
+            subject_id = reading.find_subject_id(ctx, IdentityKind.EMAIL, email)
             if subject_id is None:
                 raise NotFound(f"no subject with that e-mail in tenant {tenant!r}")
             result = erasure.erase_subject(ctx, subject_id, keep_classes=keep or [])

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Depends, Request, Response, status
 
 from pledge.access.context import Actor, ActorKind, TenantContext
 from pledge.access.permissions import Scope
-from pledge.consent import intake, receipts, recording
+from pledge.consent import intake, privacy_state, receipts, recording
 from pledge.consent import service as consent
 from pledge.consent.intake import ConsentChoice
 from pledge.consent.models import ConsentRecord, Objection, SubjectPurpose
@@ -303,7 +303,7 @@ def override_objection(subject_id: str, purpose: str, body: OverrideIn, ctx: Wri
     return objection_out(purposes.get_purpose_by_id(ctx, objection.purpose_id), objection)
 
 
-def state_out(state: consent.PrivacyState) -> PrivacyStateOut:
+def state_out(state: privacy_state.PrivacyState) -> PrivacyStateOut:
     s = state.subject
     return PrivacyStateOut(
         subject_id=str(s.id),
@@ -314,7 +314,7 @@ def state_out(state: consent.PrivacyState) -> PrivacyStateOut:
             RestrictionGroundOut.model_validate(
                 {"ground": kind, "request_id": str(rid) if rid else None}
             )
-            for kind, rid in map(consent.parse_ground, s.restriction_grounds)
+            for kind, rid in map(privacy_state.parse_ground, s.restriction_grounds)
         ],
         sale_opt_out=s.sale_opt_out_at is not None,
         sale_opt_out_at=s.sale_opt_out_at,
@@ -334,7 +334,7 @@ def state_out(state: consent.PrivacyState) -> PrivacyStateOut:
 def get_privacy_state(subject_id: str, ctx: Read) -> PrivacyStateOut:
     """What the gate reads about the subject: restriction, opt-outs, child status, consents,
     relationships and objections."""
-    return state_out(consent.privacy_state(ctx, subject_id))
+    return state_out(privacy_state.privacy_state(ctx, subject_id))
 
 
 @router.put(SUBJECT + "/privacy-state", response_model=PrivacyStateOut)
@@ -342,7 +342,7 @@ def put_privacy_state(subject_id: str, body: PrivacyStateIn, ctx: Write) -> Priv
     """Change the flags given (the others stay); each change is its own audit entry. The
     restriction set here is this API's ground; lifting it leaves the subject restricted while
     another ground holds (the answer's `restriction_grounds` says which)."""
-    subject = consent.update_privacy_state(
+    subject = privacy_state.update_privacy_state(
         ctx,
         subject_id,
         restricted=body.restricted,
@@ -351,4 +351,4 @@ def put_privacy_state(subject_id: str, body: PrivacyStateIn, ctx: Write) -> Priv
         is_child=body.is_child,
         parental_consent=body.parental_consent,
     )
-    return state_out(consent.privacy_state(ctx, subject.id, audited=False))
+    return state_out(privacy_state.privacy_state(ctx, subject.id, audited=False))

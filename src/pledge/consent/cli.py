@@ -17,7 +17,7 @@ from pledge.consent.models import ConsentAction, ConsentMethod
 from pledge.consent.service import NO_SIGNALS, ConsentInput
 from pledge.core.errors import InvalidInput
 from pledge.purposes.cli import TenantOpt, in_tenant
-from pledge.subjects import service as subjects
+from pledge.subjects import reading
 from pledge.subjects.identity import IdentityKind
 
 app = typer.Typer(
@@ -47,7 +47,7 @@ def grant(
     """Record a consent given outside a form (a call, a letter…), with the wording read out.
     Prints the record id and the signed receipt."""
     with in_tenant(tenant) as ctx:
-        subject_id = subjects.require_subject(ctx, IdentityKind.EMAIL, email)
+        subject_id = reading.require_subject(ctx, IdentityKind.EMAIL, email)
         version_id = wording_version
         if version_id is None:
             shown = recording.wording_in_force(ctx, purpose, collection_point, language)
@@ -83,7 +83,7 @@ def withdraw(
 ) -> None:
     """Record a withdrawal: effective at once, nothing else needed (GDPR Art. 7(3))."""
     with in_tenant(tenant) as ctx:
-        subject_id = subjects.require_subject(ctx, IdentityKind.EMAIL, email)
+        subject_id = reading.require_subject(ctx, IdentityKind.EMAIL, email)
         record = consent.record_consent(
             ctx, subject_id, ConsentInput(purpose, ConsentAction.WITHDRAW.value, method.value)
         )
@@ -96,7 +96,7 @@ def withdraw(
 def timeline(tenant: TenantOpt, email: EmailOpt) -> None:
     """Every grant and withdrawal of a subject, with the exact text they saw."""
     with in_tenant(tenant) as ctx:
-        subject_id = subjects.require_subject(ctx, IdentityKind.EMAIL, email)
+        subject_id = reading.require_subject(ctx, IdentityKind.EMAIL, email)
         entries = consent.read_timeline(ctx, subject_id)
         if not entries:
             console.print("No consent was ever recorded for this subject.")

@@ -20,6 +20,7 @@ from pledge.notices import service as notices
 from pledge.purposes import service as purposes
 from pledge.purposes.models import LawfulBasis
 from pledge.signals import service as signals_service
+from pledge.subjects import reading
 from pledge.subjects import service as subjects
 from pledge.subjects.identity import IDENTITY_FIELDS, IdentityKind
 
@@ -48,7 +49,7 @@ def _existing_subject(
     by_name = {f.name: f.value for f in fields}
     for kind, (name, _category) in IDENTITY_FIELDS.items():
         if name in by_name:
-            found = subjects.find_subject_id(ctx, IdentityKind(kind), by_name[name])
+            found = reading.find_subject_id(ctx, IdentityKind(kind), by_name[name])
             if found is not None:
                 return found
     return None

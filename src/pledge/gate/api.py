@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends
 from pledge.access.context import TenantContext
 from pledge.access.permissions import Scope
 from pledge.core.errors import NotFound
+from pledge.gate import audience as gate_audience
 from pledge.gate import hygiene
 from pledge.gate import service as gate
 from pledge.gate.schemas import (
@@ -22,7 +23,7 @@ from pledge.gate.schemas import (
     HygieneEraseIn,
     HygieneOut,
 )
-from pledge.subjects import service as subjects
+from pledge.subjects import reading
 from pledge.subjects.identity import IdentityKind
 from pledge.web.deps import api_context
 from pledge.web.problems import PROBLEMS
@@ -49,7 +50,7 @@ def decision_out(decision: gate.Decision) -> DecisionOut:
 
 
 def subject_by_email(ctx: TenantContext, email: str) -> uuid.UUID:
-    found = subjects.find_subject_id(ctx, IdentityKind.EMAIL, email)
+    found = reading.find_subject_id(ctx, IdentityKind.EMAIL, email)
     if found is None:
         raise NotFound("no subject with that e-mail")
     return found
@@ -75,7 +76,7 @@ def check(body: GateCheckIn, ctx: Check) -> DecisionOut:
 def audience(body: AudienceIn, ctx: Check) -> AudienceOut:
     """Everyone the gate allows for a purpose and channel — among `subject_ids`, or the whole
     tenant — in one query, with a digest of the list. Audited with the counts and digest."""
-    result = gate.audience(
+    result = gate_audience.audience(
         ctx,
         body.purpose,
         body.channel.value if body.channel else None,

@@ -8,12 +8,13 @@ from typing import Annotated
 import typer
 
 from pledge.cli.common import console, errors, fail, reports_errors
+from pledge.gate import audience as gate_audience
 from pledge.gate import hygiene
 from pledge.gate import service as gate
 from pledge.gate.schemas import REASON_TEXT
 from pledge.purposes.cli import TenantOpt, in_tenant
 from pledge.purposes.models import Channel
-from pledge.subjects import service as subjects
+from pledge.subjects import reading
 from pledge.subjects.identity import IdentityKind
 
 app = typer.Typer(
@@ -36,7 +37,7 @@ def check(
     """May this subject's data be used for the purpose on the channel now? Exit 0 when
     allowed, 2 when not (with every reason)."""
     with in_tenant(tenant) as ctx:
-        subject_id = subjects.require_subject(ctx, IdentityKind.EMAIL, email)
+        subject_id = reading.require_subject(ctx, IdentityKind.EMAIL, email)
         decision = gate.may(
             ctx, subject_id, purpose, channel.value if channel else None, topic=topic
         )
@@ -60,7 +61,9 @@ def audience(
 ) -> None:
     """Everyone the gate allows for a purpose and channel: the count and a digest."""
     with in_tenant(tenant) as ctx:
-        result = gate.audience(ctx, purpose, channel.value if channel else None, topic=topic)
+        result = gate_audience.audience(
+            ctx, purpose, channel.value if channel else None, topic=topic
+        )
     console.print(
         f"{len(result.allowed)} allowed of {result.candidates} "
         f"({result.denied} denied); digest {result.digest}",

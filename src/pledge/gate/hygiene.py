@@ -3,7 +3,7 @@
 Seed 000 (controller checklist, "Lawfulness of Processing"): "Create a regular process for
 removing EU contact info where you no longer have a lawful basis to process their data or if
 the contact withdraws their prior consent." The report is one set-based query built from the
-gate's own rules (`gate.service.audience_conditions`), so the report and the gate cannot
+gate's own rules (`gate.audience.audience_conditions`), so the report and the gate cannot
 disagree; the bulk erasure re-runs it and erases only those still without a basis.
 
 A subject keeps a basis for a purpose when the gate would let the purpose use it on no
@@ -35,6 +35,7 @@ from pledge.audit.events import AuditEvent
 from pledge.consent.models import SubjectPurpose
 from pledge.core.clock import utcnow
 from pledge.core.errors import InvalidInput
+from pledge.gate import audience as gate_audience
 from pledge.gate import service as gate
 from pledge.purposes import service as purposes
 from pledge.purposes.models import LawfulBasis, Purpose
@@ -61,7 +62,7 @@ def _recorded(tenant_id: uuid.UUID, purpose: Purpose, now: datetime) -> ColumnEl
 
 def basis_holds(tenant_id: uuid.UUID, purpose: Purpose, now: datetime) -> ColumnElement[bool]:
     """SQL: the purpose may still rely on the subject (the gate's rules, no channel)."""
-    conds = gate.audience_conditions(tenant_id, purpose, None, None, now)
+    conds = gate_audience.audience_conditions(tenant_id, purpose, None, None, now)
     basis = purpose.lawful_basis
     if basis != LawfulBasis.CONSENT.value and basis not in gate.RELATIONSHIP_BASES:
         conds.append(_recorded(tenant_id, purpose, now))

@@ -18,6 +18,7 @@ from pledge.gate.schemas import REASON_TEXT
 from pledge.preferences import topics
 from pledge.purposes import service as purposes
 from pledge.purposes.models import Channel
+from pledge.subjects import reading
 from pledge.subjects import service as subjects
 from pledge.subjects.identity import IdentityKind
 from pledge.web.deps import PageContext, page_context
@@ -59,7 +60,7 @@ def check_form(request: Request, page: Checker) -> Response:
 def _subject(page: PageContext, who: str) -> uuid.UUID | None:
     as_id = parse_id(who)
     if as_id is None:
-        return subjects.find_subject_id(page.ctx, IdentityKind.EMAIL, who)
+        return reading.find_subject_id(page.ctx, IdentityKind.EMAIL, who)
     try:
         return subjects.get_subject_row(page.ctx, as_id).id
     except NotFound:
@@ -102,7 +103,7 @@ def report_page(
     shown = report.subject_ids[:SHOWN]
     # Names only for those who may read subjects; the ids are enough to act on.
     rows = (
-        subjects.summarise_subjects(
+        reading.summarise_subjects(
             page.ctx,
             [subjects.get_subject_row(page.ctx, i) for i in shown],
             via="lawful_basis_report",

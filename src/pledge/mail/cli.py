@@ -9,6 +9,7 @@ import typer
 from pledge.cli.common import console, open_runtime, operator_context, reports_errors
 from pledge.core.db import transaction
 from pledge.mail import backends
+from pledge.mail import reading as mail_reading
 from pledge.mail import service as mail
 from pledge.tenants import service as tenants
 
@@ -32,7 +33,7 @@ def deliver(
             with operator_context(runtime, slug) as ctx:
                 report = mail.deliver_pending(ctx)  # sends nothing under outbox-only
                 if not backend.delivers:
-                    counts = mail.count_by_status(ctx)
+                    counts = mail_reading.count_by_status(ctx)
                     waiting = counts.get("queued", 0) + counts.get("sending", 0)
                     console.print(
                         f"{slug}: {waiting} queued; the outbox-only backend sends nothing "
@@ -54,7 +55,7 @@ def status(tenant: Annotated[str, typer.Option("--tenant", "-t", help="Tenant sl
     runtime = open_runtime()
     try:
         with operator_context(runtime, tenant) as ctx:
-            counts = mail.count_by_status(ctx)
+            counts = mail_reading.count_by_status(ctx)
         line = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no messages"
         console.print(f"{tenant}: {line} (backend: {backends.current().name})")
     finally:

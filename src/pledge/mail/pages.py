@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from pledge.access.permissions import Scope
 from pledge.core.ids import parse_id
 from pledge.mail import backends
-from pledge.mail import service as mail
+from pledge.mail import reading as mail_reading
 from pledge.web.deps import PageContext, page_context
 from pledge.web.templating import render
 
@@ -27,7 +27,7 @@ _URL = re.compile(r"https?://[^\s<>\"']+")
 
 @router.get("/mail")
 def outbox(request: Request, page: Reader, before: str | None = None) -> Response:
-    rows = mail.list_messages(
+    rows = mail_reading.list_messages(
         page.ctx, before=parse_id(before) if before else None, limit=PAGE_SIZE + 1
     )
     more = len(rows) > PAGE_SIZE
@@ -39,7 +39,7 @@ def outbox(request: Request, page: Reader, before: str | None = None) -> Respons
         {
             "messages": rows,
             "older": rows[-1].id if more else None,
-            "counts": mail.count_by_status(page.ctx),
+            "counts": mail_reading.count_by_status(page.ctx),
             "backend": backend.name,
             "delivers": backend.delivers,
             "can_open": page.can(Scope.MAIL_READ),
@@ -49,6 +49,6 @@ def outbox(request: Request, page: Reader, before: str | None = None) -> Respons
 
 @router.get("/mail/{message_id}")
 def message(request: Request, message_id: str, page: BodyReader) -> Response:
-    view = mail.read_message(page.ctx, message_id)
+    view = mail_reading.read_message(page.ctx, message_id)
     urls = list(dict.fromkeys(_URL.findall(view.letter.text))) if view.letter else []
     return render(request, "mail/detail.html", {"message": view, "links": urls})

@@ -7,6 +7,7 @@ sealed under a key derived from the tenant key. Delivery runs after commit throu
 configured backend (`pledge.mail.backends`) and records its outcome in a transaction of its
 own: status, attempts and a short error that never carries an address or a body.
 `deliver_pending` (the `pledge mail deliver` command) retries what is still queued or failed.
+The console reads the outbox through `reading`.
 
 Two workers may run at once (a second `pledge worker`, a cron `--once` overlapping one): a
 message is claimed before it is handed to the backend — its status moves to "sending" in one
@@ -28,11 +29,11 @@ from email.utils import format_datetime, parseaddr
 from typing import Any, cast
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import CursorResult, Engine, and_, delete, func, or_, select, update
+from sqlalchemy import CursorResult, Engine, and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from pledge.access.context import TenantContext
-from pledge.access.scoping import for_tenant, get_in_tenant
+from pledge.access.scoping import for_tenant
 from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
 from pledge.core.clock import utcnow
@@ -590,74 +591,3 @@ def deliver_pending(ctx: TenantContext, *, limit: int = 1000) -> DeliveryReport:
 def _readable_keys(ctx: TenantContext, rows: Sequence[OutboxMessage]) -> dict[uuid.UUID, bytes]:
     pairs = [(r.subject_id, STANDARD_CLASS) for r in rows if r.subject_id is not None]
     return {sid: key for (sid, _c), key in ctx.subject_keys(pairs).items()}
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading (the console's Mail outbox)
-
-
-def list_messages(
-    ctx: TenantContext,
-    *,
-    before: uuid.UUID | None = None,
-    limit: int = 50,
-    campaign_id: uuid.UUID | None = None,
-) -> list[OutboxMessage]:
-    """Newest first; status, kind and times only — nothing is decrypted."""
-    stmt = for_tenant(select(OutboxMessage), OutboxMessage, ctx.tenant_id)
-    if before is not None:
-        stmt = stmt.where(OutboxMessage.id < before)
-    if campaign_id is not None:
-        stmt = stmt.where(OutboxMessage.campaign_id == campaign_id)
-    return list(ctx.session.scalars(stmt.order_by(OutboxMessage.id.desc()).limit(limit)))
-
-
-@dataclass(frozen=True)
-class MessageView:
-    id: uuid.UUID
-    kind: str
-    status: str
-    subject_id: uuid.UUID | None
-    campaign_id: uuid.UUID | None
-    attempts: int
-    last_error: str | None
-    created_at: datetime
-    sent_at: datetime | None
-    letter: Letter | None  # None: the subject was erased, the message cannot be read
-
-    @property
-    def erased(self) -> bool:
-        return self.letter is None
-
-
-def read_message(ctx: TenantContext, message_id: uuid.UUID | str) -> MessageView:
-    """Open one message (decrypts it; audited)."""
-    row = get_in_tenant(ctx.session, OutboxMessage, ctx.tenant_id, message_id, what="message")
-    opened = _open(ctx, row, _readable_keys(ctx, [row]))
-    audit.record(
-        ctx,
-        AuditEvent.MAIL_READ,
-        subject_id=row.subject_id,
-        details={"message_id": str(row.id), "kind": row.kind, "readable": opened is not None},
-    )
-    return MessageView(
-        row.id,
-        row.kind,
-        row.status,
-        row.subject_id,
-        row.campaign_id,
-        row.attempts,
-        row.last_error,
-        row.created_at,
-        row.sent_at,
-        opened,
-    )
-
-
-def count_by_status(ctx: TenantContext) -> dict[str, int]:
-    rows = ctx.session.execute(
-        for_tenant(
-            select(OutboxMessage.status, func.count()), OutboxMessage, ctx.tenant_id
-        ).group_by(OutboxMessage.status)
-    ).all()
-    return {status: int(n) for status, n in rows}

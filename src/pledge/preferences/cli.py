@@ -12,7 +12,7 @@ from pledge.cli.common import console, open_runtime, operator_context, reports_e
 from pledge.core.errors import InvalidInput
 from pledge.preferences import links, suppression
 from pledge.preferences import service as preferences
-from pledge.subjects import service as subjects
+from pledge.subjects import reading
 from pledge.subjects.identity import IdentityKind
 
 app = typer.Typer(
@@ -42,7 +42,7 @@ def show(
     runtime = open_runtime()
     try:
         with operator_context(runtime, tenant) as ctx:
-            subject_id = subjects.require_subject(ctx, IdentityKind.EMAIL, email)
+            subject_id = reading.require_subject(ctx, IdentityKind.EMAIL, email)
             view = preferences.read_preferences(ctx, subject_id)
         table = Table("channel", "topic", "kind", "receives")
         for t in view.topics:
@@ -69,7 +69,7 @@ def link(
     runtime = open_runtime()
     try:
         with operator_context(runtime, tenant) as ctx:
-            subject_id = subjects.require_subject(ctx, IdentityKind.EMAIL, email)
+            subject_id = reading.require_subject(ctx, IdentityKind.EMAIL, email)
             url = links.preference_link(ctx, subject_id)
         console.print(url, soft_wrap=True, highlight=False)
     finally:

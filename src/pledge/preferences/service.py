@@ -19,6 +19,7 @@ from pledge.access.context import TenantContext
 from pledge.access.scoping import for_tenant
 from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
+from pledge.consent import privacy_state
 from pledge.consent import service as consent
 from pledge.consent.models import ConsentAction, ConsentMethod, ConsentState
 from pledge.core.clock import utcnow
@@ -325,7 +326,7 @@ def apply_choices(
         if opt_out(ctx, subject.id, state.channel, state.topic, source) and state.subscribed:
             changes.append(f"unsubscribed from {state.name} by {state.channel}")
     if choices.sale_opt_out != view.sale_opt_out:
-        consent.set_sale_opt_out(ctx, subject.id, choices.sale_opt_out, source)
+        privacy_state.set_sale_opt_out(ctx, subject.id, choices.sale_opt_out, source)
         changes.append(
             "opted out of sale and sharing" if choices.sale_opt_out else "allowed sale and sharing"
         )

@@ -20,6 +20,7 @@ from pledge.rights import (
     letters,
     recipients,
     reports,
+    transitions,
     verification,
     workflow,
 )
@@ -231,7 +232,7 @@ def fee(request_id: str, body: FeeIn, ctx: Write) -> RequestOut:
     """Record a fee where the request's law allows one (a repetitive or excessive request;
     access in Australia). Audited; 0 clears it."""
     request = rights.get_request(ctx, request_id)
-    rights.record_fee(ctx, request, body.cents, body.reason)
+    transitions.record_fee(ctx, request, body.cents, body.reason)
     return request_out(ctx, request, full=True)
 
 
@@ -252,7 +253,7 @@ def pause(request_id: str, body: ReasonIn, ctx: Write) -> RequestOut:
 @router.post("/requests/{request_id}/resume", response_model=RequestOut)
 def resume(request_id: str, ctx: Write) -> RequestOut:
     request = rights.get_request(ctx, request_id)
-    rights.resume(ctx, request)
+    transitions.resume(ctx, request)
     return request_out(ctx, request, full=True)
 
 
@@ -276,7 +277,7 @@ def lift_restriction(request_id: str, body: ReasonIn, ctx: Write) -> RequestOut:
 @router.post("/requests/{request_id}/appeal", response_model=RequestOut)
 def appeal(request_id: str, ctx: Write) -> RequestOut:
     request = rights.get_request(ctx, request_id)
-    rights.appeal(ctx, request)
+    transitions.appeal(ctx, request)
     return request_out(ctx, request, full=True)
 
 
@@ -295,7 +296,7 @@ def assign(request_id: str, body: AssignIn, ctx: Write) -> RequestOut:
         raise InvalidInput("user_id is not an id")
     if user is not None:
         get_in_tenant(ctx.session, User, ctx.tenant_id, user, what="user")
-    rights.assign(ctx, request, user)
+    transitions.assign(ctx, request, user)
     return request_out(ctx, request, full=True)
 
 

@@ -27,7 +27,7 @@ from pledge.consent.models import ConsentState, SubjectPurpose
 from pledge.purposes.models import LawfulBasis, Purpose
 from pledge.rights import clock
 from pledge.rights.models import Recipient
-from pledge.subjects import service as subjects
+from pledge.subjects import reading
 from pledge.subjects.categories import describe
 from pledge.web.templating import templates
 
@@ -190,7 +190,7 @@ def build(ctx: TenantContext, subject_id: uuid.UUID, jurisdiction: str, *, refer
     A subject may have tens of thousands of interactions: their payloads stay the JSON text
     they were sealed as, copied into the JSON document (as `orjson.Fragment`s), the CSV and
     the page without a parse, and each file is deflated while the next one is written."""
-    record = subjects.export_subject(ctx, subject_id, payload_text=True)
+    record = reading.export_subject(ctx, subject_id, payload_text=True)
     info = art15_information(ctx, subject_id, record, jurisdiction)
     interactions = record["interactions"]
     texts: list[str | None] = [i["payload"] for i in interactions]
@@ -327,7 +327,7 @@ def portable_data(ctx: TenantContext, subject_id: uuid.UUID) -> dict[str, Any]:
         if p.lawful_basis in bases
         for c in p.data_categories
     ]
-    view = subjects.read_subject(ctx, subject_id, audited=False)
+    view = reading.read_subject(ctx, subject_id, audited=False)
 
     def on_basis(category: str) -> bool:
         return any(category == c or category.startswith(c + ".") for c in covered)

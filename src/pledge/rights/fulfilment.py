@@ -18,16 +18,17 @@ from sqlalchemy import select
 from pledge.access.context import TenantContext
 from pledge.access.scoping import for_tenant
 from pledge.audit import service as audit
+from pledge.consent import privacy_state
 from pledge.consent import service as consent
 from pledge.consent.models import ConsentMethod
 from pledge.core.clock import utcnow
 from pledge.core.errors import Conflict, InvalidInput, SubjectErased
 from pledge.purposes import service as purposes
 from pledge.purposes.models import LawfulBasis
-from pledge.rights import bundle, downloads, immediate, letters
+from pledge.rights import bundle, downloads, immediate, letters, transitions
 from pledge.rights import service as rights
 from pledge.rights.models import Recipient, RequestState, RequestType, RightsRequest
-from pledge.subjects import erasure
+from pledge.subjects import erasure, reading
 from pledge.subjects import service as subjects
 from pledge.subjects.models import STANDARD_CLASS, SubjectStatus
 from pledge.subjects.service import FieldInput
@@ -60,7 +61,7 @@ class Result:
 def start(ctx: TenantContext, request: RightsRequest) -> RightsRequest:
     if RequestState(request.state) is not S.VERIFIED:
         raise Conflict("only a verified request can be started")
-    rights.transition(ctx, request, S.IN_PROGRESS, "started")
+    transitions.transition(ctx, request, S.IN_PROGRESS, "started")
     restrict_for_checking(ctx, request)
     if request.type == T.AUTOMATED_DECISION.value:
         rights.update_private(ctx, request, review="pending")  # a human-review task
@@ -76,7 +77,7 @@ def deny(ctx: TenantContext, request: RightsRequest, reason_code: str, reason: s
     if _end_accuracy_restriction(ctx, request):
         told = f"{told.rstrip('.')}. {ACCURACY_RESTRICTION_LIFTED}"
     request.outcome_code = reason_code[:40]
-    rights.transition(ctx, request, S.DENIED, "denied", {"reason": reason_code[:40]})
+    transitions.transition(ctx, request, S.DENIED, "denied", {"reason": reason_code[:40]})
     letters.send(ctx, request, "denied", reason=told)
     return Result(S.DENIED.value, reason.strip())
 
@@ -94,9 +95,11 @@ def _complete(
     request.outcome_code = code
     # The transition, the letter and the fulfilment, audited in this order, in one append.
     entries: list[audit.PendingEntry] = []
-    rights.transition(ctx, request, S.COMPLETED, "completed", {"outcome": code}, pending=entries)
+    transitions.transition(
+        ctx, request, S.COMPLETED, "completed", {"outcome": code}, pending=entries
+    )
     letters.send_pending(ctx, request, "completed", entries, outcome=outcome, **letter)
-    entries.append(rights.fulfilled_entry(request, audited))
+    entries.append(transitions.fulfilled_entry(request, audited))
     audit.record_many(ctx, entries)
     return Result(S.COMPLETED.value, outcome, letter.get("kept", []), letter.get("download_url"))
 
@@ -153,7 +156,7 @@ def _access(
 def _access_categories(
     ctx: TenantContext, request: RightsRequest, subject_id: uuid.UUID, staff: StaffInput
 ) -> Result:
-    record = subjects.export_subject(ctx, subject_id)
+    record = reading.export_subject(ctx, subject_id)
     info = bundle.art15_information(ctx, subject_id, record, request.jurisdiction)
     lines = ["Categories of personal information we hold about you:"]
     lines += [f"  - {c['label']}" for c in info["categories"]]
@@ -222,7 +225,7 @@ def _recipients(ctx: TenantContext) -> list[tuple[uuid.UUID, str]]:
 
 
 def _identities(ctx: TenantContext, subject_id: uuid.UUID) -> dict[str, str]:
-    view = subjects.read_subject(ctx, subject_id, audited=False)
+    view = reading.read_subject(ctx, subject_id, audited=False)
     return {
         name: value for name in ("email", "phone", "external_id") if (value := view.value(name))
     }
@@ -243,7 +246,7 @@ def _rectification(
             "not_accurate",
             staff.note or "the proof given does not show the proposed values are accurate",
         )
-    current = {f.name: f for f in subjects.read_subject(ctx, subject_id, audited=False).fields}
+    current = {f.name: f for f in reading.read_subject(ctx, subject_id, audited=False).fields}
     for name, value in proposed.items():
         held = current.get(name)
         subjects.rectify_field(
@@ -343,7 +346,9 @@ def _erasure(
 def _restriction(
     ctx: TenantContext, request: RightsRequest, subject_id: uuid.UUID, staff: StaffInput
 ) -> Result:
-    consent.add_restriction_ground(ctx, subject_id, consent.request_ground(request.id), "requested")
+    privacy_state.add_restriction_ground(
+        ctx, subject_id, privacy_state.request_ground(request.id), "requested"
+    )
     return _complete(
         ctx,
         request,
@@ -354,7 +359,7 @@ def _restriction(
 
 
 # A person is restricted (one flag, which the gate reads) while any of their grounds holds
-# (`consent.add_restriction_ground`): a restriction they asked for (GDPR Art. 18(1)(b)-(d);
+# (`privacy_state.add_restriction_ground`): a restriction they asked for (GDPR Art. 18(1)(b)-(d);
 # from its fulfilment until staff lift it from the request), a correction being checked
 # (Art. 18(1)(a); while that rectification is in progress or paused), or one set through the
 # privacy-state API (staff or a connected system, for a ground of their own; lifted there).
@@ -371,8 +376,8 @@ def restrict_for_checking(ctx: TenantContext, request: RightsRequest) -> None:
     # Erased since it was made: nothing left to restrict (`fulfil` answers that no data is
     # held; refusing here kept the request from being started, or its appeal granted).
     with suppress(SubjectErased):
-        consent.add_restriction_ground(
-            ctx, request.subject_id, consent.accuracy_ground(request.id), "accuracy_contested"
+        privacy_state.add_restriction_ground(
+            ctx, request.subject_id, privacy_state.accuracy_ground(request.id), "accuracy_contested"
         )
 
 
@@ -386,15 +391,15 @@ def _end_accuracy_restriction(ctx: TenantContext, request: RightsRequest) -> boo
     stays restricted on any other ground. Whether it was lifted (for the letter to say)."""
     if request.type != T.RECTIFICATION.value or request.subject_id is None:
         return False
-    return consent.remove_restriction_ground(
-        ctx, request.subject_id, consent.accuracy_ground(request.id), "accuracy_checked"
+    return privacy_state.remove_restriction_ground(
+        ctx, request.subject_id, privacy_state.accuracy_ground(request.id), "accuracy_checked"
     )
 
 
 def withdraw(ctx: TenantContext, request: RightsRequest) -> RightsRequest:
     """The requester withdrew the request (staff record it): a correction being checked no
     longer restricts the person's data."""
-    rights.transition(ctx, request, S.WITHDRAWN, "withdrawn")
+    transitions.transition(ctx, request, S.WITHDRAWN, "withdrawn")
     _end_accuracy_restriction(ctx, request)
     return request
 
@@ -436,14 +441,14 @@ def _objection(
 def _opt_out_sale(
     ctx: TenantContext, request: RightsRequest, subject_id: uuid.UUID, staff: StaffInput
 ) -> Result:
-    consent.set_sale_opt_out(ctx, subject_id, True, immediate.SOURCE)
+    privacy_state.set_sale_opt_out(ctx, subject_id, True, immediate.SOURCE)
     return _complete(ctx, request, *immediate.OUTCOMES[T.OPT_OUT_SALE])
 
 
 def _limit_sensitive(
     ctx: TenantContext, request: RightsRequest, subject_id: uuid.UUID, staff: StaffInput
 ) -> Result:
-    consent.set_limit_sensitive(ctx, subject_id, True, immediate.SOURCE)
+    privacy_state.set_limit_sensitive(ctx, subject_id, True, immediate.SOURCE)
     return _complete(ctx, request, *immediate.OUTCOMES[T.LIMIT_SENSITIVE])
 
 
@@ -507,17 +512,17 @@ def lift_restriction(ctx: TenantContext, request: RightsRequest, reason: str) ->
     end it (the data stays restricted on any other ground: a correction of theirs being
     checked, one set through the privacy-state API). In force is what the person's grounds
     say, whatever the request's outcome since (an appeal refused keeps it in force)."""
-    ground = consent.request_ground(request.id)
+    ground = privacy_state.request_ground(request.id)
     if (
         request.type != T.RESTRICTION.value
         or request.subject_id is None
         # Locked: a second lift at once waits, then finds it lifted (one letter, one event).
-        or ground not in consent.held_restriction_grounds(ctx, request.subject_id)
+        or ground not in privacy_state.held_restriction_grounds(ctx, request.subject_id)
     ):
         raise Conflict("only a restriction in force can be lifted")
     if len(reason.strip()) < 10:
         raise InvalidInput("say why the restriction is lifted: the letter tells the person")
     letters.send(ctx, request, "restriction_lifting", reason=reason.strip(), lift_on=utcnow())
     request.outcome_code = RESTRICTION_LIFTED
-    rights.record_event(ctx, request, RESTRICTION_LIFTED, {"reason": "lifted"})
-    consent.remove_restriction_ground(ctx, request.subject_id, ground, "lifted")
+    transitions.record_event(ctx, request, RESTRICTION_LIFTED, {"reason": "lifted"})
+    privacy_state.remove_restriction_ground(ctx, request.subject_id, ground, "lifted")

@@ -22,12 +22,12 @@ from typing import Any
 
 from pledge.access.context import TenantContext
 from pledge.audit import service as audit
-from pledge.consent import service as consent
+from pledge.consent import privacy_state
 from pledge.core.clock import utcnow
 from pledge.core.db import bulk_insert
 from pledge.core.errors import InvalidInput
 from pledge.mail import service as mail
-from pledge.rights import letters
+from pledge.rights import letters, transitions
 from pledge.rights import service as rights
 from pledge.rights.models import (
     RequestArtifact,
@@ -38,7 +38,7 @@ from pledge.rights.models import (
     RightsRequest,
 )
 from pledge.rights.service import Prepared, Requester, RequestInput
-from pledge.subjects import service as subjects
+from pledge.subjects import reading
 from pledge.subjects.identity import IdentityKind
 from pledge.subjects.importer import ImportInvalid, RowError
 from pledge.subjects.models import SubjectStatus
@@ -109,7 +109,7 @@ def read_list(
     request of `request_type`, validated whole: `ImportInvalid` lists every bad line and
     nothing is received. `agent`: who sends the list for the people on it (name, e-mail,
     permission). `limit`: refuse a list of more people, before checking them. Read the file
-    first (`importer.read_text`): on SQLite the context holds the write lock."""
+    first (`importer.read_text`): in a writing context, on SQLite, the lock is held meanwhile."""
     if request_type not in TYPES_VALUES:
         raise InvalidInput(
             "only opt_out_sale and limit_sensitive requests are answered from a list; "
@@ -184,8 +184,8 @@ def answer(ctx: TenantContext, batch: Sequence[Prepared]) -> list[RightsRequest]
         rights.new_request(ctx, p, index, now=now, repetitive=flag)
         for p, index, flag in zip(batch, indexes, flags, strict=True)
     ]
-    holders = subjects.find_subject_ids(ctx, IdentityKind.EMAIL, [p.email for p in batch])
-    rows = subjects.get_subject_rows(ctx, list(holders.values()))
+    holders = reading.find_subject_ids(ctx, IdentityKind.EMAIL, [p.email for p in batch])
+    rows = reading.get_subject_rows(ctx, list(holders.values()))
     live = {i: row for i, row in rows.items() if row.status != SubjectStatus.ERASED.value}
     letters.load_subject_keys(ctx, list(live))
     memo = rights.tx_memo(ctx)
@@ -211,11 +211,11 @@ def answer(ctx: TenantContext, batch: Sequence[Prepared]) -> list[RightsRequest]
         if subject is not None:
             outcome, code = OUTCOMES[prepared.type]
             if prepared.type is RequestType.OPT_OUT_SALE:
-                change = consent.sale_opt_out_change(subject, True, SOURCE)
+                change = privacy_state.sale_opt_out_change(subject, True, SOURCE)
             else:
-                change = consent.limit_sensitive_change(subject, True)
+                change = privacy_state.limit_sensitive_change(subject, True)
             if change is not None:
-                mine.append(consent.state_change_entry(subject, change, SOURCE))
+                mine.append(privacy_state.state_change_entry(subject, change, SOURCE))
         request.outcome_code = code
         _move(ctx, request, S.COMPLETED, "completed", {"outcome": code}, events, mine)
         rights.refresh_due(ctx, request)
@@ -249,7 +249,7 @@ def answer(ctx: TenantContext, batch: Sequence[Prepared]) -> list[RightsRequest]
         chain += mine
         chain.append(mail.queued_entry(message_id, about, "rights_letter"))
         chain.append(letters.sent_entry(s.request, LETTER, s.artifact["id"]))
-        chain.append(rights.fulfilled_entry(s.request))
+        chain.append(transitions.fulfilled_entry(s.request))
     audit.record_many(ctx, chain)
     return requests
 
@@ -263,10 +263,10 @@ def _move(
     events: list[dict[str, Any]],
     entries: list[audit.PendingEntry],
 ) -> None:
-    """`rights.transition`, with the timeline row and audit entry collected for the batch."""
+    """`transitions.transition`, with the timeline row and audit entry collected for the batch."""
     now = utcnow()
-    before = rights.move(request, to, now)
+    before = transitions.move(request, to, now)
     row, entry = rights.event_parts(ctx, request, kind, before, to, details)
     events.append(row)
     entries.append(entry)
-    webhooks.emit(ctx, "request.state_changed", rights.state_changed(request, before, to, now))
+    webhooks.emit(ctx, "request.state_changed", transitions.state_changed(request, before, to, now))

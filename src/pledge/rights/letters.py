@@ -30,7 +30,7 @@ from pledge.mail import service as mail
 from pledge.rights import service as rights
 from pledge.rights import status_links
 from pledge.rights.models import RequestArtifact, RightsRequest
-from pledge.subjects import service as subjects
+from pledge.subjects import reading
 from pledge.subjects.identity import InvalidIdentity, normalise_email
 from pledge.subjects.models import STANDARD_CLASS
 from pledge.web.templating import templates
@@ -424,7 +424,7 @@ def reach_erasure(ctx: TenantContext, subject_id: uuid.UUID) -> Reached:
     ).all()
     ids = [row.id for row in matched]
     indexes = {row.contact_index for row in matched}
-    email = subjects.read_subject(ctx, subject_id, audited=False).value("email")
+    email = reading.read_subject(ctx, subject_id, audited=False).value("email")
     with contextlib.suppress(InvalidIdentity):
         if email:
             indexes.add(rights.contact_index(ctx, normalise_email(email)))

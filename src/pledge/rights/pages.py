@@ -20,11 +20,19 @@ from pydantic import BaseModel, Field
 
 from pledge.access import service as access
 from pledge.access.permissions import Scope
-from pledge.consent import service as consent
+from pledge.consent import privacy_state
 from pledge.core.clock import utcnow
 from pledge.core.errors import InvalidInput, NotFound
 from pledge.purposes import service as purposes
-from pledge.rights import fulfilment, immediate, letters, reports, verification, workflow
+from pledge.rights import (
+    fulfilment,
+    immediate,
+    letters,
+    reports,
+    transitions,
+    verification,
+    workflow,
+)
 from pledge.rights import service as rights
 from pledge.rights.fulfilment import StaffInput
 from pledge.rights.letters import TYPE_LABELS
@@ -191,7 +199,7 @@ def allowed_actions(
     check again; this only decides which forms to show). `restriction_in_force`: the person
     is restricted on this request's ground (an appeal refused since keeps it in force)."""
     state = S(request.state)
-    nexts = rights.TRANSITIONS[state]
+    nexts = transitions.TRANSITIONS[state]
     law = rights.rule(request)
     actions: set[str] = set()
     if state is S.AWAITING_VERIFICATION:
@@ -216,7 +224,7 @@ def allowed_actions(
         actions.add("appeal_decision")
     if state in OPEN_STATES and (
         (law.fee_allowed in ("excessive_only", "after_free") and request.repetitive)
-        or (law.fee_allowed == "access_not_excessive" and request.type in rights.ACCESS_LIKE)
+        or (law.fee_allowed == "access_not_excessive" and request.type in transitions.ACCESS_LIKE)
     ):
         actions.add("fee")
     if (
@@ -374,7 +382,7 @@ def detail(request: Request, request_id: str, page: Reader, done: str = "") -> R
             grounds = subjects.get_subject_row(ctx, item.subject_id).restriction_grounds
         except NotFound:  # no row left for the person: nothing restricted to lift
             grounds = []
-        in_force = consent.request_ground(item.id) in grounds
+        in_force = privacy_state.request_ground(item.id) in grounds
     actions = (
         allowed_actions(today, item, due.first_due, restriction_in_force=in_force)
         if page.can(Scope.REQUESTS_WRITE)
@@ -458,7 +466,7 @@ def assign(
     next: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     item = rights.get_request(page.ctx, request_id)
-    rights.assign(page.ctx, item, page.user.id if to == "me" else None)
+    transitions.assign(page.ctx, item, page.user.id if to == "me" else None)
     # Back where the form was, if that was a page of the queue (never an outside address).
     if next.startswith("/requests") and "//" not in next:
         return RedirectResponse(next, status_code=303)
@@ -548,7 +556,7 @@ class FeeForm(BaseModel):
 @router.post("/requests/{request_id}/fee")
 def fee(request_id: str, page: Writer, form: Annotated[FeeForm, Form()]) -> Response:
     item = rights.get_request(page.ctx, request_id)
-    rights.record_fee(page.ctx, item, int(form.amount * 100), form.reason)
+    transitions.record_fee(page.ctx, item, int(form.amount * 100), form.reason)
     return _back(item.id, "fee")
 
 
@@ -563,7 +571,7 @@ def pause(request_id: str, page: Writer, form: Reason) -> Response:
 @router.post("/requests/{request_id}/resume")
 def resume(request_id: str, page: Writer) -> Response:
     item = rights.get_request(page.ctx, request_id)
-    rights.resume(page.ctx, item)
+    transitions.resume(page.ctx, item)
     return _back(item.id, "resumed")
 
 
@@ -571,7 +579,7 @@ def resume(request_id: str, page: Writer) -> Response:
 def appeal(request_id: str, page: Writer) -> Response:
     """Record an appeal the requester sent by letter or e-mail."""
     item = rights.get_request(page.ctx, request_id)
-    rights.appeal(page.ctx, item)
+    transitions.appeal(page.ctx, item)
     return _back(item.id, "appealed")
 
 

@@ -4,7 +4,8 @@ Anyone may ask; nothing here says whether the address given is known — the sam
 for every address, and what the person is told about their data arrives by e-mail only. The
 tenant comes from the slug; the request from a link the requester received (verification,
 status, download) or from the reference and the code they were sent. Links followed by a GET
-change nothing: mail scanners open links before people do.
+change nothing: mail scanners open links before people do. Asking and confirming are here;
+following the request and downloading the answer are in `public_status`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import timedelta
 from typing import Annotated, Any, ParamSpec
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -27,10 +28,13 @@ from pledge.core.db import serialise_on
 from pledge.core.errors import InvalidInput, NotFound, PledgeError
 from pledge.purposes import service as purposes
 from pledge.purposes.models import LawfulBasis, Purpose
-from pledge.rights import clock, downloads, letters, status_links, verification, workflow
+from pledge.rights import (
+    letters,
+    verification,
+    workflow,
+)
 from pledge.rights import service as rights
 from pledge.rights.models import (
-    OPEN_STATES,
     RequestChannel,
     RequestState,
     RequestType,
@@ -549,117 +553,3 @@ def verify_now(
         return _verified(request, made)
     message = FAILURES.get(outcome.reason or "", FAILURES["wrong_code"])
     return _show(request, "verify.html", _confirm_context(need, message) | context, status_code=422)
-
-
-# ---------------------------------------------------------------------------------------------
-# Following the request
-
-
-STATE_WORDS = {
-    RequestState.RECEIVED.value: "Received",
-    RequestState.AWAITING_VERIFICATION.value: "Waiting for you to confirm it",
-    RequestState.VERIFIED.value: "Confirmed; we are working on it",
-    RequestState.IN_PROGRESS.value: "We are working on it",
-    RequestState.PAUSED.value: "Waiting for information from you",
-    RequestState.COMPLETED.value: "Completed",
-    RequestState.DENIED.value: "Refused (the reasons are in our letter)",
-    RequestState.WITHDRAWN.value: "Withdrawn",
-    RequestState.CLOSED_UNVERIFIED.value: "Closed: it was not confirmed in time",
-    RequestState.APPEALED.value: "Your appeal is being reviewed",
-    RequestState.APPEAL_DENIED.value: "Appeal decided: our answer stands",
-}
-
-
-def _can_appeal(made: RightsRequest, law: clock.Rule) -> bool:
-    return (
-        law.appeal is not None
-        and made.appeal_received_at is None
-        and RequestState.APPEALED in rights.TRANSITIONS[RequestState(made.state)]
-    )
-
-
-@router.get("/p/{slug}/requests/status/{token}")
-@refusals_shown
-def status_page(
-    request: Request,
-    slug: str,
-    token: str,
-    session: DbSession,
-    runtime: RuntimeDep,
-    appealed: int = 0,
-) -> Response:
-    ctx = _tenant_context(request, session, runtime, slug)
-    made = status_links.request_for_status(ctx, token)
-    law = rights.rule(made)
-    due = rights.deadlines(ctx, made)
-    return _show(
-        request,
-        "status.html",
-        {
-            "made": made,
-            "title": TYPES[made.type][0],
-            "state_words": STATE_WORDS[made.state],
-            "open": RequestState(made.state) in OPEN_STATES,
-            "due": due,
-            "letters": letters.letters_for_requester(ctx, made),
-            "can_appeal": _can_appeal(made, law),
-            "law": law,
-            "token": token,
-            "appealed": appealed == 1,
-        },
-    )
-
-
-@router.post("/p/{slug}/requests/status/{token}/appeal")
-@refusals_shown
-def appeal(
-    request: Request, slug: str, token: str, session: DbSession, runtime: RuntimeDep, _csrf: Csrf
-) -> Response:
-    """Appeal the answer, where the law grants an appeal (the letters say how)."""
-    ctx = _tenant_context(request, session, runtime, slug)
-    _throttle(request, ctx)
-    made = status_links.request_for_status(ctx, token)
-    rights.appeal(ctx, made)
-    return RedirectResponse(
-        f"/p/{ctx.tenant.slug}/requests/status/{token}?appealed=1", status_code=303
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Downloads
-
-
-@router.get("/p/{slug}/downloads/{token}")
-@refusals_shown
-def download_page(
-    request: Request, slug: str, token: str, session: DbSession, runtime: RuntimeDep
-) -> Response:
-    """A page with a button: the link works once, and a mail scanner's GET must not use it."""
-    ctx = _tenant_context(request, session, runtime, slug)
-    ready = downloads.is_ready(ctx, token)
-    return _show(
-        request,
-        "download.html",
-        {"token": token, "ready": ready},
-        status_code=200 if ready else 410,
-    )
-
-
-@router.post("/p/{slug}/downloads/{token}")
-@refusals_shown
-def download(
-    request: Request, slug: str, token: str, session: DbSession, runtime: RuntimeDep, _csrf: Csrf
-) -> Response:
-    ctx = _tenant_context(request, session, runtime, slug)
-    _throttle(request, ctx)
-    if not downloads.is_ready(ctx, token):
-        return _show(request, "download.html", {"token": token, "ready": False}, status_code=410)
-    got = downloads.redeem(ctx, token)
-    return Response(
-        got.content,
-        media_type=got.media_type,
-        headers={
-            "Content-Disposition": f'attachment; filename="{got.name}"',
-            "Cache-Control": "no-store",
-        },
-    )

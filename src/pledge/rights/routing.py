@@ -22,7 +22,7 @@ from pledge.rights import workflow
 from pledge.rights.models import RequestChannel
 from pledge.rights.service import RequestInput
 from pledge.runtime import Runtime
-from pledge.subjects import service as subjects
+from pledge.subjects import reading
 from pledge.subjects.identity import IdentityKind
 from pledge.tenants.models import Tenant
 from pledge.web.templating import templates
@@ -47,7 +47,7 @@ def route(runtime: Runtime, data: RequestInput, *, send_via: str | None = None) 
     found: list[Tenant] = []
     for tenant in tenants:
         with runtime.tenant_context(tenant.slug, ROUTER) as ctx:
-            if subjects.find_subject_id(ctx, IdentityKind.EMAIL, data.requester.email) is not None:
+            if reading.find_subject_id(ctx, IdentityKind.EMAIL, data.requester.email) is not None:
                 found.append(ctx.tenant)
     references = []
     forwarded = RequestInput(

@@ -32,7 +32,7 @@ from pledge.core.clock import utcnow
 from pledge.core.config import get_settings
 from pledge.core.errors import Conflict, InvalidInput, NotFound, TooManyAttempts
 from pledge.core.ids import new_id, parse_id
-from pledge.rights import letters
+from pledge.rights import letters, transitions
 from pledge.rights import service as rights
 from pledge.rights.models import (
     RequestState,
@@ -40,7 +40,7 @@ from pledge.rights.models import (
     RightsRequest,
     VerificationChallenge,
 )
-from pledge.subjects import service as subjects
+from pledge.subjects import reading
 from pledge.subjects.identity import IdentityKind, InvalidIdentity, normalise_phone
 
 CODE_TTL = timedelta(hours=24)
@@ -117,7 +117,7 @@ def begin(
     need = requirement(request)
     if need.method == "none":
         request.verification_level = "none"
-        rights.transition(
+        transitions.transition(
             ctx, request, RequestState.VERIFIED, "verified", {"level": "none"}, pending=pending
         )
         return None
@@ -153,7 +153,7 @@ def begin(
     ctx.session.add(challenge)
     request.verification_requested = True
     if RequestState(request.state) is RequestState.RECEIVED:
-        rights.transition(
+        transitions.transition(
             ctx,
             request,
             RequestState.AWAITING_VERIFICATION,
@@ -205,10 +205,10 @@ def _match_data_points(
 ) -> tuple[int, uuid.UUID | None]:
     """How many of the supplied data points match the subject's fields on file."""
     email = rights.private_part(ctx, request)["email"]
-    subject_id = subjects.find_subject_id(ctx, IdentityKind.EMAIL, email)
+    subject_id = reading.find_subject_id(ctx, IdentityKind.EMAIL, email)
     if subject_id is None:
         return 0, None
-    view = subjects.read_subject(ctx, subject_id, audited=False)
+    view = reading.read_subject(ctx, subject_id, audited=False)
     on_file = {f.name: f.value for f in view.fields}
     region = ctx.tenant.phone_region
     matches = 0
@@ -278,13 +278,13 @@ def confirm(
         request.verification_level += "+declaration"
     if request.subject_id is None:
         email = rights.private_part(ctx, request)["email"]
-        request.subject_id = subject_id or subjects.find_subject_id(ctx, IdentityKind.EMAIL, email)
+        request.subject_id = subject_id or reading.find_subject_id(ctx, IdentityKind.EMAIL, email)
         if request.subject_id is not None:
             # Matched: what was stored before (the letters, a proof) goes under the
             # subject's key too, so that an erasure reaches it.
             letters.seal_under_subject(ctx, request.subject_id, [request.id])
     entries: list[audit.PendingEntry] = []
-    rights.transition(
+    transitions.transition(
         ctx,
         request,
         RequestState.VERIFIED,
@@ -358,7 +358,7 @@ def close_unverified(
         )
     )
     for request in stale:
-        rights.transition(
+        transitions.transition(
             ctx,
             request,
             RequestState.CLOSED_UNVERIFIED,

@@ -18,11 +18,11 @@ from pledge.core.clock import utcnow
 from pledge.core.config import get_settings
 from pledge.core.errors import InvalidInput
 from pledge.mail import service as mail
-from pledge.rights import fulfilment, immediate, letters, verification
+from pledge.rights import fulfilment, immediate, letters, transitions, verification
 from pledge.rights import service as rights
 from pledge.rights.models import RequestState, RightsRequest
 from pledge.rights.service import RequestInput
-from pledge.subjects import service as subjects
+from pledge.subjects import reading
 from pledge.subjects.identity import IdentityKind
 from pledge.subjects.models import Subject
 
@@ -69,7 +69,7 @@ def receive(ctx: TenantContext, data: RequestInput) -> Received:
         audit.record_many(ctx, entries)
         # No verification (withdrawing consent, objecting): match by the address given.
         email = rights.private_part(ctx, request)["email"]
-        request.subject_id = subjects.find_subject_id(ctx, IdentityKind.EMAIL, email)
+        request.subject_id = reading.find_subject_id(ctx, IdentityKind.EMAIL, email)
     return Received(request, link)
 
 
@@ -92,7 +92,7 @@ def verify_link(
 
 def extend(ctx: TenantContext, request: RightsRequest, reason: str) -> RightsRequest:
     """Take the extension and tell the requester why, inside the first period."""
-    rights.extend(ctx, request, reason)
+    transitions.extend(ctx, request, reason)
     letters.send(ctx, request, "extended", reason=reason)
     return request
 
@@ -101,7 +101,7 @@ def ask_for_information(
     ctx: TenantContext, request: RightsRequest, code: str, reason: str
 ) -> RightsRequest:
     """Pause the request (`code` names why) and ask the requester for what is missing."""
-    rights.pause(ctx, request, code)
+    transitions.pause(ctx, request, code)
     letters.send(ctx, request, "need_information", reason=reason)
     return request
 
@@ -111,7 +111,7 @@ def decide_appeal(
 ) -> RightsRequest:
     if not grant and len(reason.strip()) < 10:
         raise InvalidInput("give the reasons for refusing the appeal (they are sent)")
-    rights.decide_appeal(ctx, request, grant=grant, reason=reason.strip())
+    transitions.decide_appeal(ctx, request, grant=grant, reason=reason.strip())
     if grant:
         fulfilment.restrict_for_checking(ctx, request)  # a correction to check again
     letters.send(ctx, request, "appeal_decision", granted=grant, reason=reason)
@@ -169,7 +169,7 @@ def purge_expired(ctx: TenantContext) -> int:
     now = utcnow()
     # Only the letter's date is known; 24 months from it never keeps a letter longer than
     # its request's record, which closes after the letter was written.
-    unlinked = mail.purge_unlinked_rights_letters(ctx, now - rights.RECORDS_KEPT)
+    unlinked = mail.purge_unlinked_rights_letters(ctx, now - transitions.RECORDS_KEPT)
     # Locked, skipping those another worker is purging (PostgreSQL; SQLite's writers take
     # turns): the audit entry names only what this run deleted, never the same ones twice.
     expired = ctx.session.execute(

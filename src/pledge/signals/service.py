@@ -17,6 +17,7 @@ from typing import Any
 from pledge.access.context import TenantContext
 from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
+from pledge.consent import privacy_state
 from pledge.consent import service as consent
 from pledge.consent.service import Signals
 from pledge.core.clock import utcnow
@@ -65,7 +66,7 @@ def apply_to_subject(ctx: TenantContext, subject_id: uuid.UUID, signals: Signals
     tenant = ctx.tenant
     if signals.gpc and tenant.honour_gpc:
         before = consent.active_subject(ctx, subject_id).sale_opt_out_at
-        subject = consent.set_sale_opt_out(ctx, subject_id, True, "gpc")
+        subject = privacy_state.set_sale_opt_out(ctx, subject_id, True, "gpc")
         if before is not None:
             effects.append(GPC_ALREADY_OPTED_OUT)
         elif subject.sale_opt_out_at is not None:
@@ -76,7 +77,7 @@ def apply_to_subject(ctx: TenantContext, subject_id: uuid.UUID, signals: Signals
         # The same precedence as GPC: an explicit opt-in stands; already opted out, nothing
         # changes and nothing is reported.
         before = consent.active_subject(ctx, subject_id).sale_opt_out_at
-        subject = consent.set_sale_opt_out(ctx, subject_id, True, "dnt")
+        subject = privacy_state.set_sale_opt_out(ctx, subject_id, True, "dnt")
         if before is None and subject.sale_opt_out_at is not None:
             effects.append(DNT_OPTED_OUT)
     if signals.gpc or signals.dnt is not None:

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query, status
 from pledge.access.context import TenantContext
 from pledge.access.permissions import Scope
 from pledge.core.errors import InvalidInput
-from pledge.subjects import erasure, service
+from pledge.subjects import erasure, reading, service
 from pledge.subjects.identity import IdentityKind
 from pledge.subjects.schemas import (
     ErasureIn,
@@ -53,7 +53,7 @@ def decode_cursor(cursor: str) -> uuid.UUID:
         raise InvalidInput("cursor is not one this API returned") from None
 
 
-def _subject_out(view: service.SubjectView) -> SubjectOut:
+def _subject_out(view: reading.SubjectView) -> SubjectOut:
     return SubjectOut(
         id=str(view.id),
         status=view.status,
@@ -81,7 +81,7 @@ def list_subjects(
 ) -> SubjectPage:
     """Subjects, oldest first, without personal values (fetch one to see its fields)."""
     after = decode_cursor(cursor) if cursor else None
-    rows = service.list_subjects(ctx, after=after, limit=limit + 1)
+    rows = reading.list_subjects(ctx, after=after, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     return SubjectPage(
@@ -110,7 +110,7 @@ def search_subjects(body: SubjectSearch, ctx: Read) -> SubjectPage:
     ]
     if len(given) != 1:
         raise InvalidInput("give exactly one of email, phone, external_id")
-    views = service.search_subjects(ctx, *given[0], via="api_search")
+    views = reading.search_subjects(ctx, *given[0], via="api_search")
     return SubjectPage(
         items=[
             SubjectSummary(
@@ -124,7 +124,7 @@ def search_subjects(body: SubjectSearch, ctx: Read) -> SubjectPage:
 
 @router.get("/{subject_id}", response_model=SubjectOut)
 def get_subject(subject_id: str, ctx: Read) -> SubjectOut:
-    return _subject_out(service.read_subject(ctx, subject_id))
+    return _subject_out(reading.read_subject(ctx, subject_id))
 
 
 @router.put("/{subject_id}/fields/{name}", response_model=FieldOut)
@@ -142,7 +142,7 @@ def rectify_field(subject_id: str, name: str, body: FieldUpdate, ctx: Write) -> 
 @router.get("/{subject_id}/export", response_model=SubjectExport)
 def export_subject(subject_id: str, ctx: Export) -> SubjectExport:
     """The subject's whole record, decrypted: fields and interactions (audited)."""
-    return SubjectExport.model_validate(service.export_subject(ctx, subject_id))
+    return SubjectExport.model_validate(reading.export_subject(ctx, subject_id))
 
 
 @router.delete("/{subject_id}", response_model=ErasureOut)
@@ -182,7 +182,7 @@ def add_interaction(subject_id: str, body: InteractionIn, ctx: Write) -> Subject
 def list_interactions(
     subject_id: str, ctx: Read, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[InteractionOut]:
-    items = service.read_interactions(ctx, subject_id, limit=limit)
+    items = reading.read_interactions(ctx, subject_id, limit=limit)
     return [
         InteractionOut(
             id=str(i.id),

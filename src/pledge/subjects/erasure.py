@@ -16,7 +16,7 @@ from sqlalchemy import CursorResult, Result, delete, select, update
 from pledge.access.context import TenantContext
 from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
-from pledge.consent import service as consent
+from pledge.consent import privacy_state
 from pledge.core.clock import utcnow
 from pledge.core.errors import InvalidInput
 from pledge.preferences.suppression import preserve_suppressions
@@ -122,7 +122,7 @@ def erase_subject(
     if status is SubjectStatus.ERASED:
         # Nothing of the person is left to restrict. What a partial erasure keeps stays
         # restricted on the grounds the person has (Art. 18 outlives a legal duty to keep).
-        consent.end_restriction_grounds(ctx, subject.id, "erased")
+        privacy_state.end_restriction_grounds(ctx, subject.id, "erased")
     result = ErasureResult(subject.id, status.value, sorted(shredded), keep, records, interactions)
     audit.record(
         ctx,

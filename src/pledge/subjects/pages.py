@@ -11,7 +11,7 @@ from pledge.access.permissions import Scope
 from pledge.audit import service as audit
 from pledge.consent import service as consent
 from pledge.core.errors import InvalidInput
-from pledge.subjects import erasure, service
+from pledge.subjects import erasure, reading, service
 from pledge.subjects.api import decode_cursor, encode_cursor
 from pledge.subjects.categories import describe
 from pledge.subjects.identity import IdentityKind
@@ -28,10 +28,10 @@ PAGE_SIZE = 50
 @router.get("/subjects")
 def subjects_list(request: Request, page: Reader, cursor: str | None = None) -> Response:
     after = decode_cursor(cursor) if cursor else None
-    rows = service.list_subjects(page.ctx, after=after, limit=PAGE_SIZE + 1)
+    rows = reading.list_subjects(page.ctx, after=after, limit=PAGE_SIZE + 1)
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
-    views = service.summarise_subjects(page.ctx, rows, via="page_list")
+    views = reading.summarise_subjects(page.ctx, rows, via="page_list")
     return render(
         request,
         "subjects/list.html",
@@ -49,7 +49,7 @@ def subjects_search(
 ) -> Response:
     """Search by e-mail (exact, through the blind index). A POST keeps it out of URLs and logs."""
     kind = IdentityKind.PHONE if email.strip().startswith("+") else IdentityKind.EMAIL
-    views = service.search_subjects(page.ctx, kind, email, via="page_search")
+    views = reading.search_subjects(page.ctx, kind, email, via="page_search")
     template = "subjects/_rows.html" if request.headers.get("HX-Request") else "subjects/list.html"
     return render(
         request,
@@ -62,7 +62,7 @@ def subjects_search(
 def subject_detail(
     request: Request, subject_id: str, page: Reader, notice: str | None = None
 ) -> Response:
-    view = service.read_subject(page.ctx, subject_id, interactions=50)
+    view = reading.read_subject(page.ctx, subject_id, interactions=50)
     trail = audit.list_entries(page.ctx, subject_id=view.id, limit=100, newest_first=True)
     notices = {
         "erased": "The subject was erased. Its keys are destroyed; "

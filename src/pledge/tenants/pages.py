@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from pledge.access.permissions import Scope
 from pledge.audit import service as audit
-from pledge.subjects import service as subjects
+from pledge.subjects import reading
 from pledge.web.deps import PageContext, page_context
 from pledge.web.templating import render
 
@@ -20,7 +20,7 @@ SignedIn = Annotated[PageContext, Depends(page_context())]
 
 @router.get("/")
 def dashboard(request: Request, page: SignedIn) -> Response:
-    counts = subjects.count_subjects(page.ctx)
+    counts = reading.count_subjects(page.ctx)
     recent = (
         audit.list_entries(page.ctx, limit=10, newest_first=True)
         if page.can(Scope.AUDIT_READ)
@@ -33,6 +33,6 @@ def dashboard(request: Request, page: SignedIn) -> Response:
             "counts": counts,
             "total": sum(counts.values()),
             "recent": recent,
-            "interactions": subjects.count_interactions(page.ctx),
+            "interactions": reading.count_interactions(page.ctx),
         },
     )

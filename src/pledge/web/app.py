@@ -31,6 +31,7 @@ from pledge.purposes import pages as purposes_pages
 from pledge.rights import api as rights_api
 from pledge.rights import pages as rights_pages
 from pledge.rights import public as rights_public
+from pledge.rights import public_status as rights_public_status
 from pledge.runtime import Runtime
 from pledge.signals import api as signals_api
 from pledge.signals import pages as signals_pages
@@ -80,6 +81,7 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     mail_pages.router,
     rights_pages.router,
     rights_public.router,
+    rights_public_status.router,
 )
 
 

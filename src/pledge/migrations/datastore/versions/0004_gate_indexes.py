@@ -1,7 +1,7 @@
 """Gate indexes: subjects in an exceptional state, addresses by kind (issue 3)
 
 An audience over a whole tenant is set algebra over index ranges in subject order
-(`pledge.gate.service.audience_sets`): these two indexes give it the subjects whose own state
+(`pledge.gate.audience.audience_sets`): these two indexes give it the subjects whose own state
 can deny a use (a partial index: a few percent of the subjects) and each subject's addresses
 of a kind, in subject order.
 

@@ -1,0 +1,235 @@
+"""The state machine of a rights request: it moves only along `TRANSITIONS`.
+
+Each move is a timeline row and an audit entry in the caller's transaction, the cached due
+date refreshed, and a `request.state_changed` webhook sent after commit. Pauses, the
+extension, appeals, assignment and fees are the actions on the way.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from pledge.access.context import TenantContext
+from pledge.access.scoping import for_tenant
+from pledge.audit import service as audit
+from pledge.audit.events import AuditEvent
+from pledge.core.clock import utcnow
+from pledge.core.errors import Conflict, InvalidInput
+from pledge.core.ids import new_id
+from pledge.rights.models import OPEN_STATES, RequestPause, RequestState, RequestType, RightsRequest
+from pledge.rights.service import S, _event, deadlines, refresh_due, rule, tx_memo
+from pledge.webhooks import service as webhooks
+
+# Allowed transitions of the state machine. Extension and assignment are actions, not states.
+TRANSITIONS: dict[RequestState, frozenset[RequestState]] = {
+    S.RECEIVED: frozenset({S.AWAITING_VERIFICATION, S.VERIFIED, S.DENIED, S.WITHDRAWN}),
+    S.AWAITING_VERIFICATION: frozenset({S.VERIFIED, S.CLOSED_UNVERIFIED, S.WITHDRAWN, S.DENIED}),
+    S.VERIFIED: frozenset({S.IN_PROGRESS, S.PAUSED, S.DENIED, S.WITHDRAWN, S.COMPLETED}),
+    S.IN_PROGRESS: frozenset({S.PAUSED, S.COMPLETED, S.DENIED, S.WITHDRAWN}),
+    S.PAUSED: frozenset({S.IN_PROGRESS, S.WITHDRAWN, S.CLOSED_UNVERIFIED, S.DENIED}),
+    S.COMPLETED: frozenset({S.APPEALED}),
+    S.DENIED: frozenset({S.APPEALED}),
+    S.APPEALED: frozenset({S.IN_PROGRESS, S.APPEAL_DENIED}),
+    S.WITHDRAWN: frozenset(),
+    S.CLOSED_UNVERIFIED: frozenset(),
+    S.APPEAL_DENIED: frozenset(),
+}
+FINAL = frozenset({S.COMPLETED, S.DENIED, S.WITHDRAWN, S.CLOSED_UNVERIFIED, S.APPEAL_DENIED})
+RECORDS_KEPT = timedelta(days=730)  # 24 months (CCPA 11 CCR 7101(a))
+
+
+def move(request: RightsRequest, to: RequestState, now: datetime) -> RequestState:
+    """Set the request's state and the moments that go with it; the state it left. Conflict
+    when the state machine does not allow the move."""
+    before = RequestState(request.state)
+    if to not in TRANSITIONS[before]:
+        now_state, next_state = before.value.replace("_", " "), to.value.replace("_", " ")
+        raise Conflict(f"a request that is {now_state} cannot become {next_state}")
+    request.state = to.value
+    if to is S.VERIFIED and request.verified_at is None:
+        request.verified_at = now
+    if to is S.COMPLETED:
+        request.completed_at = now
+    if to in FINAL:
+        request.closed_at = now
+        request.purge_after = now + RECORDS_KEPT
+    elif before in FINAL:  # reopened by an appeal: open again, not to be purged
+        request.closed_at = None
+        request.purge_after = None
+    return before
+
+
+def state_changed(
+    request: RightsRequest, before: RequestState, to: RequestState, now: datetime
+) -> dict[str, Any]:
+    """The payload of the `request.state_changed` webhook."""
+    return {
+        "request_id": str(request.id),
+        "reference": request.reference,
+        "type": request.type,
+        "state": to.value,
+        "previous_state": before.value,
+        "at": now.isoformat(),
+    }
+
+
+def fulfilled_entry(
+    request: RightsRequest, extra: dict[str, Any] | None = None
+) -> audit.PendingEntry:
+    """The audit entry of a request fulfilled (its outcome code set); `extra`: counts the
+    fulfilment adds (never personal data)."""
+    return audit.PendingEntry(
+        AuditEvent.RIGHTS_FULFILLED,
+        request.subject_id,
+        {
+            "request_id": str(request.id),
+            "type": request.type,
+            "outcome": request.outcome_code,
+            **(extra or {}),
+        },
+    )
+
+
+def transition(
+    ctx: TenantContext,
+    request: RightsRequest,
+    to: RequestState,
+    kind: str,
+    details: dict[str, Any] | None = None,
+    *,
+    pending: list[audit.PendingEntry] | None = None,
+) -> RightsRequest:
+    """Move the request to `to`: a timeline row and its audit entry (added to `pending` when
+    given, for the caller to record in this transaction), the cached due date, and the
+    `request.state_changed` webhook (sent after commit)."""
+    now = utcnow()
+    before = move(request, to, now)
+    if before is S.PAUSED:
+        _end_pause(ctx, request, now)
+    _event(ctx, request, kind, before, to, details, pending=pending)
+    refresh_due(ctx, request)
+    webhooks.emit(ctx, "request.state_changed", state_changed(request, before, to, now))
+    return request
+
+
+def pause(ctx: TenantContext, request: RightsRequest, reason: str) -> RightsRequest:
+    """Wait on the requester (clarification, a fee, ID): where the law allows it, the clock
+    stops (GDPR Art. 12(6); Utah on suspected fraud); elsewhere it keeps running."""
+    ctx.session.add(
+        RequestPause(
+            tenant_id=ctx.tenant_id,
+            id=new_id(),
+            request_id=request.id,
+            reason=reason[:40],
+            started_at=utcnow(),
+        )
+    )
+    ctx.session.flush()
+    tx_memo(ctx).pop(("pauses", request.id), None)
+    return transition(ctx, request, S.PAUSED, "paused", {"reason": reason[:40]})
+
+
+def resume(ctx: TenantContext, request: RightsRequest) -> RightsRequest:
+    return transition(ctx, request, S.IN_PROGRESS, "resumed")
+
+
+def _end_pause(ctx: TenantContext, request: RightsRequest, now: datetime) -> None:
+    tx_memo(ctx).pop(("pauses", request.id), None)
+    for open_pause in ctx.session.scalars(
+        for_tenant(select(RequestPause), RequestPause, ctx.tenant_id).where(
+            RequestPause.request_id == request.id, RequestPause.ended_at.is_(None)
+        )
+    ):
+        open_pause.ended_at = now
+
+
+def extend(ctx: TenantContext, request: RightsRequest, reason: str) -> RightsRequest:
+    """Take the extension the law allows, with the reasons, inside the first period (the
+    letter telling the person is sent by the caller)."""
+    if RequestState(request.state) not in OPEN_STATES - {S.APPEALED}:
+        raise Conflict("only an open request can be extended")
+    if request.extended_at is not None:
+        raise Conflict("this request was already extended")
+    if len(reason.strip()) < 10:
+        raise InvalidInput("give the reasons for the extension (they are sent to the requester)")
+    now = utcnow()
+    # The same moments as the request's deadlines (verification, pauses): the first period
+    # is the one the console shows.
+    deadlines(ctx, request, extending_on=now.date())
+    request.extended_at = now
+    _event(ctx, request, "extended", None, None, {"reason_chars": len(reason)})
+    refresh_due(ctx, request)
+    return request
+
+
+def appeal(ctx: TenantContext, request: RightsRequest) -> RightsRequest:
+    """The requester appeals a denial or an answer, where the state grants an appeal."""
+    law = rule(request)
+    if law.appeal is None:
+        raise InvalidInput(f"{law.name} grants no appeal; a complaint goes to {law.complaint}")
+    if request.appeal_received_at is not None:
+        raise Conflict(
+            f"this request was appealed already; a further complaint goes to {law.complaint}"
+        )
+    request.appeal_received_at = utcnow()
+    return transition(ctx, request, S.APPEALED, "appealed")
+
+
+def decide_appeal(
+    ctx: TenantContext, request: RightsRequest, *, grant: bool, reason: str
+) -> RightsRequest:
+    request.appeal_decided_at = utcnow()
+    if grant:
+        return transition(ctx, request, S.IN_PROGRESS, "appeal_granted")
+    request.outcome_code = "appeal_denied"
+    return transition(ctx, request, S.APPEAL_DENIED, "appeal_denied", {"reason": reason[:60]})
+
+
+def record_event(
+    ctx: TenantContext, request: RightsRequest, kind: str, details: dict[str, Any] | None = None
+) -> None:
+    """A timeline row (and its audit entry) for what happened to a request without a change
+    of state, e.g. a restriction lifted."""
+    _event(ctx, request, kind, None, None, details)
+
+
+def assign(ctx: TenantContext, request: RightsRequest, user_id: uuid.UUID | None) -> RightsRequest:
+    request.assigned_to = user_id
+    _event(ctx, request, "assigned", None, None, {"user_id": str(user_id) if user_id else None})
+    return request
+
+
+ACCESS_LIKE = frozenset({RequestType.ACCESS.value, RequestType.ACCESS_CATEGORIES.value})
+MAX_FEE_CENTS = 100_000
+
+
+def record_fee(
+    ctx: TenantContext, request: RightsRequest, cents: int, reason: str
+) -> RightsRequest:
+    """Record a fee where the request's law allows one (rule `fee_allowed`): `excessive_only`
+    and `after_free` — only for a request flagged repetitive or excessive, a human's decision
+    (GDPR Art. 12(5), CCPA 1798.145(h)); `access_not_excessive` — a reasonable fee for giving
+    access (Australia APP 12.8); `never` — refused. A fee of 0 clears it."""
+    if RequestState(request.state) in FINAL:
+        raise Conflict("the request is closed")
+    if not 0 <= cents <= MAX_FEE_CENTS:
+        raise InvalidInput(f"a fee is between 0 and {MAX_FEE_CENTS} cents")
+    reason = reason.strip()
+    if cents and len(reason) < 10:
+        raise InvalidInput("say why a fee is charged (at least 10 characters)")
+    allowed = rule(request).fee_allowed
+    if cents and not (
+        (allowed in ("excessive_only", "after_free") and request.repetitive)
+        or (allowed == "access_not_excessive" and request.type in ACCESS_LIKE)
+    ):
+        raise Conflict(
+            "the law of this request allows no fee here"
+            + (" unless it is repetitive or excessive" if allowed != "never" else "")
+        )
+    request.fee_cents = cents or None
+    _event(ctx, request, "fee_recorded", None, None, {"cents": cents, "reason": reason})
+    return request
