@@ -451,3 +451,34 @@ def test_a_claim_whose_lease_is_nearly_over_before_its_turn_is_left_to_the_next_
     assert webhooks.deliver(runtime.sessions, runtime.keystore) == (1, 0)
     posted = [r["headers"]["Pledge-Delivery"] for r in hook_receiver.received]
     assert len(posted) == len(set(posted)) == 2
+
+
+def test_an_unexpected_error_in_one_post_is_recorded_and_the_others_stand(
+    runtime: Runtime, tenant: str, hook_receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hook_receiver.status = 503
+    with runtime.tenant_context(tenant) as ctx:
+        webhooks.add_endpoint(ctx, hook_receiver.url, ["*"])
+        webhooks.emit(ctx, "request.state_changed", {"n": 1})
+        webhooks.emit(ctx, "request.state_changed", {"n": 2})
+    hook_receiver.received.clear()
+    hook_receiver.status = 200
+    post = webhooks._post
+    broke: list[uuid.UUID] = []
+
+    def first_one_breaks(client: Any, claim: Any, *args: Any) -> Any:
+        if not broke:
+            broke.append(claim.id)
+            raise RuntimeError("a bug, not the receiver")
+        return post(client, claim, *args)
+
+    monkeypatch.setattr(webhooks, "_post", first_one_breaks)
+    later = utcnow() + timedelta(minutes=2)
+    assert webhooks.deliver(runtime.sessions, runtime.keystore, now=later) == (1, 1)
+    with runtime.sessions() as s:
+        rows = {d.id: d for d in s.scalars(select(WebhookDelivery))}
+    broken = rows.pop(broke[0])
+    (posted,) = rows.values()
+    assert posted.status == "delivered"  # its post stands: not posted again
+    assert (broken.status, broken.last_error) == ("pending", "RuntimeError")  # retried later
+    assert broken.next_attempt_at > later

@@ -346,7 +346,12 @@ def deliver(
             for claim in claimed:
                 if clock() > claimed_at + LEASE - LEASE_MARGIN:
                     break  # the rest may be another process's before their posts end
-                outcomes.append((claim, _attempt(client, claim, clock())))
+                try:
+                    outcome = _attempt(client, claim, clock())
+                except Exception as exc:  # this post's trouble: the batch's outcomes stand
+                    log.error("webhook delivery %s failed: %s", claim.id, type(exc).__name__)
+                    outcome = Outcome(ok=False, error=type(exc).__name__)
+                outcomes.append((claim, outcome))
             with transaction(sessions) as session:
                 ok, bad = _record(session, outcomes, clock())
             delivered, failing = delivered + ok, failing + bad
