@@ -3,12 +3,15 @@ where you no longer have a lawful basis") and its bulk erasure, by API and CLI."
 
 from __future__ import annotations
 
+import io
 import uuid
 
 import pytest
 from fastapi.testclient import TestClient
+from rich.console import Console
 from typer.testing import CliRunner
 
+import pledge.cli.common as cli_common
 from pledge.access.permissions import Scope
 from pledge.cli.main import app
 from pledge.runtime import Runtime
@@ -134,7 +137,9 @@ def test_bulk_erasure_needs_confirmation_and_the_erase_scope(
 
 
 @pytest.mark.usefixtures("cli_env")
-def test_the_cli_reports_and_erases(client: TestClient, clik_tenant: str) -> None:
+def test_the_cli_reports_and_erases(
+    client: TestClient, clik_tenant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     s = _world(client)
     code, out = run("gate", "hygiene", "--tenant", clik_tenant)
     assert code == 0, out
@@ -145,9 +150,13 @@ def test_the_cli_reports_and_erases(client: TestClient, clik_tenant: str) -> Non
     assert code == 1 and "--yes" in out
     assert ok(client.get(f"/api/v1/subjects/{s['bare']}"))["status"] == "active"
 
+    # On a terminal the erasure shows its progress (gone once done; nothing in a log).
+    screen = io.StringIO()
+    monkeypatch.setattr(cli_common, "console", Console(file=screen, force_terminal=True))
     code, out = run("gate", "hygiene", "--tenant", clik_tenant, "--erase", "--yes")
     assert code == 0, out
     assert f"Erased {len(WITHOUT_BASIS)} subject(s); skipped 0" in out
+    assert "Erasing" in screen.getvalue() and "Erasing" not in out
     for key, sid in s.items():
         status = ok(client.get(f"/api/v1/subjects/{sid}"))["status"]
         assert status == ("erased" if key in WITHOUT_BASIS | {"erased"} else "active"), key

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pledge.cli.common import console, errors, fail, reports_errors
+from pledge.cli.common import console, errors, fail, progress_bar, reports_errors
 from pledge.gate import audience as gate_audience
 from pledge.gate import hygiene
 from pledge.gate import service as gate
@@ -105,12 +105,17 @@ def hygiene_report(
         if not typer.confirm(f"Erase these {report.count} subject(s)? This cannot be undone"):
             raise typer.Exit(1)
     erased = skipped = 0
-    for start in range(0, report.count, ERASE_BATCH):
-        batch = report.subject_ids[start : start + ERASE_BATCH]
-        with in_tenant(tenant) as ctx:
-            done = hygiene.erase_without_basis(ctx, batch, confirm=True, keep_classes=keep or [])
-        erased += done.count
-        skipped += len(done.skipped)
+    with progress_bar("Erasing", report.count, transient=True) as bar:
+        task = bar.add_task("erase", total=report.count)
+        for start in range(0, report.count, ERASE_BATCH):
+            batch = report.subject_ids[start : start + ERASE_BATCH]
+            with in_tenant(tenant) as ctx:
+                done = hygiene.erase_without_basis(
+                    ctx, batch, confirm=True, keep_classes=keep or []
+                )
+            erased += done.count
+            skipped += len(done.skipped)
+            bar.advance(task, len(batch))
     console.print(f"Erased {erased} subject(s); skipped {skipped} (a basis reappeared).")
     if skipped:
         errors.print(f"{skipped} subject(s) were not erased: they have a basis again.")
