@@ -8,6 +8,7 @@ transaction has committed and its send is still under way run on both."""
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -482,3 +483,31 @@ def test_an_unexpected_error_in_one_post_is_recorded_and_the_others_stand(
     assert posted.status == "delivered"  # its post stands: not posted again
     assert (broken.status, broken.last_error) == ("pending", "RuntimeError")  # retried later
     assert broken.next_attempt_at > later
+
+
+def test_a_receiver_that_is_down_does_not_hold_the_next_act_it_is_told_of(
+    runtime: Runtime, tenant: str, hook_receiver: Receiver
+) -> None:
+    """Once a delivery to an endpoint failed, the next events for it are left to the
+    worker's cycle instead of being posted while the person who acted waits; another
+    endpoint still gets its event at once, and the first gets it again once it is up."""
+    hook_receiver.status = 503
+    with Receiver() as healthy:
+        with runtime.tenant_context(tenant) as ctx:
+            webhooks.add_endpoint(ctx, hook_receiver.url, ["*"])
+            webhooks.add_endpoint(ctx, healthy.url, ["*"])
+            webhooks.emit(ctx, "request.state_changed", {"n": 1})
+        assert (len(hook_receiver.received), len(healthy.received)) == (1, 1)
+        with runtime.tenant_context(tenant) as ctx:
+            webhooks.emit(ctx, "request.state_changed", {"n": 2})
+        # Not posted to the one that is down (no wait on it); the healthy one has it.
+        assert (len(hook_receiver.received), len(healthy.received)) == (1, 2)
+    hook_receiver.status = 200
+    later = utcnow() + timedelta(minutes=2)  # the first one's retry is due
+    assert webhooks.deliver(runtime.sessions, runtime.keystore, now=later) == (2, 0)
+    bodies = [json.loads(r["body"])["data"] for r in hook_receiver.received]
+    assert bodies == [{"n": 1}, {"n": 1}, {"n": 2}] or bodies == [{"n": 1}, {"n": 2}, {"n": 1}]
+    # Up again, nothing waiting: the next event goes at once.
+    with runtime.tenant_context(tenant) as ctx:
+        webhooks.emit(ctx, "request.state_changed", {"n": 3})
+    assert json.loads(hook_receiver.received[-1]["body"])["data"] == {"n": 3}

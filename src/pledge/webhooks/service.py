@@ -24,7 +24,7 @@ import httpx2 as httpx
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from pledge.access.context import TenantContext
 from pledge.access.scoping import for_tenant
@@ -232,7 +232,7 @@ def _deliver_after_commit(ctx: TenantContext, ids: list[uuid.UUID]) -> None:
     keystore, tenant_id = ctx.keystore, ctx.tenant_id
 
     def send() -> None:
-        deliver(sessions, keystore, tenant_id=tenant_id, only=ids)
+        deliver(sessions, keystore, tenant_id=tenant_id, only=ids, failing_targets=False)
 
     after_commit(ctx.session, send)
 
@@ -302,9 +302,15 @@ def deliver(
     only: list[uuid.UUID] | None = None,
     now: datetime | None = None,
     limit: int = CLAIM * 10,
+    failing_targets: bool = True,
 ) -> tuple[int, int]:
     """Attempt the deliveries that are due, at most `limit`; returns (delivered, still
     failing). Errors are recorded without personal data (status code or exception type).
+
+    `failing_targets=False` (the delivery right after a commit, which the person who acted
+    waits for): not to a target with a failed delivery waiting for its retry — a receiver
+    that is down would hold every page and form that emits an event for TIMEOUT_S; the
+    worker's next cycle posts them, in turn with the retries.
 
     No transaction is open while a receiver is called — on SQLite an open writer stops every
     other writer, and a dead endpoint takes TIMEOUT_S a post. Deliveries are claimed CLAIM at
@@ -330,6 +336,19 @@ def deliver(
         stmt = stmt.where(WebhookDelivery.tenant_id == tenant_id)
     if only is not None:
         stmt = stmt.where(WebhookDelivery.id.in_(only))
+    if not failing_targets:
+        failed = aliased(WebhookDelivery)
+        stmt = stmt.where(
+            ~select(failed.id)
+            .where(
+                failed.tenant_id == WebhookDelivery.tenant_id,
+                failed.status == DeliveryStatus.PENDING.value,
+                failed.last_error.is_not(None),
+                failed.target_kind == WebhookDelivery.target_kind,
+                failed.target_id == WebhookDelivery.target_id,
+            )
+            .exists()
+        )
     stmt = stmt.order_by(WebhookDelivery.next_attempt_at).with_for_update(skip_locked=True)
     delivered = failing = tried = 0
     with httpx.Client(timeout=TIMEOUT_S, follow_redirects=False) as client:
