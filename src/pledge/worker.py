@@ -55,13 +55,21 @@ class CycleReport:
     purged: int = 0
     paused_due_moved: int = 0  # paused requests whose cached due date moved with the pause
     purged_answers: int = 0  # the API's stored answers to Idempotency-Keys, a day old
-    mail_sent: int = 0
-    mail_failed: int = 0
+    # Filled in after each tenant's commit, when the messages were handed to the backend.
+    mail_reports: list[mail.DeliveryReport] = field(default_factory=list)
     mail_purged: int = 0  # messages done with for PLEDGE_MAIL_KEEP_DAYS, deleted
     webhooks_ok: int = 0
     webhooks_failing: int = 0
     audit_broken: list[str] = field(default_factory=list)  # "tenant: first bad entry N"
     errors: list[str] = field(default_factory=list)  # "tenant: step: error class"
+
+    @property
+    def mail_sent(self) -> int:
+        return sum(r.sent for r in self.mail_reports)
+
+    @property
+    def mail_failed(self) -> int:
+        return sum(r.failed for r in self.mail_reports)
 
     def summary(self) -> str:
         return (
@@ -95,9 +103,7 @@ def _idempotency(ctx: TenantContext, report: CycleReport) -> None:
 
 def _mail(ctx: TenantContext, report: CycleReport) -> None:
     # Under the outbox-only backend too: a dead sender's claims are released there.
-    sent = mail.deliver_pending(ctx)
-    report.mail_sent += sent.sent
-    report.mail_failed += sent.failed
+    report.mail_reports.append(mail.deliver_pending(ctx))
 
 
 def _mail_retention(ctx: TenantContext, report: CycleReport) -> None:

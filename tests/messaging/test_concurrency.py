@@ -65,6 +65,9 @@ class BesideBackend:
             self.beside()
         return self.memory.send(messages)
 
+    def paused(self) -> bool:
+        return False
+
 
 def test_a_retry_being_sent_is_not_sent_again_by_a_second_worker(
     runtime: Runtime, tenant: str, mailbox: MemoryBackend
@@ -122,6 +125,9 @@ class DyingBackend:
 
     def send(self, messages: Sequence[EmailMessage]) -> list[str | None]:
         raise Killed
+
+    def paused(self) -> bool:
+        return False
 
 
 def test_a_message_whose_sender_died_mid_send_is_sent_once_later(

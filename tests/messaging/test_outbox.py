@@ -19,7 +19,7 @@ from sqlalchemy import select, text, update
 from pledge import worker
 from pledge.access.permissions import Role
 from pledge.audit.models import AuditEntry
-from pledge.core.clock import utcnow
+from pledge.core.clock import frozen, utcnow
 from pledge.mail import backends
 from pledge.mail import reading as mail_reading
 from pledge.mail import service as mail
@@ -318,6 +318,51 @@ def test_an_unreachable_server_fails_the_batch(runtime: Runtime, tenant: str) ->
         message_id = _queue(runtime, tenant)
     row = _row(runtime, message_id)
     assert row.status == "failed" and row.last_error == "ConnectionRefusedError"
+
+
+class _SilentRelay(socketserver.ThreadingTCPServer):
+    """Accepts connections and never answers: a relay that is down behind a firewall that
+    lets the connection in, or hung. Counts the connections."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Silent)
+        self.connections = 0
+        self.closing = threading.Event()
+
+
+class _Silent(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        server: _SilentRelay = self.server  # type: ignore[assignment]
+        server.connections += 1
+        server.closing.wait(10)
+
+
+def test_after_the_relay_timed_out_the_next_act_does_not_wait_for_it_again(
+    runtime: Runtime, tenant: str
+) -> None:
+    """A privacy-center form sends its letters before its page answers: with the relay down,
+    each form waited for the SMTP timeout. After one timeout, messages are left queued for
+    the worker for a minute — which still tries the relay each cycle."""
+    relay = _SilentRelay()
+    threading.Thread(target=relay.serve_forever, daemon=True).start()
+    smtp = SmtpBackend("127.0.0.1", relay.server_address[1], starttls=False, timeout=0.5)
+    try:
+        with backends.override(smtp):
+            first = _queue(runtime, tenant)  # waits for the timeout: the relay is not known down
+            second = _queue(runtime, tenant, about=False)  # does not
+            assert relay.connections == 1
+            assert _row(runtime, first).status == "failed"
+            assert (_row(runtime, second).status, _row(runtime, second).attempts) == ("queued", 0)
+            with frozen(utcnow() + timedelta(minutes=2)):  # the worker's cycle, later
+                report = worker.run_once(runtime)
+            assert relay.connections == 2 and report.mail_failed == 2
+    finally:
+        relay.closing.set()
+        relay.shutdown()
+        relay.server_close()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,8 +14,10 @@ often quotes the recipient, so only the exception's type and the SMTP code are k
 
 from __future__ import annotations
 
+import functools
 import smtplib
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from email.message import EmailMessage
@@ -27,6 +29,10 @@ from pledge.core.config import Settings, get_settings
 from pledge.core.errors import InvalidInput
 from pledge.core.ids import new_id
 
+# After the relay could not be reached, how long the delivery right after a commit leaves its
+# messages to the worker instead of making the person who acted wait for the timeout again.
+RELAY_PAUSE_S = 60.0
+
 
 class MailBackend(Protocol):
     name: str
@@ -35,6 +41,11 @@ class MailBackend(Protocol):
 
     def send(self, messages: Sequence[EmailMessage]) -> list[str | None]:
         """Send each message; per message None (sent) or a short error without personal data."""
+        ...
+
+    def paused(self) -> bool:
+        """True for a while after the relay could not be reached: the delivery right after a
+        commit, which the person who acted waits for, leaves its messages to the worker."""
         ...
 
 
@@ -53,6 +64,9 @@ class OutboxOnlyBackend:
 
     def send(self, messages: Sequence[EmailMessage]) -> list[str | None]:
         return ["the outbox-only backend sends nothing" for _ in messages]
+
+    def paused(self) -> bool:
+        return False
 
 
 class MemoryBackend:
@@ -73,6 +87,9 @@ class MemoryBackend:
             self.sent.extend(messages)
         return [None for _ in messages]
 
+    def paused(self) -> bool:
+        return False
+
 
 class FileBackend:
     """One `.eml` file per message. Plaintext on disk: development only."""
@@ -82,6 +99,9 @@ class FileBackend:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+
+    def paused(self) -> bool:
+        return False
 
     def send(self, messages: Sequence[EmailMessage]) -> list[str | None]:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -113,6 +133,10 @@ class SmtpBackend:
         self.host, self.port = host, port
         self.user, self.password = user, password
         self.starttls, self.timeout = starttls, timeout
+        self._unreachable_until = 0.0  # time.monotonic()
+
+    def paused(self) -> bool:
+        return time.monotonic() < self._unreachable_until
 
     def send(self, messages: Sequence[EmailMessage]) -> list[str | None]:
         if not messages:
@@ -121,7 +145,9 @@ class SmtpBackend:
         try:
             smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
         except (OSError, smtplib.SMTPException) as exc:
+            self._unreachable_until = time.monotonic() + RELAY_PAUSE_S
             return [describe_error(exc) for _ in messages]
+        self._unreachable_until = 0.0
         out: list[str | None] = []
         try:
             smtp.ehlo()
@@ -158,15 +184,23 @@ def from_settings(settings: Settings) -> MailBackend:
         directory = settings.mail_dir or settings.home_dir / "mail"
         return FileBackend(directory.expanduser())
     if kind == "smtp":
-        return SmtpBackend(
+        return _smtp(
             settings.smtp_host,
             settings.smtp_port,
-            user=settings.smtp_user,
-            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-            starttls=settings.smtp_starttls,
-            timeout=settings.smtp_timeout,
+            settings.smtp_user,
+            settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            settings.smtp_starttls,
+            settings.smtp_timeout,
         )
     raise InvalidInput("PLEDGE_MAIL_BACKEND must be one of: outbox, file, smtp")
+
+
+@functools.cache
+def _smtp(
+    host: str, port: int, user: str | None, password: str | None, starttls: bool, timeout: float
+) -> SmtpBackend:
+    """One backend per relay setting, kept: it remembers when the relay was last unreachable."""
+    return SmtpBackend(host, port, user=user, password=password, starttls=starttls, timeout=timeout)
 
 
 # The backend in use: from the settings, unless a test put its own in place.

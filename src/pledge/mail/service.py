@@ -450,6 +450,10 @@ def _deliver_after_commit(
     items = list(outgoing)
 
     def deliver() -> None:
+        if not claimed and backend.paused():
+            # The relay was unreachable a moment ago: the person who acted would wait for its
+            # timeout again. The messages stay queued; the worker sends them (after FRESH).
+            return
         sender = get_settings().smtp_from
         for start in range(0, len(items), CHUNK):
             chunk = items[start : start + CHUNK]
