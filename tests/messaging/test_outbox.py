@@ -365,6 +365,33 @@ def test_after_the_relay_timed_out_the_next_act_does_not_wait_for_it_again(
         relay.server_close()
 
 
+def test_a_campaign_with_the_relay_down_waits_for_one_timeout_not_one_per_chunk(
+    runtime: Runtime, tenant: str
+) -> None:
+    relay = _SilentRelay()
+    threading.Thread(target=relay.serve_forever, daemon=True).start()
+    smtp = SmtpBackend("127.0.0.1", relay.server_address[1], starttls=False, timeout=0.5)
+    count = mail.CHUNK * 3
+    try:
+        with backends.override(smtp), runtime.tenant_context(tenant) as ctx:
+            mail.queue_many(
+                ctx,
+                [
+                    mail.Addressed(mail.letter(f"n{n}@example.com", LINE, BODY), None)
+                    for n in range(count)
+                ],
+                kind=mail.MessageKind.CAMPAIGN,
+            )
+        assert relay.connections == 1
+        with runtime.tenant_context(tenant) as ctx:
+            counts = mail_reading.count_by_status(ctx)
+        assert counts == {"failed": mail.CHUNK, "queued": count - mail.CHUNK}
+    finally:
+        relay.closing.set()
+        relay.shutdown()
+        relay.server_close()
+
+
 # ---------------------------------------------------------------------------------------------
 # The console's Mail outbox
 

@@ -450,12 +450,13 @@ def _deliver_after_commit(
     items = list(outgoing)
 
     def deliver() -> None:
-        if not claimed and backend.paused():
-            # The relay was unreachable a moment ago: the person who acted would wait for its
-            # timeout again. The messages stay queued; the worker sends them (after FRESH).
-            return
         sender = get_settings().smtp_from
         for start in range(0, len(items), CHUNK):
+            if not claimed and backend.paused():
+                # The relay was unreachable a moment ago (before, or at an earlier chunk): the
+                # person who acted would wait for its timeout again. The rest stay queued;
+                # the worker sends them (after FRESH). Claimed ones are the worker's: sent.
+                break
             chunk = items[start : start + CHUNK]
             if not claimed:
                 # Queued rows only: one another worker took (after FRESH) is its to send.
