@@ -517,3 +517,28 @@ def test_a_receiver_that_is_down_does_not_hold_the_next_act_it_is_told_of(
     with runtime.tenant_context(tenant) as ctx:
         webhooks.emit(ctx, "request.state_changed", {"n": 3})
     assert json.loads(hook_receiver.received[-1]["body"])["data"] == {"n": 3}
+
+
+def test_a_receiver_up_again_gets_its_backlog_at_the_next_cycle_then_events_at_once(
+    runtime: Runtime, tenant: str, hook_receiver: Receiver
+) -> None:
+    """After several failures a delivery's retry is hours away; once the receiver takes a
+    post again, its waiting retries are due at once — and the events after them go right
+    after their commit again."""
+    hook_receiver.status = 503
+    with runtime.tenant_context(tenant) as ctx:
+        webhooks.add_endpoint(ctx, hook_receiver.url, ["*"])
+        webhooks.emit(ctx, "request.state_changed", {"n": 1})
+    with runtime.sessions() as s, s.begin():  # failed five times: its retry is 12 h away
+        old = s.scalars(select(WebhookDelivery)).one()
+        old.attempts, old.next_attempt_at = 5, utcnow() + timedelta(hours=12)
+    with runtime.tenant_context(tenant) as ctx:
+        webhooks.emit(ctx, "request.state_changed", {"n": 2})  # left to the worker
+    hook_receiver.received.clear()
+    hook_receiver.status = 200
+    assert webhooks.deliver(runtime.sessions, runtime.keystore) == (1, 0)  # n=2: it is up
+    assert webhooks.deliver(runtime.sessions, runtime.keystore) == (1, 0)  # n=1, not in 12 h
+    with runtime.tenant_context(tenant) as ctx:
+        webhooks.emit(ctx, "request.state_changed", {"n": 3})  # nothing waits: at once
+    sent = [json.loads(r["body"])["data"]["n"] for r in hook_receiver.received]
+    assert sent == [2, 1, 3]

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx2 as httpx
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
@@ -283,6 +283,8 @@ class Claimed:
     id: uuid.UUID
     event: str
     attempts: int  # its attempts with this one: the claim is still ours while they match
+    target_kind: str
+    target_id: uuid.UUID
     target: Target
 
 
@@ -402,9 +404,19 @@ def _claim(
         if target is None:
             delivery.status, delivery.last_error = DeliveryStatus.FAILED.value, "target gone"
             continue
-        delivery.next_attempt_at = moment + LEASE
+        # Leased: not a failure waiting for its retry while it is being tried (the
+        # after-commit delivery's test, and a success's call to the target's backlog).
+        delivery.next_attempt_at, delivery.last_error = moment + LEASE, None
         claimed.append(
-            Claimed(delivery.tenant_id, delivery.id, delivery.event, delivery.attempts, target)
+            Claimed(
+                delivery.tenant_id,
+                delivery.id,
+                delivery.event,
+                delivery.attempts,
+                delivery.target_kind,
+                delivery.target_id,
+                target,
+            )
         )
     return claimed, unusable
 
@@ -426,8 +438,10 @@ def _record(
 ) -> tuple[int, int]:
     """Write the outcomes of claimed deliveries; (delivered, still failing). A delivery
     whose lease ran out and that another process claimed since (its attempts moved on) is
-    theirs: left as it is."""
+    theirs: left as it is. A target that took a post is up: its failed deliveries waiting
+    for their retry (hours away, after several failures) are due at once."""
     delivered = failing = 0
+    up: set[tuple[uuid.UUID, str, uuid.UUID]] = set()
     for claim, outcome in outcomes:
         delivery = session.get(WebhookDelivery, (claim.tenant_id, claim.id), with_for_update=True)
         if (
@@ -440,12 +454,27 @@ def _record(
         if outcome.ok:
             delivery.status, delivery.delivered_at = DeliveryStatus.DELIVERED.value, moment
             delivered += 1
+            up.add((claim.tenant_id, claim.target_kind, claim.target_id))
         elif outcome.final or delivery.attempts > len(BACKOFF):
             delivery.status = DeliveryStatus.FAILED.value
             failing += 1
         else:
             delivery.next_attempt_at = moment + BACKOFF[delivery.attempts - 1]
             failing += 1
+    for tenant_id, kind, target_id in up:
+        session.execute(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.tenant_id == tenant_id,
+                WebhookDelivery.target_kind == kind,
+                WebhookDelivery.target_id == target_id,
+                WebhookDelivery.status == DeliveryStatus.PENDING.value,
+                WebhookDelivery.last_error.is_not(None),  # waiting for a retry, not leased
+                WebhookDelivery.next_attempt_at > moment,
+            )
+            .values(next_attempt_at=moment)
+            .execution_options(synchronize_session=False)
+        )
     return delivered, failing
 
 
