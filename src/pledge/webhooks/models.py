@@ -38,7 +38,11 @@ class WebhookDelivery(Base):
     recipient whom to erase), so it is sealed at rest."""
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        # A target's pending deliveries: is it failing, and its retries due once it is up.
+        Index("ix_webhook_deliveries_target", "tenant_id", "target_kind", "target_id", "status"),
+    )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(
         ID, ForeignKey("tenants.id", ondelete="RESTRICT"), primary_key=True
