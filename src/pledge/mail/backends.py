@@ -166,6 +166,8 @@ class SmtpBackend:
                 except smtplib.SMTPException as exc:
                     out.append(describe_error(exc))
         except (OSError, smtplib.SMTPException) as exc:
+            if isinstance(exc, OSError):  # a relay that greets, then hangs or drops us
+                self._unreachable_until = time.monotonic() + RELAY_PAUSE_S
             out.extend(describe_error(exc) for _ in range(len(messages) - len(out)))
         finally:
             try:
