@@ -3,14 +3,17 @@ own RFC 8058 link, and an unsubscribe from one send keeps the person out of the 
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from rich.console import Console
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+import pledge.cli.common as cli_common
 from pledge.audit.models import AuditEntry
 from pledge.cli.main import app
 from pledge.gate import service as gate
@@ -181,6 +184,39 @@ def test_cli_create_send_list(
     assert listed.exit_code == 0 and "CLI [/b]" in listed.output and "sent" in listed.output
     again = runner.invoke(app, ["campaign", "send", "-t", clik_tenant, campaign_id])
     assert again.exit_code == 1 and "already sent" in again.output
+
+
+def test_cli_send_shows_the_messages_leaving_on_a_terminal(
+    runtime: Runtime,
+    clik_tenant: str,
+    cli_env: dict[str, str],
+    mailbox: MemoryBackend,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    readers = [f"reader{n}@example.com" for n in range(3)]
+    for address in readers:
+        subscribe(runtime, clik_tenant, address)
+    body = tmp_path / "body.txt"
+    body.write_text("Hello {first_name}. {unsubscribe_url}\n")
+    runner = CliRunner()
+    created = runner.invoke(
+        app,
+        [
+            "campaign", "create", "-t", clik_tenant, "--name", "Big",
+            "--purpose", "newsletter", "--topic", "newsletter",
+            "--subject-line", "News", "--body", str(body),
+        ],
+    )  # fmt: skip
+    campaign_id = re.search(r"Campaign (\S+) created", created.output).group(1)  # type: ignore[union-attr]
+    mailbox.sent.clear()
+    screen = io.StringIO()
+    monkeypatch.setattr(cli_common, "console", Console(file=screen, force_terminal=True))
+    sent = runner.invoke(app, ["campaign", "send", "-t", clik_tenant, campaign_id])
+    assert sent.exit_code == 0 and "3 sent, 0 not allowed" in sent.output, sent.output
+    assert sorted(str(m["To"]) for m in mailbox.sent) == readers
+    drawn = screen.getvalue()  # the bar, counting the messages handed to the relay
+    assert "Sending" in drawn and "3/3" in drawn and "Sending" not in sent.output
 
 
 def test_campaign_pages_create_and_send(

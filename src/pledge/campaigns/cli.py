@@ -10,7 +10,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from pledge.campaigns import service
-from pledge.cli.common import console, open_runtime, operator_context, reports_errors
+from pledge.cli.common import (
+    console,
+    open_runtime,
+    operator_context,
+    progress_bar,
+    reports_errors,
+)
+from pledge.mail import backends
+from pledge.mail import service as mail
 
 app = typer.Typer(help="Campaigns sent through the gate.", no_args_is_help=True)
 
@@ -58,8 +66,14 @@ def send(
     """Send to everyone the gate allows now."""
     runtime = open_runtime()
     try:
-        with operator_context(runtime, tenant) as ctx:
-            result = service.send_campaign(ctx, campaign_id)
+        report = mail.DeliveryReport(backends.current().name)
+        # The messages leave after the commit, a hundred at a time: a bar while they do.
+        with progress_bar("Sending", 0, transient=True) as bar:
+            task = bar.add_task("send", total=None)
+            report.on_recorded = lambda n: bar.advance(task, n)
+            with operator_context(runtime, tenant) as ctx:
+                result = service.send_campaign(ctx, campaign_id, report=report)
+                bar.update(task, total=report.scheduled)
         console.print(
             f"Campaign {result.campaign_id}: {result.sent} sent, {result.denied} not allowed "
             f"by the gate (audience digest {result.digest[:16]}…)."

@@ -177,8 +177,11 @@ def _footer(ctx: TenantContext, topic: Topic) -> str:
     )
 
 
-def send_campaign(ctx: TenantContext, campaign_id: uuid.UUID | str) -> SendResult:
-    """Send to the gate's audience now. The messages leave after the transaction commits."""
+def send_campaign(
+    ctx: TenantContext, campaign_id: uuid.UUID | str, *, report: mail.DeliveryReport | None = None
+) -> SendResult:
+    """Send to the gate's audience now. The messages leave after the transaction commits
+    (`report`, if given, is filled in as they do)."""
     item = detail(ctx, campaign_id)
     campaign, purpose, topic = item.campaign, item.purpose, item.topic
     if campaign.status != CampaignStatus.DRAFT.value:
@@ -208,7 +211,9 @@ def send_campaign(ctx: TenantContext, campaign_id: uuid.UUID | str) -> SendResul
                 sid,
             )
         )
-    mail.queue_many(ctx, letters, kind=mail.MessageKind.CAMPAIGN, campaign_id=campaign.id)
+    mail.queue_many(
+        ctx, letters, kind=mail.MessageKind.CAMPAIGN, campaign_id=campaign.id, report=report
+    )
     denied = audience.candidates - len(recipients)
     campaign.status = CampaignStatus.SENT.value
     campaign.sent_at = utcnow()

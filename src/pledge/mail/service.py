@@ -21,7 +21,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -267,10 +267,11 @@ def queue_many(
     *,
     kind: str,
     campaign_id: uuid.UUID | None = None,
+    report: DeliveryReport | None = None,
 ) -> list[uuid.UUID]:
     """Seal and store many letters in one insert; the caller writes the audit entry that
     covers them (one per campaign, one per announcement). The subjects' keys come from the
-    context, read once per transaction."""
+    context, read once per transaction. `report`: filled in as they leave, after commit."""
     if not items:
         return []
     all_keys = _subject_keys(ctx, [i.subject_id for i in items if i.subject_id is not None])
@@ -305,7 +306,7 @@ def queue_many(
         )
         outgoing.append((message_id, item.letter))
     bulk_insert(ctx.session, OutboxMessage, rows)
-    _deliver_after_commit(ctx, outgoing)
+    _deliver_after_commit(ctx, outgoing, report)
     return ids
 
 
@@ -413,6 +414,8 @@ class DeliveryReport:
     failed: int = 0
     cancelled: int = 0
     done: bool = False
+    # Called with the number of messages whose outcome was just recorded (a progress bar).
+    on_recorded: Callable[[int], None] | None = field(default=None, repr=False, compare=False)
 
 
 def build_message(letter: Letter, message_id: uuid.UUID, sender: str) -> EmailMessage:
@@ -528,6 +531,8 @@ def _record_outcome(
     if report is not None:
         report.sent += len(sent)
         report.failed += len(failed)
+        if report.on_recorded is not None:
+            report.on_recorded(len(ids))
 
 
 def deliver_pending(ctx: TenantContext, *, limit: int = 1000) -> DeliveryReport:
