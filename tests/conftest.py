@@ -14,7 +14,8 @@ import sqlite3
 import subprocess
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,9 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from pledge.access import service as access
+from pledge.access.context import TenantContext
 from pledge.access.permissions import ALL_SCOPES, Role, Scope
+from pledge.core.clock import frozen
 from pledge.core.config import Settings, reset_settings_cache
 from pledge.core.db import make_engine, transaction
 from pledge.crypto.aead import new_key
@@ -339,3 +342,32 @@ def until_done_or_blocked(runtime: Runtime, thread: threading.Thread, what: str)
         polls += 1
         assert polls < 1200, f"{what} neither finished nor waited for a lock"
         thread.join(0.05)
+
+
+class Second:
+    """A second worker's transaction running `step` in a thread while the caller's is still
+    open; started at once, it runs until it finishes or waits for a lock the first holds."""
+
+    def __init__(
+        self, runtime: Runtime, at: datetime, slug: str, step: Callable[[TenantContext], int]
+    ) -> None:
+        self._result: list[int] = []
+        self._failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with frozen(at), runtime.tenant_context(slug) as ctx:
+                    self._result.append(step(ctx))
+            except BaseException as exc:  # re-raised in the test's thread
+                self._failure.append(exc)
+
+        self._thread = threading.Thread(target=run)
+        self._thread.start()
+        until_done_or_blocked(runtime, self._thread, "the second worker")
+
+    def result(self) -> int:
+        """What the step returned, once the first worker has committed."""
+        self._thread.join()
+        if self._failure:
+            raise self._failure[0]
+        return self._result[0]

@@ -9,7 +9,6 @@ transaction has committed and its send is still under way run on both."""
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
@@ -36,7 +35,7 @@ from pledge.rights.service import Requester, RequestInput
 from pledge.runtime import Runtime
 from pledge.webhooks import service as webhooks
 from pledge.webhooks.models import WebhookDelivery
-from tests.conftest import until_done_or_blocked
+from tests.conftest import Second
 from tests.messaging.conftest import subscribe
 from tests.rights.test_api_and_webhooks import Receiver
 
@@ -164,35 +163,6 @@ def _needs_postgresql(runtime: Runtime) -> None:
         pytest.skip("SQLite: a second writer waits for the first's transaction (BEGIN IMMEDIATE)")
 
 
-class Second:
-    """A second worker's transaction running `step` in a thread while the caller's is still
-    open; started at once, it runs until it finishes or waits for a lock the first holds."""
-
-    def __init__(
-        self, runtime: Runtime, at: datetime, slug: str, step: Callable[[TenantContext], int]
-    ) -> None:
-        self._result: list[int] = []
-        self._failure: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                with frozen(at), runtime.tenant_context(slug) as ctx:
-                    self._result.append(step(ctx))
-            except BaseException as exc:  # re-raised in the test's thread
-                self._failure.append(exc)
-
-        self._thread = threading.Thread(target=run)
-        self._thread.start()
-        until_done_or_blocked(runtime, self._thread, "the second worker")
-
-    def result(self) -> int:
-        """What the step returned, once the first worker has committed."""
-        self._thread.join()
-        if self._failure:
-            raise self._failure[0]
-        return self._result[0]
-
-
 def _count(runtime: Runtime, event: AuditEvent) -> int:
     with runtime.sessions() as s:
         return int(
@@ -280,6 +250,22 @@ def hook_receiver(private_targets: None) -> Iterator[Receiver]:
     r.close()
 
 
+def _retries_waiting(
+    runtime: Runtime, tenant: str, receiver: Receiver, *payloads: dict[str, Any]
+) -> str:
+    """An endpoint for `receiver` whose first posts of `payloads` (one transaction) failed —
+    each waits for its retry, a minute on — then the receiver up again, its record cleared.
+    The endpoint's signing secret."""
+    receiver.status = 503
+    with runtime.tenant_context(tenant) as ctx:
+        _endpoint, secret = webhooks.add_endpoint(ctx, receiver.url, ["*"])
+        for payload in payloads:
+            webhooks.emit(ctx, "request.state_changed", payload)
+    receiver.received.clear()
+    receiver.status = 200
+    return secret
+
+
 def test_a_webhook_is_delivered_once_by_two_workers(
     runtime: Runtime, tenant: str, hook_receiver: Receiver
 ) -> None:
@@ -340,13 +326,8 @@ def test_the_data_store_takes_writes_while_a_webhook_is_being_posted(
             endpoint, _secret = webhooks.add_endpoint(ctx, "https://example.com/other", ["x"])
         written.append(str(endpoint.id))
 
-    hook_receiver.status = 503
-    with runtime.tenant_context(tenant) as ctx:
-        webhooks.add_endpoint(ctx, hook_receiver.url, ["*"])
-        webhooks.emit(ctx, "request.state_changed", {"x": 1})
-    hook_receiver.received.clear()
+    _retries_waiting(runtime, tenant, hook_receiver, {"x": 1})
     hook_receiver.beside = staff_meanwhile
-    hook_receiver.status = 200
     ok, failing = webhooks.deliver(
         runtime.sessions, runtime.keystore, now=utcnow() + timedelta(minutes=2)
     )
@@ -359,12 +340,7 @@ def test_the_data_store_takes_writes_while_a_webhook_is_being_posted(
 def test_a_delivery_whose_worker_died_mid_post_is_retried_once_its_lease_is_over(
     runtime: Runtime, tenant: str, hook_receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    hook_receiver.status = 503
-    with runtime.tenant_context(tenant) as ctx:
-        webhooks.add_endpoint(ctx, hook_receiver.url, ["*"])
-        webhooks.emit(ctx, "request.state_changed", {"x": 1})
-    hook_receiver.received.clear()
-    hook_receiver.status = 200
+    _retries_waiting(runtime, tenant, hook_receiver, {"x": 1})
 
     def killed(*_args: object) -> None:
         raise SystemExit("the worker was killed")
@@ -397,13 +373,7 @@ def test_a_claim_taken_late_in_a_long_run_gets_a_whole_lease_and_a_fresh_signatu
     clock = [utcnow()]
     monkeypatch.setattr(webhooks, "utcnow", lambda: clock[0])
     monkeypatch.setattr(webhooks, "CLAIM", 1)
-    hook_receiver.status = 503
-    with runtime.tenant_context(tenant) as ctx:
-        _endpoint, secret = webhooks.add_endpoint(ctx, hook_receiver.url, ["*"])
-        webhooks.emit(ctx, "request.state_changed", {"n": 1})
-        webhooks.emit(ctx, "request.state_changed", {"n": 2})
-    hook_receiver.received.clear()
-    hook_receiver.status = 200
+    secret = _retries_waiting(runtime, tenant, hook_receiver, {"n": 1}, {"n": 2})
     clock[0] += timedelta(minutes=2)  # both retries are due
     second_worker: list[tuple[int, int]] = []
     posts: list[uuid.UUID] = []
@@ -434,13 +404,7 @@ def test_a_claim_whose_lease_is_nearly_over_before_its_turn_is_left_to_the_next_
 ) -> None:
     clock = [utcnow()]
     monkeypatch.setattr(webhooks, "utcnow", lambda: clock[0])
-    hook_receiver.status = 503
-    with runtime.tenant_context(tenant) as ctx:
-        webhooks.add_endpoint(ctx, hook_receiver.url, ["*"])
-        webhooks.emit(ctx, "request.state_changed", {"n": 1})
-        webhooks.emit(ctx, "request.state_changed", {"n": 2})
-    hook_receiver.received.clear()
-    hook_receiver.status = 200
+    _retries_waiting(runtime, tenant, hook_receiver, {"n": 1}, {"n": 2})
     clock[0] += timedelta(minutes=2)  # both retries are due, and claimed together
     post = webhooks._attempt
 
@@ -463,13 +427,7 @@ def test_a_claim_whose_lease_is_nearly_over_before_its_turn_is_left_to_the_next_
 def test_an_unexpected_error_in_one_post_is_recorded_and_the_others_stand(
     runtime: Runtime, tenant: str, hook_receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    hook_receiver.status = 503
-    with runtime.tenant_context(tenant) as ctx:
-        webhooks.add_endpoint(ctx, hook_receiver.url, ["*"])
-        webhooks.emit(ctx, "request.state_changed", {"n": 1})
-        webhooks.emit(ctx, "request.state_changed", {"n": 2})
-    hook_receiver.received.clear()
-    hook_receiver.status = 200
+    _retries_waiting(runtime, tenant, hook_receiver, {"n": 1}, {"n": 2})
     post = webhooks._post
     broke: list[uuid.UUID] = []
 

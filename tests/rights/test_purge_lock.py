@@ -6,7 +6,6 @@ writes to the request the purge holds: waiting would deadlock)."""
 
 from __future__ import annotations
 
-import threading
 import uuid
 from datetime import timedelta
 
@@ -18,7 +17,7 @@ from pledge.rights import fulfilment, workflow
 from pledge.rights import service as rights
 from pledge.runtime import Runtime
 from pledge.subjects import service as subjects
-from tests.conftest import until_done_or_blocked
+from tests.conftest import Second
 from tests.rights.test_restriction_grounds import _restricted, _verified, person
 
 __all__ = ["person"]  # the fixture, shared
@@ -34,26 +33,12 @@ def test_a_ground_added_while_the_purge_runs_keeps_its_request(
         request = rights.get_request(ctx, asked)
         assert request.subject_id == uuid.UUID(person)
         request.purge_after = utcnow() - timedelta(days=1)  # its 24 months are over
-    purged: list[int] = []
-    failures: list[BaseException] = []
-
-    def purge() -> None:  # `pledge worker`'s cycle
-        try:
-            with runtime.tenant_context(tenant) as ctx:
-                purged.append(workflow.purge_expired(ctx))
-        except BaseException as exc:  # looked at in the test's thread
-            failures.append(exc)
-
     ground = privacy_state.request_ground(uuid.UUID(asked))
     with runtime.tenant_context(tenant) as ctx:
         # Staff restrict processing on the request; not yet committed when the purge runs.
         privacy_state.add_restriction_ground(ctx, uuid.UUID(person), ground, "requested")
-        other = threading.Thread(target=purge)
-        other.start()
-        until_done_or_blocked(runtime, other, "the purge")
-    other.join()
-    assert not failures, failures
-    assert purged == [0]
+        purge = Second(runtime, utcnow(), tenant, workflow.purge_expired)  # the worker
+    assert purge.result() == 0
     with runtime.tenant_context(tenant) as ctx:
         assert rights.get_request(ctx, asked).id == uuid.UUID(asked)
         assert subjects.get_subject_row(ctx, uuid.UUID(person)).restriction_grounds == [ground]
@@ -70,28 +55,14 @@ def test_a_lift_beside_the_purge_neither_waits_nor_deadlocks(
         fulfilment.fulfil(ctx, rights.get_request(ctx, asked))
     with runtime.tenant_context(tenant) as ctx:
         rights.get_request(ctx, asked).purge_after = utcnow() - timedelta(days=1)
-    purged: list[int] = []
-    failures: list[BaseException] = []
-
-    def purge() -> None:  # `pledge worker`'s cycle
-        try:
-            with runtime.tenant_context(tenant) as ctx:
-                purged.append(workflow.purge_expired(ctx))
-        except BaseException as exc:  # looked at in the test's thread
-            failures.append(exc)
-
     with runtime.tenant_context(tenant) as ctx:
         # Staff lift the restriction: the person's row first (their grounds), then the
         # request's letter and outcome, while the worker's purge runs.
         request = rights.get_request(ctx, asked)
         privacy_state.held_restriction_grounds(ctx, uuid.UUID(person))
-        other = threading.Thread(target=purge)
-        other.start()
-        until_done_or_blocked(runtime, other, "the purge")
+        purge = Second(runtime, utcnow(), tenant, workflow.purge_expired)  # the worker
         fulfilment.lift_restriction(ctx, request, "the dispute is settled")
-    other.join()
-    assert not failures, failures
-    assert purged == [0]  # its person was busy: kept for a later run
+    assert purge.result() == 0  # its person was busy: kept for a later run
     assert not _restricted(runtime, tenant)
     with runtime.tenant_context(tenant) as ctx:
         assert workflow.purge_expired(ctx) == 1  # the next run, the ground lifted
