@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import base64
 import os
+import socket
 import sqlite3
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from hypothesis import settings
 from sqlalchemy import Engine, text
@@ -45,6 +48,7 @@ settings.load_profile("pledge")
 
 BACKENDS = ["sqlite", "postgresql"]
 PASSWORD = "correct horse battery staple"
+STARTUP_TIMEOUT = 10.0  # seconds for the live server to start or stop
 
 
 def _pg_admin_url() -> str | None:
@@ -287,6 +291,38 @@ def api_client(runtime: Runtime, token: str | None = None) -> TestClient:
     if token:
         client.headers["Authorization"] = f"Bearer {token}"
     return client
+
+
+@pytest.fixture
+def live_server(runtime: Runtime) -> Iterator[str]:
+    """The app exactly as production builds it, served over real HTTP; yields the base URL."""
+    host = "127.0.0.1"
+    # Bind the socket here and hand it to uvicorn: no race for the port between two workers.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(runtime), host=host, port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            thread.join(STARTUP_TIMEOUT)
+            sock.close()
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(STARTUP_TIMEOUT)
+        sock.close()
+        assert not thread.is_alive(), "uvicorn did not shut down"
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""Browser fixtures: the production app served by uvicorn on a free loopback port, driven by
-one headless Chromium per session through Playwright (sync API).
+"""Browser fixtures: one headless Chromium per session driven through Playwright (sync API),
+against the production app served by `live_server` (tests/conftest.py).
 
 The `runtime` fixture (tests/conftest.py) is parametrized over SQLite and PostgreSQL, so every
 browser test runs on both. Playwright cannot download browsers here: it drives the system's
@@ -10,15 +10,11 @@ skipped — unless `PLEDGE_TEST_REQUIRE_BROWSER=1`, when they fail instead.
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
-import uvicorn
 from playwright.sync_api import (
     Browser,
     ConsoleMessage,
@@ -28,9 +24,6 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from pledge.runtime import Runtime
-from pledge.web.app import create_app
-
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-background-networking",
@@ -39,45 +32,12 @@ CHROMIUM_ARGS = [
     "--disable-gpu",
     "--no-first-run",
 ]
-STARTUP_TIMEOUT = 10.0
 
 
 def _no_browser(reason: str) -> NoReturn:
     if os.environ.get("PLEDGE_TEST_REQUIRE_BROWSER") == "1":
         pytest.fail(f"PLEDGE_TEST_REQUIRE_BROWSER=1 but {reason}")
     pytest.skip(reason)
-
-
-@pytest.fixture
-def live_server(runtime: Runtime) -> Iterator[str]:
-    """The app exactly as production builds it, served over real HTTP; yields the base URL."""
-    host = "127.0.0.1"
-    # Bind the socket here and hand it to uvicorn: no race for the port between two workers.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(runtime), host=host, port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            thread.join(STARTUP_TIMEOUT)
-            sock.close()
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(STARTUP_TIMEOUT)
-        sock.close()
-        assert not thread.is_alive(), "uvicorn did not shut down"
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -243,20 +243,46 @@ def _sqlite_insert_plan(
 # Unit of work: side effects leave only after commit (DESIGN.md §4 invariant 4).
 
 _AFTER_COMMIT = "pledge_after_commit"
+_AFTER_ANSWER = "pledge_after_answer"
 
 
-def after_commit(session: Session, action: Callable[[], None]) -> None:
-    """Run `action` once the session's transaction has committed; drop it on rollback."""
-    session.info.setdefault(_AFTER_COMMIT, []).append(action)
+def after_commit(session: Session, action: Callable[[], None], *, lane: str | None = None) -> None:
+    """Run `action` once the session's transaction has committed; drop it on rollback.
+
+    A `lane` ("mail", "webhooks") marks a call out to a relay or a receiver whose outcome
+    the answer to the person who acted does not show: where someone is waiting for that
+    answer (a web request, `hand_over_network_actions`), it runs once the answer has left,
+    after the earlier actions of its lane (a receiver hears of a request's changes in the
+    order they happened), beside the other lanes. Elsewhere (CLI, worker) it runs at once."""
+    session.info.setdefault(_AFTER_COMMIT, []).append((action, lane))
 
 
-def _run_after_commit(session: Session) -> None:
-    actions: list[Callable[[], None]] = session.info.pop(_AFTER_COMMIT, [])
+def hand_over_network_actions(session: Session, later: dict[str, list[Callable[[], None]]]) -> None:
+    """When this session commits, put its actions that have a lane in `later` (by lane, in
+    order) instead of running them: its caller runs them after answering."""
+    session.info[_AFTER_ANSWER] = later
+
+
+def run_guarded(actions: Iterable[Callable[[], None]]) -> None:
+    """Run each action; one that fails is logged and does not stop the others (a failed
+    e-mail must not undo a committed erasure, nor keep its webhook from leaving)."""
     for action in actions:
         try:
             action()
-        except Exception:  # a failed email must not undo a committed erasure
+        except Exception:
             log.exception("after-commit action failed")
+
+
+def _run_after_commit(session: Session) -> None:
+    actions: list[tuple[Callable[[], None], str | None]] = session.info.pop(_AFTER_COMMIT, [])
+    later: dict[str, list[Callable[[], None]]] | None = session.info.get(_AFTER_ANSWER)
+    now: list[Callable[[], None]] = []
+    for action, lane in actions:
+        if later is not None and lane is not None:
+            later.setdefault(lane, []).append(action)
+        else:
+            now.append(action)
+    run_guarded(now)
 
 
 def _drop_after_commit(session: Session) -> None:

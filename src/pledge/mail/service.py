@@ -476,7 +476,7 @@ def _deliver_after_commit(
         if report is not None:
             report.done = True
 
-    after_commit(ctx.session, deliver)
+    after_commit(ctx.session, deliver, lane="mail")
 
 
 def _claim(engine: Engine, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:

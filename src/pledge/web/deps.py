@@ -3,7 +3,8 @@ tenant context — from an API key for `/api/v1`, from the session cookie for pa
 
 One request is one transaction, committed here at the edge after the route returns and
 before the response leaves (FastAPI `scope="function"`), so a failed commit is an error
-response, never a false success.
+response, never a false success. The e-mails and webhooks it sets off leave after the
+response (`web.after_answer`).
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from pledge.access.context import Actor, ActorKind, TenantContext
 from pledge.access.models import LoginSession, User
 from pledge.access.permissions import Scope
 from pledge.core.clock import utcnow
+from pledge.core.db import hand_over_network_actions
 from pledge.core.errors import Forbidden, PledgeError, Unauthenticated
 from pledge.runtime import Runtime
+from pledge.web import after_answer
 from pledge.web.security import csrf_protect
 
 SESSION_COOKIE = "pledge_session"
@@ -33,8 +36,13 @@ def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
-def open_session(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Iterator[Session]:
+def open_session(
+    request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]
+) -> Iterator[Session]:
     session = runtime.sessions()
+    later = after_answer.later_for(request)
+    if later is not None:  # e-mails and webhooks leave once the response has
+        hand_over_network_actions(session, later)
     try:
         yield session
         session.commit()

@@ -234,7 +234,7 @@ def _deliver_after_commit(ctx: TenantContext, ids: list[uuid.UUID]) -> None:
     def send() -> None:
         deliver(sessions, keystore, tenant_id=tenant_id, only=ids, failing_targets=False)
 
-    after_commit(ctx.session, send)
+    after_commit(ctx.session, send, lane="webhooks")
 
 
 # ---------------------------------------------------------------------------------------------
