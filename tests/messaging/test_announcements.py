@@ -3,11 +3,15 @@ Change"; seeds 003 and 004 notify by e-mail)."""
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from rich.console import Console
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+import pledge.cli.common as cli_common
 from pledge.audit.models import AuditEntry
 from pledge.cli.main import app
 from pledge.consent import intake
@@ -124,6 +128,28 @@ def test_cli_announce(
         assert [m["To"] for m in mailbox.sent] == ["cli@example.com"]
         again = CliRunner().invoke(app, ["notice", "announce"])
     assert again.exit_code == 0 and "nothing due" in again.output
+
+
+def test_cli_announce_shows_the_letters_leaving_on_a_terminal(
+    runtime: Runtime,
+    clik_tenant: str,
+    cli_env: dict[str, str],
+    mailbox: MemoryBackend,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    readers = [f"reader{n}@example.com" for n in range(3)]
+    with frozen(NOW - timedelta(days=1)):
+        for address in readers:
+            subscribe(runtime, clik_tenant, address)
+    _publish(runtime, clik_tenant, "privacy")
+    screen = io.StringIO()
+    monkeypatch.setattr(cli_common, "console", Console(file=screen, force_terminal=True))
+    with frozen(NOW):
+        result = CliRunner().invoke(app, ["notice", "announce", "--tenant", clik_tenant])
+    assert result.exit_code == 0 and "privacy v2: announced to 3" in result.output, result.output
+    assert sorted(str(m["To"]) for m in mailbox.sent) == readers
+    drawn = screen.getvalue()  # the bar, counting the letters handed to the relay
+    assert "announcing" in drawn and "3/3" in drawn and "announcing" not in result.output
 
 
 def test_a_material_change_in_effect_at_once_or_backdated_is_still_announced(

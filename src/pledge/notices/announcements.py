@@ -125,7 +125,9 @@ def _letter_text(notice: Notice, version: NoticeVersion, tenant_name: str) -> tu
     return subject_line, body
 
 
-def _announce(ctx: TenantContext, announcement: NoticeAnnouncement) -> Announced:
+def _announce(
+    ctx: TenantContext, announcement: NoticeAnnouncement, report: mail.DeliveryReport | None
+) -> Announced:
     version = ctx.session.get(NoticeVersion, (ctx.tenant_id, announcement.version_id))
     assert version is not None  # a foreign key
     notice = ctx.session.get(Notice, (ctx.tenant_id, version.notice_id))
@@ -143,7 +145,7 @@ def _announce(ctx: TenantContext, announcement: NoticeAnnouncement) -> Announced
             "{preferences_url}", links.preference_link(ctx, sid)
         )
         letters.append(mail.Addressed(mail.letter(contact.email, subject_line, text), sid))
-    mail.queue_many(ctx, letters, kind=mail.MessageKind.NOTICE_ANNOUNCEMENT)
+    mail.queue_many(ctx, letters, kind=mail.MessageKind.NOTICE_ANNOUNCEMENT, report=report)
     announcement.sent_at = utcnow()
     announcement.recipients = len(letters)
     audit.record(
@@ -162,8 +164,9 @@ def _announce(ctx: TenantContext, announcement: NoticeAnnouncement) -> Announced
     return Announced(announcement.id, notice.slug, version.version, len(letters))
 
 
-def send_due(ctx: TenantContext) -> list[Announced]:
-    """Send every announcement whose time has come and that has not been sent yet.
+def send_due(ctx: TenantContext, report: mail.DeliveryReport | None = None) -> list[Announced]:
+    """Send every announcement whose time has come and that has not been sent yet
+    (`report`: told of each message's outcome as the messages leave, after commit).
 
     Each is locked until this transaction ends (PostgreSQL; SQLite's writers take turns),
     and one another worker holds is left to it: two workers at once would otherwise both
@@ -176,7 +179,7 @@ def send_due(ctx: TenantContext) -> list[Announced]:
             .with_for_update(skip_locked=True)
         )
     )
-    return [_announce(ctx, a) for a in due]
+    return [_announce(ctx, a, report) for a in due]
 
 
 def list_announcements(ctx: TenantContext) -> list[NoticeAnnouncement]:

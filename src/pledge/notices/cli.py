@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -147,8 +148,10 @@ def announce(
 ) -> None:
     """E-mail the announcements of material changes whose time has come (run it daily)."""
     # Imported here: the announcement sender belongs to the messaging package.
-    from pledge.cli.common import open_runtime, operator_context
+    from pledge.cli.common import open_runtime, operator_context, progress_bar
     from pledge.core.db import transaction
+    from pledge.mail import backends
+    from pledge.mail import service as mail
     from pledge.notices import announcements
     from pledge.tenants import service as tenants
 
@@ -157,8 +160,14 @@ def announce(
         with transaction(runtime.sessions) as session:
             slugs = [tenant] if tenant else [t.slug for t in tenants.list_tenants(session)]
         for slug in slugs:
-            with operator_context(runtime, slug) as ctx:
-                done = announcements.send_due(ctx)
+            report = mail.DeliveryReport(backends.current().name)
+            # The letters leave after the commit, a hundred at a time: a bar while they do.
+            with progress_bar(f"{slug}: announcing", 0, transient=True) as bar:
+                task = bar.add_task("announce", total=None)
+                report.on_recorded = partial(bar.advance, task)
+                with operator_context(runtime, slug) as ctx:
+                    done = announcements.send_due(ctx, report)
+                    bar.update(task, total=sum(a.recipients for a in done))
             for a in done:
                 console.print(f"{slug}: {a.notice} v{a.version}: announced to {a.recipients}")
             if not done:
