@@ -14,7 +14,6 @@ from collections.abc import Callable
 
 import anyio
 from fastapi import Request
-from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pledge.core.db import run_guarded
@@ -26,8 +25,12 @@ class AfterAnswer:
     """Outermost middleware: gives each HTTP request a place its transaction hands its network
     actions to (`web.deps.open_session`), and runs them when the response has been sent."""
 
+    # Threads of their own: a hung peer holds these, never the ones the routes run in.
+    THREADS = 8
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.limiter = anyio.CapacityLimiter(self.THREADS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -41,7 +44,10 @@ class AfterAnswer:
             # Also after an error: what was handed over belongs to a committed transaction.
             async with anyio.create_task_group() as group:
                 for actions in later.values():
-                    group.start_soon(run_in_threadpool, run_guarded, actions)
+                    group.start_soon(self._run, actions)
+
+    async def _run(self, actions: list[Callable[[], None]]) -> None:
+        await anyio.to_thread.run_sync(run_guarded, actions, limiter=self.limiter)
 
 
 def later_for(request: Request) -> dict[str, list[Callable[[], None]]] | None:
