@@ -15,8 +15,9 @@ import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from pledge.access.context import Actor, ActorKind, TenantContext
 from pledge.access.models import ApiKey, LoginSession, User
@@ -25,10 +26,12 @@ from pledge.access.scoping import for_tenant, get_in_tenant
 from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
 from pledge.core.clock import utcnow
+from pledge.core.db import serialise_on
 from pledge.core.errors import (
     Conflict,
     Forbidden,
     InvalidInput,
+    NotFound,
     TooManyAttempts,
     Unauthenticated,
 )
@@ -172,15 +175,15 @@ def authenticate(
     try:
         _hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
-        user.failed_logins += 1
-        if user.failed_logins >= MAX_FAILED_LOGINS:
+        if _count_failed_login(ctx.session, user) >= MAX_FAILED_LOGINS:
             user.locked_until = now + LOCKOUT
             user.failed_logins = 0
         audit.record(ctx, AuditEvent.USER_LOGIN_FAILED, details={"reason": "bad_password"})
         raise Unauthenticated(LOGIN_REFUSED) from None
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
-    user.failed_logins = 0
+    # The count of failures is not reset here but where the sign-in completes: wrong codes
+    # at the second step count too, and passing the password again must not restart them.
     user.locked_until = None
     return user
 
@@ -191,6 +194,63 @@ def set_password(ctx: TenantContext, user: User, password: str) -> None:
     user.failed_logins = 0
     user.locked_until = None
     audit.record(ctx, AuditEvent.USER_PASSWORD_CHANGED, details={"user_id": str(user.id)})
+
+
+def user_by_email(ctx: TenantContext, email: str) -> User:
+    """The tenant's user signing in with `email`."""
+    try:
+        normal = normalise_email(email)
+    except InvalidIdentity as exc:
+        raise InvalidInput(f"email: {exc}") from None
+    user = ctx.session.scalar(
+        for_tenant(select(User), User, ctx.tenant_id).where(
+            User.email_index == _email_index(ctx.keystore, ctx.tenant_id, normal)
+        )
+    )
+    if user is None:
+        raise NotFound("no user with this e-mail in this tenant")
+    return user
+
+
+def disable_user(ctx: TenantContext, user: User) -> int:
+    """Stop a user signing in (someone who left): their sessions end at once; the account,
+    and what the audit log says they did, stay. Returns how many sessions ended.
+
+    The tenant's last active owner is never disabled: nobody would be left to manage it."""
+    # Two owners disabling each other at once must not both pass the count (SQLite's
+    # writers take turns already).
+    serialise_on(ctx.session, b"tenant-owners", ctx.tenant_id.bytes)
+    if user.disabled_at is None:
+        if user.role == Role.OWNER.value:
+            others = ctx.session.scalar(
+                for_tenant(select(func.count()).select_from(User), User, ctx.tenant_id).where(
+                    User.role == Role.OWNER.value,
+                    User.disabled_at.is_(None),
+                    User.id != user.id,
+                )
+            )
+            if not others:
+                raise Conflict("this is the tenant's last active owner: make another owner first")
+        user.disabled_at = utcnow()
+        audit.record(ctx, AuditEvent.USER_DISABLED, details={"user_id": str(user.id)})
+    logins = ctx.session.scalars(
+        for_tenant(select(LoginSession), LoginSession, ctx.tenant_id).where(
+            LoginSession.user_id == user.id
+        )
+    ).all()
+    for login in logins:
+        ctx.session.delete(login)
+    return len(logins)
+
+
+def enable_user(ctx: TenantContext, user: User) -> None:
+    """Let a disabled user sign in again (with the same password and second factor)."""
+    if user.disabled_at is None:
+        return
+    user.disabled_at = None
+    user.failed_logins = 0
+    user.locked_until = None
+    audit.record(ctx, AuditEvent.USER_ENABLED, details={"user_id": str(user.id)})
 
 
 def scopes_for(user: User) -> frozenset[Scope]:
@@ -284,6 +344,7 @@ def start_session(ctx: TenantContext, user: User, hours: int) -> str:
     ctx.session.add(login)
     ctx.session.flush()
     if not login.needs_second_factor:
+        user.failed_logins = 0
         user.last_login_at = now
         audit.record(ctx, AuditEvent.USER_LOGIN, details={"user_id": str(user.id), "factors": 1})
     return f"{ctx.tenant_id.hex}.{login.id.hex}.{secret}"
@@ -310,6 +371,23 @@ def resolve_session(session: Session, token: str | None) -> ResolvedSession | No
     return ResolvedSession(login, user, tenant)
 
 
+def _count_failed_login(session: Session, user: User) -> int:
+    """Add one to the user's failed sign-ins in the database; the new count.
+
+    One UPDATE that reads and writes the count: wrong codes sent at once each count (adding
+    to the count read with the session would let one overwrite the other on PostgreSQL), and
+    the row stays locked until the transaction ends."""
+    failed = session.execute(
+        update(User)
+        .where(User.tenant_id == user.tenant_id, User.id == user.id)
+        .values(failed_logins=User.failed_logins + 1)
+        .returning(User.failed_logins),
+        execution_options={"synchronize_session": False},
+    ).scalar_one()
+    set_committed_value(user, "failed_logins", failed)
+    return failed
+
+
 def complete_second_factor(ctx: TenantContext, resolved: ResolvedSession, code: str) -> str:
     """Finish a login with a TOTP code; a user without one yet enrols with this same code.
 
@@ -326,9 +404,9 @@ def complete_second_factor(ctx: TenantContext, resolved: ResolvedSession, code: 
         raise TooManyAttempts(SECOND_FACTOR_LOCKED)
     ok = check_totp(ctx.keystore, user, code)
     if not ok:
-        user.failed_logins += 1
+        failed = _count_failed_login(ctx.session, user)
         audit.record(ctx, AuditEvent.USER_LOGIN_FAILED, details={"reason": "bad_totp"})
-        if user.failed_logins >= MAX_FAILED_LOGINS:
+        if failed >= MAX_FAILED_LOGINS:
             user.locked_until = now + LOCKOUT
             user.failed_logins = 0
             ctx.session.delete(resolved.login)
