@@ -13,6 +13,8 @@ class AuditEvent(StrEnum):
     USER_LOGOUT = "user.logout"
     USER_TOTP_ENABLED = "user.totp_enabled"
     USER_PASSWORD_CHANGED = "user.password_changed"  # noqa: S105 - an event name
+    USER_DISABLED = "user.disabled"
+    USER_ENABLED = "user.enabled"
     API_KEY_CREATED = "api_key.created"
     API_KEY_REVOKED = "api_key.revoked"
     SUBJECT_CREATED = "subject.created"

@@ -271,6 +271,40 @@ def user_add(
         runtime.close()
 
 
+@user_app.command("disable")
+@reports_errors
+def user_disable(
+    tenant: TenantOpt,
+    email: Annotated[str, typer.Option(help="Sign-in e-mail")],
+) -> None:
+    """Stop a user signing in (someone who left); their open sessions end now."""
+    runtime = open_runtime()
+    try:
+        with operator_context(runtime, tenant) as ctx:
+            user = access.user_by_email(ctx, email)
+            ended = access.disable_user(ctx, user)
+        console.print(f"User {user.id} of {tenant} disabled; {ended} session(s) ended.")
+    finally:
+        runtime.close()
+
+
+@user_app.command("enable")
+@reports_errors
+def user_enable(
+    tenant: TenantOpt,
+    email: Annotated[str, typer.Option(help="Sign-in e-mail")],
+) -> None:
+    """Let a disabled user sign in again."""
+    runtime = open_runtime()
+    try:
+        with operator_context(runtime, tenant) as ctx:
+            user = access.user_by_email(ctx, email)
+            access.enable_user(ctx, user)
+        console.print(f"User {user.id} of {tenant} enabled.")
+    finally:
+        runtime.close()
+
+
 @apikey_app.command("create")
 @reports_errors
 def apikey_create(
