@@ -244,11 +244,13 @@ def _verify(
     from_checkpoint: bool = False,
     lock_head: bool = False,
     progress: Progress | None = None,
+    resume: tuple[int, bytes, int] | None = None,
 ) -> tuple[VerifyResult, int, bytes]:
     """`verify_chain`, with the seq and MAC of the last entry walked (what a checkpoint
     anchors). `from_checkpoint`: walk only from the latest checkpoint's entry on — what was
     before it was verified when it was taken (the worker's cheap, frequent checkpoint; a full
-    verification still walks everything).
+    verification still walks everything). `resume` (seq, MAC, count checked): walk on after
+    an entry a walk of an earlier snapshot ended at, and found sound (`verify_and_record`).
 
     The head and the entries must be read from one state of the chain: an entry appended
     between the two reads would look like a broken chain. A `read_transaction` reads one
@@ -269,6 +271,9 @@ def _verify(
     if start is not None:
         stmt = stmt.where(AuditEntry.seq >= start.seq)
         expected_seq = start.seq
+    elif resume is not None:
+        stmt = stmt.where(AuditEntry.seq > resume[0])
+        expected_seq, prev, checked = resume[0] + 1, resume[1], resume[2]
     entries = session.scalars(stmt)
     try:
         for entry in entries:
@@ -422,11 +427,28 @@ class RecordedVerification:
     anchors: int | None
 
 
-def verify_and_record(ctx: TenantContext) -> RecordedVerification:
+def verify_and_record(
+    ctx: TenantContext, *, progress: Progress | None = None
+) -> RecordedVerification:
     """Verify the tenant's chain and record that it was checked, and with what outcome; a
     chain that holds is checkpointed once the transaction has committed (the entries
-    anchored may include this transaction's own)."""
-    result, last_seq, last_mac = _verify(ctx.session, ctx.keystore, ctx.tenant_id, lock_head=True)
+    anchored may include this transaction's own).
+
+    The long walk reads a snapshot of its own and holds nothing: holding the head (FOR UPDATE
+    on PostgreSQL) for the walk of a long chain held back every audited act of the tenant.
+    Then the head is taken, as an append takes it, and the entries committed since the
+    snapshot are walked on from where it ended — a short walk. (On SQLite this request's
+    transaction holds the write lock from its BEGIN IMMEDIATE on: that is the route's to
+    avoid, by walking before its transaction begins.)"""
+    result, last_seq, last_mac = _walk_a_snapshot(ctx, progress)
+    if result.ok:
+        result, last_seq, last_mac = _verify(
+            ctx.session,
+            ctx.keystore,
+            ctx.tenant_id,
+            lock_head=True,
+            resume=(last_seq, last_mac, result.checked),
+        )
     # Read after the walk, with the head held: the chain cannot grow meanwhile, so no
     # checkpoint taken since (the worker's, `pledge audit verify`) passes `last_seq`.
     before = ctx.keystore.audit_checkpoint(ctx.tenant_id)
@@ -444,6 +466,24 @@ def verify_and_record(ctx: TenantContext) -> RecordedVerification:
         after_commit(ctx.session, anchor)
     moves = result.ok and last_seq > 0 and (before is None or before.seq < last_seq)
     return RecordedVerification(result, before, last_seq if moves else None)
+
+
+def _walk_a_snapshot(
+    ctx: TenantContext, progress: Progress | None
+) -> tuple[VerifyResult, int, bytes]:
+    """`_verify` in a `read_transaction` of its own (one snapshot, no lock), or — with no
+    engine to open one on, or in a read-only transaction already — in the caller's."""
+    bind = ctx.session.get_bind()
+    if is_read_only(ctx.session) or not isinstance(bind, Engine):
+        return _verify(
+            ctx.session,
+            ctx.keystore,
+            ctx.tenant_id,
+            lock_head=not is_read_only(ctx.session),
+            progress=progress,
+        )
+    with read_transaction(sessionmaker(bind=bind)) as snapshot:
+        return _verify(snapshot, ctx.keystore, ctx.tenant_id, progress=progress)
 
 
 # ---------------------------------------------------------------------------------------------
