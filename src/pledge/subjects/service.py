@@ -342,8 +342,38 @@ def _check_interaction(
 
 
 def _require_active(subject: Subject) -> None:
+    """Only an active subject takes new data. A partially erased one keeps what a legal duty
+    holds and nothing more: no identity to be looked up by again (the erasure's promise),
+    no field or interaction under a kept class or a class made anew."""
     if subject.status == SubjectStatus.ERASED.value:
         raise SubjectErased("this subject has been erased")
+    if subject.status != SubjectStatus.ACTIVE.value:
+        raise SubjectErased(
+            "this subject has been erased but for the data kept under a legal duty; "
+            "it takes no new data"
+        )
+
+
+def _require_kept_field(
+    ctx: TenantContext, subject: Subject, record: SubjectRecord | None, new: StoredField
+) -> None:
+    """What a partially erased subject may still have rectified (GDPR Art. 16 reaches kept
+    data too: a wrong billing address on kept invoices): a field it still holds, in the
+    same kept class, that is not an identity (no look-up by it again)."""
+    held = (
+        record is not None
+        and _KIND_BY_FIELD.get(new.name) is None
+        and new.name
+        in open_record(
+            _subject_key(ctx, subject.id, record.key_class),
+            ctx.tenant_id,
+            subject.id,
+            record.key_class,
+            record.sealed,
+        )
+    )
+    if not held:
+        _require_active(subject)  # refused, saying why
 
 
 def _subject_key(ctx: TenantContext, subject_id: uuid.UUID, key_class: str) -> bytes:
@@ -359,7 +389,9 @@ def _subject_key(ctx: TenantContext, subject_id: uuid.UUID, key_class: str) -> b
 def rectify_field(ctx: TenantContext, subject_id: uuid.UUID | str, item: FieldInput) -> StoredField:
     """Set a field to a new value. The old value is overwritten, not kept (GDPR Art. 16)."""
     subject = get_subject_row(ctx, subject_id)
-    _require_active(subject)
+    kept_only = subject.status == SubjectStatus.PARTIALLY_ERASED.value
+    if not kept_only:
+        _require_active(subject)
     now = utcnow()
     new = prepare_field(ctx, item, now)
     records = {
@@ -370,6 +402,8 @@ def rectify_field(ctx: TenantContext, subject_id: uuid.UUID | str, item: FieldIn
             )
         )
     }
+    if kept_only:
+        _require_kept_field(ctx, subject, records.get(new.retention_class), new)
     # A field lives in exactly one class: drop it from any other class's record.
     for key_class, other in records.items():
         if key_class == new.retention_class:
