@@ -19,6 +19,8 @@ from pledge.web.problems import PROBLEMS
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=PROBLEMS)
 
 Read = Annotated[TenantContext, Depends(api_context(Scope.AUDIT_READ))]
+# `seq` is a BIGINT: a cursor past it is no entry's, and the database could not compare it.
+MAX_SEQ = 2**63 - 1
 
 
 class AuditEntryOut(BaseModel):
@@ -66,7 +68,9 @@ class VerifyOut(BaseModel):
 @router.get("/entries", response_model=AuditPage)
 def list_entries(
     ctx: Read,
-    cursor: Annotated[int | None, Query(ge=0, description="seq of the last entry seen")] = None,
+    cursor: Annotated[
+        int | None, Query(ge=0, le=MAX_SEQ, description="seq of the last entry seen")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     subject_id: Annotated[str | None, Query(max_length=40)] = None,
 ) -> AuditPage:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from pledge.access.permissions import Scope
 from pledge.audit import service
+from pledge.audit.api import MAX_SEQ
 from pledge.web.deps import PageContext, page_context
 from pledge.web.templating import render
 
@@ -19,7 +20,11 @@ PAGE_SIZE = 100
 
 
 @router.get("/audit")
-def audit_log(request: Request, page: Reader, before: int | None = None) -> Response:
+def audit_log(
+    request: Request,
+    page: Reader,
+    before: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
+) -> Response:
     entries = service.list_entries(
         page.ctx, before_seq=before, limit=PAGE_SIZE + 1, newest_first=True
     )

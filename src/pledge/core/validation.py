@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime
 
 from pledge.core.errors import InvalidInput
 
@@ -24,3 +28,21 @@ def text(value: str, what: str, *, max_chars: int, required: bool = True) -> str
     if len(value) > max_chars:
         raise InvalidInput(f"{what} is longer than {max_chars} characters")
     return value
+
+
+def within_calendar_in_utc(value: datetime) -> datetime:
+    """A time whose UTC value falls outside years 1-9999 is valid where it was written but
+    can be neither stored (both databases keep UTC) nor read back by Python."""
+    if value.tzinfo is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("the time in UTC must fall between years 1 and 9999") from None
+    return value
+
+
+# Times taken from the API (a 422 naming the field, not a 500 at the database): `AwareInstantIn`
+# where the schema requires a time zone, `InstantIn` where the service says what a naive one
+# means.
+InstantIn = Annotated[datetime, AfterValidator(within_calendar_in_utc)]
+AwareInstantIn = Annotated[AwareDatetime, AfterValidator(within_calendar_in_utc)]

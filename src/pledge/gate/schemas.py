@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from pledge.core.validation import AwareInstantIn
 from pledge.gate.service import Reason
 from pledge.purposes.models import Channel
 
@@ -39,7 +40,7 @@ class GateCheckIn(BaseModel):
     purpose: str = Field(max_length=60, examples=["newsletter"])
     channel: Channel | None = None
     topic: str | None = Field(default=None, max_length=60)
-    at: AwareDatetime | None = Field(
+    at: AwareInstantIn | None = Field(
         default=None, description="Ask about another moment (default: now)"
     )
 

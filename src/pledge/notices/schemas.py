@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from pledge.core.validation import AwareInstantIn
 from pledge.notices.models import NoticeKind
 from pledge.notices.service import MAX_TEXT
 from pledge.purposes.schemas import SLUG
@@ -27,7 +28,7 @@ class VersionIn(BaseModel):
 
     text: str = Field(min_length=1, max_length=MAX_TEXT, description="The exact text shown")
     language: str = Field(default="en", max_length=16, examples=["en", "en-GB"])
-    effective_at: AwareDatetime | None = Field(
+    effective_at: AwareInstantIn | None = Field(
         default=None, description="When it takes effect (default: now)"
     )
     summary: str = Field(default="", max_length=5000, description="What changed")

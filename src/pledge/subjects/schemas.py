@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pledge.core.validation import InstantIn
 from pledge.subjects.models import STANDARD_CLASS, DataSource, InteractionKind
 
 
@@ -87,7 +88,7 @@ class InteractionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: InteractionKind
-    occurred_at: datetime
+    occurred_at: InstantIn
     category: str = Field(max_length=120, examples=["user.content.private"])
     source: DataSource = DataSource.DIRECT
     retention_class: str = Field(default=STANDARD_CLASS, max_length=40)

@@ -95,9 +95,15 @@ def seal_payload(
     try:
         # The exact text every export copies as it is: it must be valid JSON.
         text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        # JSON may escape a lone UTF-16 surrogate (`"\ud800"`); UTF-8 cannot hold one.
+        plaintext = text.encode()
+    except UnicodeEncodeError:
+        raise InvalidInput(
+            "a payload may not hold a lone UTF-16 surrogate (\\ud800-\\udfff)"
+        ) from None
     except ValueError:
         raise InvalidInput("a payload may hold only finite numbers (no NaN or Infinity)") from None
-    return seal(AESGCM(key), text.encode(), interaction_aad(tenant_id, subject_id, interaction_id))
+    return seal(AESGCM(key), plaintext, interaction_aad(tenant_id, subject_id, interaction_id))
 
 
 def open_payload_text(
