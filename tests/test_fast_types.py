@@ -122,7 +122,7 @@ _ROW_VALUES = st.fixed_dictionaries(
         "data": st.none() | st.dictionaries(st.text(max_size=5), st.integers() | st.text()),
         "flag": st.booleans(),
         "count": st.integers(min_value=-(2**63), max_value=2**63 - 1),
-        "name": st.text(max_size=20),
+        "name": st.text(st.characters(exclude_characters="\x00"), max_size=20),
         "blob": st.none() | st.binary(max_size=40),
     }
 )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +31,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from pledge.core.errors import InvalidInput
 from pledge.core.ids import uuid_from_bytes
 
 log = logging.getLogger(__name__)
@@ -160,16 +161,36 @@ def _sqlite_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+_NUL_REFUSED = "text must not contain the NUL character (U+0000)"
+
+
+def _refuse_nul(
+    _conn: Any, _cursor: Any, _statement: str, parameters: Any, _context: Any, executemany: bool
+) -> None:
+    """No text with a NUL reaches the database (docs/decisions/0013-control-characters.md).
+
+    PostgreSQL cannot store one in text (a DataError: a 500) and SQLite stores it: both refuse
+    it alike, as invalid input, whatever way it came (the CLI, a job, a service call the web's
+    own check never sees). Raised as it is to the caller (SQLAlchemy wraps only DBAPI errors).
+    Bytes (sealed data) are skipped by the exact type test, which also keeps this cheap."""
+    for row in parameters if executemany else (parameters,):
+        for value in row.values() if isinstance(row, Mapping) else row or ():
+            if type(value) is str and "\x00" in value:
+                raise InvalidInput(_NUL_REFUSED)
+
+
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, echo=echo, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
-        return engine
-    # hide_parameters: bound values never reach logs or exception messages.
-    return create_engine(
-        url, echo=echo, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=10
-    )
+    else:
+        # hide_parameters: bound values never reach logs or exception messages.
+        engine = create_engine(
+            url, echo=echo, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=10
+        )
+    event.listen(engine, "before_cursor_execute", _refuse_nul)
+    return engine
 
 
 def bulk_insert(session: Session, model: type[DeclarativeBase], rows: list[dict[str, Any]]) -> None:

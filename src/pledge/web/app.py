@@ -40,6 +40,7 @@ from pledge.subjects import pages as subjects_pages
 from pledge.tenants import pages as tenant_pages
 from pledge.web import limits, problems
 from pledge.web.after_answer import AfterAnswer
+from pledge.web.control_characters import RefuseControlCharacters
 from pledge.web.deps import LoginRequired, SecondFactorRequired
 from pledge.web.security import BrowserSecurity
 from pledge.web.throttle import Throttle
@@ -99,6 +100,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     # Per app, so a new app (each test's) starts with no counts; `.reset()` forgets them.
     app.state.throttle = Throttle.from_settings(runtime.settings)
+    # Inside BrowserSecurity: its refusals carry the security headers and the CSRF token.
+    app.add_middleware(RefuseControlCharacters)
     app.add_middleware(BrowserSecurity, secure_cookies=runtime.settings.cookies_secure)
     app.add_middleware(AfterAnswer)  # added last: outermost, runs once the response is sent
     problems.install(app)

@@ -45,8 +45,23 @@ def _is_secret(param: str) -> bool:
     return any(word in param.lower() for word in _SECRET_PARAM_WORDS)
 
 
+# Control characters (a `%0a` in a path) would let a client write lines of its own into the
+# log: they are written as escapes.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def _escaped(path: str) -> str:
+    return _CONTROL.sub(_escape, path)
+
+
 def loggable_path(scope: Mapping[str, Any]) -> str:
-    """The request's path with secrets replaced by `…`, for a log line.
+    """The request's path with secrets replaced by `…` and control characters escaped
+    (`\\x0a`), for a log line.
 
     After routing, the scope names the route that matched (also on a 405): the values of its
     path parameters named like a secret (`token`) are replaced, everything else (slugs,
@@ -58,9 +73,11 @@ def loggable_path(scope: Mapping[str, Any]) -> str:
     regex = getattr(scope.get("route"), "path_regex", None)
     match = regex.fullmatch(rest) if isinstance(regex, re.Pattern) else None
     if match is None:
-        return "/".join(
-            seg if len(seg) < _KEPT_BELOW or _UUID.fullmatch(seg) else REDACTED
-            for seg in path.split("/")
+        return _escaped(
+            "/".join(
+                seg if len(seg) < _KEPT_BELOW or _UUID.fullmatch(seg) else REDACTED
+                for seg in path.split("/")
+            )
         )
     parts: list[str] = []
     last = 0
@@ -69,7 +86,7 @@ def loggable_path(scope: Mapping[str, Any]) -> str:
             continue
         parts += [rest[last:start], REDACTED]
         last = end
-    return prefix + "".join(parts) + rest[last:]
+    return _escaped(prefix + "".join(parts) + rest[last:])
 
 
 # The problem+json shape every API route documents for its errors (OpenAPI).

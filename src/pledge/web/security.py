@@ -64,5 +64,11 @@ async def csrf_protect(request: Request) -> None:
         form = await request.form()
         value = form.get(CSRF_FIELD, "")
         sent = value if isinstance(value, str) else ""
-    if not cookie or not sent or not hmac.compare_digest(cookie, sent):
+    # Compared as bytes: `compare_digest` raises TypeError on a str with non-ASCII characters
+    # (a 500 for `csrf_token=é`). `surrogatepass` keeps the encoding one-to-one.
+    if not cookie or not sent or not hmac.compare_digest(_utf8(cookie), _utf8(sent)):
         raise Forbidden("the form has expired; reload the page and try again")
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
