@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from fastapi.testclient import TestClient
 from hypothesis import settings
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
+from starlette.types import ASGIApp
 
 from pledge.access import service as access
 from pledge.access.context import TenantContext
@@ -293,16 +295,16 @@ def api_client(runtime: Runtime, token: str | None = None) -> TestClient:
     return client
 
 
-@pytest.fixture
-def live_server(runtime: Runtime) -> Iterator[str]:
-    """The app exactly as production builds it, served over real HTTP; yields the base URL."""
+@contextmanager
+def serving(app: ASGIApp) -> Iterator[str]:
+    """`app` served over real HTTP by uvicorn in a thread; yields the base URL."""
     host = "127.0.0.1"
     # Bind the socket here and hand it to uvicorn: no race for the port between two workers.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(runtime), host=host, port=port, log_level="warning")
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True
@@ -323,6 +325,13 @@ def live_server(runtime: Runtime) -> Iterator[str]:
         thread.join(STARTUP_TIMEOUT)
         sock.close()
         assert not thread.is_alive(), "uvicorn did not shut down"
+
+
+@pytest.fixture
+def live_server(runtime: Runtime) -> Iterator[str]:
+    """The app exactly as production builds it, served over real HTTP; yields the base URL."""
+    with serving(create_app(runtime)) as url:
+        yield url
 
 
 @pytest.fixture

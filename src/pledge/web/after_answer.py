@@ -1,18 +1,22 @@
 """Calls out to the network that a request's commit set off — its e-mails, its webhooks —
 leave once the answer has: the person who acted does not wait on a relay or a receiver.
 
-They still run after the commit (DESIGN.md §4 invariant 4), in the same process: each lane
-("mail", "webhooks") in order in a thread of its own, so a hung relay does not hold back the
-webhooks while a receiver still hears of a request's changes in the order they happened.
-What they fail to deliver stays queued for the worker, as before. In tests the
-TestClient returns once the app has finished, so it sees them done.
+They still run after the commit (DESIGN.md §4 invariant 4), in the same process. Each lane
+("mail", "webhooks") is one thread of the app's, taking the requests' actions in the order
+they committed: a receiver hears of changes in the order they happened, across requests too
+(a subject created, then corrected), and a hung relay never holds back the webhooks, nor a
+hung receiver the mail. What they fail to deliver stays queued for the worker, as before.
+The request's task waits for its own actions after answering (so the TestClient, which
+returns once the app has finished, sees them done) — except after an unhandled error, whose
+500 is not held back for them.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
-import anyio
 from fastapi import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -20,37 +24,48 @@ from pledge.core.db import run_guarded
 
 _KEY = "pledge.after_answer"
 
+Actions = dict[str, list[Callable[[], None]]]
+
 
 class AfterAnswer:
     """Outermost middleware: gives each HTTP request a place its transaction hands its network
-    actions to (`web.deps.open_session`), and runs them when the response has been sent."""
-
-    # Threads of their own: a hung peer holds these, never the ones the routes run in.
-    THREADS = 8
+    actions to (`web.deps.open_session`), and runs them on their lanes once the response has
+    been sent."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.limiter = anyio.CapacityLimiter(self.THREADS)
+        self._lanes: dict[str, ThreadPoolExecutor] = {}
+
+    def _lane(self, name: str) -> ThreadPoolExecutor:
+        lane = self._lanes.get(name)
+        if lane is None:  # one thread: the lane's actions run one after the other, in order
+            lane = self._lanes[name] = ThreadPoolExecutor(1, f"after-answer-{name}")
+        return lane
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        later: dict[str, list[Callable[[], None]]] = {}
+        later: Actions = {}
         scope.setdefault("state", {})[_KEY] = later
         try:
             await self.app(scope, receive, send)
-        finally:
-            # Also after an error: what was handed over belongs to a committed transaction.
-            async with anyio.create_task_group() as group:
-                for actions in later.values():
-                    group.start_soon(self._run, actions)
+        except BaseException:
+            # What was handed over belongs to a committed transaction: it leaves all the
+            # same, without holding back the error's answer.
+            for name, actions in later.items():
+                self._lane(name).submit(run_guarded, actions)
+            raise
+        if later:
+            await asyncio.gather(
+                *(
+                    asyncio.wrap_future(self._lane(name).submit(run_guarded, actions))
+                    for name, actions in later.items()
+                )
+            )
 
-    async def _run(self, actions: list[Callable[[], None]]) -> None:
-        await anyio.to_thread.run_sync(run_guarded, actions, limiter=self.limiter)
 
-
-def later_for(request: Request) -> dict[str, list[Callable[[], None]]] | None:
+def later_for(request: Request) -> Actions | None:
     """Where this request's network actions go (by lane), if it is served through AfterAnswer."""
-    found: dict[str, list[Callable[[], None]]] | None = request.scope.get("state", {}).get(_KEY)
+    found: Actions | None = request.scope.get("state", {}).get(_KEY)
     return found

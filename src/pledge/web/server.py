@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import uvicorn
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pledge.core.config import Settings
 from pledge.web.app import create_app
@@ -25,28 +26,39 @@ log = logging.getLogger("pledge.access")
 class AccessLog:
     """ASGI middleware writing one privacy-safe line per request."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
         status = 0
+        logged = False
 
-        async def send_wrapper(message: dict[str, Any]) -> None:
+        def write() -> None:
+            nonlocal logged
+            logged = True
+            ms = (time.perf_counter() - start) * 1000
+            # After routing, which has put the matched route and its parameters in `scope`.
+            log.info("%s %s %s %.1fms", scope["method"], loggable_path(scope), status, ms)
+
+        async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
             await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                # The answer is out: its time, not the mail and webhooks that follow it
+                # (`web.after_answer`).
+                write()
 
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            ms = (time.perf_counter() - start) * 1000
-            # After the app: routing has put the matched route and its parameters in `scope`.
-            log.info("%s %s %s %.1fms", scope["method"], loggable_path(scope), status, ms)
+            if not logged:  # no answer was sent (the client left, or the app failed)
+                write()
 
 
 def configure_logging() -> None:
