@@ -76,6 +76,10 @@ CASES = Cases(
     api_foreign={
         ("GET", "/api/v1/requests/{request_id}"): None,
         ("POST", "/api/v1/requests/{request_id}/verify"): {"code": "123456"},
+        ("POST", "/api/v1/requests/{request_id}/verify-otherwise"): {
+            "reason": "saw the passport at the desk"
+        },
+        ("POST", "/api/v1/requests/{request_id}/resend-verification"): None,
         ("POST", "/api/v1/requests/{request_id}/start"): None,
         ("POST", "/api/v1/requests/{request_id}/fulfil"): {},
         ("POST", "/api/v1/requests/{request_id}/deny"): {"reason": "because we say so, really"},
@@ -91,9 +95,22 @@ CASES = Cases(
         },
         ("POST", "/api/v1/requests/{request_id}/appeal"): None,
         ("POST", "/api/v1/requests/{request_id}/appeal-decision"): {"grant": True},
+        ("POST", "/api/v1/requests/{request_id}/extend-appeal"): {
+            "reason": "many appeals to go through"
+        },
         ("POST", "/api/v1/requests/{request_id}/assign"): {"user_id": None},
         ("GET", "/api/v1/requests/{request_id}/artifacts/{artifact_id}"): None,
     },
+    page_foreign={
+        ("POST", "/requests/{request_id}/extend-appeal"): {"reason": "many appeals to go through"},
+        ("POST", "/requests/{request_id}/verify-otherwise"): {
+            "reason": "saw the passport at the desk"
+        },
+        ("POST", "/requests/{request_id}/resend-verification"): None,
+    },
+    # The privacy center's "send me a new code": its tenant from the slug, the request from
+    # its reference (tests/rights/test_verification_cases.py).
+    public={("POST", "/p/{slug}/requests/confirm/resend")},
     lists={
         ("POST", "/api/v1/requests"),
         ("POST", "/api/v1/requests/batch"),

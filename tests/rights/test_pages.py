@@ -291,12 +291,25 @@ def test_a_rectification_keeps_its_proof_sealed(runtime: Runtime, person: str) -
 def test_objection_and_withdrawal_name_purposes(runtime: Runtime, person: str) -> None:
     v = Visitor(runtime)
     r = v.ask("objection", purpose=["product-marketing"], note="no more offers please")
-    assert r.status_code == 200 and "Request received" in r.text
+    assert r.status_code == 200 and "<h1>Done</h1>" in r.text
     request_id, state = the_request(runtime, "acme", reference_in(r.text))
-    assert state == "verified"  # an objection needs no verification
+    assert state == "completed"  # direct marketing only: stopped at once, no verification
     with runtime.tenant_context("acme") as ctx:
         details = rights.private_part(ctx, rights.get_request(ctx, request_id))["details"]
     assert details == {"purposes": ["product-marketing"], "note": "no more offers please"}
+
+
+def test_a_mixed_objection_says_the_marketing_stopped_and_the_rest_waits(
+    runtime: Runtime, person: str
+) -> None:
+    v = Visitor(runtime)
+    for address in (EMAIL, STRANGER):  # the same page: whether we know the address is not said
+        r = v.ask("objection", email=address, purpose=["status-updates", "product-marketing"])
+        assert r.status_code == 200 and "<h1>Check your e-mail</h1>" in r.text
+        assert "Direct marketing to this address stops now" in r.text
+        assert "Nothing else happens until you confirm" in r.text
+    r = v.ask("objection", purpose=["status-updates"])
+    assert "Direct marketing" not in r.text and "Nothing happens until you confirm" in r.text
 
 
 def test_an_opt_out_is_done_at_once_for_anyone(runtime: Runtime, person: str) -> None:
@@ -304,6 +317,7 @@ def test_an_opt_out_is_done_at_once_for_anyone(runtime: Runtime, person: str) ->
     for address in (EMAIL, STRANGER):
         r = v.ask("opt_out_sale", email=address, jurisdiction="US-CA")
         assert r.status_code == 200 and "<h1>Done</h1>" in r.text
+        assert "until you confirm" not in r.text  # nothing to confirm: it is done
         assert the_request(runtime, "acme", reference_in(r.text))[1] == "completed"
     with runtime.tenant_context("acme") as ctx:
         sid = reading.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL)

@@ -38,6 +38,7 @@ from pledge.rights.schemas import (
     FulfilIn,
     FulfilOut,
     ItemError,
+    OtherMeansIn,
     ReasonIn,
     RecipientIn,
     RecipientOut,
@@ -91,6 +92,7 @@ def request_out(ctx: TenantContext, r: RightsRequest, *, full: bool = False) -> 
             paused_days=d.paused_days,
             paused=d.paused,
             appeal_due=d.appeal_due,
+            appeal_extended=r.appeal_extended,
         )
         out.timeline = [
             EventOut(
@@ -112,9 +114,11 @@ def create_request(
 ) -> RequestOut:
     """Receive a request (from an integrator, a staff member, an authorized agent…): it is
     acknowledged, verification is sent where the type needs it, opt-outs apply at once (their
-    one letter says so). Send an `Idempotency-Key` to make a retry safe: the same key and
-    body within a day get the first answer (header `Idempotent-Replayed: true`), and the
-    request is not received twice."""
+    one letter says so). An objection's direct-marketing part applies at once too; one only
+    about marketing is answered at once, the rest of one waits for the e-mail confirmation.
+    Send an `Idempotency-Key` to make a retry safe: the same key and body within a day get
+    the first answer (header `Idempotent-Replayed: true`), and the request is not received
+    twice."""
     return idempotency.once(
         ctx,
         response,
@@ -202,6 +206,27 @@ def verify(request_id: str, body: VerifyIn, ctx: Write) -> RequestOut:
     return request_out(ctx, request, full=True)
 
 
+@router.post("/requests/{request_id}/verify-otherwise", response_model=RequestOut)
+def verify_otherwise(request_id: str, body: OtherMeansIn, ctx: Write) -> RequestOut:
+    """Record that staff verified the requester by other means (identity seen at a desk, a
+    call back to the number on file) — for someone the e-mail code cannot verify — and how.
+    Only a request waiting for verification; the reason is kept sealed with the request
+    (a file of kind `verification`); audited."""
+    request = rights.get_request(ctx, request_id)
+    verification.verify_otherwise(ctx, request, body.reason, declaration=body.declaration)
+    return request_out(ctx, request, full=True)
+
+
+@router.post("/requests/{request_id}/resend-verification", response_model=RequestOut)
+def resend_verification(request_id: str, ctx: Write) -> RequestOut:
+    """Send the requester a new code and link — the e-mail was lost, or wrong codes locked
+    the last code. Only a request waiting for verification; at most three codes a day for a
+    request, the first included (429 past that); audited."""
+    request = rights.get_request(ctx, request_id)
+    workflow.resend_verification(ctx, request, by="staff")
+    return request_out(ctx, request, full=True)
+
+
 @router.post("/requests/{request_id}/start", response_model=RequestOut)
 def start(request_id: str, ctx: Write) -> RequestOut:
     request = rights.get_request(ctx, request_id)
@@ -285,6 +310,15 @@ def appeal(request_id: str, ctx: Write) -> RequestOut:
 def appeal_decision(request_id: str, body: AppealDecisionIn, ctx: Write) -> RequestOut:
     request = rights.get_request(ctx, request_id)
     workflow.decide_appeal(ctx, request, grant=body.grant, reason=body.reason)
+    return request_out(ctx, request, full=True)
+
+
+@router.post("/requests/{request_id}/extend-appeal", response_model=RequestOut)
+def extend_appeal(request_id: str, body: ReasonIn, ctx: Write) -> RequestOut:
+    """Extend the time to decide an appeal where the law allows it (Colorado: +60 days), once,
+    inside the appeal's first period: the requester is sent the reasons."""
+    request = rights.get_request(ctx, request_id)
+    workflow.extend_appeal(ctx, request, body.reason)
     return request_out(ctx, request, full=True)
 
 

@@ -13,7 +13,8 @@ Counting (LAW.md "Counting days"):
 * UK practice moves a due date on a weekend or bank holiday to the next working day; the
   end of the first period (the last day to notify an extension) moves with it.
 * Where the law stops the clock, the days paused move every period's end: the first period's
-  and the extended one's alike.
+  and the extended one's alike, and a tenant's promise (one that restarts on information
+  starts again from the answer instead).
 """
 
 from __future__ import annotations
@@ -308,10 +309,14 @@ def _deadlines(
     # A lawful extension, once notified, takes over from the tenant's promise: the letter
     # announcing it gives the extended date, and that date is the one to meet.
     if promise is not None and not extended:
-        start = starts
         if promise.restart_on_information and pauses:
             start = max([starts, *[p.ended or today for p in pauses]])
-        due = min(due, settle(add(start, promise.respond, cal)))
+            promised = settle(add(start, promise.respond, cal))
+        else:
+            # Where the law stops the clock (the letter says the time to answer is
+            # suspended), the promise's stops too: its end moves by the days paused.
+            promised = period_end(add(starts, promise.respond, cal))
+        due = min(due, promised)
     acknowledge_by = add(received, rule.acknowledge, cal) if rule.acknowledge else None
     appeal_due = None
     if appeal_received is not None and rule.appeal is not None:

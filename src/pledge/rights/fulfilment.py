@@ -73,6 +73,7 @@ def deny(ctx: TenantContext, request: RightsRequest, reason_code: str, reason: s
         raise InvalidInput(
             "explain the refusal: the reasons are sent to the requester (GDPR Art. 12(4))"
         )
+    transitions.lock(ctx, request)  # a second answer at once finds the first
     told = reason.strip()
     if _end_accuracy_restriction(ctx, request):
         told = f"{told.rstrip('.')}. {ACCURACY_RESTRICTION_LIFTED}"
@@ -106,6 +107,9 @@ def _complete(
 
 def fulfil(ctx: TenantContext, request: RightsRequest, data: StaffInput | None = None) -> Result:
     staff = data or StaffInput()
+    # Locked before any work: a second fulfilment at once waits, then finds it answered
+    # (Conflict) — not a second bundle, letter or webhook.
+    transitions.lock(ctx, request)
     state = RequestState(request.state)
     if state is S.VERIFIED:
         start(ctx, request)
@@ -174,19 +178,15 @@ def _access_categories(
 def _portability(
     ctx: TenantContext, request: RightsRequest, subject_id: uuid.UUID, staff: StaffInput
 ) -> Result:
-    data = bundle.portable_data(ctx, subject_id)
+    law = PORTABILITY_CONDITIONS.get(request.jurisdiction)
+    provided_only = law is not None or request.jurisdiction in PROVIDED_ONLY
+    data = (
+        bundle.portable_data(ctx, subject_id)
+        if law is not None
+        else _portable_copy(ctx, subject_id, provided_only=provided_only)
+    )
     if not data["fields"]:
-        # Seed 004: the right covers data "collected from you based on consent or for the
-        # reason of entering into a contract" — GDPR Art. 20(1)(a).
-        return deny(
-            ctx,
-            request,
-            "not_portable",
-            "the data we hold about you is held on our legitimate interests, not on your "
-            "consent or a contract with you, and is not covered by the right to data "
-            "portability (GDPR Art. 20(1)(a)). You may ask for a copy of it with an access "
-            "request.",
-        )
+        return deny(ctx, request, "not_portable", _not_portable(law, provided_only))
     content = json.dumps(data, ensure_ascii=False, indent=1).encode()
     artifact = letters.store_artifact(
         ctx,
@@ -204,11 +204,55 @@ def _portability(
     return _complete(
         ctx,
         request,
-        "The data you provided to us is in the file linked below, in a machine-readable "
-        f"format.{transferred}",
+        f"The data {'you provided to us' if provided_only else 'we hold about you'} is in "
+        f"the file linked below, in a machine-readable format.{transferred}",
         "portable_ready",
         download_url=link.url,
         download_expires=link.expires_at,
+    )
+
+
+# Where the right covers only what the person provided, on their consent or a contract
+# (seed 004: "collected from you based on consent or for the reason of entering into a
+# contract"): the law that says so, quoted in a refusal.
+PORTABILITY_CONDITIONS = {
+    "EU": "GDPR Art. 20(1)(a)",
+    "UK": "UK GDPR Art. 20(1)(a)",
+    "CH": "nFADP Art. 28",
+}
+# Elsewhere portability is the access right's copy in a portable format, whatever the lawful
+# basis (LAW.md; Colorado CPA 6-1-1306(1)(e), Connecticut, California 1798.130): all the
+# personal data held — in Virginia (59.1-577 A 4) and Utah (13-61-201(3)) what the
+# consumer "previously provided".
+PROVIDED_ONLY = frozenset({"US-VA", "US-UT"})
+
+
+def _portable_copy(
+    ctx: TenantContext, subject_id: uuid.UUID, *, provided_only: bool
+) -> dict[str, Any]:
+    """The person's data for a portability request with no lawful-basis condition: every
+    field held, or (`provided_only`) those the person gave (source "direct")."""
+    view = reading.read_subject(ctx, subject_id, audited=False)
+    fields = [f for f in view.fields if not provided_only or f.source == "direct"]
+    return {
+        "format": "pledge-portable-v1",
+        "fields": [{"name": f.name, "value": f.value, "category": f.category} for f in fields],
+    }
+
+
+def _not_portable(law: str | None, provided_only: bool) -> str:
+    """Why nothing is portable, told to the requester in the law that applies to them."""
+    if not provided_only:  # the right covers all that is held: there is none
+        return "we hold no personal data about you."
+    if law is not None:
+        return (
+            "the data we hold about you is held on our legitimate interests, not on your "
+            "consent or a contract with you, and is not covered by the right to data "
+            f"portability ({law}). You may ask for a copy of it with an access request."
+        )
+    return (
+        "we hold no personal data you provided to us, which is what the right to a portable "
+        "copy covers. You may ask for a copy of what we hold with an access request."
     )
 
 
@@ -247,6 +291,8 @@ def _rectification(
             staff.note or "the proof given does not show the proposed values are accurate",
         )
     current = {f.name: f for f in reading.read_subject(ctx, subject_id, audited=False).fields}
+    # Before the correction: recipients know the person by what they were sent until now.
+    identities = _identities(ctx, subject_id)
     for name, value in proposed.items():
         held = current.get(name)
         subjects.rectify_field(
@@ -261,12 +307,19 @@ def _rectification(
             ),
         )
     lifted = _end_accuracy_restriction(ctx, request)
-    # GDPR Art. 19: tell every recipient.
+    # GDPR Art. 19: tell every recipient — whom it is about as they hold it (the old
+    # identifiers), and an identifier corrected, its new value.
+    corrected = {
+        name: value
+        for name, value in _identities(ctx, subject_id).items()
+        if identities.get(name) != value
+    }
     webhooks.notify(
         ctx,
         "subject.rectified",
         {
-            "subject": _identities(ctx, subject_id),
+            "subject": identities,
+            "corrected_identities": corrected,
             "fields": sorted(proposed),
             "request": request.reference,
         },

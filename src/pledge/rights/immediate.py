@@ -10,12 +10,17 @@ completion letter stored sealed with the request and queued in the outbox; a
 whole batch, one flush and one audit append. Each request's audit entries come in the order
 the rest of the rights package writes them for a request. `workflow.receive` answers a
 single opt-out through it (a batch of one), so there is one implementation.
+
+An objection's direct-marketing part is answered on receipt as well (GDPR Art. 21(3): it
+stops, no questions): `objection_parts` says which purposes that is, and whether it is all
+the objection asks (`workflow.receive` then answers it at once, through the fulfilment).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +32,8 @@ from pledge.core.clock import utcnow
 from pledge.core.db import bulk_insert
 from pledge.core.errors import InvalidInput
 from pledge.mail import service as mail
-from pledge.rights import letters, transitions
+from pledge.purposes import service as purposes
+from pledge.rights import bundle, letters, transitions
 from pledge.rights import service as rights
 from pledge.rights.models import (
     RequestArtifact,
@@ -62,6 +68,25 @@ OUTCOMES: dict[RequestType, tuple[str, str]] = {
 NO_DATA = ("We hold no personal data about you.", "no_data")
 SOURCE = "request"  # the privacy state's source, as the staff path records it
 LETTER = "completed"
+
+
+def objection_parts(
+    ctx: TenantContext, asked: Sequence[str], subject_id: uuid.UUID | None
+) -> tuple[list[str], bool]:
+    """An objection's direct-marketing purposes (slugs), stopped on receipt, and whether
+    they are all it asks — nothing then is left for staff to weigh (compelling grounds never
+    keep marketing going), and the request is answered at once. `asked`: the purposes named;
+    none names every purpose that applies to the person (`subject_id`: the live person the
+    requester's address matches, if any), as the fulfilment reads it — never all marketing
+    here, so that whether it is answered at once (which the privacy center shows) does not
+    tell whether the address is known. A purpose not known here is left to staff."""
+    if asked:
+        found = [purposes.find_purpose(ctx, slug) for slug in asked]
+        marketing = [p.slug for p in found if p is not None and p.is_marketing]
+        return marketing, len(marketing) == len(asked)
+    if subject_id is None:
+        return [], False
+    return [p.slug for p in bundle.purposes_applying(ctx, subject_id) if p.is_marketing], False
 
 
 def prepare(ctx: TenantContext, data: RequestInput) -> Prepared:

@@ -56,6 +56,7 @@ SUBJECTS = {
     "completed": "Your request is complete",
     "denied": "About your request",
     "appeal_decision": "Your appeal",
+    "appeal_extended": "We need more time to decide your appeal",
     "closed_unverified": "Your request was closed",
     "restriction_lifting": "The restriction of your data is being lifted",
 }
@@ -221,9 +222,17 @@ def letters_for_requester(
     return [(item, content.decode() if content is not None else None) for item, content in found]
 
 
-def addressee(private: dict[str, Any]) -> str:
-    """Where the request's letters go: the agent when one acts, else the requester."""
+# Letters that go to the person the request is about even when an agent acts for them: the
+# verification is the person's own confirmation (issue 4 §3; CCPA 11 CCR 7063(a)).
+TO_THE_PERSON = frozenset({"verify"})
+
+
+def addressee(private: dict[str, Any], letter: str = "") -> str:
+    """Where the request's `letter` goes: the agent when one acts, else the requester; the
+    verification always to the person it is about, so that an agent cannot confirm alone."""
     agent = private.get("agent") or {}
+    if letter in TO_THE_PERSON:
+        return str(private["email"])
     return str(agent.get("email") or private["email"])
 
 
@@ -268,6 +277,7 @@ def render(
         "request": request,
         "tenant": ctx.tenant,
         "name": private.get("name"),
+        "agent": private.get("agent"),  # who acts for the person, if anyone
         "rule": law,
         "type_label": TYPE_LABELS.get(request.type, request.type),
         "appeal": law.appeal is not None,
@@ -285,7 +295,8 @@ def render(
 
 
 def send(ctx: TenantContext, request: RightsRequest, letter: str, **extra: Any) -> RequestArtifact:
-    """Render, keep with the request, and queue for the requester (or their agent)."""
+    """Render, keep with the request, and queue for the requester (or their agent:
+    `addressee`)."""
     return send_pending(ctx, request, letter, None, **extra)
 
 
@@ -298,7 +309,8 @@ def send_pending(
 ) -> RequestArtifact:
     """`send`, with its audit entries (mail queued, letter sent) added to `pending` when
     given, for the caller to record in this transaction with the entries around them."""
-    text = render(ctx, request, letter, **extra)
+    private = rights.private_part(ctx, request)
+    text = render(ctx, request, letter, private=private, **extra)
     artifact = RequestArtifact(**letter_row(ctx, request, letter, text))
     ctx.session.add(artifact)
     # Sealed under the subject's key while it exists; after an erasure, under the tenant's.
@@ -306,7 +318,7 @@ def send_pending(
     entries: list[audit.PendingEntry] = [] if pending is None else pending
     mail.queue(
         ctx,
-        to=addressee(rights.private_part(ctx, request)),
+        to=addressee(private, letter),
         subject_line=subject_line(request, letter),
         text=text,
         headers={},

@@ -87,6 +87,7 @@ DONE = {
     "assigned": "Assignment saved.",
     "verified": "The request is verified.",
     "not_verified": "The code or the details did not match; the request is still waiting.",
+    "code_resent": "A new code is on its way to the requester.",
     "started": "Work on the request has started.",
     "fulfilled": "The request is answered; the letter is on its way to the requester.",
     "denied": "The request is refused; the letter with the reasons is on its way.",
@@ -96,6 +97,7 @@ DONE = {
     "resumed": "The request is in progress again.",
     "appealed": "The appeal is recorded.",
     "appeal_decided": "The appeal is decided; the requester is told.",
+    "appeal_extended": "The time to decide the appeal is extended; the requester is told why.",
     "withdrawn": "The request is withdrawn.",
     "restriction_lifted": "The restriction is lifted; the person was told why.",
 }
@@ -193,11 +195,17 @@ def sla(request: Request, page: Reader) -> Response:
 
 
 def allowed_actions(
-    today: date, request: RightsRequest, first_due: date, *, restriction_in_force: bool = False
+    today: date,
+    request: RightsRequest,
+    first_due: date,
+    *,
+    restriction_in_force: bool = False,
+    appeal_due: date | None = None,
 ) -> set[str]:
     """The actions the state machine and the jurisdiction's rule allow now (the services
     check again; this only decides which forms to show). `restriction_in_force`: the person
-    is restricted on this request's ground (an appeal refused since keeps it in force)."""
+    is restricted on this request's ground (an appeal refused since keeps it in force).
+    `appeal_due`: when an appeal must be decided (the last day to extend it)."""
     state = S(request.state)
     nexts = transitions.TRANSITIONS[state]
     law = rights.rule(request)
@@ -222,6 +230,13 @@ def allowed_actions(
         actions.add("lift_restriction")
     if state is S.APPEALED:
         actions.add("appeal_decision")
+        if (
+            not request.appeal_extended
+            and law.appeal_extension is not None
+            and appeal_due is not None
+            and today <= appeal_due
+        ):
+            actions.add("extend_appeal")
     if state in OPEN_STATES and (
         (law.fee_allowed in ("excessive_only", "after_free") and request.repetitive)
         or (law.fee_allowed == "access_not_excessive" and request.type in transitions.ACCESS_LIKE)
@@ -384,7 +399,9 @@ def detail(request: Request, request_id: str, page: Reader, done: str = "") -> R
             grounds = []
         in_force = privacy_state.request_ground(item.id) in grounds
     actions = (
-        allowed_actions(today, item, due.first_due, restriction_in_force=in_force)
+        allowed_actions(
+            today, item, due.first_due, restriction_in_force=in_force, appeal_due=due.appeal_due
+        )
         if page.can(Scope.REQUESTS_WRITE)
         else set()
     )
@@ -485,6 +502,31 @@ def verify(request_id: str, page: Writer, form: Annotated[ConfirmForm, Form()]) 
         declaration=form.declaration == "yes",
     )
     return _back(item.id, "verified" if outcome.verified else "not_verified")
+
+
+class OtherMeansForm(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+    declaration: str = Field(default="", max_length=10)
+
+
+@router.post("/requests/{request_id}/verify-otherwise")
+def verify_otherwise(
+    request_id: str, page: Writer, form: Annotated[OtherMeansForm, Form()]
+) -> Response:
+    """Staff verified the requester another way (at a desk, by calling them back)."""
+    item = rights.get_request(page.ctx, request_id)
+    verification.verify_otherwise(
+        page.ctx, item, form.reason, declaration=form.declaration == "yes"
+    )
+    return _back(item.id, "verified")
+
+
+@router.post("/requests/{request_id}/resend-verification")
+def resend_verification(request_id: str, page: Writer) -> Response:
+    """A new code and link to the requester (lost, or locked by wrong codes)."""
+    item = rights.get_request(page.ctx, request_id)
+    workflow.resend_verification(page.ctx, item, by="staff")
+    return _back(item.id, "code_resent")
 
 
 @router.post("/requests/{request_id}/start")
@@ -595,6 +637,13 @@ def appeal_decision(
     item = rights.get_request(page.ctx, request_id)
     workflow.decide_appeal(page.ctx, item, grant=decision == "grant", reason=reason.strip())
     return _back(item.id, "appeal_decided")
+
+
+@router.post("/requests/{request_id}/extend-appeal")
+def extend_appeal(request_id: str, page: Writer, form: Reason) -> Response:
+    item = rights.get_request(page.ctx, request_id)
+    workflow.extend_appeal(page.ctx, item, form.reason)
+    return _back(item.id, "appeal_extended")
 
 
 @router.post("/requests/{request_id}/withdraw")

@@ -25,7 +25,7 @@ from pledge.access.context import Actor, ActorKind, TenantContext
 from pledge.access.scoping import for_tenant
 from pledge.core.clock import utcnow
 from pledge.core.db import serialise_on
-from pledge.core.errors import InvalidInput, NotFound, PledgeError
+from pledge.core.errors import Conflict, InvalidInput, NotFound, PledgeError, TooManyAttempts
 from pledge.purposes import service as purposes
 from pledge.purposes.models import LawfulBasis, Purpose
 from pledge.rights import (
@@ -152,7 +152,13 @@ FAILURES = {
     "reply to our e-mail.",
     "declaration_missing": "Tick the declaration to confirm the request.",
     "data_points_mismatch": "The details you gave do not match what we hold about you.",
+    "locked": "Too many wrong tries. Ask for a new code below: it comes by e-mail.",
 }
+RESENT = (
+    "If a request with this reference is waiting for confirmation, a new code and link are on "
+    "their way to its e-mail address. Use the newest code; the links of earlier e-mails still "
+    f"work. At most {verification.MAX_CHALLENGES_PER_DAY} codes a day are sent for a request."
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -413,6 +419,9 @@ def submit(
             "made": made,
             "title": TYPES[type][0],
             "done": made.state == RequestState.COMPLETED.value,
+            # An objection's marketing part stopped on receipt (said from what was asked).
+            "marketing_now": made.state != RequestState.COMPLETED.value
+            and workflow.stops_marketing(ctx, made),
             "need": verification.requirement(made),
             "due": made.due_on,
             "data_points": DATA_POINTS,
@@ -428,6 +437,12 @@ def _confirm_context(
     need: verification.Requirement | None, error: str = "", reference: str = ""
 ) -> dict[str, Any]:
     return {"need": need, "error": error, "reference": reference, "data_points": DATA_POINTS}
+
+
+def _locked(request: Request, session: Session, name: str, context: dict[str, Any]) -> Response:
+    """Wrong tries used up: said on the form, with the way to a new code (nothing written)."""
+    session.rollback()
+    return _show(request, name, context | {"error": FAILURES["locked"]}, status_code=429)
 
 
 def _verified(request: Request, made: RightsRequest) -> Response:
@@ -494,15 +509,44 @@ def confirm_code(
         return _show(
             request, "confirm.html", _confirm_context(need, too_few, reference), status_code=422
         )
-    outcome = verification.confirm(
-        ctx, made, code=form.code, data_points=supplied, declaration=form.declaration == "yes"
-    )
+    try:
+        outcome = verification.confirm(
+            ctx, made, code=form.code, data_points=supplied, declaration=form.declaration == "yes"
+        )
+    except TooManyAttempts:
+        return _locked(request, session, "confirm.html", _confirm_context(need, "", reference))
     if outcome.verified:
         return _verified(request, made)
     # A failed try is kept (it counts towards the limit of attempts): answer, not raise.
     message = FAILURES.get(outcome.reason or "", FAILURES["wrong_code"])
     return _show(
         request, "confirm.html", _confirm_context(need, message, reference), status_code=422
+    )
+
+
+@router.post("/p/{slug}/requests/confirm/resend")
+@refusals_shown
+def resend_code(
+    request: Request,
+    slug: str,
+    session: DbSession,
+    runtime: RuntimeDep,
+    _csrf: Csrf,
+    reference: Annotated[str, Form(max_length=16)] = "",
+) -> Response:
+    """A new code and link by e-mail, for the reference of a request waiting for
+    verification. The same answer whatever the reference — unknown, confirmed already, or
+    sent its codes for the day: it says nothing of requests."""
+    ctx = _tenant_context(request, session, runtime, slug)
+    _throttle(request, ctx)
+    reference = reference.strip()
+    try:
+        made = rights.get_by_reference(ctx, reference, state=RequestState.AWAITING_VERIFICATION)
+        workflow.resend_verification(ctx, made, by="requester")
+    except (NotFound, Conflict, TooManyAttempts):
+        session.rollback()  # nothing sent, nothing written
+    return _show(
+        request, "confirm.html", _confirm_context(None, "", reference) | {"notice": RESENT}
     )
 
 
@@ -546,9 +590,12 @@ def verify_now(
         return _show(
             request, "verify.html", _confirm_context(need, too_few) | context, status_code=422
         )
-    made, outcome = workflow.verify_link(
-        ctx, token, data_points=supplied, declaration=form.declaration == "yes"
-    )
+    try:
+        made, outcome = workflow.verify_link(
+            ctx, token, data_points=supplied, declaration=form.declaration == "yes"
+        )
+    except TooManyAttempts:
+        return _locked(request, session, "verify.html", _confirm_context(need) | context)
     if outcome.verified:
         return _verified(request, made)
     message = FAILURES.get(outcome.reason or "", FAILURES["wrong_code"])

@@ -55,6 +55,7 @@ class DeadlinesOut(BaseModel):
     paused_days: int
     paused: bool
     appeal_due: date | None
+    appeal_extended: bool = False
 
 
 class EventOut(BaseModel):
@@ -95,6 +96,21 @@ class VerifyIn(BaseModel):
     code: str | None = Field(default=None, max_length=12)
     data_points: dict[str, str] = Field(default_factory=dict)
     declaration: bool = False
+
+
+class OtherMeansIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="How the requester was verified (kept sealed with the request)",
+    )
+    declaration: bool = Field(
+        default=False,
+        description="The requester signed the declaration the law asks for (California, "
+        "specific pieces: 11 CCR 7062); required there",
+    )
 
 
 class FeeIn(BaseModel):

@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, true
 
 from pledge.access.context import TenantContext
 from pledge.access.scoping import for_tenant, get_in_tenant
@@ -47,15 +47,19 @@ S = RequestState
 # law sets no number (GDPR: "manifestly unfounded or excessive", Art. 12(5)).
 EXCESSIVE_WITHOUT_LIMIT = 3
 # Opt-outs need no verification (CCPA 11 CCR 7026(c)); withdrawing consent must be as easy
-# as giving it (GDPR Art. 7(3)); an objection to direct marketing needs no reason.
+# as giving it (GDPR Art. 7(3)). An objection is confirmed by e-mail: it stops a use of the
+# person's data that staff may otherwise keep (legitimate interests), and a stranger could
+# type their address — its direct-marketing part takes effect on receipt all the same
+# (`workflow.receive`: stopping marketing is always allowed, Art. 21(3)).
 NO_VERIFICATION = frozenset(
     {
         RequestType.OPT_OUT_SALE,
         RequestType.LIMIT_SENSITIVE,
         RequestType.WITHDRAW_CONSENT,
-        RequestType.OBJECTION,
     }
 )
+# Requests to stop a use of the data: free, never counted towards the law's free requests.
+STOPPING = NO_VERIFICATION | {RequestType.OBJECTION}
 
 
 AGENT_NEEDS = "an authorized agent must give their name, e-mail and signed permission"
@@ -141,13 +145,25 @@ def _reference(request_id: uuid.UUID) -> str:
     return "R-" + request_id.hex[-8:].upper()
 
 
+# Not verified yet, and may still be: counted at intake until it ends unverified.
+NOT_YET_VERIFIED = (S.RECEIVED.value, S.AWAITING_VERIFICATION.value)
+
+
 def repetitive_flags(
-    ctx: TenantContext, asked: Sequence[tuple[bytes, Prepared]], now: datetime
+    ctx: TenantContext,
+    asked: Sequence[tuple[bytes, Prepared]],
+    now: datetime,
+    *,
+    verified_only: bool = False,
+    excluding: uuid.UUID | None = None,
 ) -> list[bool]:
     """For requests received together (contact index, input), in order: whether each is
     repetitive — counting the same address's requests of the 12 months before and those
     ahead of it in `asked`. The law's free requests count together (e.g. California: two
-    access or portability requests a year); elsewhere requests of the same type."""
+    access or portability requests a year); elsewhere requests of the same type. Counted are
+    the verified ones and, at intake, those still to be verified (a request ended unverified
+    never counts); `verified_only` (as a request is verified, `transitions`, with `now` its
+    receipt) counts the verified received before it, `excluding` the request itself."""
     rules = [clock.rule_for(p.jurisdiction, p.type.value) for _, p in asked]
     counted = [
         frozenset(r.free_request_types if p.type.value in r.free_request_types else {p.type.value})
@@ -167,6 +183,18 @@ def repetitive_flags(
                 RightsRequest.contact_index.in_(indexes[start : start + 400]),
                 RightsRequest.type.in_(types),
                 RightsRequest.received_at > now - timedelta(days=365),
+                RightsRequest.id != excluding if excluding else true(),
+                # As a request is verified, only those received before it (`now`: its receipt):
+                # the first of two stays the free one, whichever is verified first.
+                RightsRequest.received_at < now if verified_only else true(),
+                # A request never verified was never answered: one closed unverified, or a
+                # stranger's with the person's address, uses up none of their free ones.
+                RightsRequest.verified_at.is_not(None)
+                if verified_only
+                else or_(
+                    RightsRequest.verified_at.is_not(None),
+                    RightsRequest.state.in_(NOT_YET_VERIFIED),
+                ),
             )
             .group_by(RightsRequest.contact_index, RightsRequest.type)
         )
@@ -178,7 +206,7 @@ def repetitive_flags(
         # The law's number of free requests counts the types it names (California: access
         # and portability), or every type where it names none — but never a request to stop
         # (an opt-out, a withdrawal, an objection): those are free and answered at once.
-        named = p.type not in NO_VERIFICATION and (
+        named = p.type not in STOPPING and (
             not rule.free_request_types or p.type.value in rule.free_request_types
         )
         limit = (rule.free_requests_per_12_months if named else 0) or EXCESSIVE_WITHOUT_LIMIT

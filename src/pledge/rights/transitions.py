@@ -20,8 +20,24 @@ from pledge.audit.events import AuditEvent
 from pledge.core.clock import utcnow
 from pledge.core.errors import Conflict, InvalidInput
 from pledge.core.ids import new_id
-from pledge.rights.models import OPEN_STATES, RequestPause, RequestState, RequestType, RightsRequest
-from pledge.rights.service import S, _event, deadlines, refresh_due, rule, tx_memo
+from pledge.rights.models import (
+    OPEN_STATES,
+    RequestChannel,
+    RequestPause,
+    RequestState,
+    RequestType,
+    RightsRequest,
+)
+from pledge.rights.service import (
+    Prepared,
+    S,
+    _event,
+    deadlines,
+    refresh_due,
+    repetitive_flags,
+    rule,
+    tx_memo,
+)
 from pledge.webhooks import service as webhooks
 
 # Allowed transitions of the state machine. Extension and assignment are actions, not states.
@@ -105,15 +121,68 @@ def transition(
 ) -> RightsRequest:
     """Move the request to `to`: a timeline row and its audit entry (added to `pending` when
     given, for the caller to record in this transaction), the cached due date, and the
-    `request.state_changed` webhook (sent after commit)."""
+    `request.state_changed` webhook (sent after commit). Locked first (`lock`)."""
+    lock(ctx, request)
     now = utcnow()
     before = move(request, to, now)
     if before is S.PAUSED:
         _end_pause(ctx, request, now)
+    if to is S.VERIFIED and _reassess_repetitive(ctx, request):
+        details = {**(details or {}), "repetitive": request.repetitive}
     _event(ctx, request, kind, before, to, details, pending=pending)
     refresh_due(ctx, request)
     webhooks.emit(ctx, "request.state_changed", state_changed(request, before, to, now))
     return request
+
+
+def lock(ctx: TenantContext, request: RightsRequest) -> None:
+    """Lock the request's row to the end of the transaction and read it again (PostgreSQL:
+    SELECT … FOR UPDATE; SQLite's writers take turns already): two staff acting on it at
+    once, the second waits for the first, then finds what it did — Conflict when the state
+    is no longer the one it was read in (answered, withdrawn, closed meanwhile), before a
+    second bundle, letter or webhook. What this transaction changed is written first. Once
+    per transaction: the lock holds to its end, and what changes after is this one's."""
+    seen = request.state
+    if hold(ctx, request) and request.state != seen:
+        now_state = request.state.replace("_", " ")
+        raise Conflict(f"this request was acted on meanwhile: it is {now_state} now")
+
+
+def hold(ctx: TenantContext, request: RightsRequest) -> bool:
+    """Lock the request's row to the end of the transaction and read it again, once per
+    transaction (the caller checks its state); whether it was read just now."""
+    memo = tx_memo(ctx)
+    if memo.get(("locked", request.id)):
+        return False
+    ctx.session.flush()
+    ctx.session.refresh(request, with_for_update=True)
+    memo[("locked", request.id)] = True
+    return True
+
+
+def _reassess_repetitive(ctx: TenantContext, request: RightsRequest) -> bool:
+    """Verified: whether the request is repetitive is decided again, counting the address's
+    verified requests received in the 12 months before it alone (at intake, those still to
+    be verified count too: a stranger's with the person's address, never verified, uses up
+    none of their free ones). Whether the flag changed."""
+    asked = Prepared(
+        RequestType(request.type),
+        RequestChannel(request.channel),
+        request.jurisdiction,
+        "",
+        request.requester_kind == "agent",
+        {},
+    )
+    flag = repetitive_flags(
+        ctx,
+        [(request.contact_index, asked)],
+        request.received_at,
+        verified_only=True,
+        excluding=request.id,
+    )[0]
+    changed = flag != request.repetitive
+    request.repetitive = flag
+    return changed
 
 
 def pause(ctx: TenantContext, request: RightsRequest, reason: str) -> RightsRequest:
@@ -150,6 +219,7 @@ def _end_pause(ctx: TenantContext, request: RightsRequest, now: datetime) -> Non
 def extend(ctx: TenantContext, request: RightsRequest, reason: str) -> RightsRequest:
     """Take the extension the law allows, with the reasons, inside the first period (the
     letter telling the person is sent by the caller)."""
+    lock(ctx, request)  # a second extension at once finds the first
     if RequestState(request.state) not in OPEN_STATES - {S.APPEALED}:
         raise Conflict("only an open request can be extended")
     if request.extended_at is not None:
@@ -177,6 +247,33 @@ def appeal(ctx: TenantContext, request: RightsRequest) -> RightsRequest:
         )
     request.appeal_received_at = utcnow()
     return transition(ctx, request, S.APPEALED, "appealed")
+
+
+def extend_appeal(ctx: TenantContext, request: RightsRequest, reason: str) -> RightsRequest:
+    """Take the appeal's extension where the law has one (Colorado: +60 days, CPA
+    6-1-1306(3)), once, with the reasons, inside the appeal's first period (the letter
+    telling the person is sent by the caller)."""
+    lock(ctx, request)  # a second extension at once finds the first
+    if RequestState(request.state) is not S.APPEALED:
+        raise Conflict("only an appealed request's appeal can be extended")
+    if request.appeal_extended:
+        raise Conflict("this appeal was already extended")
+    law = rule(request)
+    if law.appeal_extension is None:
+        raise InvalidInput(f"{law.name} allows no extension of the time to decide an appeal")
+    if len(reason.strip()) < 10:
+        raise InvalidInput("give the reasons for the extension (they are sent to the requester)")
+    first_due = deadlines(ctx, request).appeal_due
+    if first_due is None or utcnow().date() > first_due:
+        raise Conflict(
+            "the appeal period ended"
+            + (f" on {first_due.isoformat()}" if first_due else "")
+            + ": it can no longer be extended"
+        )
+    request.appeal_extended = True
+    _event(ctx, request, "appeal_extended", None, None, {"reason_chars": len(reason)})
+    refresh_due(ctx, request)
+    return request
 
 
 def decide_appeal(

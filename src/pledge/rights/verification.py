@@ -1,11 +1,22 @@
 """Verification proportional to risk (GDPR Art. 12(6); CCPA 11 CCR 7060–7063).
 
-* none — opt-outs and "limit" requests (CCPA: never verify), withdrawing consent, objecting;
+* none — opt-outs and "limit" requests (CCPA: never verify), withdrawing consent, objecting
+  to direct marketing only (it stops, no questions: GDPR Art. 21(3)); an objection to
+  anything else is confirmed by e-mail (anyone may type an address);
 * e-mail — control of the address on file: a one-time code and link, single use, expiring,
   attempt-limited, compared in constant time;
 * e-mail plus data points — for specific pieces and erasure, data already on file must match
-  (California: three points and a signed declaration for specific pieces, 11 CCR 7062);
-* an authorized agent — signed permission at intake plus the person's own confirmation.
+  (California: three points and a signed declaration for specific pieces, 11 CCR 7062) — as
+  many as the person has on file, at most: someone known only by their address verifies by
+  the e-mail alone;
+* an authorized agent — signed permission at intake plus the person's own confirmation (the
+  code and link go to the person, not the agent: `letters.addressee`);
+* other means — staff verified the person otherwise (seen at a desk, called back), with the
+  reason kept sealed with the request.
+
+A new code can be asked for (`workflow.resend_verification`), a few a day; wrong codes lock
+the codes — each code after five, any code after ten over the request's life — never the
+link the person received.
 
 Nothing the requester types to verify is stored: only whether it matched. Challenge rows
 are deleted once the request is verified or closed.
@@ -45,7 +56,17 @@ from pledge.subjects.identity import IdentityKind, InvalidIdentity, normalise_ph
 
 CODE_TTL = timedelta(hours=24)
 MAX_ATTEMPTS = 5
-MAX_CHALLENGES_PER_DAY = 3
+# A link's tries end at twice the codes': wrong codes (anyone who has the reference can type
+# them) use up the first five at most, so the person holding the link keeps five of their
+# own for the details on file — still limited, as those can be guessed.
+LINK_MAX_ATTEMPTS = 2 * MAX_ATTEMPTS
+MAX_CHALLENGES_PER_DAY = 3  # codes sent for a request in 24 hours, the first one included
+# Wrong tries over the request's whole life before no code can be typed any more: a new code
+# is a second chance, not a fresh budget (anyone who has the reference may ask for one and
+# guess again). The links of the e-mails still work: only their holder has those.
+CODE_TRIES_PER_REQUEST = 2 * MAX_ATTEMPTS
+LOCKED = "too many wrong tries; open the link in the e-mail, or ask for a new code"
+OTHER_MEANS = "other_means"
 
 # Data points that must match, beyond control of the e-mail address on file.
 DATA_POINTS: dict[str, dict[str, int]] = {
@@ -182,6 +203,21 @@ def _live_challenges(ctx: TenantContext, request: RightsRequest) -> list[Verific
     )
 
 
+def _tries_so_far(ctx: TenantContext, request: RightsRequest) -> int:
+    """Wrong tries on all the codes the request was ever sent (kept until it is verified or
+    closed), expired ones included."""
+    return int(
+        ctx.session.scalar(
+            for_tenant(
+                select(func.coalesce(func.sum(VerificationChallenge.attempts), 0)),
+                VerificationChallenge,
+                ctx.tenant_id,
+            ).where(VerificationChallenge.request_id == request.id)
+        )
+        or 0
+    )
+
+
 def _normal(name: str, value: str, region: str) -> str:
     text = unicodedata.normalize("NFKC", value).casefold().strip()
     if name == "phone":
@@ -200,14 +236,22 @@ class Outcome:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class Matched:
+    matches: int  # supplied data points equal to what is on file
+    on_file: int  # comparable fields the person has on file at all
+    subject_id: uuid.UUID | None
+
+
 def _match_data_points(
     ctx: TenantContext, request: RightsRequest, supplied: dict[str, str]
-) -> tuple[int, uuid.UUID | None]:
-    """How many of the supplied data points match the subject's fields on file."""
+) -> Matched:
+    """How many of the supplied data points match the subject's fields on file, and how many
+    there are to match."""
     email = rights.private_part(ctx, request)["email"]
     subject_id = reading.find_subject_id(ctx, IdentityKind.EMAIL, email)
     if subject_id is None:
-        return 0, None
+        return Matched(0, 0, None)
     view = reading.read_subject(ctx, subject_id, audited=False)
     on_file = {f.name: f.value for f in view.fields}
     region = ctx.tenant.phone_region
@@ -222,7 +266,8 @@ def _match_data_points(
             )
         ):
             matches += 1
-    return matches, subject_id
+    comparable = sum(1 for name in COMPARABLE_FIELDS if on_file.get(name))
+    return Matched(matches, comparable, subject_id)
 
 
 def confirm(
@@ -235,31 +280,48 @@ def confirm(
     declaration: bool = False,
 ) -> Outcome:
     """Check the code (or the link) and, where required, the data points and declaration."""
+    # The request first, then its codes: the order every action on it takes (staff verifying
+    # by other means, a new code asked for) — the other order deadlocked (PostgreSQL). Read
+    # again once locked: verified meanwhile, it is "not waiting" below, as on SQLite.
+    transitions.hold(ctx, request)
     if RequestState(request.state) is not RequestState.AWAITING_VERIFICATION:
         raise InvalidInput("this request is not waiting for verification")
     live = _live_challenges(ctx, request)
     if not live:
         return _failed(ctx, request, "expired")
-    challenge = live[-1]  # the latest code sent is the one to type
-    if challenge.attempts >= MAX_ATTEMPTS:
-        raise TooManyAttempts("too many wrong codes; ask for a new one")
-    ok = False
-    if code is not None:
-        ok = hmac.compare_digest(challenge.code_digest, _digest(f"{request.id}:{code.strip()}"))
-    elif link_secret is not None:
+    if link_secret is None:
+        challenge = live[-1]  # the latest code sent is the one to type
+        if (
+            challenge.attempts >= MAX_ATTEMPTS
+            or _tries_so_far(ctx, request) >= CODE_TRIES_PER_REQUEST
+        ):
+            raise TooManyAttempts(LOCKED)
+        given = _digest(f"{request.id}:{(code or '').strip()}")
+        if not hmac.compare_digest(challenge.code_digest, given):
+            return _failed(ctx, request, "wrong_code", challenge)
+    else:
         # Any live e-mail's link works: after a resend, the first e-mail may be the one
-        # clicked (a link's secret is 256 bits: no guessing to limit).
+        # clicked. A link's secret is 256 bits: a wrong one is no guess to count, and wrong
+        # codes do not lock it (`LINK_MAX_ATTEMPTS`).
         digest = _digest(link_secret)
-        ok = any([hmac.compare_digest(c.link_digest, digest) for c in live])
-    if not ok:
-        return _failed(ctx, request, "wrong_code", challenge)
+        hits = [c for c in live if hmac.compare_digest(c.link_digest, digest)]
+        if not hits:
+            return _failed(ctx, request, "wrong_code")
+        challenge = hits[0]
+        if challenge.attempts >= LINK_MAX_ATTEMPTS:
+            raise TooManyAttempts(LOCKED)
     need = requirement(request)
     if need.declaration and not declaration:
         return _failed(ctx, request, "declaration_missing", challenge)
-    matches, subject_id = (
-        _match_data_points(ctx, request, data_points or {}) if need.data_points else (0, None)
+    matched = (
+        _match_data_points(ctx, request, data_points or {})
+        if need.data_points
+        else Matched(0, 0, None)
     )
-    if need.data_points and subject_id is not None and matches < need.data_points:
+    # No more than the person has on file: someone known by their address alone (or not
+    # known) has nothing else to match, and the e-mail is the verification.
+    required = min(need.data_points, matched.on_file)
+    if matched.matches < required:
         return _failed(ctx, request, "data_points_mismatch", challenge)
     # Used once: the request's challenges go (verification data is kept only as long as
     # needed). A concurrent confirmation that got there first has deleted them: this one
@@ -273,24 +335,16 @@ def confirm(
     )
     if not cast(CursorResult[Any], gone).rowcount:
         raise Conflict("this code has just been used")
-    request.verification_level = "email" if not need.data_points else f"email+{need.data_points}"
+    request.verification_level = "email" if not required else f"email+{required}"
     if need.declaration:
         request.verification_level += "+declaration"
-    if request.subject_id is None:
-        email = rights.private_part(ctx, request)["email"]
-        request.subject_id = subject_id or reading.find_subject_id(ctx, IdentityKind.EMAIL, email)
-        if request.subject_id is not None:
-            # Matched: what was stored before (the letters, a proof) goes under the
-            # subject's key too, so that an erasure reaches it.
-            letters.seal_under_subject(ctx, request.subject_id, [request.id])
+    _match_subject(ctx, request, matched.subject_id)
+    details: dict[str, Any] = {"level": request.verification_level}
+    if required < need.data_points:  # staff see why fewer details were asked than the rule's
+        details["details_on_file"] = matched.on_file
     entries: list[audit.PendingEntry] = []
     transitions.transition(
-        ctx,
-        request,
-        RequestState.VERIFIED,
-        "verified",
-        {"level": request.verification_level},
-        pending=entries,
+        ctx, request, RequestState.VERIFIED, "verified", details, pending=entries
     )
     entries.append(
         audit.PendingEntry(
@@ -305,6 +359,77 @@ def confirm(
     )
     audit.record_many(ctx, entries)  # in this order, one append
     return Outcome(True)
+
+
+def _match_subject(
+    ctx: TenantContext, request: RightsRequest, subject_id: uuid.UUID | None = None
+) -> None:
+    """Verified: the request is matched to the person with its address on file (`subject_id`
+    when the caller found them already)."""
+    if request.subject_id is not None:
+        return
+    email = rights.private_part(ctx, request)["email"]
+    request.subject_id = subject_id or reading.find_subject_id(ctx, IdentityKind.EMAIL, email)
+    if request.subject_id is not None:
+        # Matched: what was stored before (the letters, a proof) goes under the subject's
+        # key too, so that an erasure reaches it.
+        letters.seal_under_subject(ctx, request.subject_id, [request.id])
+
+
+def verify_otherwise(
+    ctx: TenantContext, request: RightsRequest, reason: str, *, declaration: bool = False
+) -> RightsRequest:
+    """Staff verified the person by other means (identity seen at a desk, a call back to the
+    number on file): for someone the e-mail cannot verify. The reason is kept with the
+    request, sealed (a file of kind "verification"); the timeline and the audit entry say
+    who did it and how long the reason is, never what it says."""
+    # Locked (PostgreSQL): a confirmation at the same moment either came first — its state
+    # is seen here — or waits for this one (it locks the request first too) and finds it
+    # verified.
+    transitions.hold(ctx, request)
+    if RequestState(request.state) is not RequestState.AWAITING_VERIFICATION:
+        raise Conflict("only a request waiting for verification can be verified by other means")
+    reason = reason.strip()
+    if len(reason) < 10:
+        raise InvalidInput("say how the requester was verified (the reason is kept)")
+    if requirement(request).declaration and not declaration:
+        # California, specific pieces: a signed declaration whatever the way (11 CCR 7062).
+        raise InvalidInput("this request needs the requester's signed declaration as well")
+    level = OTHER_MEANS + ("+declaration" if declaration else "")
+    ctx.session.execute(
+        delete(VerificationChallenge).where(
+            VerificationChallenge.tenant_id == ctx.tenant_id,
+            VerificationChallenge.request_id == request.id,
+        )
+    )
+    request.verification_level = level
+    _match_subject(ctx, request)
+    letters.store_artifact(
+        ctx,
+        request,
+        kind="verification",
+        name="verified-by-other-means.txt",
+        media_type="text/plain; charset=utf-8",
+        content=f"Verified by other means, by {ctx.actor.label()}:\n\n{reason}\n".encode(),
+    )
+    entries: list[audit.PendingEntry] = []
+    transitions.transition(
+        ctx,
+        request,
+        RequestState.VERIFIED,
+        "verified",
+        {"level": level, "reason_chars": len(reason)},
+        pending=entries,
+    )
+    entries.append(
+        audit.PendingEntry(
+            AuditEvent.RIGHTS_VERIFICATION,
+            request.subject_id,
+            {"request_id": str(request.id), "result": "verified", "level": level},
+        )
+    )
+    audit.record_many(ctx, entries)
+    return request
 
 
 def _failed(

@@ -1,11 +1,13 @@
 """The steps around the state machine that every channel shares: receive (acknowledge, start
-verification, answer opt-outs at once), verify, and the periodic jobs."""
+verification, answer opt-outs at once, stop direct marketing at once), verify, and the
+periodic jobs."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from sqlalchemy import delete, select
 
@@ -14,17 +16,19 @@ from pledge.access.scoping import for_tenant
 from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
 from pledge.consent import privacy_state
+from pledge.consent import service as consent
 from pledge.core.clock import utcnow
 from pledge.core.config import get_settings
-from pledge.core.errors import InvalidInput
+from pledge.core.errors import Conflict, InvalidInput
 from pledge.mail import service as mail
+from pledge.purposes import service as purposes
 from pledge.rights import fulfilment, immediate, letters, transitions, verification
 from pledge.rights import service as rights
-from pledge.rights.models import RequestState, RightsRequest
+from pledge.rights.models import RequestState, RequestType, RightsRequest
 from pledge.rights.service import RequestInput
 from pledge.subjects import reading
 from pledge.subjects.identity import IdentityKind
-from pledge.subjects.models import Subject
+from pledge.subjects.models import Subject, SubjectStatus
 
 
 @dataclass(frozen=True)
@@ -37,40 +41,147 @@ def receive(ctx: TenantContext, data: RequestInput) -> Received:
     """Take a request in: acknowledge it (California: within 10 business days — we do it at
     once) and send the verification the type needs — or, for an opt-out or a "limit"
     request, answer it at once (`immediate`): its one letter says it is done (an
-    acknowledgement beside it would only repeat the news)."""
+    acknowledgement beside it would only repeat the news).
+
+    An objection's direct-marketing part takes effect on receipt, on the address given
+    (GDPR Art. 21(3), seed 004: no questions; stopping marketing harms nobody): one only
+    about marketing is answered at once, its one letter the answer; the rest of one (a
+    legitimate interest, which staff may keep for compelling grounds) waits for the person
+    to confirm by e-mail."""
     if data.type in immediate.TYPES_VALUES:
         return Received(immediate.answer(ctx, [immediate.prepare(ctx, data)])[0], None)
     # Receipt, acknowledgement, verification: audited in this order, in one append.
     entries: list[audit.PendingEntry] = []
     request = rights.submit(ctx, data, pending=entries)
+    holder: uuid.UUID | None = None
+    marketing: list[str] = []
+    if request.type == RequestType.OBJECTION.value:
+        holder, marketing, only = _objection_parts(ctx, request)
+        if only:
+            return Received(_answer_objection(ctx, request, holder, entries), None)
     needs_verification = verification.requirement(request).method != "none"
     letters.send_pending(
-        ctx, request, "acknowledgement", entries, needs_verification=needs_verification
+        ctx,
+        request,
+        "acknowledgement",
+        entries,
+        needs_verification=needs_verification,
+        marketing_stopped=stops_marketing(ctx, request),
     )
     request.acknowledged_at = utcnow()
     challenge = verification.begin(ctx, request, pending=entries)
     link = None
     if challenge is not None:
-        base = get_settings().base_url.rstrip("/")
-        link = f"{base}/p/{ctx.tenant.slug}/requests/verify/{challenge.link_token}"
-        need = verification.requirement(request)
-        letters.send_pending(
-            ctx,
-            request,
-            "verify",
-            entries,
-            code=challenge.code,
-            link=link,
-            data_points=need.data_points,
-            declaration=need.declaration,
-        )
+        link = _send_challenge(ctx, request, challenge, entries)
         audit.record_many(ctx, entries)
     else:
         audit.record_many(ctx, entries)
-        # No verification (withdrawing consent, objecting): match by the address given.
+        # No verification (withdrawing consent): match by the address given.
         email = rights.private_part(ctx, request)["email"]
         request.subject_id = reading.find_subject_id(ctx, IdentityKind.EMAIL, email)
+    if holder is not None and marketing:
+        # The person is matched only once verified; the marketing stops now all the same.
+        for slug in marketing:
+            consent.record_objection(ctx, holder, slug)
+        transitions.record_event(ctx, request, "marketing_stopped", {"purposes": marketing})
     return Received(request, link)
+
+
+def stops_marketing(ctx: TenantContext, request: RightsRequest) -> bool:
+    """Whether the request stopped direct marketing on receipt, as its letters and page say:
+    an objection naming no purpose or a marketing one — told from what was asked, the same
+    whether or not the address is known."""
+    if request.type != RequestType.OBJECTION.value:
+        return False
+    asked = (rights.private_part(ctx, request).get("details") or {}).get("purposes") or []
+    return not asked or any(
+        p is not None and p.is_marketing for p in map(partial(purposes.find_purpose, ctx), asked)
+    )
+
+
+def _objection_parts(
+    ctx: TenantContext, request: RightsRequest
+) -> tuple[uuid.UUID | None, list[str], bool]:
+    """The live person the objection's address names (None: nobody, or erased), its
+    direct-marketing purposes and whether they are all it asks (`immediate.objection_parts`)."""
+    private = rights.private_part(ctx, request)
+    holder = reading.find_subject_id(ctx, IdentityKind.EMAIL, private["email"])
+    if holder is not None:
+        row = reading.get_subject_rows(ctx, [holder]).get(holder)
+        if row is None or row.status == SubjectStatus.ERASED.value:
+            holder = None
+    asked = list((private.get("details") or {}).get("purposes") or [])
+    marketing, only = immediate.objection_parts(ctx, asked, holder)
+    return holder, marketing, only
+
+
+def _answer_objection(
+    ctx: TenantContext,
+    request: RightsRequest,
+    holder: uuid.UUID | None,
+    entries: list[audit.PendingEntry],
+) -> RightsRequest:
+    """Answer an objection only to direct marketing at once, as staff would (the
+    fulfilment's `_objection`): verified with none needed, matched by the address given,
+    completed with its one letter."""
+    request.verification_level = "none"
+    request.subject_id = holder
+    transitions.transition(
+        ctx, request, RequestState.VERIFIED, "verified", {"level": "none"}, pending=entries
+    )
+    audit.record_many(ctx, entries)
+    request.acknowledged_at = utcnow()  # by the answer
+    fulfilment.fulfil(ctx, request)
+    return request
+
+
+def _send_challenge(
+    ctx: TenantContext,
+    request: RightsRequest,
+    challenge: verification.Challenge,
+    entries: list[audit.PendingEntry],
+) -> str:
+    """Send the `verify` letter with the challenge's code and link (to the person the
+    request is about, even when an agent acts: `letters.addressee`); the link."""
+    base = get_settings().base_url.rstrip("/")
+    link = f"{base}/p/{ctx.tenant.slug}/requests/verify/{challenge.link_token}"
+    need = verification.requirement(request)
+    letters.send_pending(
+        ctx,
+        request,
+        "verify",
+        entries,
+        code=challenge.code,
+        link=link,
+        data_points=need.data_points,
+        declaration=need.declaration,
+        marketing_stopped=stops_marketing(ctx, request),
+    )
+    return link
+
+
+def resend_verification(ctx: TenantContext, request: RightsRequest, *, by: str) -> str:
+    """A new code and link for a request waiting for verification — the e-mail was lost,
+    or five wrong codes locked the last one — `by` the requester or staff; audited. At most
+    `verification.MAX_CHALLENGES_PER_DAY` codes a day for a request, the first included
+    (TooManyAttempts past that). The new code replaces the one to type; the links of the
+    e-mails still live keep working. The link."""
+    # Locked (PostgreSQL): two asks at once count the codes sent one after the other.
+    transitions.hold(ctx, request)
+    if RequestState(request.state) is not RequestState.AWAITING_VERIFICATION:
+        raise Conflict("only a request waiting for verification can be sent a new code")
+    entries: list[audit.PendingEntry] = [
+        audit.PendingEntry(
+            AuditEvent.RIGHTS_VERIFICATION,
+            request.subject_id,
+            {"request_id": str(request.id), "result": "code_sent", "by": by},
+        )
+    ]
+    challenge = verification.begin(ctx, request, pending=entries)
+    assert challenge is not None  # a request waiting for verification needs one
+    link = _send_challenge(ctx, request, challenge, entries)
+    audit.record_many(ctx, entries)
+    return link
 
 
 def verify_link(
@@ -94,6 +205,20 @@ def extend(ctx: TenantContext, request: RightsRequest, reason: str) -> RightsReq
     """Take the extension and tell the requester why, inside the first period."""
     transitions.extend(ctx, request, reason)
     letters.send(ctx, request, "extended", reason=reason)
+    return request
+
+
+def extend_appeal(ctx: TenantContext, request: RightsRequest, reason: str) -> RightsRequest:
+    """Take the appeal's extension and tell the requester why, inside the appeal's first
+    period (CPA 6-1-1306(3): the consumer is told of it, with the reasons)."""
+    transitions.extend_appeal(ctx, request, reason)
+    letters.send(
+        ctx,
+        request,
+        "appeal_extended",
+        reason=reason.strip(),
+        appeal_due=rights.deadlines(ctx, request).appeal_due,
+    )
     return request
 
 
