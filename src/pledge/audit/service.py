@@ -437,9 +437,19 @@ def verify_and_record(
     The long walk reads a snapshot of its own and holds nothing: holding the head (FOR UPDATE
     on PostgreSQL) for the walk of a long chain held back every audited act of the tenant.
     Then the head is taken, as an append takes it, and the entries committed since the
-    snapshot are walked on from where it ended — a short walk. (On SQLite this request's
-    transaction holds the write lock from its BEGIN IMMEDIATE on: that is the route's to
-    avoid, by walking before its transaction begins.)"""
+    snapshot are walked on from where it ended — a short walk.
+
+    On SQLite the caller's transaction has held the database's write lock since its first
+    statement (BEGIN IMMEDIATE: for a route, the sign-in's look-up), which would hold back
+    every writer of every tenant for the walk: what it did so far (reads, the sign-in's
+    bookkeeping) is committed first, and the record below is made in a new transaction."""
+    session = ctx.session
+    if (
+        session.get_bind().dialect.name == "sqlite"
+        and session.in_transaction()
+        and not is_read_only(session)
+    ):
+        session.commit()
     result, last_seq, last_mac = _walk_a_snapshot(ctx, progress)
     if result.ok:
         result, last_seq, last_mac = _verify(
@@ -473,14 +483,12 @@ def _walk_a_snapshot(
 ) -> tuple[VerifyResult, int, bytes]:
     """`_verify` in a `read_transaction` of its own (one snapshot, no lock), or — with no
     engine to open one on, or in a read-only transaction already — in the caller's."""
+    # Asked only of a transaction under way: asking begins one (on SQLite, IMMEDIATE).
+    read_only = ctx.session.in_transaction() and is_read_only(ctx.session)
     bind = ctx.session.get_bind()
-    if is_read_only(ctx.session) or not isinstance(bind, Engine):
+    if read_only or not isinstance(bind, Engine):
         return _verify(
-            ctx.session,
-            ctx.keystore,
-            ctx.tenant_id,
-            lock_head=not is_read_only(ctx.session),
-            progress=progress,
+            ctx.session, ctx.keystore, ctx.tenant_id, lock_head=not read_only, progress=progress
         )
     with read_transaction(sessionmaker(bind=bind)) as snapshot:
         return _verify(snapshot, ctx.keystore, ctx.tenant_id, progress=progress)
