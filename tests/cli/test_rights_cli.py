@@ -13,9 +13,9 @@ import pytest
 from pledge.access.context import TenantContext
 from pledge.core.clock import frozen, utcnow
 from pledge.mail import reading as mail_reading
-from pledge.rights import immediate
+from pledge.rights import immediate, workflow
 from pledge.rights import service as rights
-from pledge.rights.service import Prepared
+from pledge.rights.service import Prepared, Requester, RequestInput
 from pledge.runtime import Runtime
 from pledge.subjects import reading
 from pledge.subjects import service as subjects
@@ -24,6 +24,10 @@ from pledge.subjects.service import FieldInput
 from pledge.webhooks import service as webhooks
 from tests.cli.test_cli import run
 from tests.rights.test_api_and_webhooks import Receiver
+from tests.rights.test_objections_and_appeals import APPEALED_ON, REASON, _appealed
+from tests.rights.test_requests import EMAIL, person
+
+__all__ = ["person"]
 
 MIA = "mia@example.com"
 
@@ -226,3 +230,40 @@ def test_webhooks_deliver_posts_the_due_retries(
         with frozen(utcnow() + timedelta(minutes=8)):  # and the second
             assert run("webhooks", "deliver") == (0, "delivered: 1; failing (will retry): 0")
     assert len(receiver.received) == 3
+
+
+def test_staff_send_a_new_code_verify_otherwise_and_extend_an_appeal(
+    runtime: Runtime, person: str, cli_env: dict[str, str]
+) -> None:
+    with runtime.tenant_context(person) as ctx:
+        made = workflow.receive(ctx, RequestInput("access", Requester(EMAIL), "EU")).request
+    rid = str(made.id)
+    code, out = run("rights", "resend-verification", "-t", person, rid)
+    assert code == 0 and "new code" in out, out
+    assert len(_codes_sent(runtime, person)) == 2
+    code, out = run("rights", "verify-otherwise", "-t", person, rid, "--reason", "seen")
+    assert code == 1 and "say how the requester was verified" in out, out
+    how = "called back on the number on file"
+    code, out = run("rights", "verify-otherwise", "-t", person, rid, "--reason", how)
+    assert code == 0 and "verified by other means" in out, out
+    with runtime.tenant_context(person) as ctx:
+        request = rights.get_request(ctx, rid)
+        assert (request.state, request.verification_level) == ("verified", "other_means")
+    appealed = _appealed(runtime, person, "US-CO")
+    with frozen(APPEALED_ON + timedelta(days=10)):
+        code, out = run(
+            "rights", "extend-appeal", "-t", person, appealed, "--reason", REASON
+        )  # fmt: skip
+        assert code == 0 and "decide by 2026-06-14" in out, out
+        code, out = run("rights", "extend-appeal", "-t", person, appealed, "--reason", REASON)
+    assert code == 1 and "already extended" in out, out
+
+
+def _codes_sent(runtime: Runtime, tenant: str) -> list[str]:
+    with runtime.tenant_context(tenant) as ctx:
+        return [
+            view.text
+            for message in mail_reading.list_messages(ctx)
+            if (view := mail_reading.read_message(ctx, message.id).letter) is not None
+            and "enter this code" in view.text
+        ]

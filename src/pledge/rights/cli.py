@@ -202,6 +202,64 @@ def verify(
         runtime.close()
 
 
+@app.command("resend-verification")
+@reports_errors
+def resend_verification(
+    tenant: TenantOpt, request_id: Annotated[str, typer.Argument(help="Request id")]
+) -> None:
+    """Send the requester a new code and link (the e-mail was lost, or wrong codes locked the
+    last code); three a day for a request."""
+    runtime = open_runtime()
+    try:
+        with operator_context(runtime, tenant) as ctx:
+            workflow.resend_verification(ctx, rights.get_request(ctx, request_id), by="staff")
+        console.print("a new code is on its way to the requester")
+    finally:
+        runtime.close()
+
+
+@app.command("verify-otherwise")
+@reports_errors
+def verify_otherwise(
+    tenant: TenantOpt,
+    request_id: Annotated[str, typer.Argument(help="Request id")],
+    reason: Annotated[str, typer.Option(help="How the requester was verified (kept sealed)")],
+    declaration: Annotated[
+        bool, typer.Option(help="The requester signed the declaration (California)")
+    ] = False,
+) -> None:
+    """Record that the requester was verified by other means (seen at a desk, called back on
+    a number on file), for someone the e-mail cannot verify."""
+    runtime = open_runtime()
+    try:
+        with operator_context(runtime, tenant) as ctx:
+            verification.verify_otherwise(
+                ctx, rights.get_request(ctx, request_id), reason, declaration=declaration
+            )
+        console.print("verified by other means; the reason is kept with the request")
+    finally:
+        runtime.close()
+
+
+@app.command("extend-appeal")
+@reports_errors
+def extend_appeal(
+    tenant: TenantOpt,
+    request_id: Annotated[str, typer.Argument(help="Request id")],
+    reason: Annotated[str, typer.Option(help="Why more time is needed (sent to the requester)")],
+) -> None:
+    """Take the appeal's extension where the law has one (Colorado: 60 days), once, inside
+    the appeal's first period; the requester is sent the reasons."""
+    runtime = open_runtime()
+    try:
+        with operator_context(runtime, tenant) as ctx:
+            request = workflow.extend_appeal(ctx, rights.get_request(ctx, request_id), reason)
+            due = rights.deadlines(ctx, request).appeal_due
+        console.print(f"appeal extended: decide by {due}; the requester is told why")
+    finally:
+        runtime.close()
+
+
 @app.command("fulfil")
 @reports_errors
 def fulfil(
