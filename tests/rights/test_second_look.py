@@ -37,7 +37,7 @@ def test_r1_the_first_request_is_never_repetitive_whatever_order_they_are_verifi
     runtime: Runtime, person: str
 ) -> None:
     """Colorado: the first request in 12 months is free. Two access requests, the second
-    verified first: the first one (nothing before it) ends up flagged repetitive."""
+    verified first: the first stays the free one, the second is the repetitive one."""
     with frozen(T0):
         first = _submit(runtime, person, "access", "US-CO")
     with frozen(T0 + timedelta(hours=1)):
@@ -51,6 +51,15 @@ def test_r1_the_first_request_is_never_repetitive_whatever_order_they_are_verifi
             for name, handle in (("first", first), ("second", second))
         }
     assert not flags["first"], flags
+    # And the second, verified first while the first waited, counts the first now: its
+    # timeline says so, for staff deciding on it.
+    assert flags["second"], flags
+    with runtime.tenant_context(person) as ctx:
+        second_request = rights.get_request(ctx, second.split("|")[0])
+        events = [
+            e for e in rights.timeline(ctx, second_request) if e.kind == "repetitive_reassessed"
+        ]
+        assert len(events) == 1
 
 
 # C1: an objection's marketing part stops on receipt, and the letters say so.

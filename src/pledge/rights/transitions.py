@@ -127,8 +127,10 @@ def transition(
     before = move(request, to, now)
     if before is S.PAUSED:
         _end_pause(ctx, request, now)
-    if to is S.VERIFIED and _reassess_repetitive(ctx, request):
-        details = {**(details or {}), "repetitive": request.repetitive}
+    if to is S.VERIFIED:
+        if _reassess_repetitive(ctx, request):
+            details = {**(details or {}), "repetitive": request.repetitive}
+        _reassess_later(ctx, request)
     _event(ctx, request, kind, before, to, details, pending=pending)
     refresh_due(ctx, request)
     webhooks.emit(ctx, "request.state_changed", state_changed(request, before, to, now))
@@ -187,6 +189,26 @@ def _reassess_repetitive(ctx: TenantContext, request: RightsRequest) -> bool:
     changed = flag != request.repetitive
     request.repetitive = flag
     return changed
+
+
+def _reassess_later(ctx: TenantContext, request: RightsRequest) -> None:
+    """Verified: the address's later requests, verified already and still open, are decided
+    again too — this one, received before them, counts for them now (the first stays the free
+    one whichever is verified first); a change is on their timeline for staff to see."""
+    later = ctx.session.scalars(
+        for_tenant(select(RightsRequest), RightsRequest, ctx.tenant_id).where(
+            RightsRequest.contact_index == request.contact_index,
+            RightsRequest.received_at > request.received_at,
+            RightsRequest.received_at <= request.received_at + timedelta(days=365),
+            RightsRequest.verified_at.is_not(None),
+            RightsRequest.state.in_([state.value for state in OPEN_STATES]),
+        )
+    ).all()
+    for other in later:
+        if _reassess_repetitive(ctx, other):
+            _event(
+                ctx, other, "repetitive_reassessed", None, None, {"repetitive": other.repetitive}
+            )
 
 
 def pause(ctx: TenantContext, request: RightsRequest, reason: str) -> RightsRequest:
