@@ -71,13 +71,18 @@ class CycleReport:
     def mail_failed(self) -> int:
         return sum(r.failed for r in self.mail_reports)
 
+    @property
+    def mail_cancelled(self) -> int:
+        """Not sent after all: the person was erased, or the gate no longer allows it."""
+        return sum(r.cancelled for r in self.mail_reports)
+
     def summary(self) -> str:
         return (
             f"announced {self.announced}, closed unverified {self.closed_unverified}, "
             f"purged {self.purged} (and {self.purged_answers} stored API answers), "
             f"due dates of paused requests moved {self.paused_due_moved}, "
-            f"mail sent {self.mail_sent} (failed {self.mail_failed}, "
-            f"{self.mail_purged} old messages deleted), "
+            f"mail sent {self.mail_sent} (failed {self.mail_failed}, cancelled "
+            f"{self.mail_cancelled}, {self.mail_purged} old messages deleted), "
             f"webhooks delivered {self.webhooks_ok} (failing {self.webhooks_failing})"
             + (f"; AUDIT CHAIN BROKEN: {', '.join(self.audit_broken)}" if self.audit_broken else "")
             + (f"; errors: {', '.join(self.errors)}" if self.errors else "")

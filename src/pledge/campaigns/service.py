@@ -184,6 +184,9 @@ def send_campaign(
     (`report`, if given, is filled in as they do)."""
     item = detail(ctx, campaign_id)
     campaign, purpose, topic = item.campaign, item.purpose, item.topic
+    # Locked and read again (PostgreSQL; SQLite's writers take turns): two sends at once — a
+    # double click, a client's retry — the second waits, then finds it sent, not a draft.
+    ctx.session.refresh(campaign, with_for_update=True)
     if campaign.status != CampaignStatus.DRAFT.value:
         raise Conflict("this campaign was already sent; create a new one for the next issue")
     audience = gate_audience.audience(ctx, purpose.slug, campaign.channel, topic=topic.slug)

@@ -42,7 +42,8 @@ def deliver(
                     continue
             console.print(
                 f"{slug}: {report.sent} sent, {report.failed} failed, "
-                f"{report.cancelled} cancelled (subject erased) via {report.backend}"
+                f"{report.cancelled} cancelled (subject erased, or no longer allowed) "
+                f"via {report.backend}"
             )
     finally:
         runtime.close()

@@ -535,11 +535,36 @@ def _record_outcome(
             report.on_recorded(len(ids))
 
 
+def _no_longer_allowed(ctx: TenantContext, rows: Sequence[OutboxMessage]) -> set[uuid.UUID]:
+    """The campaign messages among `rows` the gate would not send now: the person withdrew
+    consent, unsubscribed or objected since the campaign went out (a retry after the relay
+    was down, or one the pause left queued). Each asked anew, audited, as any use is."""
+    # Imported here: campaigns and the gate build on this package.
+    from pledge.campaigns import service as campaigns
+    from pledge.gate import service as gate
+
+    refused: set[uuid.UUID] = set()
+    details: dict[uuid.UUID, campaigns.CampaignDetail] = {}
+    for row in rows:
+        if row.kind != MessageKind.CAMPAIGN or row.campaign_id is None or row.subject_id is None:
+            continue
+        item = details.get(row.campaign_id)
+        if item is None:
+            item = details[row.campaign_id] = campaigns.detail(ctx, row.campaign_id)
+        decision = gate.may(
+            ctx, row.subject_id, item.purpose.slug, item.campaign.channel, topic=item.topic.slug
+        )
+        if not decision.allowed:
+            refused.add(row.id)
+    return refused
+
+
 def deliver_pending(ctx: TenantContext, *, limit: int = 1000) -> DeliveryReport:
     """Hand failed messages (fewer than MAX_ATTEMPTS tries) and queued ones older than a
     minute to the backend after the transaction commits. Delivery is at least once: a crash
     between the send and the status update sends again. A message whose subject was erased
-    cannot be opened any more: it is cancelled, never sent.
+    cannot be opened any more: it is cancelled, never sent; so is a campaign's the gate no
+    longer allows (`_no_longer_allowed`).
 
     The messages are claimed in this transaction (locked, skipping those another worker
     holds, on PostgreSQL; SQLite's writers take turns): a second worker running at once,
@@ -582,12 +607,13 @@ def deliver_pending(ctx: TenantContext, *, limit: int = 1000) -> DeliveryReport:
         )
     )
     keys = _readable_keys(ctx, rows)
+    refused = _no_longer_allowed(ctx, rows)
     outgoing: list[tuple[uuid.UUID, Letter]] = []
     for row in rows:
-        opened = _open(ctx, row, keys)
+        opened = None if row.id in refused else _open(ctx, row, keys)
         if opened is None:
             row.status = OutboxStatus.CANCELLED.value
-            row.last_error = "subject erased"
+            row.last_error = "no longer allowed" if row.id in refused else "subject erased"
             report.cancelled += 1
             continue
         row.status, row.sent_at, row.attempts = SENDING, now, row.attempts + 1
