@@ -25,6 +25,7 @@ from sqlalchemy import (
     func,
     select,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.engine import Dialect
@@ -191,6 +192,15 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         )
     event.listen(engine, "before_cursor_execute", _refuse_nul)
     return engine
+
+
+def insert_new(session: Session, model: type[DeclarativeBase], **values: Any) -> Any:
+    """An INSERT of one row that does nothing when a row with its key is there already (ON
+    CONFLICT DO NOTHING, in the session's dialect): two transactions adding the same row at
+    once both go on, where a check then an insert failed the second on the primary key. Add
+    `.returning(...)` to learn whether it inserted (an insert's rowcount is -1 on psycopg)."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(model).values(**values).on_conflict_do_nothing()
 
 
 def bulk_insert(session: Session, model: type[DeclarativeBase], rows: list[dict[str, Any]]) -> None:

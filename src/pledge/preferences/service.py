@@ -23,6 +23,7 @@ from pledge.consent import privacy_state
 from pledge.consent import service as consent
 from pledge.consent.models import ConsentAction, ConsentMethod, ConsentState
 from pledge.core.clock import utcnow
+from pledge.core.db import insert_new
 from pledge.core.errors import InvalidInput
 from pledge.notices import service as notices
 from pledge.preferences import topics
@@ -45,19 +46,23 @@ def opt_out(
     the next gate check denies. Returns False when it was already so."""
     subject = consent.active_subject(ctx, subject_id)
     _check(ctx, channel, topic)
-    if ctx.session.get(ChannelOptOut, (ctx.tenant_id, subject.id, channel, topic)) is not None:
-        return False
-    ctx.session.add(
-        ChannelOptOut(
+    # One statement, not a check then an insert: two opt-outs at once (the mail provider's
+    # one-click POST and the person's own click) would otherwise both insert, and the second
+    # fail on the primary key. The one that inserted audits; the other finds it already so.
+    inserted = ctx.session.execute(
+        insert_new(
+            ctx.session,
+            ChannelOptOut,
             tenant_id=ctx.tenant_id,
             subject_id=subject.id,
             channel=channel,
             topic=topic,
             source=source[:24],
             created_at=utcnow(),
-        )
-    )
-    ctx.session.flush()
+        ).returning(ChannelOptOut.topic)
+    ).first()
+    if inserted is None:
+        return False
     audit.record(
         ctx,
         AuditEvent.PREFERENCE_CHANGED,

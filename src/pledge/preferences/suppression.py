@@ -22,6 +22,7 @@ from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
 from pledge.consent.models import ConsentState, Objection
 from pledge.core.clock import utcnow
+from pledge.core.db import insert_new
 from pledge.core.errors import InvalidInput
 from pledge.preferences.models import ChannelOptOut, Suppression
 from pledge.purposes.models import Channel, Purpose
@@ -44,21 +45,24 @@ def _insert(
     """Add (kind, blind index, channel) entries not yet listed; returns those added."""
     added = []
     now = utcnow()
+    # One statement each, not a check then an insert: two transactions adding the same entry
+    # at once (an erasure and a manual entry) would otherwise both insert, and the second fail
+    # on the primary key. Only the one that inserted counts it (and audits it).
     for kind, bidx, channel in dict.fromkeys(entries):
-        if ctx.session.get(Suppression, (ctx.tenant_id, kind, bidx, channel)) is not None:
-            continue
-        ctx.session.add(
-            Suppression(
+        inserted = ctx.session.execute(
+            insert_new(
+                ctx.session,
+                Suppression,
                 tenant_id=ctx.tenant_id,
                 kind=kind,
                 blind_index=bidx,
                 channel=channel,
                 reason=reason[:32],
                 created_at=now,
-            )
-        )
-        added.append((kind, bidx, channel))
-    ctx.session.flush()
+            ).returning(Suppression.channel)
+        ).first()
+        if inserted is not None:
+            added.append((kind, bidx, channel))
     return added
 
 
