@@ -31,6 +31,7 @@ from pledge.consent.models import (
     SubjectPurpose,
 )
 from pledge.core.clock import utcnow
+from pledge.core.db import insert_new
 from pledge.core.errors import InvalidInput, NotFound, SubjectErased
 from pledge.core.ids import new_id
 from pledge.crypto.aead import derive
@@ -131,6 +132,39 @@ def _privacy_notice_version(ctx: TenantContext, point: CollectionPoint | None) -
     return current.id if current else None
 
 
+def _locked_state(
+    ctx: TenantContext,
+    subject_id: uuid.UUID,
+    purpose_id: uuid.UUID,
+    action: ConsentAction,
+    record_id: uuid.UUID,
+) -> ConsentState:
+    """The subject's state row for the purpose, created if missing and locked FOR UPDATE.
+
+    The insert skips a row another worker holds or has just added (a double-submitted first
+    consent must not fail on the primary key). A row it creates points at `record_id`, the
+    record about to be written, and is completed by the caller."""
+    values = {
+        "tenant_id": ctx.tenant_id,
+        "subject_id": subject_id,
+        "purpose_id": purpose_id,
+        "granted": action is ConsentAction.GRANT,
+        "record_id": record_id,
+        "updated_at": utcnow(),
+    }
+    ctx.session.execute(insert_new(ctx.session, ConsentState, **values))
+    return ctx.session.execute(
+        select(ConsentState)
+        .where(
+            ConsentState.tenant_id == ctx.tenant_id,
+            ConsentState.subject_id == subject_id,
+            ConsentState.purpose_id == purpose_id,
+        )
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+
+
 def record_consent(
     ctx: TenantContext,
     subject_id: uuid.UUID | str,
@@ -179,10 +213,14 @@ def record_consent(
                 "a consent presented pre-checked is not consent: the person must tick the box"
             )
         wording = _wording(ctx, purpose, point, data.wording_version_id)
+    # Lock the state row before stamping the record's time: two grants or a grant and a
+    # withdrawal for the same person then queue here, and the later stamp is the later write.
+    record_id = new_id()
+    state = _locked_state(ctx, subject.id, purpose.id, action, record_id)
     now = utcnow()
     record = ConsentRecord(
         tenant_id=ctx.tenant_id,
-        id=new_id(),
+        id=record_id,
         subject_id=subject.id,
         purpose_id=purpose.id,
         action=action.value,
@@ -202,17 +240,18 @@ def record_consent(
     if action is ConsentAction.GRANT and wording is not None:
         record.receipt_jws = receipts.issue(ctx, record, purpose, wording)
     ctx.session.add(record)
-    state = ctx.session.get(ConsentState, (ctx.tenant_id, subject.id, purpose.id))
-    if state is None:
-        state = ConsentState(tenant_id=ctx.tenant_id, subject_id=subject.id, purpose_id=purpose.id)
-        ctx.session.add(state)
-    state.granted = action is ConsentAction.GRANT
-    state.record_id = record.id
-    state.updated_at = now
+    if state.record_id == record.id or now >= state.updated_at:
+        # The state is the ledger's last word: a record stamped before the one the state
+        # already shows (a clock behind another worker's) joins the ledger but moves nothing.
+        state.granted = action is ConsentAction.GRANT
+        state.record_id = record.id
+        state.updated_at = now
     ctx.session.flush()
     audit.record(
         ctx,
-        AuditEvent.CONSENT_GRANTED if state.granted else AuditEvent.CONSENT_WITHDRAWN,
+        AuditEvent.CONSENT_GRANTED
+        if action is ConsentAction.GRANT
+        else AuditEvent.CONSENT_WITHDRAWN,
         subject_id=subject.id,
         details={
             "purpose": purpose.slug,

@@ -79,10 +79,11 @@ def _optout_topics(purpose: Purpose, topic: str | None) -> list[str]:
     return ([ALL_MARKETING] if purpose.is_marketing else []) + ([topic] if topic else [])
 
 
-def _flags_deny(purpose: Purpose) -> ColumnElement[bool]:
+def _flags_deny(purpose: Purpose, *, use_limits: bool = True) -> ColumnElement[bool]:
     """SQL over `subjects`: the subject's own state denies this purpose (erased — partially,
     for any basis but a legal obligation —, restricted, opted out of sale, limited sensitive
-    data, a child without a parent's consent)."""
+    data, a child without a parent's consent). Without `use_limits`, the opt-out of sale and
+    the limit on sensitive data are left out: they limit a use, they do not end the basis."""
     s = Subject
     basis = purpose.lawful_basis
     deny: list[ColumnElement[bool]] = [
@@ -91,9 +92,9 @@ def _flags_deny(purpose: Purpose) -> ColumnElement[bool]:
     ]
     if basis != LawfulBasis.LEGAL_OBLIGATION.value:
         deny.append(s.status == SubjectStatus.PARTIALLY_ERASED.value)
-    if purpose.is_sale_or_sharing:
+    if use_limits and purpose.is_sale_or_sharing:
         deny.append(s.sale_opt_out_at.is_not(None))
-    if basis not in NECESSARY_BASES and purposes.uses_sensitive_data(purpose):
+    if use_limits and basis not in NECESSARY_BASES and purposes.uses_sensitive_data(purpose):
         deny.append(s.limit_sensitive_at.is_not(None))
     if basis == LawfulBasis.CONSENT.value or purpose.is_sale_or_sharing:
         deny.append(and_(s.is_child.is_(True), s.parental_consent_at.is_(None)))
@@ -101,16 +102,28 @@ def _flags_deny(purpose: Purpose) -> ColumnElement[bool]:
 
 
 def audience_conditions(
-    tenant_id: uuid.UUID, purpose: Purpose, channel: str | None, topic: str | None, now: datetime
+    tenant_id: uuid.UUID,
+    purpose: Purpose,
+    channel: str | None,
+    topic: str | None,
+    now: datetime,
+    *,
+    use_limits: bool = True,
 ) -> list[ColumnElement[bool]]:
     """`evaluate` as SQL over `subjects`: the WHERE clause of an audience.
+
+    `use_limits=False` (the hygiene report) leaves out the person's limits on a use (sale
+    opt-out, limit sensitive): they are kept to be honoured, never a reason to erase.
 
     Each rule is a condition on the subject row or a probe by primary key (`EXISTS`), so the
     cost is linear in the subjects scanned; PostgreSQL runs the probes as (anti-)joins. The
     subject's own columns come first, then the probes, the most selective first."""
     s = Subject
     basis = purpose.lawful_basis
-    conds: list[ColumnElement[bool]] = [s.tenant_id == tenant_id, not_(_flags_deny(purpose))]
+    conds: list[ColumnElement[bool]] = [
+        s.tenant_id == tenant_id,
+        not_(_flags_deny(purpose, use_limits=use_limits)),
+    ]
     if _nobody(purpose, channel, now):
         conds.append(s.id.is_(None))  # nobody
     if basis == LawfulBasis.CONSENT.value:

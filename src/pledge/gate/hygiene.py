@@ -62,7 +62,9 @@ def _recorded(tenant_id: uuid.UUID, purpose: Purpose, now: datetime) -> ColumnEl
 
 def basis_holds(tenant_id: uuid.UUID, purpose: Purpose, now: datetime) -> ColumnElement[bool]:
     """SQL: the purpose may still rely on the subject (the gate's rules, no channel)."""
-    conds = gate_audience.audience_conditions(tenant_id, purpose, None, None, now)
+    # The basis alone: an opt-out of sale (GPC) or a limit on sensitive data restricts a use
+    # and must be kept to be honoured — never a deletion request (STANDARDS.md).
+    conds = gate_audience.audience_conditions(tenant_id, purpose, None, None, now, use_limits=False)
     basis = purpose.lawful_basis
     if basis != LawfulBasis.CONSENT.value and basis not in gate.RELATIONSHIP_BASES:
         conds.append(_recorded(tenant_id, purpose, now))

@@ -7,12 +7,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, exists, select
 
 from pledge.access.context import TenantContext
 from pledge.access.scoping import for_tenant, get_in_tenant
 from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
+from pledge.consent.models import ConsentRecord, ConsentState, Objection, SubjectPurpose
 from pledge.core import validation
 from pledge.core.clock import utcnow
 from pledge.core.errors import Conflict, InvalidInput, NotFound
@@ -79,12 +80,26 @@ def _notice_id(ctx: TenantContext, slug: str | None, kind: NoticeKind) -> uuid.U
     return notice.id
 
 
+# Bases no direct marketing can rest on: marketing is never required by law, to save a life or
+# for a public task; it needs consent, a contract or a legitimate interest (GDPR recital 47).
+_NOT_FOR_MARKETING = frozenset(
+    {
+        LawfulBasis.LEGAL_OBLIGATION,
+        LawfulBasis.VITAL_INTEREST,
+        LawfulBasis.PUBLIC_INTEREST,
+        LawfulBasis.OFFICIAL_AUTHORITY,
+    }
+)
+
+
 def _validated(ctx: TenantContext, data: PurposeInput) -> dict[str, object]:
     basis = _basis(data.lawful_basis)
     note = (data.legitimate_interest_note or "").strip() or None
     if basis is LawfulBasis.LEGITIMATE_INTEREST and not note:
         # GDPR Art. 13(1)(d): the legitimate interests pursued must be stated.
         raise InvalidInput("a legitimate-interest purpose needs a legitimate_interest_note")
+    if data.is_marketing and basis in _NOT_FOR_MARKETING:
+        raise InvalidInput(f"a marketing purpose cannot rest on {basis.value}")
     return {
         "name": validation.text(data.name, "name", max_chars=200),
         "description": validation.text(
@@ -133,7 +148,15 @@ def update_purpose(ctx: TenantContext, slug: str, data: PurposeInput) -> Purpose
     audit entry records the old and new basis."""
     purpose = get_purpose(ctx, slug)
     before = purpose.lawful_basis
-    for key, value in _validated(ctx, data).items():
+    changes = _validated(ctx, data)
+    if changes["lawful_basis"] != before and _relied_on(ctx, purpose):
+        # GDPR Art. 7(3); EDPB 05/2020 §121-123: once people were asked or held under a basis,
+        # swapping it would undo their withdrawals and objections behind their backs.
+        raise Conflict(
+            f"purpose {purpose.slug!r} has been relied on under {before}: its lawful basis "
+            "cannot change; create a new purpose instead"
+        )
+    for key, value in changes.items():
         setattr(purpose, key, value)
     purpose.updated_at = utcnow()
     audit.record(
@@ -147,6 +170,16 @@ def update_purpose(ctx: TenantContext, slug: str, data: PurposeInput) -> Purpose
         },
     )
     return purpose
+
+
+def _relied_on(ctx: TenantContext, purpose: Purpose) -> bool:
+    """Anyone's consent record or state, relationship or objection names the purpose."""
+    return any(
+        ctx.session.scalar(
+            select(exists().where(model.tenant_id == ctx.tenant_id, model.purpose_id == purpose.id))
+        )
+        for model in (ConsentRecord, ConsentState, SubjectPurpose, Objection)
+    )
 
 
 def archive_purpose(ctx: TenantContext, slug: str) -> Purpose:
