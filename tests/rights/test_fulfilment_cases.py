@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -66,6 +67,16 @@ def _in_progress_access(runtime: Runtime, tenant: str) -> str:
     return request_id
 
 
+def _fulfils(request_id: str) -> Callable[[TenantContext], int]:
+    """A colleague's fulfilment of the request, as a second worker's step."""
+
+    def step(ctx: TenantContext) -> int:
+        fulfilment.fulfil(ctx, rights.get_request(ctx, request_id))
+        return 1
+
+    return step
+
+
 def test_a_request_fulfilled_by_two_staff_at_once_is_answered_once(
     runtime: Runtime, person: str
 ) -> None:
@@ -73,15 +84,11 @@ def test_a_request_fulfilled_by_two_staff_at_once_is_answered_once(
         pytest.skip("SQLite: a second writer waits for the first's transaction (BEGIN IMMEDIATE)")
     request_id = _in_progress_access(runtime, person)
 
-    def other(ctx: TenantContext) -> int:
-        fulfilment.fulfil(ctx, rights.get_request(ctx, request_id))
-        return 1
-
     with runtime.tenant_context(person) as ctx:
         result = fulfilment.fulfil(ctx, rights.get_request(ctx, request_id))
         assert result.state == "completed"
         # A second member of staff clicks "fulfil" before the first's answer is committed.
-        second = Second(runtime, utcnow(), person, other)
+        second = Second(runtime, utcnow(), person, _fulfils(request_id))
     with pytest.raises(Conflict, match="completed"):
         second.result()
     assert _links(runtime, person, request_id) == 1
@@ -96,14 +103,10 @@ def test_a_request_answered_since_the_page_was_read_is_not_answered_again(
         pytest.skip("SQLite: a second writer waits for the first's transaction (BEGIN IMMEDIATE)")
     request_id = _in_progress_access(runtime, person)
 
-    def other(ctx: TenantContext) -> int:
-        fulfilment.fulfil(ctx, rights.get_request(ctx, request_id))
-        return 1
-
     with runtime.tenant_context(person) as ctx:
         request = rights.get_request(ctx, request_id)  # in progress, as the page showed it
         # Meanwhile a colleague answers it, committed.
-        assert Second(runtime, utcnow(), person, other).result() == 1
+        assert Second(runtime, utcnow(), person, _fulfils(request_id)).result() == 1
         with pytest.raises(Conflict, match="completed"):
             fulfilment.fulfil(ctx, request)
     assert _links(runtime, person, request_id) == 1

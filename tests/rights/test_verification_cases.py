@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from pledge.access.context import TenantContext
 from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
 from pledge.consent import intake
@@ -16,7 +17,7 @@ from pledge.mail import reading as mail_reading
 from pledge.presets import clik
 from pledge.rights import letters, verification, workflow
 from pledge.rights import service as rights
-from pledge.rights.models import RequestArtifact
+from pledge.rights.models import RequestArtifact, RightsRequest
 from pledge.rights.service import Requester, RequestInput
 from pledge.runtime import Runtime
 from pledge.subjects.service import FieldInput
@@ -104,20 +105,24 @@ def verification_results(runtime: Runtime, tenant: str, request_id: str) -> list
 # A1: an authorized agent's request
 
 
+def _by_agent(ctx: TenantContext, rtype: str) -> RightsRequest:
+    """A Californian request of `rtype` about Rita, sent by an authorized agent."""
+    return workflow.receive(
+        ctx,
+        RequestInput(
+            rtype,
+            Requester(EMAIL, "Rita", "Ada Gent", AGENT, "signed permission PS-114"),
+            "US-CA",
+            "authorized_agent",
+        ),
+    ).request
+
+
 def test_an_agent_request_is_confirmed_by_the_person_not_the_agent(
     runtime: Runtime, customer: str
 ) -> None:
     with runtime.tenant_context(customer) as ctx:
-        made = workflow.receive(
-            ctx,
-            RequestInput(
-                "access",
-                Requester(EMAIL, "Rita", "Ada Gent", AGENT, "signed permission PS-114"),
-                "US-CA",
-                "authorized_agent",
-            ),
-        ).request
-        request_id = str(made.id)
+        request_id = str(_by_agent(ctx, "access").id)
     sent = mail_to(runtime, customer)
     codes = [(to, text) for to, _subject, text in sent if "enter this code" in text]
     # The code and the link reach the person, saying who asked for them; never the agent.
@@ -135,16 +140,7 @@ def test_a_new_code_for_an_agent_request_goes_to_the_person(
     runtime: Runtime, customer: str
 ) -> None:
     with runtime.tenant_context(customer) as ctx:
-        made = workflow.receive(
-            ctx,
-            RequestInput(
-                "erasure",
-                Requester(EMAIL, "Rita", "Ada Gent", AGENT, "signed permission PS-114"),
-                "US-CA",
-                "authorized_agent",
-            ),
-        ).request
-        workflow.resend_verification(ctx, made, by="staff")
+        workflow.resend_verification(ctx, _by_agent(ctx, "erasure"), by="staff")
     codes = [to for to, _s, text in mail_to(runtime, customer) if "enter this code" in text]
     assert codes == [EMAIL, EMAIL]
 
