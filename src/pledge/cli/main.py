@@ -128,9 +128,11 @@ def worker(
     once: Annotated[bool, typer.Option("--once", help="Run one cycle and exit (for cron)")] = False,
     interval: Annotated[int, typer.Option(min=5, max=86_400, help="Seconds between cycles")] = 60,
 ) -> None:
-    """Run the scheduled work: notice announcements, closing unverified rights requests,
-    purging old request records, paused due dates, mail delivery and retention, the audit
-    checkpoint, webhook retries (safe to run twice at once)."""
+    """Run the scheduled work (safe to run twice at once).
+
+    Notice announcements, closing unverified rights requests, purging old request records,
+    paused due dates, mail delivery and retention, the audit checkpoint, webhook retries.
+    """
     import time
 
     from pledge import worker as jobs
@@ -565,8 +567,10 @@ def audit_verify(
         str | None, typer.Option("--tenant", "-t", help="Tenant slug; all when omitted")
     ] = None,
 ) -> None:
-    """Verify the audit chain(s), checkpointing each that holds in the keystore; exits
-    non-zero naming the first bad entry."""
+    """Verify the audit chain(s); exits non-zero naming the first bad entry.
+
+    Each chain that holds is checkpointed in the keystore.
+    """
     runtime = open_runtime()
     broken = 0
     try:

@@ -44,8 +44,10 @@ def grant(
     ] = ConsentMethod.STAFF_PHONE,
     language: Annotated[str, typer.Option(help="Language of the wording")] = "en",
 ) -> None:
-    """Record a consent given outside a form (a call, a letter…), with the wording read out.
-    Prints the record id and the signed receipt."""
+    """Record a consent given outside a form (a call, a letter…).
+
+    Name the wording read out. Prints the record id and the signed receipt.
+    """
     with in_tenant(tenant) as ctx:
         subject_id = reading.require_subject(ctx, IdentityKind.EMAIL, email)
         version_id = wording_version
@@ -126,8 +128,10 @@ def verify_receipt(
     tenant: TenantOpt,
     source: Annotated[str, typer.Argument(help="File holding the receipt (JWS), or - for stdin")],
 ) -> None:
-    """Check a consent receipt against the tenant's keys. Exit 0 when valid; 1 when not,
-    with the reason."""
+    """Check a consent receipt against the tenant's keys (exit 0 when valid).
+
+    Exits 1 when it is not, with the reason.
+    """
     if source == "-":
         token = sys.stdin.read()
     else:

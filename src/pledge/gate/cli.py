@@ -34,8 +34,10 @@ def check(
     channel: Annotated[Channel | None, typer.Option(help="Channel")] = None,
     topic: Annotated[str | None, typer.Option(help="Topic slug")] = None,
 ) -> None:
-    """May this subject's data be used for the purpose on the channel now? Exit 0 when
-    allowed, 2 when not (with every reason)."""
+    """May this subject's data be used for the purpose on the channel now?
+
+    Exits 0 when allowed, 2 when not (with every reason).
+    """
     with in_tenant(tenant) as ctx:
         subject_id = reading.require_subject(ctx, IdentityKind.EMAIL, email)
         decision = gate.may(
@@ -86,8 +88,10 @@ def hygiene_report(
         list[str] | None, typer.Option(help="Retention class to keep (legal duty), repeatable")
     ] = None,
 ) -> None:
-    """Active subjects held with no lawful basis left for any purpose; with --erase, erase
-    them (each re-checked at the moment of erasure)."""
+    """Active subjects held with no lawful basis left for any purpose.
+
+    With --erase, erases them (each re-checked at the moment of erasure).
+    """
     with in_tenant(tenant) as ctx:
         report = hygiene.report(ctx)
     console.print(

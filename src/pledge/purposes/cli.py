@@ -128,8 +128,10 @@ def add_topic(
     purpose: Annotated[str, typer.Option(help="The purpose the messages serve")],
     description: Annotated[str, typer.Option(help="Longer description")] = "",
 ) -> None:
-    """Add a topic: what a kind of message is about, under the purpose it serves. Readers opt
-    out per channel and topic in the preference center."""
+    """Add a topic: what a kind of message is about, under the purpose it serves.
+
+    Readers opt out per channel and topic in the preference center.
+    """
     with in_tenant(tenant) as ctx:
         topic = topics.create_topic(
             ctx, slug=slug, name=name, purpose=purpose, description=description
@@ -201,8 +203,10 @@ def save_point(
     privacy_notice: Annotated[str | None, typer.Option(help="Privacy notice shown")] = None,
     description: Annotated[str, typer.Option(help="Description")] = "",
 ) -> None:
-    """Create or replace a collection point: the purposes it collects for and the consent
-    wording shown for each consent purpose."""
+    """Create or replace a collection point and the purposes it collects for.
+
+    Each consent purpose names the consent wording shown for it.
+    """
     if file is not None:
         data = _point_from_toml(file)
     else:

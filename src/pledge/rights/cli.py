@@ -108,8 +108,10 @@ def opt_outs(
         int, typer.Option(min=0, help="Skip the first N people (answered by a run that stopped)")
     ] = 0,
 ) -> None:
-    """Answer a list of opt-outs (or "limit" requests) at once — e.g. from an authorized
-    agent. The whole file is checked first; each batch is one transaction."""
+    """Answer a list of opt-outs (or "limit" requests) at once, e.g. an authorized agent's.
+
+    The whole file is checked first; each batch is one transaction.
+    """
     agent = bool(agent_name or agent_email)
     text = importer.read_text(file, done="received")
     runtime = open_runtime()
@@ -186,8 +188,10 @@ def verify(
         list[str] | None, typer.Option(help="name=value, e.g. phone=+44…")
     ] = None,
 ) -> None:
-    """Verify a request with the code the requester was sent (and data points on file, where
-    the request needs them), e.g. when they read it out on the phone."""
+    """Verify a request with the code the requester was sent (e.g. read out on the phone).
+
+    Give the data points on file where the request needs them.
+    """
     runtime = open_runtime()
     try:
         with operator_context(runtime, tenant) as ctx:
@@ -207,8 +211,10 @@ def verify(
 def resend_verification(
     tenant: TenantOpt, request_id: Annotated[str, typer.Argument(help="Request id")]
 ) -> None:
-    """Send the requester a new code and link (the e-mail was lost, or wrong codes locked the
-    last code); three a day for a request."""
+    """Send the requester a new code and link (three a day for a request).
+
+    For when the e-mail was lost, or wrong codes locked the last code.
+    """
     runtime = open_runtime()
     try:
         with operator_context(runtime, tenant) as ctx:
@@ -228,8 +234,10 @@ def verify_otherwise(
         bool, typer.Option(help="The requester signed the declaration (California)")
     ] = False,
 ) -> None:
-    """Record that the requester was verified by other means (seen at a desk, called back on
-    a number on file), for someone the e-mail cannot verify."""
+    """Record that the requester was verified by other means.
+
+    For someone the e-mail cannot verify: seen at a desk, called back on a number on file.
+    """
     runtime = open_runtime()
     try:
         with operator_context(runtime, tenant) as ctx:
@@ -248,8 +256,10 @@ def extend_appeal(
     request_id: Annotated[str, typer.Argument(help="Request id")],
     reason: Annotated[str, typer.Option(help="Why more time is needed (sent to the requester)")],
 ) -> None:
-    """Take the appeal's extension where the law has one (Colorado: 60 days), once, inside
-    the appeal's first period; the requester is sent the reasons."""
+    """Take the appeal's extension where the law has one (Colorado: 60 days).
+
+    Once, inside the appeal's first period; the requester is sent the reasons.
+    """
     runtime = open_runtime()
     try:
         with operator_context(runtime, tenant) as ctx:
@@ -344,8 +354,10 @@ def sla(tenant: TenantOpt) -> None:
 @app.command("jobs")
 @reports_errors
 def jobs(tenant: TenantOpt) -> None:
-    """Close unverified requests, move the due dates of paused ones and purge records past
-    24 months (run daily)."""
+    """Close unverified requests, move paused due dates, purge old records (run daily).
+
+    Records are purged 24 months after the request closed.
+    """
     runtime = open_runtime()
     try:
         with operator_context(runtime, tenant) as ctx:
