@@ -16,6 +16,7 @@ from pledge.migrations import upgrade
 from pledge.schema import Base
 from pledge.subjects.models import Subject
 from pledge.tenants.models import Tenant
+from pledge.webhooks.models import WebhookDelivery
 from tests.conftest import Backend, _create_pg_database, _pg_admin_url, _pg_name
 
 GLOBAL_TABLES = {"tenants"}
@@ -122,5 +123,64 @@ def test_migrations_upgrade_a_populated_database(backend: Backend, tmp_path: Pat
             tenant = conn.execute(select(Tenant).where(Tenant.id == tenant_id)).one()
             assert tenant.honour_gpc is True and tenant.dnt_policy == "record"
             assert tenant.public_hosts == []
+    finally:
+        engine.dispose()
+
+
+def test_the_upgrade_drops_what_finished_webhook_deliveries_held(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """Migration 0012: a delivery already delivered or failed keeps its record but not its
+    sealed payload (it may name a person); one still to be sent keeps what it must send."""
+    if backend.kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        url = _create_pg_database(_pg_admin_url() or "", _pg_name("pledge_upgrade_hooks"))
+    engine = make_engine(url)
+    try:
+        upgrade("datastore", engine, "0001")
+        tenant_id = uuid.uuid4()
+        now = datetime.now(UTC)
+
+        def to_db(value: uuid.UUID) -> object:
+            return value.bytes if backend.kind == "sqlite" else value
+
+        with engine.begin() as conn:
+            old = MetaData()
+            old.reflect(conn)
+            insert_old_tenant(conn, old, to_db(tenant_id), now)
+        upgrade("datastore", engine, "0011")
+        ids = {status: uuid.uuid4() for status in ("delivered", "failed", "pending")}
+        with engine.begin() as conn:
+            before = MetaData()
+            before.reflect(conn)
+            for status, delivery_id in ids.items():
+                conn.execute(
+                    before.tables["webhook_deliveries"]
+                    .insert()
+                    .values(
+                        tenant_id=to_db(tenant_id),
+                        id=to_db(delivery_id),
+                        event="subject.erasure_requested",
+                        target_kind="recipient",
+                        target_id=to_db(uuid.uuid4()),
+                        payload_sealed=b"sealed " + status.encode(),
+                        status=status,
+                        attempts=1,
+                        next_attempt_at=now,
+                        created_at=now,
+                    )
+                )
+        upgrade("datastore", engine)
+        with engine.connect() as conn:
+            held = {
+                row.id: row.payload_sealed
+                for row in conn.execute(select(WebhookDelivery.id, WebhookDelivery.payload_sealed))
+            }
+        assert held == {
+            ids["delivered"]: None,
+            ids["failed"]: None,
+            ids["pending"]: b"sealed pending",
+        }
     finally:
         engine.dispose()

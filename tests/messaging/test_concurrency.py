@@ -297,7 +297,7 @@ def test_one_unreadable_delivery_does_not_undo_the_posts_of_its_batch(
             webhooks.emit(ctx, "request.state_changed", {"n": n})
     with runtime.sessions() as s, s.begin():
         first, second = s.scalars(select(WebhookDelivery).order_by(WebhookDelivery.created_at))
-        second.payload_sealed = b"\x00" * len(second.payload_sealed)  # damaged at rest
+        second.payload_sealed = b"\x00" * len(second.payload_sealed or b"")  # damaged at rest
         good_id = str(first.id)
     hook_receiver.received.clear()
     hook_receiver.status = 200

@@ -141,4 +141,4 @@ def transfer(ctx: TenantContext, request: RightsRequest, url: str, data: dict[st
         _private_jwk(raw, public),
         algorithms=[ALG],
     )
-    webhooks.send_to_url(ctx, "portability.transfer", url, token)
+    webhooks.send_to_url(ctx, "portability.transfer", url, token, request_id=request.id)

@@ -199,7 +199,9 @@ def _portability(
     transferred = ""
     if staff.transfer_url:
         downloads.transfer(ctx, request, staff.transfer_url, data)
-        transferred = " We have also sent it, signed, to the organisation you named."
+        # Queued: sent after the commit, retried for a day; a failure for good is on the
+        # request's timeline (`workflow.delivery_failed`), not known when this is written.
+        transferred = " We are also sending it, signed, to the organisation you named."
     link = downloads.create(ctx, request, artifact)
     return _complete(
         ctx,
@@ -324,12 +326,13 @@ def _rectification(
             "request": request.reference,
         },
         _recipients(ctx),
+        request_id=request.id,
     )
     return _complete(
         ctx,
         request,
-        f"We corrected: {', '.join(sorted(proposed))}. We told the organisations we share "
-        "your data with." + (f" {ACCURACY_RESTRICTION_LIFTED}" if lifted else ""),
+        f"We corrected: {', '.join(sorted(proposed))}. We are telling the organisations we "
+        "share your data with." + (f" {ACCURACY_RESTRICTION_LIFTED}" if lifted else ""),
         "rectified",
     )
 
@@ -376,6 +379,7 @@ def _erasure(
         "subject.erasure_requested",
         {"subject": identities, "request": request.reference, "kept_classes": result.kept_classes},
         _recipients(ctx),
+        request_id=request.id,
     )
     outcome = "We erased your personal data" + (
         " except what the law requires us to keep, listed below." if kept else "."
@@ -389,7 +393,7 @@ def _erasure(
     return _complete(
         ctx,
         request,
-        outcome + " We told the organisations we share your data with.",
+        outcome + " We are telling the organisations we share your data with.",
         "erased",
         audited={"request_letters_erased": files},
         kept=kept,

@@ -133,7 +133,12 @@ def transition(
         _reassess_later(ctx, request)
     _event(ctx, request, kind, before, to, details, pending=pending)
     refresh_due(ctx, request)
-    webhooks.emit(ctx, "request.state_changed", state_changed(request, before, to, now))
+    webhooks.emit(
+        ctx,
+        "request.state_changed",
+        state_changed(request, before, to, now),
+        request_id=request.id,  # purged with it
+    )
     return request
 
 

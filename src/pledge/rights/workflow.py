@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
+from typing import Any
 
 from sqlalchemy import delete, select
 
@@ -24,11 +25,13 @@ from pledge.mail import service as mail
 from pledge.purposes import service as purposes
 from pledge.rights import fulfilment, immediate, letters, transitions, verification
 from pledge.rights import service as rights
-from pledge.rights.models import RequestState, RequestType, RightsRequest
+from pledge.rights.models import Recipient, RequestState, RequestType, RightsRequest
 from pledge.rights.service import RequestInput
 from pledge.subjects import reading
 from pledge.subjects.identity import IdentityKind
 from pledge.subjects.models import Subject, SubjectStatus
+from pledge.webhooks import service as webhooks
+from pledge.webhooks.models import WebhookDelivery
 
 
 @dataclass(frozen=True)
@@ -282,6 +285,28 @@ def refresh_paused_due(ctx: TenantContext) -> int:
     return moved
 
 
+def delivery_failed(ctx: TenantContext, request_id: uuid.UUID, delivery: WebhookDelivery) -> None:
+    """A delivery about the request failed for good (every retry, or its target gone): a
+    portability transfer the person was told is being sent, or a recipient's erasure or
+    rectification notice (GDPR Art. 19). On the request's timeline, with its audit entry,
+    for staff to act on — send it another way, tell the person. No URL or payload: the
+    event, the recipient's slug, the attempts and the error (a status or a class)."""
+    request = ctx.session.get(RightsRequest, (ctx.tenant_id, request_id))
+    if request is None:
+        return  # purged since
+    details: dict[str, Any] = {
+        "event": delivery.event,
+        "delivery_id": str(delivery.id),
+        "attempts": delivery.attempts,
+        "error": delivery.last_error,
+    }
+    if delivery.target_kind == "recipient":
+        recipient = ctx.session.get(Recipient, (ctx.tenant_id, delivery.target_id))
+        if recipient is not None:
+            details["recipient"] = recipient.slug
+    transitions.record_event(ctx, request, "delivery_failed", details)
+
+
 def purge_expired(ctx: TenantContext) -> int:
     """Delete request records 24 months after they closed (CCPA 11 CCR 7101(a)): the request,
     its timeline, letters and files, and the letters' copies in the mail outbox. The audit
@@ -315,6 +340,7 @@ def purge_expired(ctx: TenantContext) -> int:
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         mail.purge_requests(ctx, chunk)
+        webhooks.purge_requests(ctx, chunk)
         ctx.session.execute(
             delete(RightsRequest).where(
                 RightsRequest.tenant_id == ctx.tenant_id, RightsRequest.id.in_(chunk)

@@ -35,13 +35,16 @@ class WebhookEndpoint(Base):
 
 class WebhookDelivery(Base):
     """One event to one URL. The payload may name a person (an erasure notice must tell the
-    recipient whom to erase), so it is sealed at rest."""
+    recipient whom to erase), so it is sealed at rest, and dropped once the delivery is done
+    with (delivered, or failed for good)."""
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
         Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
         # A target's pending deliveries: is it failing, and its retries due once it is up.
         Index("ix_webhook_deliveries_target", "tenant_id", "target_kind", "target_id", "status"),
+        # A rights request's deliveries, purged with it.
+        Index("ix_webhook_deliveries_request", "tenant_id", "request_id"),
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(
@@ -51,7 +54,10 @@ class WebhookDelivery(Base):
     event: Mapped[str] = mapped_column(String(60))
     target_kind: Mapped[str] = mapped_column(String(16))  # endpoint | recipient
     target_id: Mapped[uuid.UUID] = mapped_column(ID)
-    payload_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    # The rights request it is about (a transfer, a notice to recipients, a state change).
+    request_id: Mapped[uuid.UUID | None] = mapped_column(ID, nullable=True)
+    # None once delivered or failed for good: what is done with is not kept.
+    payload_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     status: Mapped[str] = mapped_column(String(12), default=DeliveryStatus.PENDING.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -2,8 +2,12 @@
 
 A delivery is a row written in the caller's transaction (sealed payload); it is attempted
 right after the commit and retried with backoff by `pledge webhooks deliver` (run it from
-cron or `pledge worker`). Each POST carries `Pledge-Signature: t=<unix>,v1=<hex>` where the
-hex is HMAC-SHA256(secret, "<unix>.<body>") — a receiver verifies it and rejects old stamps.
+cron or `pledge worker`). Once delivered, or failed for good, it keeps which event went,
+when, to whom and how it went — not the payload, which may name a person (an erasure notice, a
+portability transfer). One tied to a rights request goes with it at the 24-month purge, and
+its failing for good is written on the request's timeline. Each POST carries
+`Pledge-Signature: t=<unix>,v1=<hex>` where the hex is HMAC-SHA256(secret, "<unix>.<body>")
+— a receiver verifies it and rejects old stamps.
 """
 
 from __future__ import annotations
@@ -13,20 +17,22 @@ import hmac
 import json
 import logging
 import secrets
+import ssl
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
+import httpcore2 as httpcore
 import httpx2 as httpx
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from pledge.access.context import TenantContext
+from pledge.access.context import Actor, ActorKind, TenantContext
 from pledge.access.scoping import for_tenant
 from pledge.core.clock import utcnow
 from pledge.core.db import after_commit, transaction, transaction_memo
@@ -53,9 +59,16 @@ CLAIM = 50
 # How long a claimed delivery is not due for anyone else: a process that died mid-post
 # leaves it to be tried again after this.
 LEASE = timedelta(minutes=15)
-# Time a post may still need once begun (connect, send, read: TIMEOUT_S each, and the name's
-# resolution): no post starts closer than this to its lease's end.
+# Time a post may still need once begun (the name's resolution, RESOLVE_TIMEOUT_S, then the
+# post's POST_DEADLINE_S): no post starts closer than this to its lease's end.
 LEASE_MARGIN = timedelta(minutes=1)
+# A post's whole time (connect, TLS, send, answer), however each phase's TIMEOUT_S goes: a
+# receiver answering a byte at a time never lets a per-read timeout fire, and would hold the
+# post past its lease — and another process would post the same delivery.
+POST_DEADLINE_S = 30.0
+assert timedelta(seconds=POST_DEADLINE_S + targets.RESOLVE_TIMEOUT_S + TIMEOUT_S) < LEASE_MARGIN
+_WRITE_CHUNK = 16_384  # the body is sent in pieces, the deadline checked between them
+SYSTEM = Actor(ActorKind.SYSTEM, "webhooks")
 
 
 def _aead(keystore: KeyStore, tenant_id: uuid.UUID) -> AESGCM:
@@ -130,7 +143,12 @@ def list_endpoints(ctx: TenantContext) -> list[WebhookEndpoint]:
 
 
 def _queue(
-    ctx: TenantContext, event: str, payload: dict[str, Any], kind: str, target: uuid.UUID
+    ctx: TenantContext,
+    event: str,
+    payload: dict[str, Any],
+    kind: str,
+    target: uuid.UUID,
+    request_id: uuid.UUID | None = None,
 ) -> WebhookDelivery:
     delivery_id = new_id()
     body = {
@@ -146,6 +164,7 @@ def _queue(
         event=event,
         target_kind=kind,
         target_id=target,
+        request_id=request_id,
         payload_sealed=seal(
             _aead(ctx.keystore, ctx.tenant_id), json.dumps(body).encode(), delivery_id.bytes
         ),
@@ -158,8 +177,32 @@ def _queue(
 
 
 def payload(keystore: KeyStore, delivery: WebhookDelivery) -> bytes:
-    """The delivery's body (JSON), decrypted."""
+    """The delivery's body (JSON), decrypted; ValueError once it is finished (not kept)."""
+    if delivery.payload_sealed is None:
+        raise ValueError("a finished delivery keeps no payload")
     return unseal(_aead(keystore, delivery.tenant_id), delivery.payload_sealed, delivery.id.bytes)
+
+
+def _finish(delivery: WebhookDelivery, status: DeliveryStatus) -> None:
+    """Delivered, or failed for good: what was sent is not kept (it may name a person, and
+    is sealed with the tenant's key, not theirs — an erasure would not reach it)."""
+    delivery.status = status.value
+    delivery.payload_sealed = None
+
+
+def purge_requests(ctx: TenantContext, request_ids: list[uuid.UUID]) -> int:
+    """Delete the deliveries of these rights requests (purged 24 months after they closed)."""
+    if not request_ids:
+        return 0
+    gone = ctx.session.execute(
+        delete(WebhookDelivery)
+        .where(
+            WebhookDelivery.tenant_id == ctx.tenant_id,
+            WebhookDelivery.request_id.in_(request_ids),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return cast(CursorResult[Any], gone).rowcount
 
 
 def _active_endpoints(ctx: TenantContext) -> list[tuple[uuid.UUID, frozenset[str]]]:
@@ -181,30 +224,49 @@ def _active_endpoints(ctx: TenantContext) -> list[tuple[uuid.UUID, frozenset[str
     return found
 
 
-def emit(ctx: TenantContext, event: str, payload: dict[str, Any]) -> int:
-    """Queue `event` for every active endpoint subscribed to it; sent after commit."""
+def emit(
+    ctx: TenantContext,
+    event: str,
+    payload: dict[str, Any],
+    *,
+    request_id: uuid.UUID | None = None,
+) -> int:
+    """Queue `event` for every active endpoint subscribed to it; sent after commit.
+    `request_id`: the rights request it is about (purged with it)."""
     endpoints = [
         endpoint_id
         for endpoint_id, events in _active_endpoints(ctx)
         if event in events or "*" in events
     ]
-    ids = [_queue(ctx, event, payload, "endpoint", e).id for e in endpoints]
+    ids = [_queue(ctx, event, payload, "endpoint", e, request_id).id for e in endpoints]
     if ids:
         _deliver_after_commit(ctx, ids)
     return len(ids)
 
 
 def notify(
-    ctx: TenantContext, event: str, payload: dict[str, Any], recipients: list[tuple[uuid.UUID, str]]
+    ctx: TenantContext,
+    event: str,
+    payload: dict[str, Any],
+    recipients: list[tuple[uuid.UUID, str]],
+    *,
+    request_id: uuid.UUID | None = None,
 ) -> int:
     """Queue `event` for recipients (id, url) — erasure and rectification notices."""
-    ids = [_queue(ctx, event, payload, "recipient", rid).id for rid, _url in recipients]
+    ids = [_queue(ctx, event, payload, "recipient", rid, request_id).id for rid, _url in recipients]
     if ids:
         _deliver_after_commit(ctx, ids)
     return len(ids)
 
 
-def send_to_url(ctx: TenantContext, event: str, url: str, jws_token: str) -> uuid.UUID:
+def send_to_url(
+    ctx: TenantContext,
+    event: str,
+    url: str,
+    jws_token: str,
+    *,
+    request_id: uuid.UUID | None = None,
+) -> uuid.UUID:
     """Queue a self-signed document (a JWS) for a one-off URL, e.g. a portability transfer."""
     delivery_id = new_id()
     envelope = {"url": url, "body": jws_token}
@@ -215,6 +277,7 @@ def send_to_url(ctx: TenantContext, event: str, url: str, jws_token: str) -> uui
             event=event,
             target_kind="url",
             target_id=delivery_id,
+            request_id=request_id,
             payload_sealed=seal(
                 _aead(ctx.keystore, ctx.tenant_id), json.dumps(envelope).encode(), delivery_id.bytes
             ),
@@ -353,29 +416,29 @@ def deliver(
         )
     stmt = stmt.order_by(WebhookDelivery.next_attempt_at).with_for_update(skip_locked=True)
     delivered = failing = tried = 0
-    with httpx.Client(timeout=TIMEOUT_S, follow_redirects=False) as client:
-        while tried < limit:
-            with transaction(sessions) as session:
-                rows = session.scalars(stmt.limit(min(CLAIM, limit - tried))).all()
-                claimed_at = clock()
-                claimed, unusable = _claim(session, keystore, rows, claimed_at)
-            tried += len(rows)
-            failing += unusable
-            if not rows:
-                break
-            outcomes: list[tuple[Claimed, Outcome]] = []
-            for claim in claimed:
-                if clock() > claimed_at + LEASE - LEASE_MARGIN:
-                    break  # the rest may be another process's before their posts end
-                try:
-                    outcome = _attempt(client, claim, clock())
-                except Exception as exc:  # this post's trouble: the batch's outcomes stand
-                    log.error("webhook delivery %s failed: %s", claim.id, type(exc).__name__)
-                    outcome = Outcome(ok=False, error=type(exc).__name__)
-                outcomes.append((claim, outcome))
-            with transaction(sessions) as session:
-                ok, bad = _record(session, outcomes, clock())
-            delivered, failing = delivered + ok, failing + bad
+    verify = httpx.create_ssl_context()  # read once; each post has its own connection
+    while tried < limit:
+        with transaction(sessions) as session:
+            rows = session.scalars(stmt.limit(min(CLAIM, limit - tried))).all()
+            claimed_at = clock()
+            claimed, unusable = _claim(session, keystore, rows, claimed_at)
+        tried += len(rows)
+        failing += unusable
+        if not rows:
+            break
+        outcomes: list[tuple[Claimed, Outcome]] = []
+        for claim in claimed:
+            if clock() > claimed_at + LEASE - LEASE_MARGIN:
+                break  # the rest may be another process's before their posts end
+            try:
+                outcome = _attempt(verify, claim, clock())
+            except Exception as exc:  # this post's trouble: the batch's outcomes stand
+                log.error("webhook delivery %s failed: %s", claim.id, type(exc).__name__)
+                outcome = Outcome(ok=False, error=type(exc).__name__)
+            outcomes.append((claim, outcome))
+        with transaction(sessions) as session:
+            ok, bad = _record(session, keystore, outcomes, clock())
+        delivered, failing = delivered + ok, failing + bad
     return delivered, failing
 
 
@@ -386,6 +449,7 @@ def _claim(
     Returns the claims and how many failed for good."""
     claimed: list[Claimed] = []
     unusable = 0
+    given_up: list[WebhookDelivery] = []
     for delivery in rows:
         delivery.attempts += 1
         try:
@@ -397,12 +461,15 @@ def _claim(
             # the batch's claims, and fail the same way each cycle. The class only: an
             # exception's text may carry personal data.
             log.error("webhook delivery %s cannot be read: %s", delivery.id, type(exc).__name__)
-            delivery.status = DeliveryStatus.FAILED.value
+            _finish(delivery, DeliveryStatus.FAILED)
             delivery.last_error = f"unreadable: {type(exc).__name__}"[:200]
+            given_up.append(delivery)
             unusable += 1
             continue
         if target is None:
-            delivery.status, delivery.last_error = DeliveryStatus.FAILED.value, "target gone"
+            _finish(delivery, DeliveryStatus.FAILED)
+            delivery.last_error = "target gone"
+            given_up.append(delivery)
             continue
         # Leased: not a failure waiting for its retry while it is being tried (the
         # after-commit delivery's test, and a success's call to the target's backlog).
@@ -418,10 +485,23 @@ def _claim(
                 target,
             )
         )
+    _on_requests(session, keystore, given_up)
     return claimed, unusable
 
 
-def _attempt(client: httpx.Client, claim: Claimed, moment: datetime) -> Outcome:
+def _on_requests(session: Session, keystore: KeyStore, given_up: Sequence[WebhookDelivery]) -> None:
+    """Deliveries tied to a rights request that failed for good (a portability transfer, a
+    recipient's erasure or rectification notice): on the request's timeline, and in the
+    audit chain, for staff to act on (send it another way, tell the person)."""
+    from pledge.rights import workflow  # rights requests sit above webhooks
+
+    for delivery in given_up:
+        if delivery.request_id is not None:
+            ctx = TenantContext.lazy(session, keystore, delivery.tenant_id, SYSTEM)
+            workflow.delivery_failed(ctx, delivery.request_id, delivery)
+
+
+def _attempt(verify: ssl.SSLContext, claim: Claimed, moment: datetime) -> Outcome:
     """One post, outside any transaction (the address is resolved and checked here)."""
     try:
         # Resolved here, and called at the address checked (`targets.pin`).
@@ -430,11 +510,94 @@ def _attempt(client: httpx.Client, claim: Claimed, moment: datetime) -> Outcome:
         return Outcome(ok=False, error="blocked: not a public address", final=True)
     except targets.Unresolved:  # tried again later, as a refused connection is
         return Outcome(ok=False, error="host name does not resolve")
-    return _post(client, claim, pinned, moment)
+    # A client, and so a connection, for this post only: a pool keyed by the address would
+    # hand a second name at the same address the connection (SNI, certificate) opened for
+    # the first — and a host routing by server name, its payload to the first's receiver.
+    with _client(verify, time.monotonic() + POST_DEADLINE_S) as client:
+        return _post(client, claim, pinned, moment)
+
+
+def _client(verify: ssl.SSLContext, deadline: float) -> httpx.Client:
+    """A client whose connection ends every read, write and handshake by `deadline`."""
+    transport = httpx.HTTPTransport(verify=verify)
+    # httpx takes no network backend; its pool does (the transport only passes requests).
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=verify,
+        max_keepalive_connections=0,
+        network_backend=_DeadlineBackend(deadline),
+    )
+    return httpx.Client(transport=transport, timeout=TIMEOUT_S, follow_redirects=False)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every operation waits at most its own timeout and what is left
+    until the deadline; none starts after it."""
+
+    def __init__(self, stream: httpcore.NetworkStream, deadline: float) -> None:
+        self._stream, self._deadline = stream, deadline
+
+    def _left(self, timeout: float | None, error: type[Exception]) -> float:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise error("the post took longer than POST_DEADLINE_S")
+        return left if timeout is None else min(timeout, left)
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, self._left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        for start in range(0, len(buffer), _WRITE_CHUNK):
+            piece = buffer[start : start + _WRITE_CHUNK]
+            self._stream.write(piece, self._left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        left = self._left(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(
+            self._stream.start_tls(ssl_context, server_hostname, left), self._deadline
+        )
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self, deadline: float) -> None:
+        self._backend, self._deadline = httpcore.SyncBackend(), deadline
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise httpcore.ConnectTimeout("the post took longer than POST_DEADLINE_S")
+        stream = self._backend.connect_tcp(
+            host,
+            port,
+            left if timeout is None else min(timeout, left),
+            local_address,
+            socket_options,
+        )
+        return _DeadlineStream(stream, self._deadline)
 
 
 def _record(
-    session: Session, outcomes: Sequence[tuple[Claimed, Outcome]], moment: datetime
+    session: Session,
+    keystore: KeyStore,
+    outcomes: Sequence[tuple[Claimed, Outcome]],
+    moment: datetime,
 ) -> tuple[int, int]:
     """Write the outcomes of claimed deliveries; (delivered, still failing). A delivery
     whose lease ran out and that another process claimed since (its attempts moved on) is
@@ -442,6 +605,7 @@ def _record(
     for their retry (hours away, after several failures) are due at once."""
     delivered = failing = 0
     up: set[tuple[uuid.UUID, str, uuid.UUID]] = set()
+    given_up: list[WebhookDelivery] = []
     for claim, outcome in outcomes:
         delivery = session.get(WebhookDelivery, (claim.tenant_id, claim.id), with_for_update=True)
         if (
@@ -452,11 +616,13 @@ def _record(
             continue
         delivery.last_status, delivery.last_error = outcome.status_code, outcome.error
         if outcome.ok:
-            delivery.status, delivery.delivered_at = DeliveryStatus.DELIVERED.value, moment
+            _finish(delivery, DeliveryStatus.DELIVERED)
+            delivery.delivered_at = moment
             delivered += 1
             up.add((claim.tenant_id, claim.target_kind, claim.target_id))
         elif outcome.final or delivery.attempts > len(BACKOFF):
-            delivery.status = DeliveryStatus.FAILED.value
+            _finish(delivery, DeliveryStatus.FAILED)
+            given_up.append(delivery)
             failing += 1
         else:
             delivery.next_attempt_at = moment + BACKOFF[delivery.attempts - 1]
@@ -475,6 +641,7 @@ def _record(
             .values(next_attempt_at=moment)
             .execution_options(synchronize_session=False)
         )
+    _on_requests(session, keystore, given_up)
     return delivered, failing
 
 
