@@ -195,6 +195,26 @@ def test_the_24_month_purge_takes_the_request_s_deliveries_with_it(
     assert _deliveries(runtime, with_person) == []
 
 
+def test_an_opt_out_s_state_changes_go_with_it_at_the_purge(
+    runtime: Runtime, with_person: str, client: TestClient, receiver: Receiver
+) -> None:
+    """An opt-out is answered at once (its own path): the state changes it sent to the
+    tenant's endpoint are the request's too, and are purged with it."""
+    with runtime.tenant_context(with_person) as ctx:
+        webhooks.add_endpoint(ctx, receiver.url, ["request.state_changed"])
+    r = client.post(
+        "/api/v1/requests",
+        json={"type": "opt_out_sale", "requester": {"email": EMAIL}, "jurisdiction": "US-CA"},
+    )
+    assert r.status_code == 201 and r.json()["state"] == "completed", r.text
+    assert len(_deliveries(runtime, with_person)) == 3  # verified, in progress, completed
+    with runtime.tenant_context(with_person) as ctx:
+        rights.get_request(ctx, r.json()["id"]).purge_after = utcnow() - timedelta(days=1)
+    with runtime.tenant_context(with_person) as ctx:
+        assert workflow.purge_expired(ctx) == 1
+    assert _deliveries(runtime, with_person) == []
+
+
 # ---------------------------------------------------------------------------------------------
 # 2. A post ends inside its lease, however slowly the receiver answers
 

@@ -294,4 +294,9 @@ def _move(
     row, entry = rights.event_parts(ctx, request, kind, before, to, details)
     events.append(row)
     entries.append(entry)
-    webhooks.emit(ctx, "request.state_changed", transitions.state_changed(request, before, to, now))
+    webhooks.emit(
+        ctx,
+        "request.state_changed",
+        transitions.state_changed(request, before, to, now),
+        request_id=request.id,  # purged with it
+    )
