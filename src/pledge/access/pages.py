@@ -55,7 +55,10 @@ def login(
         throttle.check(request, Rule.SIGN_IN, SIGN_IN_ATTEMPTS)
     except TooManyRequests as exc:
         return _throttled(
-            request, exc, "login.html", {"next": safe_next(next), "workspace": workspace}
+            request,
+            exc,
+            "login.html",
+            {"next": safe_next(next), "workspace": workspace, "email": email},
         )
     try:
         tenant = get_tenant_by_slug(session, workspace.strip().lower())
@@ -66,7 +69,13 @@ def login(
         return render(
             request,
             "login.html",
-            {"next": safe_next(next), "error": service.LOGIN_REFUSED, "workspace": workspace},
+            {
+                "next": safe_next(next),
+                "error": service.LOGIN_REFUSED,
+                # What was typed comes back (not the password): the same for any account.
+                "workspace": workspace,
+                "email": email,
+            },
             status_code=401,
         )
     ctx = TenantContext(session, runtime.keystore, tenant, Actor(ActorKind.USER, str(user.id)))
@@ -110,6 +119,11 @@ def _enrolment(ctx: TenantContext, user: User) -> dict[str, str] | None:
     if user.totp_enabled:
         return None
     secret = service.pending_totp_secret(ctx.keystore, user) or service.begin_totp(ctx, user)
+    return _shown(ctx, user, secret)
+
+
+def _shown(ctx: TenantContext, user: User, secret: str) -> dict[str, str]:
+    """The secret as the pages show it: the key, and the link an authenticator app opens."""
     account = service.user_email(ctx.keystore, user)
     return {
         "secret": secret,
@@ -175,9 +189,15 @@ def totp_submit(
 
 
 @router.post("/logout")
-def logout(request: Request, page: SignedIn) -> Response:
-    resolved = service.ResolvedSession(page.login, page.user, page.ctx.tenant)
-    service.end_session(page.ctx, resolved)
+def logout(request: Request, session: DbSession, runtime: RuntimeDep, _csrf: Csrf) -> Response:
+    """End the browser's session, signed in or still waiting for its second factor: a person
+    who gave the password on a shared computer can take it back before the code."""
+    resolved = service.resolve_session(session, request.cookies.get(SESSION_COOKIE))
+    if resolved is not None:
+        ctx = TenantContext(
+            session, runtime.keystore, resolved.tenant, Actor(ActorKind.USER, str(resolved.user.id))
+        )
+        service.end_session(ctx, resolved)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -198,10 +218,7 @@ def account_totp_begin(request: Request, page: SignedIn) -> Response:
         return RedirectResponse("/account", status_code=303)
     secret = service.begin_totp(page.ctx, page.user)
     email = service.user_email(page.ctx.keystore, page.user)
-    enrol = {
-        "secret": secret,
-        "uri": service.totp_uri(secret, email, f"Pledge ({page.ctx.tenant.slug})"),
-    }
+    enrol = _shown(page.ctx, page.user, secret)
     return render(request, "account.html", {"email": email, "enrol": enrol})
 
 
@@ -213,10 +230,13 @@ def account_totp_confirm(
     try:
         service.confirm_totp(page.ctx, page.user, code)
     except InvalidInput as exc:
+        # The same key again, not a new one: it is in the person's authenticator app already.
+        pending = service.pending_totp_secret(page.ctx.keystore, page.user)
+        enrol = _shown(page.ctx, page.user, pending) if pending else None
         return render(
             request,
             "account.html",
-            {"email": email, "enrol": None, "error": exc.detail},
+            {"email": email, "enrol": enrol, "error": exc.detail},
             status_code=422,
         )
     return render(

@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from pledge.access.permissions import Scope
-from pledge.core.errors import Conflict, InvalidInput
+from pledge.core.errors import Conflict, InvalidInput, NotFound
 from pledge.notices import service as notices
 from pledge.notices.models import NoticeKind
 from pledge.purposes import catalogue, service
@@ -68,11 +68,13 @@ NOTICES = {
 
 def in_savepoint(page: PageContext, action: Callable[[], T]) -> tuple[T | None, str | None]:
     """Run a service call for a form; bad input becomes a message for the form, and whatever
-    the call wrote before failing is rolled back (the request's transaction still commits)."""
+    the call wrote before failing is rolled back (the request's transaction still commits).
+    Something the form names that is not there (a purpose taken away while the form was
+    open) is bad input too: the form comes back with what was typed, not a 404 page."""
     try:
         with page.ctx.session.begin_nested():
             return action(), None
-    except (InvalidInput, Conflict) as exc:
+    except (InvalidInput, Conflict, NotFound) as exc:
         return None, exc.detail
 
 
@@ -350,7 +352,16 @@ def point_new(request: Request, page: Writer) -> Response:
 def _save_point(page: PageContext, form: PointForm, *, new: bool) -> CollectionPoint:
     if new and service.find_collection_point(page.ctx, form.slug) is not None:
         raise Conflict(f"collection point {form.slug!r} already exists")
-    return service.save_collection_point(page.ctx, form.to_input())
+    try:
+        return service.save_collection_point(page.ctx, form.to_input())
+    except NotFound:
+        gone = [p for p in form.purposes if service.find_purpose(page.ctx, p) is None]
+        if not gone:
+            raise
+        names = ", ".join(repr(p[:60]) for p in gone)
+        raise InvalidInput(
+            f"purpose {names} is no longer there; choose the purposes again from the list"
+        ) from None
 
 
 @router.post("/collection-points")

@@ -187,7 +187,9 @@ P = ParamSpec("P")
 
 def refusals_shown(route: Callable[P, Response]) -> Callable[P, Response]:
     """A domain error rolls the transaction back and is told on the privacy center's page
-    (the console's error page would offer a dashboard the visitor cannot open)."""
+    (the console's error page would offer a dashboard the visitor cannot open). Errors before
+    the route runs (an expired form token, a value over its limit) get the same page from
+    `pledge.web.problems`."""
 
     @functools.wraps(route)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> Response:

@@ -142,8 +142,27 @@ def _where(loc: list[str]) -> str:
     return ".".join(p for p in loc if p not in ("body", "query", "path", "header")) or "request"
 
 
+# The public pages (privacy center, preference center, unsubscribe) are for visitors with no
+# console: an error raised before their route runs (an expired form, a value over its limit, no
+# such page) is told on their own layout, never with the console's way back to the dashboard.
+_PUBLIC_PATH = re.compile(r"/(?:p/(?P<segment>[^/]*)|u/)")
+# A tenant slug as `pledge.tenants.service.SLUG` spells it: only such a segment makes a link.
+_TENANT_SLUG = re.compile(r"[a-z][a-z0-9-]{0,38}[a-z0-9]")
+
+
 def _page(request: Request, status: int, title: str, detail: str) -> Response:
-    return render(request, "error.html", {"title": title, "detail": detail}, status_code=status)
+    public = _PUBLIC_PATH.match(request.url.path)
+    if public is None:
+        return render(request, "error.html", {"title": title, "detail": detail}, status_code=status)
+    segment = public.group("segment") or ""
+    context = {
+        "title": title,
+        "detail": detail,
+        # Known once the route has found the tenant; an error before that shows no name.
+        "tenant_name": getattr(request.state, "tenant_name", ""),
+        "slug": segment if _TENANT_SLUG.fullmatch(segment) else "",
+    }
+    return render(request, "privacy_center/problem.html", context, status_code=status)
 
 
 def respond(request: Request, status: int, code: str, title: str, detail: str) -> Response:

@@ -43,11 +43,16 @@ class BrowserSecurity(BaseHTTPMiddleware):
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("X-Frame-Options", "DENY")
         if fresh and not request.url.path.startswith("/api/"):
+            # Lax, not Strict: a Strict cookie is not sent when a person arrives by a link
+            # from another site (an e-mail), so a new token would be minted and every form
+            # open in other tabs would expire. The echo in the form is the protection: another
+            # site cannot read the cookie to echo it, and Lax still keeps it off cross-site
+            # POSTs.
             response.set_cookie(
                 CSRF_COOKIE,
                 token,
                 httponly=True,
-                samesite="strict",
+                samesite="lax",
                 secure=self.secure_cookies,
                 path="/",
             )
