@@ -244,7 +244,7 @@ def _interactions(
                 "recorded": rng.random() < 0.5,
                 "summary": fake.sentence(),
             }
-            category = "user.biometric.voice" if payload["recorded"] else "user.content.private"
+            category = "user.content.private"  # a recording is what was said, not a voice print
         elif kind == "email":
             payload = {"subject": fake.sentence(nb_words=5), "body": fake.paragraph()}
         elif kind == "visit":

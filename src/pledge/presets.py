@@ -60,7 +60,9 @@ def clik(ctx: TenantContext) -> None:
         "call-training",
         "Record calls for training",
         LI,
-        data_categories=["user.biometric.voice"],
+        # A recording of what was said, kept for training and disputes (seed 004): content,
+        # not a voice print — nobody is identified by their voice (GDPR Art. 9 biometrics).
+        data_categories=["user.content.private", "user.contact.phone_number"],
         legitimate_interest_note="to train our staff and handle potential disputes",
     )
     purpose(

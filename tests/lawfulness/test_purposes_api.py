@@ -211,8 +211,9 @@ def test_every_clik_channel_is_expressible_and_visible_through_the_api(
     for slug, collects in CLIK_CHANNELS.items():
         for purpose in collects:
             assert slug in purposes[purpose]["collection_points"]
-    # "We may also record telephone calls for training purposes": voice is sensitive data.
-    assert purposes["call-training"]["sensitive"] is True
+    # "We may also record telephone calls for training purposes": what was said, not a voice
+    # print — no special-category (Art. 9) data, so "limit sensitive data" does not stop it.
+    assert purposes["call-training"]["sensitive"] is False
     assert purposes["marketing-preferences"]["lawful_basis"] == LEGAL
     topics = {t["slug"]: t for t in ok(client.get("/api/v1/topics"))}
     assert topics["status"]["purpose"] == "status-updates" and not topics["status"]["is_marketing"]

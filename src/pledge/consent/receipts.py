@@ -8,17 +8,22 @@ import base64
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import OKPKey
+from sqlalchemy import select
 
 from pledge.access.context import TenantContext
+from pledge.access.scoping import for_tenant
 from pledge.consent.models import ConsentRecord
 from pledge.core.config import get_settings
 from pledge.notices.models import NoticeVersion
 from pledge.purposes.models import Purpose
+from pledge.rights.models import Recipient
 from pledge.subjects.categories import describe
+from pledge.subjects.identity import InvalidIdentity, normalise_email
 
 ALG = "Ed25519"
 USE = "consent-receipt"
@@ -37,6 +42,52 @@ def _public_jwk(public: bytes) -> OKPKey:
     return OKPKey.import_key({"kty": "OKP", "crv": "Ed25519", "x": _b64(public)})
 
 
+def _controller(ctx: TenantContext) -> dict[str, Any]:
+    """The tenant as a Kantara `piiControllers` item, with the contact details it holds: its
+    privacy contact (the e-mail field too when that is an address). A tenant records no postal
+    address or phone number, so those are left out rather than made up."""
+    item: dict[str, Any] = {"piiController": ctx.tenant.name, "onBehalf": False}
+    contact = ctx.tenant.privacy_contact.strip()
+    if contact:
+        item["contact"] = contact
+        try:
+            normalise_email(contact)
+        except InvalidIdentity:
+            pass
+        else:
+            item["email"] = contact
+    return item
+
+
+def _third_parties(ctx: TenantContext, purpose: Purpose) -> str:
+    """Who the purpose discloses data to: the tenant's active recipients (a sub-processor
+    acts for the tenant and is no third party, GDPR Art. 4(10)). Pledge does not tie
+    recipients to purposes, so a disclosing purpose names them all."""
+    if not purpose.is_sale_or_sharing:
+        return ""
+    names = ctx.session.scalars(
+        for_tenant(select(Recipient.name), Recipient, ctx.tenant_id)
+        .where(Recipient.kind == "recipient", Recipient.active.is_(True))
+        .order_by(Recipient.name)
+    )
+    return ", ".join(names)
+
+
+def _policy(ctx: TenantContext, record: ConsentRecord) -> dict[str, Any] | None:
+    """The privacy notice version in force where the consent was given, if one was."""
+    if record.notice_version_id is None:
+        return None
+    shown = ctx.session.get(NoticeVersion, (ctx.tenant_id, record.notice_version_id))
+    if shown is None:
+        return None
+    return {
+        "versionId": str(shown.id),
+        "version": shown.version,
+        "language": shown.language,
+        "sha256": shown.sha256,
+    }
+
+
 def claims_for(
     ctx: TenantContext,
     record: ConsentRecord,
@@ -46,7 +97,11 @@ def claims_for(
 ) -> dict[str, Any]:
     base = get_settings().base_url.rstrip("/")
     sensitive = sorted(c for c in purpose.data_categories if describe(c).sensitive)
-    return {
+    # The public notice in the language consented in (the page falls back when it has none).
+    policy_url = f"{base}/p/{ctx.tenant.slug}/privacy"
+    if wording.language != "en":
+        policy_url += "?" + urlencode({"lang": wording.language})
+    claims: dict[str, Any] = {
         "version": VERSION,
         "jurisdiction": ", ".join(ctx.tenant.jurisdictions) or ctx.tenant.region,
         "consentTimestamp": int(record.recorded_at.timestamp()),
@@ -57,8 +112,8 @@ def claims_for(
         # The subject's id, not an identifier of the person: the receipt itself holds no
         # personal value beyond what the person already knows.
         "piiPrincipalId": str(record.subject_id),
-        "piiControllers": [{"piiController": ctx.tenant.name, "onBehalf": False}],
-        "policyUrl": f"{base}/p/{ctx.tenant.slug}/privacy",
+        "piiControllers": [_controller(ctx)],
+        "policyUrl": policy_url,
         "services": [
             {
                 "service": ctx.tenant.name,
@@ -74,7 +129,7 @@ def claims_for(
                             "?type=withdraw_consent"
                         ),
                         "thirdPartyDisclosure": purpose.is_sale_or_sharing,
-                        "thirdPartyName": "",
+                        "thirdPartyName": _third_parties(ctx, purpose),
                     }
                 ],
             }
@@ -88,6 +143,12 @@ def claims_for(
             "sha256": wording.sha256,
         },
     }
+    policy = _policy(ctx, record)
+    if policy is not None:
+        # Pledge extension: the privacy notice version shown, since `policyUrl` shows
+        # whatever version is in force when it is opened.
+        claims["privacyNotice"] = policy
+    return claims
 
 
 def issue(

@@ -126,10 +126,13 @@ def _wording(
 
 
 def _privacy_notice_version(ctx: TenantContext, point: CollectionPoint | None) -> uuid.UUID | None:
-    if point is None or point.privacy_notice_id is None:
-        return None
-    current = notices.current_version(ctx, point.privacy_notice_id)
-    return current.id if current else None
+    """The privacy notice in force for the record: the point's, else the tenant's public one
+    (what `/p/{slug}/privacy` shows) — a consent given by API or by phone has one too."""
+    if point is not None and point.privacy_notice_id is not None:
+        current = notices.current_version(ctx, point.privacy_notice_id)
+        return current.id if current else None
+    public = notices.public_notice(ctx)
+    return public[1].id if public else None
 
 
 def _locked_state(

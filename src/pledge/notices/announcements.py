@@ -6,9 +6,15 @@ effect at once (the default) or is backdated is announced all the same, at the n
 cycle, and the letter says the change took effect on that date — told late beats never told.
 `send_due` sends the ones whose time has come: to every active subject with an e-mail who holds
 a consent or a relationship recorded through a collection point that shows the changed privacy
-notice, or who holds a consent given on the changed consent wording. Seed 002 ("Material
-Change") promises notice "prior to the change becoming effective"; seeds 003 and 004 notify by
-e-mail.
+notice (or, for the tenant's own privacy notice — the one /p/{slug}/privacy shows — recorded
+without a collection point), or who holds a consent given on the changed consent wording.
+Seed 002 ("Material Change") promises notice "prior to the change becoming effective"; seeds
+003 and 004 notify by e-mail.
+
+A change is a version number: the same number published in several languages is one change,
+announced once, each person getting the version in their language — that of the consent
+wording they last consented on, else English where published, else the first language
+published.
 """
 
 from __future__ import annotations
@@ -18,14 +24,16 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, and_, exists, or_, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from pledge.access.context import TenantContext
 from pledge.access.scoping import for_tenant
 from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
-from pledge.consent.models import ConsentRecord, ConsentState, SubjectPurpose
+from pledge.consent.models import ConsentAction, ConsentRecord, ConsentState, SubjectPurpose
 from pledge.core.clock import utcnow
 from pledge.mail import service as mail
+from pledge.notices import service as notices
 from pledge.notices.models import Notice, NoticeAnnouncement, NoticeKind, NoticeVersion
 from pledge.preferences import links
 from pledge.purposes.models import CollectionPoint
@@ -33,11 +41,20 @@ from pledge.subjects.identity import IdentityKind
 from pledge.subjects.models import Subject, SubjectIdentity, SubjectStatus
 
 
-def _holds_through_notice(tenant_id: uuid.UUID, notice: Notice) -> ColumnElement[bool]:
-    """A consent in force or a relationship recorded at a collection point showing `notice`."""
+def _holds_through_notice(
+    tenant_id: uuid.UUID, notice: Notice, *, the_tenants: bool
+) -> ColumnElement[bool]:
+    """A consent in force or a relationship recorded at a collection point showing `notice`;
+    when it is the tenant's own privacy notice (`the_tenants`), also one recorded with no
+    collection point (an API call, an import, staff): that notice is the one they were given."""
     points = select(CollectionPoint.id).where(
         CollectionPoint.tenant_id == tenant_id, CollectionPoint.privacy_notice_id == notice.id
     )
+
+    def there(column: InstrumentedAttribute[uuid.UUID | None]) -> ColumnElement[bool]:
+        shown = column.in_(points)
+        return or_(shown, column.is_(None)) if the_tenants else shown
+
     consent_there = exists().where(
         and_(
             ConsentState.tenant_id == Subject.tenant_id,
@@ -45,7 +62,7 @@ def _holds_through_notice(tenant_id: uuid.UUID, notice: Notice) -> ColumnElement
             ConsentState.granted.is_(True),
             ConsentRecord.tenant_id == ConsentState.tenant_id,
             ConsentRecord.id == ConsentState.record_id,
-            ConsentRecord.collection_point_id.in_(points),
+            there(ConsentRecord.collection_point_id),
         )
     )
     relationship_there = exists().where(
@@ -53,7 +70,7 @@ def _holds_through_notice(tenant_id: uuid.UUID, notice: Notice) -> ColumnElement
             SubjectPurpose.tenant_id == Subject.tenant_id,
             SubjectPurpose.subject_id == Subject.id,
             SubjectPurpose.until.is_(None),
-            SubjectPurpose.collection_point_id.in_(points),
+            there(SubjectPurpose.collection_point_id),
         )
     )
     return or_(consent_there, relationship_there)
@@ -78,11 +95,12 @@ def _consented_on_wording(tenant_id: uuid.UUID, notice: Notice) -> ColumnElement
 
 def affected_subjects(ctx: TenantContext, notice: Notice) -> list[uuid.UUID]:
     """Who a change of `notice` affects and can be told by e-mail: one set-based query."""
-    held = (
-        _consented_on_wording(ctx.tenant_id, notice)
-        if notice.kind == NoticeKind.CONSENT_WORDING.value
-        else _holds_through_notice(ctx.tenant_id, notice)
-    )
+    if notice.kind == NoticeKind.CONSENT_WORDING.value:
+        held = _consented_on_wording(ctx.tenant_id, notice)
+    else:
+        shown = notices.public_notice(ctx)
+        the_tenants = shown is not None and shown[0].id == notice.id
+        held = _holds_through_notice(ctx.tenant_id, notice, the_tenants=the_tenants)
     has_email = exists().where(
         and_(
             SubjectIdentity.tenant_id == Subject.tenant_id,
@@ -125,6 +143,73 @@ def _letter_text(notice: Notice, version: NoticeVersion, tenant_name: str) -> tu
     return subject_line, body
 
 
+def _numbered(ctx: TenantContext, version: NoticeVersion) -> list[NoticeVersion]:
+    """The versions of the notice with `version`'s number, one per language, first published
+    first."""
+    return list(
+        ctx.session.scalars(
+            for_tenant(select(NoticeVersion), NoticeVersion, ctx.tenant_id)
+            .where(
+                NoticeVersion.notice_id == version.notice_id,
+                NoticeVersion.version == version.version,
+            )
+            .order_by(NoticeVersion.created_at, NoticeVersion.language)
+        )
+    )
+
+
+def _the_change(numbered: list[NoticeVersion], version: NoticeVersion) -> list[NoticeVersion]:
+    """Of the versions with one number, those that make up the change: the material ones and
+    those published with or after them. A version of that number published and in force
+    earlier — languages not kept in step, say English at 2 when German starts at 1 — is an
+    older text that merely shares the number."""
+    anchor = min((v.created_at for v in numbered if v.material), default=version.created_at)
+    return [v for v in numbered if v.material or v.created_at >= anchor or v.effective_at > anchor]
+
+
+def _told_already(
+    ctx: TenantContext, announcement: NoticeAnnouncement, change: list[NoticeVersion]
+) -> bool:
+    """Another announcement of the same change has been sent (two were made before a change
+    in several languages was announced once)."""
+    return (
+        ctx.session.scalar(
+            for_tenant(select(NoticeAnnouncement.id), NoticeAnnouncement, ctx.tenant_id)
+            .where(
+                NoticeAnnouncement.id != announcement.id,
+                NoticeAnnouncement.version_id.in_([v.id for v in change]),
+                NoticeAnnouncement.sent_at.is_not(None),
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def consent_languages(ctx: TenantContext, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Each subject's language: that of the consent wording they consented on most recently
+    (subjects who never consented on a wording are left out)."""
+    out: dict[uuid.UUID, str] = {}
+    for start in range(0, len(ids), 500):
+        rows = ctx.session.execute(
+            select(ConsentRecord.subject_id, NoticeVersion.language)
+            .join(
+                NoticeVersion,
+                (NoticeVersion.tenant_id == ConsentRecord.tenant_id)
+                & (NoticeVersion.id == ConsentRecord.wording_version_id),
+            )
+            .where(
+                ConsentRecord.tenant_id == ctx.tenant_id,
+                ConsentRecord.subject_id.in_(ids[start : start + 500]),
+                ConsentRecord.action == ConsentAction.GRANT.value,
+            )
+            .order_by(ConsentRecord.recorded_at, ConsentRecord.id)
+        ).all()
+        for sid, language in rows:
+            out[sid] = language  # the latest wins
+    return out
+
+
 def _announce(
     ctx: TenantContext, announcement: NoticeAnnouncement, report: mail.DeliveryReport | None
 ) -> Announced:
@@ -132,19 +217,40 @@ def _announce(
     assert version is not None  # a foreign key
     notice = ctx.session.get(Notice, (ctx.tenant_id, version.notice_id))
     assert notice is not None
+    numbered = _numbered(ctx, version)
+    if _told_already(ctx, announcement, numbered):
+        announcement.sent_at = utcnow()
+        announcement.recipients = 0
+        return Announced(announcement.id, notice.slug, version.version, 0)
+    change = {v.language: v for v in _the_change(numbered, version)}
+    unchanged = {v.language for v in numbered} - set(change)
+    published = notices.languages(ctx, notice.id)
+    default = "en" if "en" in published else published[0]
+    fallback = change.get("en", next(iter(change.values())))
     ids = affected_subjects(ctx, notice)
     people = mail.contacts(ctx, ids)
-    subject_line, template = _letter_text(notice, version, ctx.tenant.name)
+    spoken = consent_languages(ctx, ids) if len(published) > 1 else {}
+    templates = {lang: _letter_text(notice, v, ctx.tenant.name) for lang, v in change.items()}
     letters: list[mail.Addressed] = []
+    told: dict[str, int] = {}
     for sid in ids:
         contact = people[sid]
         if not contact.email:
             continue
+        # The person's language: of their latest consent wording, else English where the
+        # notice is published, else its first language.
+        theirs = spoken.get(sid, default)
+        theirs = theirs if theirs in published else default
+        if theirs in unchanged:
+            continue  # their version of that number is an older text: not this change
+        language = change.get(theirs, fallback).language
+        subject_line, template = templates[language]
         # Values are substituted by replace, not format: a summary may hold braces.
         text = template.replace("{first_name}", contact.greeting_name("there")).replace(
             "{preferences_url}", links.preference_link(ctx, sid)
         )
         letters.append(mail.Addressed(mail.letter(contact.email, subject_line, text), sid))
+        told[language] = told.get(language, 0) + 1
     mail.queue_many(ctx, letters, kind=mail.MessageKind.NOTICE_ANNOUNCEMENT, report=report)
     announcement.sent_at = utcnow()
     announcement.recipients = len(letters)
@@ -156,9 +262,12 @@ def _announce(
             "notice": notice.slug,
             "version": version.version,
             "language": version.language,
+            "languages": dict(sorted(told.items())),
             "effective_at": version.effective_at.isoformat(),
             "recipients": len(letters),
-            "digest": hashlib.sha256(b"".join(i.bytes for i in ids if people[i].email)).hexdigest(),
+            "digest": hashlib.sha256(
+                b"".join(a.subject_id.bytes for a in letters if a.subject_id)
+            ).hexdigest(),
         },
     )
     return Announced(announcement.id, notice.slug, version.version, len(letters))

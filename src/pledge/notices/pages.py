@@ -212,23 +212,17 @@ def diff_page(
 def public_privacy_notice(
     request: Request, slug: str, session: DbSession, runtime: RuntimeDep, lang: str = "en"
 ) -> Response:
-    """The tenant's privacy notice as in force now, in the language asked for (else English).
-    No login: anyone may read it. 404 when the tenant has none in force."""
+    """The tenant's privacy notice as in force now, in the language asked for (else English,
+    else any language in force). No login: anyone may read it. 404 when the tenant has none
+    in force."""
     tenant = tenants.get_tenant_by_slug(session, slug)
     ctx = TenantContext(session, runtime.keystore, tenant, PUBLIC_READER, frozenset())
-    notices = [n for n in service.list_notices(ctx) if n.kind == NoticeKind.PRIVACY_NOTICE.value]
-    notices.sort(key=lambda n: (n.slug != "privacy", n.slug))
-    for notice in notices:
-        version = service.current_version(ctx, notice.id, lang[:8])
-        if version is not None:
-            return render(
-                request,
-                "public/privacy_notice.html",
-                {
-                    "tenant_name": tenant.name,
-                    "slug": tenant.slug,
-                    "notice": notice,
-                    "version": version,
-                },
-            )
-    raise NotFound("this organisation has no privacy notice in force")
+    shown = service.public_notice(ctx, lang[:16])
+    if shown is None:
+        raise NotFound("this organisation has no privacy notice in force")
+    notice, version = shown
+    return render(
+        request,
+        "public/privacy_notice.html",
+        {"tenant_name": tenant.name, "slug": tenant.slug, "notice": notice, "version": version},
+    )

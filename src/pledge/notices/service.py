@@ -23,6 +23,7 @@ from pledge.notices.models import Notice, NoticeAnnouncement, NoticeKind, Notice
 
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")  # BCP 47, simplified
 MAX_TEXT = 200_000
+_NUMBER = re.compile(r"[0-9]{1,9}")  # a version number: ASCII digits only
 
 
 def text_hash(text: str) -> str:
@@ -113,7 +114,7 @@ def publish_version(
             "material": material,
         },
     )
-    if material:
+    if material and not _announced(ctx, notice, version.version):
         # Announce now: ahead of the date it takes effect (seed 002 "Material Change"), or —
         # published to take effect at once or backdated — as soon as possible. The people it
         # affects must be told of a material change; telling them late beats never. The
@@ -129,6 +130,27 @@ def publish_version(
         )
         ctx.session.flush()
     return version
+
+
+def _announced(ctx: TenantContext, notice: Notice, number: int) -> bool:
+    """This change — the version number, in whichever language — is already announced: the
+    same change published in another language is one letter per person, not one each."""
+    return (
+        ctx.session.scalar(
+            for_tenant(select(NoticeAnnouncement.id), NoticeAnnouncement, ctx.tenant_id)
+            .join(
+                NoticeVersion,
+                (NoticeVersion.tenant_id == NoticeAnnouncement.tenant_id)
+                & (NoticeVersion.id == NoticeAnnouncement.version_id),
+            )
+            .where(
+                NoticeVersion.notice_id == notice.id,
+                NoticeVersion.version == number,
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def find_notice(ctx: TenantContext, slug_or_id: str | uuid.UUID) -> Notice | None:
@@ -168,12 +190,35 @@ def get_version(ctx: TenantContext, version_id: uuid.UUID | str) -> NoticeVersio
     )
 
 
+def languages(ctx: TenantContext, notice_id: uuid.UUID) -> list[str]:
+    """The languages a notice is published in, the first published first."""
+    rows = ctx.session.execute(
+        for_tenant(
+            select(NoticeVersion.language, func.min(NoticeVersion.created_at)),
+            NoticeVersion,
+            ctx.tenant_id,
+        )
+        .where(NoticeVersion.notice_id == notice_id)
+        .group_by(NoticeVersion.language)
+    ).all()
+    return [lang for lang, _ in sorted(rows, key=lambda r: (r[1], r[0]))]
+
+
 def current_version(
-    ctx: TenantContext, notice_id: uuid.UUID, language: str = "en", at: datetime | None = None
+    ctx: TenantContext,
+    notice_id: uuid.UUID,
+    language: str = "en",
+    at: datetime | None = None,
+    *,
+    any_language: bool = False,
 ) -> NoticeVersion | None:
-    """The version in force at `at` (latest effective), in the language, else in English."""
+    """The version in force at `at` (latest effective), in the language, else in English;
+    with `any_language`, else in the first language published that has one in force."""
     when = at or utcnow()
-    for lang in dict.fromkeys([language, "en"]):
+    tried = [language, "en"]
+    if any_language:
+        tried += languages(ctx, notice_id)
+    for lang in dict.fromkeys(tried):
         found = ctx.session.scalar(
             for_tenant(select(NoticeVersion), NoticeVersion, ctx.tenant_id)
             .where(
@@ -186,6 +231,19 @@ def current_version(
         )
         if found is not None:
             return found
+    return None
+
+
+def public_notice(ctx: TenantContext, language: str = "en") -> tuple[Notice, NoticeVersion] | None:
+    """The tenant's privacy notice as /p/{slug}/privacy shows it: the one named "privacy",
+    else the first by slug with a version in force; in `language`, else English, else any
+    language in force — a receipt's `policyUrl` must never lead nowhere."""
+    found = [n for n in list_notices(ctx) if n.kind == NoticeKind.PRIVACY_NOTICE.value]
+    found.sort(key=lambda n: (n.slug != "privacy", n.slug))
+    for notice in found:
+        version = current_version(ctx, notice.id, language, any_language=True)
+        if version is not None:
+            return notice, version
     return None
 
 
@@ -216,7 +274,8 @@ def resolve_version(
 ) -> NoticeVersion:
     """A version of `notice` named by its number (in `language`) or by its id."""
     ref = ref.strip()
-    if ref.isdigit() and len(ref) < 10:
+    # Not str.isdigit(): it and int() also take "²", "١" or "２" (a 500, or another version).
+    if _NUMBER.fullmatch(ref):
         found = ctx.session.scalar(
             for_tenant(select(NoticeVersion), NoticeVersion, ctx.tenant_id).where(
                 NoticeVersion.notice_id == notice.id,

@@ -144,17 +144,35 @@ def create_purpose(ctx: TenantContext, data: PurposeInput) -> Purpose:
 
 
 def update_purpose(ctx: TenantContext, slug: str, data: PurposeInput) -> Purpose:
-    """Change a purpose. The basis of a purpose is part of the promise made to people: the
-    audit entry records the old and new basis."""
+    """Change a purpose. The basis and the marketing and sale flags of a purpose are part of
+    the promise made to people: once relied on, the basis is fixed and the flags may only
+    tighten; the audit entry records the old and new values."""
     purpose = get_purpose(ctx, slug)
     before = purpose.lawful_basis
+    was_marketing, was_sale = purpose.is_marketing, purpose.is_sale_or_sharing
     changes = _validated(ctx, data)
-    if changes["lawful_basis"] != before and _relied_on(ctx, purpose):
-        # GDPR Art. 7(3); EDPB 05/2020 §121-123: once people were asked or held under a basis,
-        # swapping it would undo their withdrawals and objections behind their backs.
+    loosened = [
+        label
+        for label, old, new in (
+            ("marketing", was_marketing, changes["is_marketing"]),
+            ("sale or sharing", was_sale, changes["is_sale_or_sharing"]),
+        )
+        if old and not new
+    ]
+    if (changes["lawful_basis"] != before or loosened) and _relied_on(ctx, purpose):
+        if changes["lawful_basis"] != before:
+            # GDPR Art. 7(3); EDPB 05/2020 §121-123: once people were asked or held under a
+            # basis, swapping it would undo their withdrawals and objections behind their backs.
+            raise Conflict(
+                f"purpose {purpose.slug!r} has been relied on under {before}: its lawful basis "
+                "cannot change; create a new purpose instead"
+            )
+        # The gate honours "no marketing" opt-outs (Art. 21(3)) and GPC or "do not sell"
+        # (CCPA) only for purposes flagged so: unflagging would silently undo them.
         raise Conflict(
-            f"purpose {purpose.slug!r} has been relied on under {before}: its lawful basis "
-            "cannot change; create a new purpose instead"
+            f"purpose {purpose.slug!r} has been relied on as {' and '.join(loosened)}: it "
+            "cannot stop being so, or the people who opted out would be reached again; "
+            "create a new purpose instead"
         )
     for key, value in changes.items():
         setattr(purpose, key, value)
@@ -167,6 +185,10 @@ def update_purpose(ctx: TenantContext, slug: str, data: PurposeInput) -> Purpose
             "change": "updated",
             "lawful_basis": purpose.lawful_basis,
             "previous_basis": before,
+            "is_marketing": purpose.is_marketing,
+            "previous_is_marketing": was_marketing,
+            "is_sale_or_sharing": purpose.is_sale_or_sharing,
+            "previous_is_sale_or_sharing": was_sale,
         },
     )
     return purpose
