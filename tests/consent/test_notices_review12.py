@@ -221,6 +221,49 @@ def test_a_first_translation_published_with_a_change_is_not_a_second_letter(
     assert "Change" in _body(to_ada[0])
 
 
+def test_a_later_material_change_in_german_is_announced_though_english_used_its_number(
+    runtime: Runtime, tenant: str, mailbox: MemoryBackend
+) -> None:
+    """Numbers count per language: German's version 2 is not English's. English moved to 2
+    (announced, sent; German was not published, so its readers were told in English); months
+    later German, which started at 1, makes its own material change, also numbered 2: its
+    readers are told of it."""
+    with runtime.tenant_context(tenant) as ctx:
+        clik(ctx)
+        notices.publish_version(
+            ctx, "newsletter-consent", text="Ja, schickt mir den Newsletter.", language="de"
+        )
+    with runtime.tenant_context(tenant) as ctx:
+        intake.collect(
+            ctx,
+            "newsletter",
+            [FieldInput("email", "ada@example.com")],
+            [ConsentChoice("newsletter", True)],
+            language="de",
+        )
+    with runtime.tenant_context(tenant) as ctx:
+        notices.publish_version(ctx, "privacy", text="v2", summary="We moved.", material=True)
+    with runtime.tenant_context(tenant) as ctx:
+        announcements.send_due(ctx)
+    before = len(mailbox.sent)
+    assert [str(m["To"]) for m in mailbox.sent].count("ada@example.com") == 1
+    with runtime.tenant_context(tenant) as ctx:
+        # German starts (version 1), then changes materially (version 2): a new change.
+        notices.publish_version(ctx, "privacy", text="Datenschutz v1", language="de")
+        notices.publish_version(
+            ctx,
+            "privacy",
+            text="Datenschutz v2: wir verkaufen Daten",
+            language="de",
+            summary="Wir geben Ihre Daten jetzt an Werbepartner weiter.",
+            material=True,
+        )
+    with runtime.tenant_context(tenant) as ctx:
+        announcements.send_due(ctx)
+    new = [_body(m) for m in mailbox.sent[before:] if str(m["To"]) == "ada@example.com"]
+    assert any("Werbepartner" in b for b in new), "the German material change was never told"
+
+
 def test_without_english_a_change_is_told_in_the_first_language_published(
     runtime: Runtime, tenant: str, mailbox: MemoryBackend
 ) -> None:

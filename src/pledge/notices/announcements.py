@@ -143,49 +143,6 @@ def _letter_text(notice: Notice, version: NoticeVersion, tenant_name: str) -> tu
     return subject_line, body
 
 
-def _numbered(ctx: TenantContext, version: NoticeVersion) -> list[NoticeVersion]:
-    """The versions of the notice with `version`'s number, one per language, first published
-    first."""
-    return list(
-        ctx.session.scalars(
-            for_tenant(select(NoticeVersion), NoticeVersion, ctx.tenant_id)
-            .where(
-                NoticeVersion.notice_id == version.notice_id,
-                NoticeVersion.version == version.version,
-            )
-            .order_by(NoticeVersion.created_at, NoticeVersion.language)
-        )
-    )
-
-
-def _the_change(numbered: list[NoticeVersion], version: NoticeVersion) -> list[NoticeVersion]:
-    """Of the versions with one number, those that make up the change: the material ones and
-    those published with or after them. A version of that number published and in force
-    earlier — languages not kept in step, say English at 2 when German starts at 1 — is an
-    older text that merely shares the number."""
-    anchor = min((v.created_at for v in numbered if v.material), default=version.created_at)
-    return [v for v in numbered if v.material or v.created_at >= anchor or v.effective_at > anchor]
-
-
-def _told_already(
-    ctx: TenantContext, announcement: NoticeAnnouncement, change: list[NoticeVersion]
-) -> bool:
-    """Another announcement of the same change has been sent (two were made before a change
-    in several languages was announced once)."""
-    return (
-        ctx.session.scalar(
-            for_tenant(select(NoticeAnnouncement.id), NoticeAnnouncement, ctx.tenant_id)
-            .where(
-                NoticeAnnouncement.id != announcement.id,
-                NoticeAnnouncement.version_id.in_([v.id for v in change]),
-                NoticeAnnouncement.sent_at.is_not(None),
-            )
-            .limit(1)
-        )
-        is not None
-    )
-
-
 def consent_languages(ctx: TenantContext, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
     """Each subject's language: that of the consent wording they consented on most recently
     (subjects who never consented on a wording are left out)."""
@@ -217,40 +174,30 @@ def _announce(
     assert version is not None  # a foreign key
     notice = ctx.session.get(Notice, (ctx.tenant_id, version.notice_id))
     assert notice is not None
-    numbered = _numbered(ctx, version)
-    if _told_already(ctx, announcement, numbered):
-        announcement.sent_at = utcnow()
-        announcement.recipients = 0
-        return Announced(announcement.id, notice.slug, version.version, 0)
-    change = {v.language: v for v in _the_change(numbered, version)}
-    unchanged = {v.language for v in numbered} - set(change)
     published = notices.languages(ctx, notice.id)
     default = "en" if "en" in published else published[0]
-    fallback = change.get("en", next(iter(change.values())))
     ids = affected_subjects(ctx, notice)
     people = mail.contacts(ctx, ids)
     spoken = consent_languages(ctx, ids) if len(published) > 1 else {}
-    templates = {lang: _letter_text(notice, v, ctx.tenant.name) for lang, v in change.items()}
+    subject_line, template = _letter_text(notice, version, ctx.tenant.name)
     letters: list[mail.Addressed] = []
-    told: dict[str, int] = {}
     for sid in ids:
         contact = people[sid]
         if not contact.email:
             continue
-        # The person's language: of their latest consent wording, else English where the
-        # notice is published, else its first language.
+        # Each person reads the notice in one language — that of their latest consent
+        # wording where the notice is published in it, else English, else its first
+        # language — and hears of the changes to that text only: a change published in
+        # several languages is one letter each, and a translation catching up later is
+        # news only to its own readers.
         theirs = spoken.get(sid, default)
-        theirs = theirs if theirs in published else default
-        if theirs in unchanged:
-            continue  # their version of that number is an older text: not this change
-        language = change.get(theirs, fallback).language
-        subject_line, template = templates[language]
+        if (theirs if theirs in published else default) != version.language:
+            continue
         # Values are substituted by replace, not format: a summary may hold braces.
         text = template.replace("{first_name}", contact.greeting_name("there")).replace(
             "{preferences_url}", links.preference_link(ctx, sid)
         )
         letters.append(mail.Addressed(mail.letter(contact.email, subject_line, text), sid))
-        told[language] = told.get(language, 0) + 1
     mail.queue_many(ctx, letters, kind=mail.MessageKind.NOTICE_ANNOUNCEMENT, report=report)
     announcement.sent_at = utcnow()
     announcement.recipients = len(letters)
@@ -262,7 +209,6 @@ def _announce(
             "notice": notice.slug,
             "version": version.version,
             "language": version.language,
-            "languages": dict(sorted(told.items())),
             "effective_at": version.effective_at.isoformat(),
             "recipients": len(letters),
             "digest": hashlib.sha256(

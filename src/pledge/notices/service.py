@@ -114,7 +114,7 @@ def publish_version(
             "material": material,
         },
     )
-    if material and not _announced(ctx, notice, version.version):
+    if material:
         # Announce now: ahead of the date it takes effect (seed 002 "Material Change"), or —
         # published to take effect at once or backdated — as soon as possible. The people it
         # affects must be told of a material change; telling them late beats never. The
@@ -130,27 +130,6 @@ def publish_version(
         )
         ctx.session.flush()
     return version
-
-
-def _announced(ctx: TenantContext, notice: Notice, number: int) -> bool:
-    """This change — the version number, in whichever language — is already announced: the
-    same change published in another language is one letter per person, not one each."""
-    return (
-        ctx.session.scalar(
-            for_tenant(select(NoticeAnnouncement.id), NoticeAnnouncement, ctx.tenant_id)
-            .join(
-                NoticeVersion,
-                (NoticeVersion.tenant_id == NoticeAnnouncement.tenant_id)
-                & (NoticeVersion.id == NoticeAnnouncement.version_id),
-            )
-            .where(
-                NoticeVersion.notice_id == notice.id,
-                NoticeVersion.version == number,
-            )
-            .limit(1)
-        )
-        is not None
-    )
 
 
 def find_notice(ctx: TenantContext, slug_or_id: str | uuid.UUID) -> Notice | None:
