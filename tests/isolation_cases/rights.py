@@ -27,12 +27,13 @@ def setup_a(runtime: Runtime) -> dict[str, str]:
         recipients.add_recipient(
             ctx, slug="a-crm", name="A's CRM", kind="sub_processor", country="US", webhook_url=None
         )
-        webhooks.add_endpoint(ctx, "https://a.example/hook", ["*"])
+        endpoint, _secret = webhooks.add_endpoint(ctx, "https://a.example/hook", ["*"])
         a_person = subjects.create_subject(ctx, [FieldInput("email", A_PERSON)])
     return {
         "a_person": str(a_person),
         "request_id": str(received.request.id),
         "artifact_id": str(artifact.id),
+        "endpoint_id": str(endpoint.id),
     }
 
 
@@ -69,11 +70,17 @@ def verify_a(runtime: Runtime, params: dict[str, str]) -> None:
     with runtime.tenant_context("tenant-a") as ctx:
         row = subjects.get_subject_row(ctx, params["a_person"])
         assert row.sale_opt_out_at is None
+        # B's deactivate and rotate-secret naming A's endpoint changed nothing in A.
+        (endpoint,) = webhooks.list_endpoints(ctx)
+        assert endpoint.active
 
 
 CASES = Cases(
     setup_a=setup_a,
     api_foreign={
+        ("POST", "/api/v1/webhooks/{endpoint_id}/deactivate"): None,
+        ("POST", "/api/v1/webhooks/{endpoint_id}/activate"): None,
+        ("POST", "/api/v1/webhooks/{endpoint_id}/rotate-secret"): None,
         ("GET", "/api/v1/requests/{request_id}"): None,
         ("POST", "/api/v1/requests/{request_id}/verify"): {"code": "123456"},
         ("POST", "/api/v1/requests/{request_id}/verify-otherwise"): {

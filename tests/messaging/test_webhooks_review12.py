@@ -215,6 +215,33 @@ def test_an_opt_out_s_state_changes_go_with_it_at_the_purge(
     assert _deliveries(runtime, with_person) == []
 
 
+def test_a_tenant_endpoint_down_for_a_day_does_not_put_failures_on_every_request(
+    runtime: Runtime, tenant: str, client: TestClient
+) -> None:
+    """State changes carry their request's id (purged with it), but the tenant's own
+    integration failing is not the request's business: only a transfer or a recipient's
+    notice failing for good is written on its timeline, for staff to act on."""
+    with runtime.tenant_context(tenant) as ctx:
+        clik(ctx)
+        intake.collect(ctx, "purchase", [FieldInput("email", "wanda@example.com")])
+        # The tenant's own integration, which stays unreachable (never resolves).
+        webhooks.add_endpoint(ctx, "https://hooks.other.invalid/in", ["request.state_changed"])
+    r = client.post(
+        "/api/v1/requests",
+        json={
+            "type": "opt_out_sale",
+            "requester": {"email": "wanda@example.com"},
+            "jurisdiction": "US-CA",
+        },
+    )
+    assert r.status_code == 201 and r.json()["state"] == "completed", r.text
+    for day in range(1, 10):
+        webhooks.deliver(runtime.sessions, runtime.keystore, now=utcnow() + timedelta(days=day))
+    timeline = client.get(f"/api/v1/requests/{r.json()['id']}").json()["timeline"]
+    failed = [e["details"]["event"] for e in timeline if e["kind"] == "delivery_failed"]
+    assert failed == [], failed
+
+
 # ---------------------------------------------------------------------------------------------
 # 2. A post ends inside its lease, however slowly the receiver answers
 

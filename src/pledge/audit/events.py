@@ -62,3 +62,6 @@ class AuditEvent(StrEnum):
     RIGHTS_ROUTED = "rights.routed"
     RIGHTS_PURGED = "rights.purged"
     WEBHOOK_ENDPOINT_ADDED = "webhook.endpoint_added"
+    WEBHOOK_ENDPOINT_DEACTIVATED = "webhook.endpoint_deactivated"
+    WEBHOOK_ENDPOINT_ACTIVATED = "webhook.endpoint_activated"
+    WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated"  # noqa: S105 - an event name

@@ -29,6 +29,9 @@ from pledge.webhooks import targets
 
 LINK_TTL = timedelta(days=7)
 TRANSFER_USE = "portability-transfer"
+# How long a transfer may be accepted after it was signed: its retries (about 40 h in all)
+# arrive well inside it; a copy replayed later is refused (the `exp` claim).
+TRANSFER_TTL = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -120,16 +123,21 @@ def redeem(ctx: TenantContext, token: str) -> Download:
 
 def transfer(ctx: TenantContext, request: RightsRequest, url: str, data: dict[str, Any]) -> None:
     """Send the portable data straight to another organisation (seed 003), as a JWS signed
-    with the tenant's Ed25519 key, after commit, retried like a webhook."""
+    with the tenant's Ed25519 key, after commit, retried like a webhook. `aud` (the URL) and
+    `exp` (RFC 7519 claims): the receiver can refuse a copy meant for someone else, or one
+    replayed after TRANSFER_TTL."""
     url = targets.check_url(url, "the transfer's endpoint")
     kid, raw = ctx.keystore.signing_key(ctx.tenant_id, TRANSFER_USE)
     public = ctx.keystore.public_signing_keys(ctx.tenant_id, TRANSFER_USE)[kid]
+    now = utcnow()
     payload = json.dumps(
         {
             "controller": ctx.tenant.name,
             "reference": request.reference,
             "data": data,
-            "sent_at": utcnow().isoformat(),
+            "sent_at": now.isoformat(),
+            "aud": url,
+            "exp": int((now + TRANSFER_TTL).timestamp()),
         },
         ensure_ascii=False,
     ).encode()

@@ -185,7 +185,7 @@ class RecipientOut(BaseModel):
     kind: str
     country: str
     webhook_url: str | None
-    secret: str | None = Field(default=None, description="Shown once, when created")
+    secret: str | None = Field(default=None, description="Shown once, when created or rotated")
 
 
 class WebhookIn(BaseModel):
@@ -200,7 +200,7 @@ class WebhookOut(BaseModel):
     url: str
     events: list[str]
     active: bool
-    secret: str | None = Field(default=None, description="Shown once, when created")
+    secret: str | None = Field(default=None, description="Shown once, when created or rotated")
 
 
 class ItemError(BaseModel):

@@ -31,7 +31,6 @@ from pledge.subjects import reading
 from pledge.subjects.identity import IdentityKind
 from pledge.subjects.models import Subject, SubjectStatus
 from pledge.webhooks import service as webhooks
-from pledge.webhooks.models import WebhookDelivery
 
 
 @dataclass(frozen=True)
@@ -285,13 +284,13 @@ def refresh_paused_due(ctx: TenantContext) -> int:
     return moved
 
 
-def delivery_failed(ctx: TenantContext, request_id: uuid.UUID, delivery: WebhookDelivery) -> None:
+def delivery_failed(ctx: TenantContext, delivery: webhooks.GivenUp) -> None:
     """A delivery about the request failed for good (every retry, or its target gone): a
     portability transfer the person was told is being sent, or a recipient's erasure or
     rectification notice (GDPR Art. 19). On the request's timeline, with its audit entry,
     for staff to act on — send it another way, tell the person. No URL or payload: the
     event, the recipient's slug, the attempts and the error (a status or a class)."""
-    request = ctx.session.get(RightsRequest, (ctx.tenant_id, request_id))
+    request = ctx.session.get(RightsRequest, (ctx.tenant_id, delivery.request_id))
     if request is None:
         return  # purged since
     details: dict[str, Any] = {

@@ -33,7 +33,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from pledge.access.context import Actor, ActorKind, TenantContext
-from pledge.access.scoping import for_tenant
+from pledge.access.scoping import for_tenant, get_in_tenant
+from pledge.audit import service as audit
+from pledge.audit.events import AuditEvent
 from pledge.core.clock import utcnow
 from pledge.core.db import after_commit, transaction, transaction_memo
 from pledge.core.errors import InvalidInput
@@ -128,7 +130,12 @@ def add_endpoint(ctx: TenantContext, url: str, events: list[str]) -> tuple[Webho
     )
     ctx.session.add(endpoint)
     ctx.session.flush()
-    transaction_memo(ctx.session).pop(("webhook-endpoints", ctx.tenant_id), None)
+    _endpoints_changed(ctx)
+    audit.record(
+        ctx,
+        AuditEvent.WEBHOOK_ENDPOINT_ADDED,
+        details={"endpoint_id": str(endpoint_id), "events": endpoint.events},
+    )
     return endpoint, secret
 
 
@@ -136,6 +143,78 @@ def list_endpoints(ctx: TenantContext) -> list[WebhookEndpoint]:
     return list(
         ctx.session.scalars(for_tenant(select(WebhookEndpoint), WebhookEndpoint, ctx.tenant_id))
     )
+
+
+def _endpoint(ctx: TenantContext, endpoint_id: str | uuid.UUID) -> WebhookEndpoint:
+    """The tenant's endpoint, locked for the change; NotFound for another tenant's."""
+    ctx.session.flush()  # the refresh below must not undo a change of this transaction's
+    endpoint = get_in_tenant(
+        ctx.session, WebhookEndpoint, ctx.tenant_id, endpoint_id, what="webhook endpoint"
+    )
+    ctx.session.refresh(endpoint, with_for_update=True)
+    return endpoint
+
+
+def _endpoints_changed(ctx: TenantContext) -> None:
+    """The next event of this transaction reads the active endpoints again."""
+    transaction_memo(ctx.session).pop(("webhook-endpoints", ctx.tenant_id), None)
+
+
+def deactivate_endpoint(ctx: TenantContext, endpoint_id: str | uuid.UUID) -> WebhookEndpoint:
+    """Switch an endpoint off: no event is queued for it any more, and those waiting (for
+    their first post or a retry) fail for good now — their payload dropped, as a finished
+    delivery's is. Switching it on again does not bring them back."""
+    endpoint = _endpoint(ctx, endpoint_id)
+    was_active = endpoint.active
+    endpoint.active = False
+    # Locked: a worker's outcome for a post under way finds it finished and leaves it.
+    waiting = list(
+        ctx.session.scalars(
+            select(WebhookDelivery)
+            .where(
+                WebhookDelivery.tenant_id == ctx.tenant_id,
+                WebhookDelivery.target_kind == "endpoint",
+                WebhookDelivery.target_id == endpoint.id,
+                WebhookDelivery.status == DeliveryStatus.PENDING.value,
+            )
+            .with_for_update()
+        )
+    )
+    # Not on the requests' timelines (`_on_requests`): the tenant's own integration, which
+    # staff have just switched off, is nothing for them to act on about a request.
+    for delivery in waiting:
+        _finish(delivery, DeliveryStatus.FAILED)
+        delivery.last_error = "endpoint deactivated"
+    _endpoints_changed(ctx)
+    if was_active or waiting:
+        audit.record(
+            ctx,
+            AuditEvent.WEBHOOK_ENDPOINT_DEACTIVATED,
+            details={"endpoint_id": str(endpoint.id), "deliveries_dropped": len(waiting)},
+        )
+    return endpoint
+
+
+def activate_endpoint(ctx: TenantContext, endpoint_id: str | uuid.UUID) -> WebhookEndpoint:
+    """Switch an endpoint on again: the events from now on are queued for it."""
+    endpoint = _endpoint(ctx, endpoint_id)
+    if not endpoint.active:
+        endpoint.active = True
+        _endpoints_changed(ctx)
+        audit.record(
+            ctx, AuditEvent.WEBHOOK_ENDPOINT_ACTIVATED, details={"endpoint_id": str(endpoint.id)}
+        )
+    return endpoint
+
+
+def rotate_secret(ctx: TenantContext, endpoint_id: str | uuid.UUID) -> tuple[WebhookEndpoint, str]:
+    """A new signing secret for the endpoint (shown once); the old one signs nothing more —
+    deliveries waiting for a retry are signed when they are posted, so with the new one."""
+    endpoint = _endpoint(ctx, endpoint_id)
+    secret = "whsec_" + secrets.token_urlsafe(32)
+    endpoint.secret_sealed = seal_secret(ctx, secret, endpoint.id)
+    audit.record(ctx, AuditEvent.WEBHOOK_SECRET_ROTATED, details={"endpoint_id": str(endpoint.id)})
+    return endpoint, secret
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,7 +286,8 @@ def purge_requests(ctx: TenantContext, request_ids: list[uuid.UUID]) -> int:
 
 def _active_endpoints(ctx: TenantContext) -> list[tuple[uuid.UUID, frozenset[str]]]:
     """(id, events) of the tenant's active endpoints, read once per transaction: a request
-    emits an event at each of its transitions. `add_endpoint`, the only writer, drops it."""
+    emits an event at each of its transitions. Adding, activating or deactivating an
+    endpoint drops it (`_endpoints_changed`)."""
     memo = transaction_memo(ctx.session)
     key = ("webhook-endpoints", ctx.tenant_id)
     found: list[tuple[uuid.UUID, frozenset[str]]] | None = memo.get(key)
@@ -352,6 +432,20 @@ class Claimed:
 
 
 @dataclass(frozen=True)
+class GivenUp:
+    """A delivery about a rights request that failed for good, as it stood then."""
+
+    tenant_id: uuid.UUID
+    id: uuid.UUID
+    request_id: uuid.UUID
+    event: str
+    attempts: int
+    last_error: str | None
+    target_kind: str
+    target_id: uuid.UUID
+
+
+@dataclass(frozen=True)
 class Outcome:
     ok: bool
     status_code: int | None = None
@@ -421,7 +515,8 @@ def deliver(
         with transaction(sessions) as session:
             rows = session.scalars(stmt.limit(min(CLAIM, limit - tried))).all()
             claimed_at = clock()
-            claimed, unusable = _claim(session, keystore, rows, claimed_at)
+            claimed, unusable, given_up = _claim(session, keystore, rows, claimed_at)
+        _on_requests(sessions, keystore, given_up)
         tried += len(rows)
         failing += unusable
         if not rows:
@@ -437,16 +532,17 @@ def deliver(
                 outcome = Outcome(ok=False, error=type(exc).__name__)
             outcomes.append((claim, outcome))
         with transaction(sessions) as session:
-            ok, bad = _record(session, keystore, outcomes, clock())
+            ok, bad, given_up = _record(session, outcomes, clock())
+        _on_requests(sessions, keystore, given_up)
         delivered, failing = delivered + ok, failing + bad
     return delivered, failing
 
 
 def _claim(
     session: Session, keystore: KeyStore, rows: Sequence[WebhookDelivery], moment: datetime
-) -> tuple[list[Claimed], int]:
+) -> tuple[list[Claimed], int, list[GivenUp]]:
     """Count the attempt and take the lease on each row; those that cannot be sent fail here.
-    Returns the claims and how many failed for good."""
+    Returns the claims, how many failed for good, and those of them to tell a request of."""
     claimed: list[Claimed] = []
     unusable = 0
     given_up: list[WebhookDelivery] = []
@@ -485,20 +581,45 @@ def _claim(
                 target,
             )
         )
-    _on_requests(session, keystore, given_up)
-    return claimed, unusable
+    return claimed, unusable, _to_tell(given_up)
 
 
-def _on_requests(session: Session, keystore: KeyStore, given_up: Sequence[WebhookDelivery]) -> None:
-    """Deliveries tied to a rights request that failed for good (a portability transfer, a
-    recipient's erasure or rectification notice): on the request's timeline, and in the
-    audit chain, for staff to act on (send it another way, tell the person)."""
+def _to_tell(given_up: Sequence[WebhookDelivery]) -> list[GivenUp]:
+    """Of the deliveries failed for good, those a rights request must show: a portability
+    transfer or a recipient's erasure or rectification notice — for staff to act on (send it
+    another way, tell the person). Not the tenant's own endpoint's copy of a state change:
+    an integration down for a day would write on every request's timeline."""
+    return [
+        GivenUp(
+            d.tenant_id,
+            d.id,
+            d.request_id,
+            d.event,
+            d.attempts,
+            d.last_error,
+            d.target_kind,
+            d.target_id,
+        )
+        for d in given_up
+        if d.request_id is not None and d.target_kind in ("url", "recipient")
+    ]
+
+
+def _on_requests(
+    sessions: sessionmaker[Session], keystore: KeyStore, given_up: Sequence[GivenUp]
+) -> None:
+    """On each request's timeline, with its audit entry: in a transaction of its own, after
+    the deliveries' (which hold row locks of several tenants and must not wait for one
+    tenant's audit chain). A failure here loses the note, never the outcomes."""
     from pledge.rights import workflow  # rights requests sit above webhooks
 
-    for delivery in given_up:
-        if delivery.request_id is not None:
-            ctx = TenantContext.lazy(session, keystore, delivery.tenant_id, SYSTEM)
-            workflow.delivery_failed(ctx, delivery.request_id, delivery)
+    for failed in given_up:
+        try:
+            with transaction(sessions) as session:
+                ctx = TenantContext.lazy(session, keystore, failed.tenant_id, SYSTEM)
+                workflow.delivery_failed(ctx, failed)
+        except SQLAlchemyError as exc:
+            log.error("webhook delivery %s: request not told: %s", failed.id, type(exc).__name__)
 
 
 def _attempt(verify: ssl.SSLContext, claim: Claimed, moment: datetime) -> Outcome:
@@ -559,7 +680,11 @@ class _DeadlineStream(httpcore.NetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> httpcore.NetworkStream:
-        left = self._left(timeout, httpcore.ConnectTimeout)
+        try:
+            left = self._left(timeout, httpcore.ConnectTimeout)
+        except httpcore.ConnectTimeout:
+            self._stream.close()  # httpcore does not close a stream whose TLS never began
+            raise
         return _DeadlineStream(
             self._stream.start_tls(ssl_context, server_hostname, left), self._deadline
         )
@@ -595,10 +720,9 @@ class _DeadlineBackend(httpcore.NetworkBackend):
 
 def _record(
     session: Session,
-    keystore: KeyStore,
     outcomes: Sequence[tuple[Claimed, Outcome]],
     moment: datetime,
-) -> tuple[int, int]:
+) -> tuple[int, int, list[GivenUp]]:
     """Write the outcomes of claimed deliveries; (delivered, still failing). A delivery
     whose lease ran out and that another process claimed since (its attempts moved on) is
     theirs: left as it is. A target that took a post is up: its failed deliveries waiting
@@ -641,8 +765,7 @@ def _record(
             .values(next_attempt_at=moment)
             .execution_options(synchronize_session=False)
         )
-    _on_requests(session, keystore, given_up)
-    return delivered, failing
+    return delivered, failing, _to_tell(given_up)
 
 
 def _post(
