@@ -69,6 +69,9 @@ def page(browser: Browser, live_server: str) -> Iterator[Page]:
     and Content-Security-Policy violations (htmx must run under the app's CSP) fail the test."""
     context = browser.new_context(base_url=live_server)
     context.set_default_timeout(5_000)
+    # A first page load starts the server's lazy work (templates, static files): on a loaded
+    # 2-core machine it can take longer than an assertion's wait, and means nothing.
+    context.set_default_navigation_timeout(15_000)
     page = context.new_page()
     problems: list[str] = []
 
