@@ -29,6 +29,26 @@ def test_side_effects_run_after_commit_and_never_after_rollback(
     assert sent == ["welcome mail"]
 
 
+def test_a_savepoint_rolled_back_drops_only_its_own_side_effects(
+    runtime: Runtime, tenant: str
+) -> None:
+    """A form step that fails inside a savepoint (bad input, shown on the page) undoes its
+    own writes and e-mails; what the transaction queued before it, and after, still leaves."""
+    sent: list[str] = []
+    with runtime.tenant_context(tenant) as ctx:
+        after_commit(ctx.session, lambda: sent.append("before"))
+        with pytest.raises(RuntimeError), ctx.session.begin_nested():
+            after_commit(ctx.session, lambda: sent.append("inside, undone"))
+            with ctx.session.begin_nested():  # a savepoint in it, released
+                after_commit(ctx.session, lambda: sent.append("nested inside, undone"))
+            raise RuntimeError("refused")
+        with ctx.session.begin_nested():  # released: its actions stand
+            after_commit(ctx.session, lambda: sent.append("released"))
+        assert sent == []  # a savepoint released is not the transaction's commit
+        after_commit(ctx.session, lambda: sent.append("after"))
+    assert sent == ["before", "released", "after"]
+
+
 def test_a_failing_side_effect_does_not_undo_the_commit(runtime: Runtime, tenant: str) -> None:
     def broken() -> None:
         raise ConnectionError("mail server down")

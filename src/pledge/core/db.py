@@ -275,6 +275,7 @@ def _sqlite_insert_plan(
 
 _AFTER_COMMIT = "pledge_after_commit"
 _AFTER_ANSWER = "pledge_after_answer"
+_SAVEPOINTS = "pledge_savepoints"  # open savepoint → how many actions were queued before it
 
 
 def after_commit(session: Session, action: Callable[[], None], *, lane: str | None = None) -> None:
@@ -305,6 +306,8 @@ def run_guarded(actions: Iterable[Callable[[], None]]) -> None:
 
 
 def _run_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint released (SQLAlchemy calls it a commit): nothing has committed
     actions: list[tuple[Callable[[], None], str | None]] = session.info.pop(_AFTER_COMMIT, [])
     later: dict[str, list[Callable[[], None]]] | None = session.info.get(_AFTER_ANSWER)
     now: list[Callable[[], None]] = []
@@ -316,14 +319,39 @@ def _run_after_commit(session: Session) -> None:
     run_guarded(now)
 
 
-def _drop_after_commit(session: Session) -> None:
+def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    """A savepoint begins: remember how many actions were queued before it."""
+    if transaction.nested:
+        queued = len(session.info.get(_AFTER_COMMIT, ()))
+        session.info.setdefault(_SAVEPOINTS, {})[transaction] = queued
+
+
+def _drop_after_rollback(session: Session, previous: SessionTransaction) -> None:
+    """A rollback drops the actions it undoes: a savepoint's, those queued since it began
+    (a form step refused inside one must not send its e-mail, nor cancel the transaction's
+    others); the whole transaction's, all of them."""
+    marks: dict[SessionTransaction, int] = session.info.get(_SAVEPOINTS, {})
+    if previous.nested:
+        queued = session.info.get(_AFTER_COMMIT)
+        since = marks.pop(previous, None)
+        if queued is not None and since is not None:
+            del queued[since:]
+        return
     session.info.pop(_AFTER_COMMIT, None)
+    session.info.pop(_SAVEPOINTS, None)
+
+
+def _forget_savepoints(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the whole transaction ended: no savepoint is open
+        session.info.pop(_SAVEPOINTS, None)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     factory = sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
     event.listen(factory, "after_commit", _run_after_commit)
-    event.listen(factory, "after_soft_rollback", lambda s, _t: _drop_after_commit(s))
+    event.listen(factory, "after_transaction_create", _mark_savepoint)
+    event.listen(factory, "after_soft_rollback", _drop_after_rollback)
+    event.listen(factory, "after_transaction_end", _forget_savepoints)
     return factory
 
 
