@@ -343,6 +343,37 @@ def test_a_receipt_of_a_consent_in_german_links_the_german_notice(
 # 4. Clik's call recordings
 
 
+def test_a_german_consent_given_by_api_records_the_german_privacy_notice(
+    runtime: Runtime, clik_tenant: str
+) -> None:
+    """Given by API (no collection point) on the German wording: the receipt links the German
+    notice and names the German version as the one in force, not the English one."""
+    with runtime.tenant_context(clik_tenant) as ctx:
+        notices.publish_version(
+            ctx, "newsletter-consent", text="Ja, schickt mir den Newsletter.", language="de"
+        )
+        notices.publish_version(ctx, "privacy", text="Datenschutzhinweis.", language="de")
+    with runtime.tenant_context(clik_tenant) as ctx:
+        sid = intake.collect(ctx, "newsletter", [FieldInput("email", "ada@example.com")]).subject_id
+        notice = notices.get_notice(ctx, "newsletter-consent")
+        wording = notices.current_version(ctx, notice.id, "de")
+        assert wording is not None and wording.language == "de"
+        consent.record_consent(
+            ctx,
+            sid,
+            ConsentInput(
+                "newsletter", ConsentAction.GRANT.value, ConsentMethod.API.value, wording.id
+            ),
+        )
+        token = ctx.session.scalars(
+            select(ConsentRecord.receipt_jws).where(ConsentRecord.receipt_jws.is_not(None))
+        ).one()
+    assert token is not None
+    claims = _claims(token)
+    assert claims["policyUrl"].endswith("?lang=de")
+    assert claims["privacyNotice"]["language"] == "de", claims["privacyNotice"]
+
+
 def test_the_clik_call_recordings_are_not_special_category_data(
     client: TestClient, clik_tenant: str
 ) -> None:

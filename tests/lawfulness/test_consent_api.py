@@ -319,6 +319,7 @@ def test_gpc_sent_with_a_consent_is_recorded_and_honoured(client: TestClient) ->
 
     # An explicit choice beats GPC (STANDARDS.md: GPC precedence).
     fourth = new_subject(client, "optin@example.com")
+    ok(client.put(f"/api/v1/subjects/{fourth}/privacy-state", json={"sale_opt_out": True}))
     ok(client.put(f"/api/v1/subjects/{fourth}/privacy-state", json={"sale_opt_out": False}))
     kept = ok(
         client.post(f"/api/v1/subjects/{fourth}/consents", json=body, headers={"Sec-GPC": "1"}),

@@ -341,7 +341,9 @@ def get_privacy_state(subject_id: str, ctx: Read) -> PrivacyStateOut:
 def put_privacy_state(subject_id: str, body: PrivacyStateIn, ctx: Write) -> PrivacyStateOut:
     """Change the flags given (the others stay); each change is its own audit entry. The
     restriction set here is this API's ground; lifting it leaves the subject restricted while
-    another ground holds (the answer's `restriction_grounds` says which)."""
+    another ground holds (the answer's `restriction_grounds` says which). `sale_opt_out: false`
+    is an opt-in only from an opt-out (for someone not opted out it changes nothing, and GPC
+    still applies); `is_child: false` alone ends a parental consent."""
     subject = privacy_state.update_privacy_state(
         ctx,
         subject_id,

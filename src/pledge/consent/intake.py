@@ -55,6 +55,18 @@ def _existing_subject(
     return None
 
 
+def _add_missing_fields(
+    ctx: TenantContext, subject_id: uuid.UUID, fields: Sequence[subjects.FieldInput]
+) -> None:
+    """Add to a known person's record what it lacks; never change what it holds. A form is
+    public: anyone who knows someone's address can submit it, and their name or phone must
+    not replace the person's own (a correction is a rectification, GDPR Art. 16, checked)."""
+    held = {f.name for f in reading.read_subject(ctx, subject_id, audited=False).fields}
+    for item in fields:
+        if item.name not in held:
+            subjects.rectify_field(ctx, subject_id, item)
+
+
 def collect(
     ctx: TenantContext,
     point_slug: str,
@@ -86,11 +98,15 @@ def collect(
             )
     existing = _existing_subject(ctx, fields)
     if existing is None:
-        subject_id = subjects.create_subject(ctx, fields)
-    else:
+        try:
+            subject_id = subjects.create_subject(ctx, fields)
+        except subjects.SubjectExists as exc:
+            # The same person submitted at once (a double click): the other submission
+            # created them meanwhile; this one finds them.
+            existing = exc.subject_id
+    if existing is not None:
         subject_id = existing
-        for item in fields:
-            subjects.rectify_field(ctx, subject_id, item)
+        _add_missing_fields(ctx, subject_id, fields)
     relationships: list[str] = []
     given: list[str] = []
     for slug, (purpose, _wording) in collects.items():

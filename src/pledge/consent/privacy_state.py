@@ -23,6 +23,7 @@ from pledge.core.errors import InvalidInput, SubjectErased
 from pledge.purposes.models import Purpose
 from pledge.subjects import service as subjects
 from pledge.subjects.models import Subject, SubjectStatus
+from pledge.webhooks import service as webhooks
 
 # GDPR Art. 18 grounds, kept with the subject (`Subject.restriction_grounds`): one set through
 # the privacy-state API; a restriction the person asked for (Art. 18(1)(b)-(d)), in force
@@ -137,7 +138,8 @@ def sale_opt_out_change(subject: Subject, opted_out: bool, source: str) -> str |
     """Apply a CCPA opt-out of sale/sharing (or its reversal) to the subject's row; the
     change to record, or None when nothing changed. An explicit choice beats a browser signal
     (GPC, or DNT under a tenant's `opt_out` policy), a signal beats the default: a signal
-    never overrides an explicit opt-in (STANDARDS.md, GPC precedence)."""
+    never overrides an explicit opt-in (STANDARDS.md, GPC precedence). An opt-in is one only
+    from an opt-out: for a person not opted out, nothing changes."""
     if opted_out:
         if subject.sale_opt_out_at is not None:
             return None
@@ -146,6 +148,10 @@ def sale_opt_out_change(subject: Subject, opted_out: bool, source: str) -> str |
         subject.sale_opt_out_at = utcnow()
         subject.sale_opt_out_source = source
         return "sale_opted_out"
+    if subject.sale_opt_out_at is None:
+        # Not opted out: an "opt-in" changes nothing, and recording it as the person's choice
+        # would make every later GPC signal lose to a default nobody chose.
+        return None
     subject.sale_opt_out_at = None
     subject.sale_opt_out_source = "explicit_opt_in"
     return "sale_opted_in"
@@ -163,12 +169,24 @@ def limit_sensitive_change(subject: Subject, limited: bool) -> str | None:
 def set_sale_opt_out(
     ctx: TenantContext, subject_id: uuid.UUID | str, opted_out: bool, source: str
 ) -> Subject:
-    """CCPA opt-out of sale/sharing (`sale_opt_out_change`), audited."""
+    """CCPA opt-out of sale/sharing (`sale_opt_out_change`), audited; the integrator's
+    webhook (`subject.sale_opted_out` / `subject.sale_opted_in`) hears of a change after
+    the commit, by id only."""
     subject = active_subject(ctx, subject_id)
     change = sale_opt_out_change(subject, opted_out, source)
     if change is not None:
         _state_changed(ctx, subject, change, source)
+        announce_sale_change(ctx, subject, change, source)
     return subject
+
+
+def announce_sale_change(ctx: TenantContext, subject: Subject, change: str, source: str) -> None:
+    """The integrator's webhook hears of a sale opt-out or opt-in, by id only, after commit."""
+    webhooks.emit(
+        ctx,
+        f"subject.{change}",
+        {"subject_id": str(subject.id), "source": source[:60], "at": utcnow().isoformat()},
+    )
 
 
 def set_limit_sensitive(
@@ -218,8 +236,10 @@ def update_privacy_state(
         set_limit_sensitive(ctx, subject.id, limit_sensitive, source)
     if is_child is not None or parental_consent is not None:
         child = subject.is_child if is_child is None else is_child
+        # Left out, the parental consent stays only while the person stays a child: marked
+        # adult with `is_child` alone, it ends (it applies only to a child).
         parent = (
-            subject.parental_consent_at is not None
+            child and subject.parental_consent_at is not None
             if parental_consent is None
             else parental_consent
         )

@@ -42,6 +42,7 @@ from pledge.purposes import service as purposes
 from pledge.purposes.models import CollectionPoint, LawfulBasis, Purpose
 from pledge.subjects import service as subjects
 from pledge.subjects.models import STANDARD_CLASS, Subject, SubjectStatus
+from pledge.webhooks import service as webhooks
 
 
 @dataclass(frozen=True)
@@ -125,13 +126,16 @@ def _wording(
     return version
 
 
-def _privacy_notice_version(ctx: TenantContext, point: CollectionPoint | None) -> uuid.UUID | None:
-    """The privacy notice in force for the record: the point's, else the tenant's public one
-    (what `/p/{slug}/privacy` shows) — a consent given by API or by phone has one too."""
+def _privacy_notice_version(
+    ctx: TenantContext, point: CollectionPoint | None, language: str
+) -> uuid.UUID | None:
+    """The privacy notice in force for the record, in the consent's language where it is
+    published: the point's, else the tenant's public one (what `/p/{slug}/privacy` shows) — a
+    consent given by API or by phone has one too."""
     if point is not None and point.privacy_notice_id is not None:
-        current = notices.current_version(ctx, point.privacy_notice_id)
+        current = notices.current_version(ctx, point.privacy_notice_id, language)
         return current.id if current else None
-    public = notices.public_notice(ctx)
+    public = notices.public_notice(ctx, language)
     return public[1].id if public else None
 
 
@@ -232,7 +236,9 @@ def record_consent(
         collection_point_id=point.id if point else None,
         wording_version_id=wording.id if wording else None,
         wording_sha256=wording.sha256 if wording else None,
-        notice_version_id=_privacy_notice_version(ctx, point),
+        notice_version_id=_privacy_notice_version(
+            ctx, point, wording.language if wording else "en"
+        ),
         gpc=signals.gpc,
         dnt=signals.dnt,
         ip_mac=_signal_mac(ctx, subject.id, "ip", signals.ip),
@@ -265,6 +271,19 @@ def record_consent(
             "dnt": signals.dnt,
         },
     )
+    if action is ConsentAction.WITHDRAW:
+        # The integrator hears of it after the commit, by ids only (DESIGN.md §5): no polling
+        # needed to stop a use the person took back.
+        webhooks.emit(
+            ctx,
+            "consent.withdrawn",
+            {
+                "subject_id": str(subject.id),
+                "purpose": purpose.slug,
+                "record_id": str(record.id),
+                "at": now.isoformat(),
+            },
+        )
     return record
 
 

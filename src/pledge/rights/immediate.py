@@ -237,6 +237,8 @@ def answer(ctx: TenantContext, batch: Sequence[Prepared]) -> list[RightsRequest]
             outcome, code = OUTCOMES[prepared.type]
             if prepared.type is RequestType.OPT_OUT_SALE:
                 change = privacy_state.sale_opt_out_change(subject, True, SOURCE)
+                if change is not None:
+                    privacy_state.announce_sale_change(ctx, subject, change, SOURCE)
             else:
                 change = privacy_state.limit_sensitive_change(subject, True)
             if change is not None:

@@ -63,7 +63,13 @@ def subject_detail(
     request: Request, subject_id: str, page: Reader, notice: str | None = None
 ) -> Response:
     view = reading.read_subject(page.ctx, subject_id, interactions=50)
-    trail = audit.list_entries(page.ctx, subject_id=view.id, limit=100, newest_first=True)
+    # The log needs its own scope (the /audit page, the API): the subject's entries tell who
+    # on the staff read the person's data, and when.
+    trail = (
+        audit.list_entries(page.ctx, subject_id=view.id, limit=100, newest_first=True)
+        if page.can(Scope.AUDIT_READ)
+        else None
+    )
     notices = {
         "erased": "The subject was erased. Its keys are destroyed; "
         "what is listed below is all that remains."

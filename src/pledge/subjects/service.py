@@ -17,6 +17,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from pledge.access.context import TenantContext
 from pledge.access.scoping import for_tenant, get_in_tenant
@@ -235,16 +236,43 @@ def store_subjects(
     return ids
 
 
+class SubjectExists(Conflict):
+    """A subject already holds one of the identities given; `subject_id` is theirs."""
+
+    def __init__(self, kind: str, subject_id: uuid.UUID) -> None:
+        super().__init__(
+            f"a subject with this {kind} already exists", extra={"subject_id": str(subject_id)}
+        )
+        self.subject_id = subject_id
+
+
+def _first_holder(
+    ctx: TenantContext, identities: Iterable[tuple[IdentityKind, bytes]]
+) -> SubjectExists | None:
+    clash = existing_identities(ctx, identities)
+    if not clash:
+        return None
+    (kind, _), existing = next(iter(clash.items()))
+    return SubjectExists(kind, existing)
+
+
 def create_subject(ctx: TenantContext, items: Sequence[FieldInput]) -> uuid.UUID:
+    """A new subject; `SubjectExists` (409) when one holds an identity given — also when
+    another transaction stored it meanwhile (PostgreSQL: this insert waited for its commit)."""
     indexer = IdentityIndexer(ctx.keystore, ctx.tenant_id)
     prepared = prepare_subject(ctx, items, indexer, utcnow())
-    clash = existing_identities(ctx, prepared.identities)
-    if clash:
-        (kind, _), existing = next(iter(clash.items()))
-        raise Conflict(
-            f"a subject with this {kind} already exists", extra={"subject_id": str(existing)}
-        )
-    return store_subjects(ctx, [prepared], event=AuditEvent.SUBJECT_CREATED, via="api")[0]
+    taken = _first_holder(ctx, prepared.identities)
+    if taken is not None:
+        raise taken
+    try:
+        # A savepoint: the identity index refusing the row leaves the transaction usable.
+        with ctx.session.begin_nested():
+            return store_subjects(ctx, [prepared], event=AuditEvent.SUBJECT_CREATED, via="api")[0]
+    except IntegrityError:
+        taken = _first_holder(ctx, prepared.identities)
+        if taken is None:
+            raise
+        raise taken from None
 
 
 # ---------------------------------------------------------------------------------------------
