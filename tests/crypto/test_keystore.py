@@ -36,8 +36,14 @@ def test_master_key_file_is_private_and_never_overwritten(tmp_path: Path) -> Non
 def test_a_missing_or_malformed_master_key_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(NotInitialised, match="pledge init"):
         load_master_key(Settings(home=tmp_path))
+    # A key in the environment is checked with the other settings (`core.config`); one in
+    # the file when it is read.
+    (tmp_path / "master.key").write_text(base64.b64encode(b"short").decode())
     with pytest.raises(NotInitialised, match="32 bytes"):
-        load_master_key(Settings(home=tmp_path, master_key=base64.b64encode(b"short").decode()))
+        load_master_key(Settings(home=tmp_path))
+    (tmp_path / "master.key").write_text("not base64 at all!\n")
+    with pytest.raises(NotInitialised, match="not base64"):
+        load_master_key(Settings(home=tmp_path))
 
 
 def test_the_wrong_master_key_opens_nothing(runtime: Runtime) -> None:

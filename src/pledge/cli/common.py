@@ -28,7 +28,8 @@ R = TypeVar("R")
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     # Escaped: a message may quote a column name or file path, which is not style markup.
-    errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    # soft_wrap: one line however long, not cut at 80 columns when stderr is a log or a pipe.
+    errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -21,7 +21,8 @@ from pledge.subjects import reading
 from pledge.subjects.identity import IdentityKind
 
 app = typer.Typer(
-    help="The consent ledger, receipts, objections and privacy state.", no_args_is_help=True
+    help="The consent ledger: grant, withdraw, a subject's timeline, receipts.",
+    no_args_is_help=True,
 )
 
 EmailOpt = Annotated[str, typer.Option(help="The subject's e-mail")]
@@ -46,7 +47,8 @@ def grant(
 ) -> None:
     """Record a consent given outside a form (a call, a letter…).
 
-    Name the wording read out. Prints the record id and the signed receipt.
+    Name the wording read out. Prints the signed receipt alone on standard output (save it
+    with `> receipt.jws`), the record id and the wording's hash on standard error.
     """
     with in_tenant(tenant) as ctx:
         subject_id = reading.require_subject(ctx, IdentityKind.EMAIL, email)
@@ -68,7 +70,9 @@ def grant(
             f"Consent {record.id} granted for {purpose} (wording sha256 {record.wording_sha256})."
         )
         receipt = record.receipt_jws
-    console.print(line, highlight=False)
+    # The note to stderr, the receipt alone on stdout, so `> receipt.jws` saves a JWS that
+    # `verify-receipt` reads.
+    errors.print(line, highlight=False, soft_wrap=True)
     if receipt:
         print(receipt)
 

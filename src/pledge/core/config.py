@@ -8,17 +8,24 @@ the data store on purpose (see docs/decisions/0002-key-hierarchy.md).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from pledge.core.errors import PledgeError
+from pledge.crypto.aead import KEY_BYTES
+
+# The mail backends (pledge.mail.backends.from_settings builds each).
+MailBackendName = Literal["outbox", "file", "smtp"]
 
 # A rate in the `limits` notation, one only: "20/minute", "30/10 minutes", "20 per hour".
 _RATE = re.compile(
@@ -41,8 +48,10 @@ class Settings(BaseSettings):
     # Cookies (sign-in session, CSRF) marked Secure: by default when `base_url` is https
     # (production), not for the plain-HTTP development server; set it to force either way.
     secure_cookies: bool | None = None
-    session_hours: int = 12
-    import_batch_size: int = 500
+    # A console sign-in lasts this long: at least an hour, at most 30 days.
+    session_hours: int = Field(default=12, ge=1, le=720)
+    # Subjects an import writes per transaction (the bounds of `subjects import --batch-size`).
+    import_batch_size: int = Field(default=500, ge=1, le=10_000)
     # Webhooks, recipients' endpoints and portability transfers go to public https hosts
     # only (pledge.webhooks.targets); true allows plain http and private addresses
     # (development, or a closed network whose receivers are private on purpose).
@@ -52,7 +61,7 @@ class Settings(BaseSettings):
     # Mail (pledge.mail.backends): "outbox" (default: nothing leaves, read it on the Mail
     # outbox page), "file" (.eml files in mail_dir, plaintext on disk: development only),
     # "smtp". `base_url` must be https in production: RFC 8058 one-click needs an HTTPS URI.
-    mail_backend: str = "outbox"
+    mail_backend: MailBackendName = "outbox"
     # Days a message stays in the outbox once it is done with (sent, failed or cancelled):
     # then the worker deletes it, body and all. Rights letters are not counted here: they
     # stay with their request's record (24 months after it closed).
@@ -84,6 +93,47 @@ class Settings(BaseSettings):
     # Each must be an address or a network (`_proxies`): uvicorn keeps anything else as a name
     # no peer ever has, silently, and "*" would let every client pick its own address.
     forwarded_allow_ips: str | None = None
+
+    @field_validator("mail_backend", mode="before")
+    @classmethod
+    def _backend_name(cls, value: object) -> object:
+        # "SMTP" or " smtp" was always taken: only a name that is no backend is refused.
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("master_key")
+    @classmethod
+    def _master_key(cls, value: str | None) -> str | None:
+        # Read as `load_master_key` reads it; the value itself is never repeated (a secret).
+        if value:
+            try:
+                key = base64.b64decode(value)
+            except binascii.Error:
+                key = b""
+            if len(key) != KEY_BYTES:
+                raise ValueError(
+                    f"must be {KEY_BYTES} bytes, base64-encoded (as `pledge init` writes "
+                    "master.key)"
+                )
+        return value
+
+    @field_validator("database_url", "keystore_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        # Unset or empty: the file in PLEDGE_HOME. Not repeated whole: it may hold a password.
+        if value:
+            try:
+                backend = make_url(value).get_backend_name()
+            except ArgumentError:
+                raise ValueError(
+                    "not a database URL such as 'postgresql+psycopg://user:pass@host/db' or "
+                    "'sqlite:///path/pledge.db'"
+                ) from None
+            if backend not in ("sqlite", "postgresql"):
+                raise ValueError(
+                    f"{backend[:40]!r} is not supported: use 'postgresql+psycopg://…' or "
+                    "'sqlite:///…'"
+                )
+        return value
 
     @field_validator("sign_in_rate", "public_form_rate")
     @classmethod
@@ -121,6 +171,23 @@ class Settings(BaseSettings):
                 "PLEDGE_KEYSTORE_URL names the data store's own database: keep the keystore "
                 "apart, or an erasure does not reach the data store's backups"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _drivers_installed(self) -> Settings:
+        # Checked after `_keystore_apart`, which names the graver mistake. `postgresql://`
+        # means psycopg2, which Pledge does not ship: said here, not as an ImportError later.
+        for name, url in (("DATABASE_URL", self.database_url), ("KEYSTORE_URL", self.keystore_url)):
+            if not url:
+                continue
+            parsed = make_url(url)
+            try:
+                parsed.get_dialect().import_dbapi()
+            except (ImportError, NoSuchModuleError):
+                raise ValueError(
+                    f"PLEDGE_{name}: the driver {parsed.get_driver_name()[:40]!r} is not "
+                    "installed (for PostgreSQL: 'postgresql+psycopg://…')"
+                ) from None
         return self
 
     @property

@@ -19,6 +19,7 @@ overwritten in the files, not merely unlinked from the b-tree.
 from __future__ import annotations
 
 import base64
+import binascii
 import os
 import threading
 import uuid
@@ -143,7 +144,10 @@ def load_master_key(settings: Settings) -> bytes:
         path = settings.master_key_path
         if not path.exists():
             raise NotInitialised(f"no master key at {path}; run `pledge init` first")
-        key = base64.b64decode(path.read_bytes().strip())
+        try:
+            key = base64.b64decode(path.read_bytes().strip(), validate=True)
+        except binascii.Error:
+            raise NotInitialised(f"the master key file {path} is not base64: restore it") from None
     if len(key) != KEY_BYTES:
         raise NotInitialised("the master key must be 32 bytes, base64-encoded")
     return key

@@ -23,10 +23,9 @@ from contextlib import contextmanager
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, assert_never
 
 from pledge.core.config import Settings, get_settings
-from pledge.core.errors import InvalidInput
 from pledge.core.ids import new_id
 
 # After the relay could not be reached, how long the delivery right after a commit leaves its
@@ -179,7 +178,8 @@ class SmtpBackend:
 
 
 def from_settings(settings: Settings) -> MailBackend:
-    kind = settings.mail_backend.strip().lower()
+    # One of `MailBackendName`, checked when the settings are read (PLEDGE_MAIL_BACKEND).
+    kind = settings.mail_backend
     if kind == "outbox":
         return OutboxOnlyBackend()
     if kind == "file":
@@ -194,7 +194,7 @@ def from_settings(settings: Settings) -> MailBackend:
             settings.smtp_starttls,
             settings.smtp_timeout,
         )
-    raise InvalidInput("PLEDGE_MAIL_BACKEND must be one of: outbox, file, smtp")
+    assert_never(kind)
 
 
 @functools.cache

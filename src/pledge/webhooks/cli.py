@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from pledge.cli.common import console, open_runtime, operator_context, reports_errors
+from pledge.cli.common import console, errors, open_runtime, operator_context, reports_errors
 from pledge.webhooks import service
 
 app = typer.Typer(
@@ -73,7 +73,8 @@ def rotate_secret(tenant: TenantOpt, endpoint_id: EndpointArg) -> None:
     try:
         with operator_context(runtime, tenant) as ctx:
             _endpoint, secret = service.rotate_secret(ctx, endpoint_id)
-        console.print(f"Endpoint {endpoint_id}: new signing secret (shown once):")
+        # The note on standard error: `... rotate-secret ID > secret` saves the secret alone.
+        errors.print(f"Endpoint {endpoint_id}: new signing secret (shown once):")
         # Plain, not styled: copied as it is into the receiver's configuration.
         typer.echo(secret)
     finally:
