@@ -88,6 +88,11 @@ def build_demo(
                 region="EU",
                 phone_region="GB",
                 retention_classes={"billing": "Billing records, kept 7 years (seed 001 §12)"},
+                # Kept by every erasure, the letter saying why: no hold for staff to remember.
+                exempt_on_erasure={
+                    "billing": "tax law requires us to keep invoices and payment records "
+                    "for 7 years"
+                },
             )
     password = secrets.token_urlsafe(12)
     with runtime.tenant_context(DEMO_SLUG) as ctx:

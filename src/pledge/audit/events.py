@@ -65,3 +65,4 @@ class AuditEvent(StrEnum):
     WEBHOOK_ENDPOINT_DEACTIVATED = "webhook.endpoint_deactivated"
     WEBHOOK_ENDPOINT_ACTIVATED = "webhook.endpoint_activated"
     WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated"  # noqa: S105 - an event name
+    TENANT_RETENTION_CLASS_SET = "tenant.retention_class_set"

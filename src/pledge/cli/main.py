@@ -204,6 +204,12 @@ def tenant_create(
     retention_class: Annotated[
         list[str] | None, typer.Option(help="Extra retention class, as name=description")
     ] = None,
+    exempt: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A class an erasure keeps, as class=reason (the legal duty, told to the requester)"
+        ),
+    ] = None,
     privacy_contact: Annotated[str, typer.Option(help="Privacy team contact")] = "",
 ) -> None:
     """Create a tenant, its keys and its audit chain."""
@@ -211,6 +217,12 @@ def tenant_create(
     for item in retention_class or []:
         key, _, description = item.partition("=")
         classes[key.strip()] = description.strip() or key.strip()
+    exempt_on_erasure = {}
+    for item in exempt or []:
+        key, sep, reason = item.partition("=")
+        if not sep:
+            raise fail(f"--exempt {item[:40]!r}: give it as class=reason")
+        exempt_on_erasure[key.strip()] = reason
     runtime = open_runtime()
     try:
         with transaction(runtime.sessions) as session:
@@ -224,9 +236,55 @@ def tenant_create(
                 phone_region=phone_region,
                 require_totp=require_totp,
                 retention_classes=classes,
+                exempt_on_erasure=exempt_on_erasure,
                 privacy_contact=privacy_contact,
             )
         console.print(f"Tenant [bold]{tenant.slug}[/] created ({tenant.id}).")
+    finally:
+        runtime.close()
+
+
+@tenant_app.command("retention-class")
+@reports_errors
+def tenant_retention_class(
+    tenant: TenantOpt,
+    name: Annotated[str, typer.Argument(help="Class name: lower-case letters, digits, _")],
+    description: Annotated[
+        str | None, typer.Option(help="What the class holds (a new class: its name)")
+    ] = None,
+    exempt_on_erasure: Annotated[
+        str | None,
+        typer.Option(
+            "--exempt-on-erasure",
+            help="The legal duty for which an erasure keeps this class (told to the requester)",
+        ),
+    ] = None,
+    not_exempt: Annotated[
+        bool, typer.Option("--not-exempt", help="An erasure takes this class again")
+    ] = False,
+) -> None:
+    """Add a retention class to a tenant, or change its description or erasure exemption.
+
+    A class exempt from erasure is kept by every erasure request without a hold from staff,
+    and the reason is told to the requester in the letter (`subjects erase` keeps what
+    --keep names). With neither --exempt-on-erasure nor --not-exempt the exemption stays.
+    """
+    if exempt_on_erasure is not None and not_exempt:
+        raise fail("give either --exempt-on-erasure or --not-exempt")
+    reason: str | tenants.Unchanged | None = tenants.UNCHANGED
+    if exempt_on_erasure is not None:
+        reason = exempt_on_erasure
+    elif not_exempt:
+        reason = None
+    runtime = open_runtime()
+    try:
+        with operator_context(runtime, tenant) as ctx:
+            done = tenants.set_retention_class(ctx, name, description, reason)
+            kept = "exempt_on_erasure" in ctx.tenant.retention_classes[name]
+        state = "kept on erasure" if kept else "no longer kept on erasure" if not_exempt else ""
+        console.print(
+            f"Retention class {name} {done} for {tenant}" + (f": {state}." if state else ".")
+        )
     finally:
         runtime.close()
 
@@ -239,6 +297,8 @@ def tenant_list() -> None:
     try:
         with transaction(runtime.sessions) as session:
             table = Table("slug", "name", "jurisdictions", "region", "TOTP required")
+            # Under the table, not a column: a sixth column squeezes the names at 80 columns.
+            exempt = []
             for t in tenants.list_tenants(session):
                 table.add_row(
                     t.slug,
@@ -247,7 +307,14 @@ def tenant_list() -> None:
                     t.region,
                     "yes" if t.require_totp else "no",
                 )
+                kept = [
+                    n for n, c in sorted(t.retention_classes.items()) if c.get("exempt_on_erasure")
+                ]
+                if kept:
+                    exempt.append(f"{t.slug}: {', '.join(kept)} kept on erasure")
         console.print(table)
+        for line in exempt:
+            console.print(line, highlight=False)
     finally:
         runtime.close()
 
