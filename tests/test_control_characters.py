@@ -335,3 +335,16 @@ def test_the_cli_refuses_a_nul_with_its_error_not_a_traceback(
     assert result.exception is None or isinstance(result.exception, SystemExit)
     result = CliRunner().invoke(cli, ["tenant", "list"])
     assert result.exit_code == 0 and "nulco" not in result.output
+
+
+def test_the_database_guard_refuses_a_nul_inside_a_json_value(
+    runtime: Runtime, tenant: str
+) -> None:
+    """Decision 0013's second wall reaches inside JSON values too (audit details, a tenant's
+    retention classes…): PostgreSQL's jsonb refused `\\u0000` with a DataError quoting the
+    value (a 500, a CLI traceback), SQLite stored it."""
+    from pledge.audit import service as audit
+    from pledge.audit.events import AuditEvent
+
+    with pytest.raises(InvalidInput), runtime.tenant_context(tenant) as ctx:
+        audit.record(ctx, AuditEvent.SUBJECT_COLLECTED, details={"note": "a\x00b"})

@@ -28,11 +28,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, ExceptionContext
 from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from pledge.core.errors import InvalidInput
+from pledge.core.errors import InvalidInput, PledgeError
 from pledge.core.ids import uuid_from_bytes
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,31 @@ def _sqlite_datetime(value: datetime | None) -> str | None:
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-JSONType = JSON().with_variant(JSONB(), "postgresql")
+def _holds_nul(value: Any) -> bool:
+    if type(value) is str:
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
+class JSONType(TypeDecorator[Any]):
+    """JSON on SQLite, JSONB on PostgreSQL; a NUL anywhere in it is refused like one in a
+    text column (`_refuse_nul` sees the serialised or wrapped value, not its strings):
+    PostgreSQL's jsonb rejects it with an error quoting the value, SQLite stores it."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(JSONB() if dialect.name == "postgresql" else JSON())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is not None and _holds_nul(value):
+            raise InvalidInput(_NUL_REFUSED)
+        return value
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -191,7 +215,16 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             url, echo=echo, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=10
         )
     event.listen(engine, "before_cursor_execute", _refuse_nul)
+    event.listen(engine, "handle_error", _domain_error_as_raised)
     return engine
+
+
+def _domain_error_as_raised(context: ExceptionContext) -> BaseException | None:
+    """A domain error raised while a statement's values were bound (`JSONType`'s NUL check)
+    reaches the caller as itself — invalid input, a 422 — not wrapped as a database error."""
+    if isinstance(context.original_exception, PledgeError):
+        return context.original_exception
+    return None
 
 
 def insert_new(session: Session, model: type[DeclarativeBase], **values: Any) -> Any:
@@ -331,6 +364,10 @@ def _drop_after_rollback(session: Session, previous: SessionTransaction) -> None
     (a form step refused inside one must not send its e-mail, nor cancel the transaction's
     others); the whole transaction's, all of them."""
     marks: dict[SessionTransaction, int] = session.info.get(_SAVEPOINTS, {})
+    # A flush runs in a sub-transaction of its own: its failing undoes what the nearest
+    # savepoint (or the whole transaction) holds, and that is what its rollback drops.
+    while previous.parent is not None and not previous.nested:
+        previous = previous.parent
     if previous.nested:
         queued = session.info.get(_AFTER_COMMIT)
         since = marks.pop(previous, None)

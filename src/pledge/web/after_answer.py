@@ -3,9 +3,10 @@ leave once the answer has: the person who acted does not wait on a relay or a re
 
 They still run after the commit (DESIGN.md §4 invariant 4), in the same process. Each lane
 ("mail", "webhooks") is one thread of the app's, taking the requests' actions in the order
-they committed: a receiver hears of changes in the order they happened, across requests too
-(a subject created, then corrected), and a hung relay never holds back the webhooks, nor a
-hung receiver the mail. What they fail to deliver stays queued for the worker, as before.
+their answers were sent — the order they committed, unless an earlier answer is slow to drain
+to its client; a delivery retried by the worker comes later still. So receivers order events
+by the body's `created_at` (stamped in the transaction), not by arrival. A hung relay never
+holds back the webhooks, nor a hung receiver the mail. What they fail to deliver stays queued for the worker, as before.
 The request's task waits for its own actions after answering (so the TestClient, which
 returns once the app has finished, sees them done) — except after an unhandled error, whose
 500 is not held back for them.

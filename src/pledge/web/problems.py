@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pledge.core.errors import PledgeError
@@ -172,6 +174,15 @@ def respond(request: Request, status: int, code: str, title: str, detail: str) -
     return _problem(status, code, title, detail)
 
 
+BUSY_RETRY_AFTER_S = 5
+
+
+def _sqlite_busy(exc: OperationalError) -> bool:
+    """SQLite's "database is locked" (or busy): its writer lock not had within the timeout."""
+    message = str(exc.orig) if isinstance(exc.orig, sqlite3.OperationalError) else ""
+    return "database is locked" in message or "database is busy" in message
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(PledgeError)
     async def pledge_error(request: Request, exc: PledgeError) -> Response:
@@ -216,6 +227,23 @@ def install(app: FastAPI) -> None:
                 f"{UPLOAD_MAX_BODY_BYTES // MB} MB on the forms that take a file)."
             )
         return respond(request, exc.status_code, code, title, detail)
+
+    @app.exception_handler(OperationalError)
+    async def database_busy(request: Request, exc: OperationalError) -> Response:
+        if not _sqlite_busy(exc):
+            return await unexpected(request, exc)
+        # Another writer held SQLite's lock past the busy timeout (an import, a worker
+        # step): nothing was done, and trying again shortly will do — not a 500.
+        log.warning("database busy on %s %s", request.method, loggable_path(request.scope))
+        response = respond(
+            request,
+            503,
+            "busy",
+            "Busy",
+            "The database is busy with other work; nothing was done. Try again in a moment.",
+        )
+        response.headers["Retry-After"] = str(BUSY_RETRY_AFTER_S)
+        return response
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
