@@ -6,10 +6,10 @@ They still run after the commit (DESIGN.md §4 invariant 4), in the same process
 their answers were sent — the order they committed, unless an earlier answer is slow to drain
 to its client; a delivery retried by the worker comes later still. So receivers order events
 by the body's `created_at` (stamped in the transaction), not by arrival. A hung relay never
-holds back the webhooks, nor a hung receiver the mail. What they fail to deliver stays queued for the worker, as before.
-The request's task waits for its own actions after answering (so the TestClient, which
-returns once the app has finished, sees them done) — except after an unhandled error, whose
-500 is not held back for them.
+holds back the webhooks, nor a hung receiver the mail. What they fail to deliver stays
+queued for the worker, as before. The request's task waits for its own actions after
+answering (so the TestClient, which returns once the app has finished, sees them done) —
+except after an unhandled error, whose 500 is not held back for them.
 """
 
 from __future__ import annotations
