@@ -207,7 +207,7 @@ def test_finishing_a_partial_erasure_keeps_the_erasure_answer_readable(
         assert subject_id is not None
     # Seven years on, the invoices go too (a retention sweep, or staff).
     with runtime.tenant_context(person) as ctx:
-        assert erasure.erase_subject(ctx, subject_id).status == "erased"
+        assert erasure.erase_subject(ctx, subject_id, erase_exempt=True).status == "erased"
     [answer] = readable_letters(runtime, person, EMAIL)
     assert ERASED in answer
     with runtime.tenant_context(person) as ctx:

@@ -581,9 +581,20 @@ def subjects_erase(
     keep: Annotated[
         list[str] | None, typer.Option(help="Retention class to keep (legal duty), repeatable")
     ] = None,
+    erase_exempt: Annotated[
+        bool,
+        typer.Option(
+            "--erase-exempt",
+            help="Also erase the classes the tenant keeps on erasure (their legal period is over)",
+        ),
+    ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
 ) -> None:
-    """Crypto-erase a subject: destroy its keys, then delete its data."""
+    """Crypto-erase a subject: destroy its keys, then delete its data.
+
+    The retention classes the tenant keeps on erasure (a legal duty) are kept unless
+    --erase-exempt.
+    """
     if (
         not yes
         and sys.stdin.isatty()
@@ -596,7 +607,9 @@ def subjects_erase(
             subject_id = reading.find_subject_id(ctx, IdentityKind.EMAIL, email)
             if subject_id is None:
                 raise NotFound(f"no subject with that e-mail in tenant {tenant!r}")
-            result = erasure.erase_subject(ctx, subject_id, keep_classes=keep or [])
+            result = erasure.erase_subject(
+                ctx, subject_id, keep_classes=keep or [], erase_exempt=erase_exempt
+            )
         kept = f"; kept: {', '.join(result.kept_classes)}" if result.kept_classes else ""
         console.print(
             f"Subject {result.subject_id} {result.status.replace('_', ' ')}: keys shredded "

@@ -136,7 +136,8 @@ def erase_without_basis(
 ) -> HygieneErasure:
     """Crypto-erase those of `subject_ids` that still have no lawful basis, re-checked now in
     this transaction: a subject who consented since the report was read is skipped, and so is
-    an id that is not a subject of this tenant (answered like any other skip: no oracle)."""
+    an id that is not a subject of this tenant (answered like any other skip: no oracle).
+    The classes the tenant keeps on erasure are kept, as `keep_classes` are."""
     if not confirm:
         raise InvalidInput("erasure cannot be undone: confirm it (confirm: true)")
     if len(subject_ids) > MAX_ERASE:
@@ -155,8 +156,10 @@ def erase_without_basis(
         chunk = wanted[start : start + CHUNK]
         found.update(ctx.session.scalars(base.where(Subject.id.in_(chunk))))
     erased = sorted(found)
+    kept: set[str] = set()
     for subject_id in erased:
-        erasure.erase_subject(ctx, subject_id, keep_classes=keep_classes)
+        # The classes the tenant keeps on erasure (a legal duty) are kept here too, always.
+        kept.update(erasure.erase_subject(ctx, subject_id, keep_classes=keep_classes).kept_classes)
     skipped = [text for text, u in asked.items() if u not in found]
     audit.record(
         ctx,
@@ -166,7 +169,7 @@ def erase_without_basis(
             "erased": len(erased),
             "skipped": len(skipped),
             "digest": digest(erased),
-            "kept_classes": sorted(set(keep_classes)),
+            "kept_classes": sorted(kept),  # those that still hold someone's data
         },
     )
     return HygieneErasure(erased, skipped)

@@ -341,11 +341,7 @@ def erasure_holds(ctx: TenantContext, staff: StaffInput) -> dict[str, str]:
     """Retention classes kept: those the tenant declares exempt from erasure (a legal duty,
     e.g. billing records for 7 years — seed 001 §12) and those staff hold for this case
     (a legal claim — seed 004; a transaction in progress — seed 000)."""
-    holds = {
-        name: str(cls.get("exempt_on_erasure"))
-        for name, cls in ctx.tenant.retention_classes.items()
-        if cls.get("exempt_on_erasure")
-    }
+    holds = erasure.exempt_classes(ctx)
     unknown = [c for c in staff.holds if c not in subjects.retention_classes(ctx)]
     if unknown:
         raise InvalidInput(f"unknown retention class {unknown[0][:40]!r}")

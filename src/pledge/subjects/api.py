@@ -147,16 +147,19 @@ def export_subject(subject_id: str, ctx: Export) -> SubjectExport:
 
 @router.delete("/{subject_id}", response_model=ErasureOut)
 def erase_subject(subject_id: str, ctx: Erase) -> ErasureOut:
-    """Crypto-erase everything of the subject."""
+    """Crypto-erase everything of the subject but the retention classes the tenant keeps on
+    erasure (exempt_on_erasure: a legal duty); `POST …/erase` with `erase_exempt` takes them."""
     return ErasureOut(**erasure.erase_subject(ctx, subject_id).as_dict())
 
 
 @router.post("/{subject_id}/erase", response_model=ErasureOut)
 def erase_subject_keeping(subject_id: str, body: ErasureIn, ctx: Erase) -> ErasureOut:
-    """Crypto-erase the subject except the retention classes held under a legal duty."""
-    return ErasureOut(
-        **erasure.erase_subject(ctx, subject_id, keep_classes=body.keep_classes).as_dict()
+    """Crypto-erase the subject except the retention classes held under a legal duty: those
+    named and those the tenant keeps on erasure (unless `erase_exempt`)."""
+    result = erasure.erase_subject(
+        ctx, subject_id, keep_classes=body.keep_classes, erase_exempt=body.erase_exempt
     )
+    return ErasureOut(**result.as_dict())
 
 
 @router.post(

@@ -55,21 +55,38 @@ def _deleted(result: Result[Any]) -> int:
     return int(cast(CursorResult[Any], result).rowcount or 0)
 
 
+def exempt_classes(ctx: TenantContext) -> dict[str, str]:
+    """The retention classes the tenant keeps on every erasure: class → the legal duty."""
+    return {
+        name: str(cls["exempt_on_erasure"])
+        for name, cls in ctx.tenant.retention_classes.items()
+        if cls.get("exempt_on_erasure")
+    }
+
+
 def erase_subject(
-    ctx: TenantContext, subject_id: uuid.UUID | str, *, keep_classes: Iterable[str] = ()
+    ctx: TenantContext,
+    subject_id: uuid.UUID | str,
+    *,
+    keep_classes: Iterable[str] = (),
+    erase_exempt: bool = False,
 ) -> ErasureResult:
     """Crypto-shred a subject: destroy its data keys first, then delete its rows.
 
     `keep_classes` names retention classes held under a legal duty (e.g. billing records for
     7 years, seed 001 §12); their key and rows survive, everything else is gone, in every copy
-    of the data store. Identities are always removed: nobody can look the person up again.
-    Idempotent: erasing twice, or finishing an interrupted erasure, is safe.
+    of the data store. The classes the tenant declares exempt from erasure are kept too, with
+    no one naming them, unless `erase_exempt` (their legal period is over). Identities are
+    always removed: nobody can look the person up again. The result's `kept_classes` are
+    those that still hold data. Idempotent: erasing twice, or finishing an interrupted
+    erasure, is safe.
     """
     subject = get_subject_row(ctx, subject_id)
-    keep = sorted(set(keep_classes))
-    unknown = [c for c in keep if c not in retention_classes(ctx)]
+    asked = set(keep_classes)
+    unknown = sorted(c for c in asked if c not in retention_classes(ctx))
     if unknown:
         raise InvalidInput(f"unknown retention class {unknown[0][:40]!r}")
+    keep = sorted(asked if erase_exempt else asked | exempt_classes(ctx).keys())
     # 0. The first erasure reaches the letters and files of the person's rights requests
     #    kept under the tenant's key: re-sealed under the subject's key while it exists.
     if subject.erased_at is None:
@@ -103,17 +120,23 @@ def erase_subject(
             SubjectIdentity.tenant_id == tid, SubjectIdentity.subject_id == subject.id
         )
     )
-    remaining = ctx.session.scalar(
-        select(SubjectRecord.key_class)
-        .where(SubjectRecord.tenant_id == tid, SubjectRecord.subject_id == subject.id)
-        .limit(1)
-    ) or ctx.session.scalar(
-        select(Interaction.id)
-        .where(Interaction.tenant_id == tid, Interaction.subject_id == subject.id)
-        .limit(1)
+    # What is kept is what still holds data: a class asked for (or exempt) that the person
+    # has nothing in is not "kept" — the letter, the webhook and the audit would say so.
+    kept = sorted(
+        set(
+            ctx.session.scalars(
+                select(SubjectRecord.key_class)
+                .where(SubjectRecord.tenant_id == tid, SubjectRecord.subject_id == subject.id)
+                .union(
+                    select(Interaction.key_class).where(
+                        Interaction.tenant_id == tid, Interaction.subject_id == subject.id
+                    )
+                )
+            )
+        )
     )
     now = utcnow()
-    status = SubjectStatus.PARTIALLY_ERASED if remaining else SubjectStatus.ERASED
+    status = SubjectStatus.PARTIALLY_ERASED if kept else SubjectStatus.ERASED
     ctx.session.execute(
         update(Subject)
         .where(Subject.tenant_id == tid, Subject.id == subject.id)
@@ -123,7 +146,7 @@ def erase_subject(
         # Nothing of the person is left to restrict. What a partial erasure keeps stays
         # restricted on the grounds the person has (Art. 18 outlives a legal duty to keep).
         privacy_state.end_restriction_grounds(ctx, subject.id, "erased")
-    result = ErasureResult(subject.id, status.value, sorted(shredded), keep, records, interactions)
+    result = ErasureResult(subject.id, status.value, sorted(shredded), kept, records, interactions)
     audit.record(
         ctx,
         AuditEvent.SUBJECT_ERASED,

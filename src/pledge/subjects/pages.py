@@ -92,8 +92,14 @@ def subject_detail(
 @router.get("/subjects/{subject_id}/erase")
 def erase_confirm(request: Request, subject_id: str, page: Eraser) -> Response:
     subject = service.get_subject_row(page.ctx, subject_id)
-    classes = sorted(service.retention_classes(page.ctx) - {"standard"})
-    return render(request, "subjects/erase.html", {"subject": subject, "classes": classes})
+    exempt = erasure.exempt_classes(page.ctx)
+    # The exempt classes are kept by law with no one ticking them: listed, not offered.
+    classes = sorted(service.retention_classes(page.ctx) - {"standard", *exempt})
+    return render(
+        request,
+        "subjects/erase.html",
+        {"subject": subject, "classes": classes, "exempt": sorted(exempt.items())},
+    )
 
 
 @router.post("/subjects/{subject_id}/erase")
@@ -102,5 +108,7 @@ async def erase(request: Request, subject_id: str, page: Eraser) -> Response:
     if form.get("confirm") != "erase":
         raise InvalidInput("tick the confirmation box to erase this subject")
     keep = [str(v) for v in form.getlist("keep")]
-    result = erasure.erase_subject(page.ctx, subject_id, keep_classes=keep)
+    result = erasure.erase_subject(
+        page.ctx, subject_id, keep_classes=keep, erase_exempt=form.get("erase_exempt") == "yes"
+    )
     return RedirectResponse(f"/subjects/{result.subject_id}?notice=erased", status_code=303)

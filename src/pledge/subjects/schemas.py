@@ -142,6 +142,11 @@ class ErasureIn(BaseModel):
         default_factory=list,
         description="Retention classes kept under a legal duty (their data survives the erasure)",
     )
+    erase_exempt: bool = Field(
+        default=False,
+        description="Also erase the retention classes the tenant keeps on every erasure "
+        "(exempt_on_erasure): their legal period is over. Without it they are kept",
+    )
 
 
 class ErasureOut(BaseModel):
