@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -30,35 +28,13 @@ from pledge.webhooks import service as webhooks
 from pledge.webhooks.models import WebhookDelivery
 from tests.cli.test_cli import run
 from tests.conftest import api_client, make_api_token, make_tenant
+from tests.rights.test_api_and_webhooks import Receiver as SharedReceiver
 
 EVENT = "request.state_changed"
 
 
-class Receiver:
-    """A real HTTP server on 127.0.0.1 that records what it is sent and answers `status`."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        self.status = 200
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
-                outer.received.append({"headers": dict(self.headers), "body": body})
-                self.send_response(outer.status)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+class Receiver(SharedReceiver):
+    """The shared receiver (records what it is sent, answers `status`), checking signatures."""
 
     def verifies(self, hit: dict[str, Any], secret: str) -> bool:
         # A retry is posted by a worker run two days ahead (`_retry_all`), and stamped then.
