@@ -267,6 +267,14 @@ def test_a_withdrawal_reaches_the_integrators_webhook(client: TestClient, hooked
         201,
     )
     ok(client.post(f"/api/v1/subjects/{everything}/consents/withdraw-all"))
+    # Withdrawn again, or never given: on the ledger, but nothing changed — no event.
+    ok(
+        client.post(
+            f"/api/v1/subjects/{one}/consents",
+            json={"purpose": "newsletter", "action": "withdraw"},
+        ),
+        201,
+    )
     heard = _heard(hooked)
     assert [(event, data["subject_id"], data["purpose"]) for event, data, _ in heard] == [
         ("consent.withdrawn", one, "newsletter"),

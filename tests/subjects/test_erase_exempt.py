@@ -5,12 +5,14 @@ holds data. On both databases."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import delete, select
 
 from pledge.access.permissions import Role
 from pledge.audit import service as audit
@@ -19,13 +21,16 @@ from pledge.consent import intake
 from pledge.gate import hygiene
 from pledge.presets import clik
 from pledge.purposes import service as purposes
-from pledge.rights import fulfilment, verification
+from pledge.rights import fulfilment, recipients, verification
 from pledge.rights import service as rights
 from pledge.rights.service import Requester, RequestInput
 from pledge.runtime import Runtime
 from pledge.subjects import erasure, reading, service
+from pledge.subjects.models import Interaction, SubjectRecord
 from pledge.subjects.service import FieldInput
 from pledge.web.app import create_app
+from pledge.webhooks import service as webhooks
+from pledge.webhooks.models import WebhookDelivery
 from tests.cli.test_cli import run
 from tests.conftest import api_client, login, make_api_token, make_tenant, make_user
 from tests.rights.test_requests import letter_text
@@ -133,6 +138,46 @@ def test_a_class_staff_name_is_kept_only_if_it_holds_data(runtime: Runtime, shop
         result = erasure.erase_subject(ctx, sid, keep_classes=["claims"])
     assert (result.status, result.kept_classes) == ("erased", [])
     assert _erased_details(runtime, sid)[-1]["kept_classes"] == []
+
+
+def test_a_class_without_data_loses_its_key_too(runtime: Runtime, shop: str) -> None:
+    """Billing is kept by law, but this person's billing record is gone (no rows left): the
+    erasure keeps nothing of billing — not even its key — and says so."""
+    sid = _customer(runtime, "rita@example.com")
+    with runtime.tenant_context(shop) as ctx:
+        ctx.session.execute(
+            delete(SubjectRecord).where(
+                SubjectRecord.subject_id == sid, SubjectRecord.key_class == "billing"
+            )
+        )
+        ctx.session.execute(delete(Interaction).where(Interaction.subject_id == sid))
+        assert "billing" in ctx.keystore.key_classes(ctx.tenant_id, sid)
+    with runtime.tenant_context(shop) as ctx:
+        result = erasure.erase_subject(ctx, sid)
+        assert (result.status, result.kept_classes) == ("erased", [])
+        assert ctx.keystore.key_classes(ctx.tenant_id, sid) == []
+
+
+def test_recipients_are_told_what_the_law_keeps_even_where_this_vault_holds_none(
+    runtime: Runtime, shop: str, private_targets: None
+) -> None:
+    """A payment provider may hold the invoices of a person who has none here: the notice
+    to erase names the classes kept by law, not only those that held data in Pledge."""
+    with runtime.tenant_context(shop) as ctx:
+        recipients.add_recipient(
+            ctx,
+            slug="payments",
+            name="Payments Ltd",
+            kind="recipient",
+            country="GB",
+            webhook_url="http://127.0.0.1:9/in",  # nobody there: the notice waits, sealed
+        )
+    _rights_erasure(runtime, "sam@example.com", invoices=False)
+    with runtime.tenant_context(shop) as ctx:
+        (delivery,) = ctx.session.scalars(select(WebhookDelivery))
+        body = json.loads(webhooks.payload(ctx.keystore, delivery))
+    assert body["event"] == "subject.erasure_requested"
+    assert body["data"]["kept_classes"] == ["billing", "payroll"]
 
 
 def _rights_erasure(runtime: Runtime, email: str, *, invoices: bool) -> tuple[str, list[str]]:

@@ -224,6 +224,8 @@ def record_consent(
     # withdrawal for the same person then queue here, and the later stamp is the later write.
     record_id = new_id()
     state = _locked_state(ctx, subject.id, purpose.id, action, record_id)
+    # In force before this record (a row just made for it holds this record's own answer).
+    was_granted = state.granted and state.record_id != record_id
     now = utcnow()
     record = ConsentRecord(
         tenant_id=ctx.tenant_id,
@@ -271,9 +273,10 @@ def record_consent(
             "dnt": signals.dnt,
         },
     )
-    if action is ConsentAction.WITHDRAW:
+    if action is ConsentAction.WITHDRAW and was_granted and not state.granted:
         # The integrator hears of it after the commit, by ids only (DESIGN.md §5): no polling
-        # needed to stop a use the person took back.
+        # needed to stop a use the person took back. A withdrawal of nothing in force (sent
+        # twice, never given) is on the ledger but no event.
         webhooks.emit(
             ctx,
             "consent.withdrawn",

@@ -373,7 +373,9 @@ def _erasure(
     webhooks.notify(
         ctx,
         "subject.erasure_requested",
-        {"subject": identities, "request": request.reference, "kept_classes": result.kept_classes},
+        # What the law or staff keep, whether or not this vault holds any of it: a recipient
+        # (a payment provider) may hold the invoices the person has none of here.
+        {"subject": identities, "request": request.reference, "kept_classes": sorted(holds)},
         _recipients(ctx),
         request_id=request.id,
     )

@@ -86,7 +86,22 @@ def erase_subject(
     unknown = sorted(c for c in asked if c not in retention_classes(ctx))
     if unknown:
         raise InvalidInput(f"unknown retention class {unknown[0][:40]!r}")
-    keep = sorted(asked if erase_exempt else asked | exempt_classes(ctx).keys())
+    tid = ctx.tenant_id
+    # Kept is what holds data: a class asked for (or exempt) that the person has nothing in
+    # is not "kept" — its key goes too, and the letter, the webhook and the audit say so.
+    holding = set(
+        ctx.session.scalars(
+            select(SubjectRecord.key_class)
+            .where(SubjectRecord.tenant_id == tid, SubjectRecord.subject_id == subject.id)
+            .union(
+                select(Interaction.key_class).where(
+                    Interaction.tenant_id == tid, Interaction.subject_id == subject.id
+                )
+            )
+        )
+    )
+    wanted = asked if erase_exempt else asked | exempt_classes(ctx).keys()
+    keep = sorted(wanted & holding)
     # 0. The first erasure reaches the letters and files of the person's rights requests
     #    kept under the tenant's key: re-sealed under the subject's key while it exists.
     if subject.erased_at is None:
@@ -94,7 +109,6 @@ def erase_subject(
     # 1. Keys first: from this moment the data is unreadable everywhere, backups included.
     shredded = ctx.shred_subject(subject.id, keep=keep)
     # 2. Then the rows (of every class not kept, whether or not its key still existed).
-    tid = ctx.tenant_id
     records = _deleted(
         ctx.session.execute(
             delete(SubjectRecord).where(
@@ -120,21 +134,7 @@ def erase_subject(
             SubjectIdentity.tenant_id == tid, SubjectIdentity.subject_id == subject.id
         )
     )
-    # What is kept is what still holds data: a class asked for (or exempt) that the person
-    # has nothing in is not "kept" — the letter, the webhook and the audit would say so.
-    kept = sorted(
-        set(
-            ctx.session.scalars(
-                select(SubjectRecord.key_class)
-                .where(SubjectRecord.tenant_id == tid, SubjectRecord.subject_id == subject.id)
-                .union(
-                    select(Interaction.key_class).where(
-                        Interaction.tenant_id == tid, Interaction.subject_id == subject.id
-                    )
-                )
-            )
-        )
-    )
+    kept = keep  # their rows are all still there
     now = utcnow()
     status = SubjectStatus.PARTIALLY_ERASED if kept else SubjectStatus.ERASED
     ctx.session.execute(

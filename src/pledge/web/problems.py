@@ -231,7 +231,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     async def database_busy(request: Request, exc: OperationalError) -> Response:
         if not _sqlite_busy(exc):
-            return await unexpected(request, exc)
+            raise exc  # any other database error is a fault: answered and logged as one
         # Another writer held SQLite's lock past the busy timeout (an import, a worker
         # step): nothing was done, and trying again shortly will do — not a 500.
         log.warning("database busy on %s %s", request.method, loggable_path(request.scope))
