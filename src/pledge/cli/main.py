@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 import uuid
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -41,6 +43,7 @@ from pledge.notices import cli as notices_cli
 from pledge.preferences import cli as preferences_cli
 from pledge.purposes import cli as purposes_cli
 from pledge.rights import cli as rights_cli
+from pledge.rights import service as rights_service
 from pledge.runtime import Runtime
 from pledge.subjects import erasure, importer, reading
 from pledge.subjects.identity import IdentityKind
@@ -285,6 +288,94 @@ def tenant_retention_class(
         console.print(
             f"Retention class {name} {done} for {tenant}" + (f": {state}." if state else ".")
         )
+    finally:
+        runtime.close()
+
+
+@tenant_app.command("rights-promise")
+@reports_errors
+def tenant_rights_promise(
+    tenant: TenantOpt,
+    request_type: Annotated[
+        str, typer.Argument(help="Request type (erasure, access, …) or * for every other type")
+    ],
+    respond: Annotated[
+        str | None,
+        typer.Option(help="The promised time: '<n> months', '<n> days' or '<n> business days'"),
+    ] = None,
+    restart_on_information: Annotated[
+        bool,
+        typer.Option(
+            "--restart-on-information",
+            help="The time runs again in full from the requester's answer to a question",
+        ),
+    ] = False,
+    remove: Annotated[bool, typer.Option("--remove", help="Back to the law's deadline")] = False,
+) -> None:
+    """Promise requesters an answer faster than the law, or remove the promise.
+
+    The earlier of the promise and the law's deadline is the due date, until a lawful
+    extension is notified. Open requests' due dates follow at once.
+    """
+    if (respond is None) == (not remove):
+        raise fail("give either --respond or --remove")
+    runtime = open_runtime()
+    try:
+        with operator_context(runtime, tenant) as ctx:
+            moved = tenants.set_rights_promise(
+                ctx, request_type, None if remove else respond, restart_on_information
+            )
+            promise = ctx.tenant.rights_promises.get(request_type)
+        which = "requests of other types" if request_type == "*" else f"{request_type} requests"
+        if promise is None:
+            said = f"{which} of {tenant}: the law's deadline"
+        else:
+            again = ", again from any further information" if restart_on_information else ""
+            said = f"{which} of {tenant}: answered within {promise['respond']}{again}"
+        console.print(f"{said}; {moved} open request(s) due on a new date.", highlight=False)
+    finally:
+        runtime.close()
+
+
+def _iso_day(text: str) -> date:
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
+        raise fail(f"not a date: {text[:20]!r} (use YYYY-MM-DD)")
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise fail(f"not a date: {text[:20]!r} (use YYYY-MM-DD)") from None
+
+
+@tenant_app.command("closing-days")
+@reports_errors
+def tenant_closing_days(
+    tenant: TenantOpt,
+    add: Annotated[
+        list[str] | None, typer.Option("--add", help="A closing day to add, YYYY-MM-DD")
+    ] = None,
+    remove: Annotated[
+        list[str] | None, typer.Option("--remove", help="A closing day to remove, YYYY-MM-DD")
+    ] = None,
+) -> None:
+    """Show, add or remove the tenant's closing days.
+
+    Closing days count as holidays besides the jurisdiction's public ones wherever a deadline
+    is counted in business days (and the UK moves a due date off them). Open requests' due
+    dates follow at once.
+    """
+    adding = [_iso_day(d) for d in add or []]
+    removing = [_iso_day(d) for d in remove or []]
+    runtime = open_runtime()
+    try:
+        with operator_context(runtime, tenant) as ctx:
+            if adding or removing:
+                days, moved = tenants.set_closing_days(ctx, adding, removing)
+            else:
+                days, moved = sorted(rights_service.closing_days(ctx)), 0
+        listed = ", ".join(d.isoformat() for d in days) or "none"
+        console.print(f"Closing days of {tenant}: {listed}.", highlight=False)
+        if adding or removing:
+            console.print(f"{moved} open request(s) due on a new date.", highlight=False)
     finally:
         runtime.close()
 

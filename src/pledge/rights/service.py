@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -480,6 +481,19 @@ def tenant_promise(ctx: TenantContext, request_type: str) -> clock.Promise | Non
     return clock.Promise(respond, bool(entry.get("restart_on_information", False)))
 
 
+def closing_days(ctx: TenantContext) -> frozenset[date]:
+    """The tenant's closing days (tenant setting `closing_days`, ISO dates): holidays besides
+    the jurisdiction's, for every rule that counts business days."""
+    return _parsed_days(tuple(ctx.tenant.closing_days or ()))
+
+
+@lru_cache(maxsize=256)
+def _parsed_days(days: tuple[str, ...]) -> frozenset[date]:
+    # Parsed once per list, not per deadline asked for: the list is read from the tenant row
+    # already loaded, so a change in this transaction is seen at once.
+    return frozenset(date.fromisoformat(day) for day in days)
+
+
 def deadlines(
     ctx: TenantContext, request: RightsRequest, *, extending_on: date | None = None
 ) -> clock.Deadlines:
@@ -496,6 +510,7 @@ def deadlines(
         appeal_received=clock.as_date(request.appeal_received_at),
         appeal_extended=request.appeal_extended,
         promise=tenant_promise(ctx, request.type),
+        extra_closing_days=closing_days(ctx),
     )
 
 

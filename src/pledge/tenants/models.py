@@ -39,5 +39,8 @@ class Tenant(Base):
     # Faster-than-the-law promises for rights requests, by request type or "*":
     # {"erasure": {"respond": "1 months", "restart_on_information": true}} (seed 000's form).
     rights_promises: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # Days that count as holidays besides the jurisdiction's public ones, as ISO dates: they
+    # move the deadlines counted in business days (and the UK's due dates off a closed day).
+    closing_days: Mapped[list[str]] = mapped_column(JSONType, default=list)
     # Who the requester is told the controller is, and how to reach its privacy team.
     privacy_contact: Mapped[str] = mapped_column(String(320), default="")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import date
 from enum import Enum
 from typing import Any, Final, Literal
 
@@ -12,12 +13,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pledge.access.context import OPERATOR, Actor, TenantContext
+from pledge.access.scoping import for_tenant
 from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
 from pledge.core.clock import utcnow
 from pledge.core.errors import Conflict, InvalidInput, NotFound
 from pledge.core.ids import new_id
 from pledge.crypto.keystore import KeyStore
+from pledge.rights import service as rights
+from pledge.rights.clock import Duration
+from pledge.rights.models import OPEN_STATES, RequestType, RightsRequest
 from pledge.subjects.models import STANDARD_CLASS
 from pledge.tenants.jurisdictions import Jurisdiction
 from pledge.tenants.models import Tenant
@@ -27,6 +32,10 @@ CLASS_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 MIN_REASON = 10  # as a staff hold's reason (`rights.fulfilment.erasure_holds`)
 MAX_REASON = 300
 MAX_DESCRIPTION = 200
+# A promise is faster than the law: a year at most in any unit.
+PROMISE_LIMITS: Final = {"months": 12, "days": 366, "business days": 261}
+MAX_CLOSING_DAYS = 400
+MIN_CLOSING_DAY, MAX_CLOSING_DAY = date(2000, 1, 1), date(2099, 12, 31)
 
 
 class Unchanged(Enum):
@@ -186,6 +195,125 @@ def set_retention_class(
         },
     )
     return "added" if added else "changed"
+
+
+def _refresh_open_due(ctx: TenantContext) -> int:
+    """After a change to the tenant's clock settings: the cached due date of each open
+    request follows it in this transaction, so the queue, the overdue list and the SLA report
+    show the new dates at once. How many moved."""
+    moved = 0
+    open_requests = for_tenant(select(RightsRequest), RightsRequest, ctx.tenant_id).where(
+        RightsRequest.state.in_([s.value for s in OPEN_STATES])
+    )
+    for request in ctx.session.scalars(open_requests):
+        before = request.due_on
+        rights.refresh_due(ctx, request)
+        moved += request.due_on != before
+    return moved
+
+
+def _lock_tenant(ctx: TenantContext) -> Tenant:
+    # Read again under a lock (PostgreSQL; SQLite's writers take turns): two operators
+    # changing the setting at once must not write back each other's stale copy.
+    ctx.session.flush()
+    ctx.session.refresh(ctx.tenant, with_for_update=True)
+    return ctx.tenant
+
+
+def _promise_duration(text: str) -> str:
+    """`text` as a promise's duration ("10 days", "1 months", "15 business days"), at most
+    a year: a longer one is never the earlier date, and an absurd one breaks the clock."""
+    try:
+        duration = Duration.parse(text)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    if duration is None or duration.amount < 1:
+        raise InvalidInput("a promise needs a duration such as '10 days' or '1 months'")
+    if duration.amount > PROMISE_LIMITS[duration.unit]:
+        raise InvalidInput(
+            f"a promise of at most {PROMISE_LIMITS[duration.unit]} {duration.unit}: "
+            "the law's deadline is shorter than that"
+        )
+    return str(duration)
+
+
+def set_rights_promise(
+    ctx: TenantContext,
+    request_type: str,
+    respond: str | None,
+    restart_on_information: bool = False,
+) -> int:
+    """The tenant's own deadline for `request_type` ("*": every type without its own),
+    faster than the law's: the earlier date wins until a lawful extension is notified.
+    `respond` None removes it. `restart_on_information`: the time runs again in full from
+    the requester's answer (seed 000: "… or of any further information we ask for,
+    whichever is later"). Audited; the open requests' due dates follow. How many moved."""
+    if request_type != "*" and request_type not in {t.value for t in RequestType}:
+        known = ", ".join(t.value for t in RequestType)
+        raise InvalidInput(f"unknown request type {request_type[:40]!r} (known: *, {known})")
+    duration = _promise_duration(respond) if respond is not None else None
+    tenant = _lock_tenant(ctx)
+    promises = dict(tenant.rights_promises or {})
+    if duration is None:
+        if request_type not in promises:
+            raise InvalidInput(f"no promise for {request_type!r} to remove")
+        del promises[request_type]
+    else:
+        promises[request_type] = {
+            "respond": duration,
+            "restart_on_information": restart_on_information,
+        }
+    # A new dict: the JSON column sees a change only when it is assigned.
+    tenant.rights_promises = promises
+    moved = _refresh_open_due(ctx)
+    audit.record(
+        ctx,
+        AuditEvent.TENANT_RIGHTS_PROMISE_SET,
+        details={
+            "type": request_type,
+            "respond": duration,
+            "restart_on_information": restart_on_information if duration else False,
+            "due_dates_moved": moved,
+        },
+    )
+    return moved
+
+
+def set_closing_days(
+    ctx: TenantContext, add: Iterable[date] = (), remove: Iterable[date] = ()
+) -> tuple[list[date], int]:
+    """Add and remove the tenant's closing days: holidays besides the jurisdiction's, which
+    the clock leaves out wherever it counts business days (and the UK's weekend rule moves a
+    due date off). Audited; the open requests' due dates follow. The days now, and how many
+    due dates moved."""
+    adding, removing = set(add), set(remove)
+    if adding & removing:
+        both = min(adding & removing).isoformat()
+        raise InvalidInput(f"{both} is both added and removed")
+    for day in adding:
+        if not MIN_CLOSING_DAY <= day <= MAX_CLOSING_DAY:
+            raise InvalidInput(f"a closing day between {MIN_CLOSING_DAY} and {MAX_CLOSING_DAY}")
+    tenant = _lock_tenant(ctx)
+    current = {date.fromisoformat(d) for d in tenant.closing_days or ()}
+    missing = sorted(removing - current)
+    if missing:
+        raise InvalidInput(f"{missing[0].isoformat()} is not a closing day")
+    days = sorted((current | adding) - removing)
+    if len(days) > MAX_CLOSING_DAYS:
+        raise InvalidInput(f"at most {MAX_CLOSING_DAYS} closing days: remove past ones first")
+    added, removed = sorted(adding - current), sorted(removing)
+    tenant.closing_days = [d.isoformat() for d in days]
+    moved = _refresh_open_due(ctx) if added or removed else 0
+    audit.record(
+        ctx,
+        AuditEvent.TENANT_CLOSING_DAYS_SET,
+        details={
+            "added": [d.isoformat() for d in added],
+            "removed": [d.isoformat() for d in removed],
+            "due_dates_moved": moved,
+        },
+    )
+    return days, moved
 
 
 def get_tenant_by_slug(session: Session, slug: str) -> Tenant:
