@@ -777,7 +777,13 @@ def test_fulfil_forms_per_type(runtime: Runtime, person: str) -> None:
     completed = letters_to(runtime, "acme", EMAIL)[-1]
     assert "We stopped: Information on our products and services" in completed
     assert "Service status e-mails: we must tell users of outages" in completed
-    # Erasure: a hold with its reason (the last: it erases the person).
+    # Erasure: a hold with its reason (the last: it erases the person), on billing data she has.
+    with runtime.tenant_context("acme") as ctx:
+        sid = reading.find_subject_id(ctx, IdentityKind.EMAIL, EMAIL)
+        assert sid is not None
+        subjects.rectify_field(
+            ctx, sid, FieldInput("invoice_ref", "INV-9", "user.financial", "direct", "billing")
+        )
     rid = verified("erasure")
     page = client.get(f"/requests/{rid}").text
     assert "Why keep the billing data" in page
