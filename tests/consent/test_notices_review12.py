@@ -32,12 +32,12 @@ from pledge.notices import service as notices
 from pledge.preferences import service as preferences
 from pledge.presets import clik
 from pledge.purposes import service as purposes
-from pledge.purposes.models import Purpose
 from pledge.purposes.service import PurposeInput
 from pledge.rights import recipients
 from pledge.runtime import Runtime
 from pledge.subjects.service import FieldInput
 from tests.conftest import api_client, make_tenant
+from tests.consent.test_basis_and_races import _as_input
 
 HTML = {"accept": "text/html"}
 
@@ -58,20 +58,6 @@ def mailbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryBackend]:
     reset_settings_cache()
 
 
-def _as_input(p: Purpose, **changes: object) -> PurposeInput:
-    fields: dict[str, object] = {
-        "slug": p.slug,
-        "name": p.name,
-        "lawful_basis": p.lawful_basis,
-        "data_categories": p.data_categories,
-        "channels": p.channels,
-        "is_marketing": p.is_marketing,
-        "is_sale_or_sharing": p.is_sale_or_sharing,
-        "legitimate_interest_note": p.legitimate_interest_note,
-    }
-    return PurposeInput(**(fields | changes))  # type: ignore[arg-type]
-
-
 def _claims(token: str) -> dict[str, Any]:
     payload = token.split(".")[1]
     claims: dict[str, Any] = json.loads(
@@ -83,6 +69,15 @@ def _claims(token: str) -> dict[str, Any]:
 def _body(message: Any) -> str:
     text: str = message.get_body(("plain",)).get_content()
     return text
+
+
+def _publish_german(runtime: Runtime, tenant: str) -> None:
+    """The newsletter's consent wording and the privacy notice, in German too."""
+    with runtime.tenant_context(tenant) as ctx:
+        notices.publish_version(
+            ctx, "newsletter-consent", text="Ja, schickt mir den Newsletter.", language="de"
+        )
+        notices.publish_version(ctx, "privacy", text="Datenschutzhinweis.", language="de")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,11 +144,7 @@ def test_a_relied_on_purpose_may_become_a_sale_but_not_stop_being_one(
 def test_a_material_change_in_two_languages_is_one_letter_per_person_in_their_language(
     runtime: Runtime, clik_tenant: str, mailbox: MemoryBackend
 ) -> None:
-    with runtime.tenant_context(clik_tenant) as ctx:
-        notices.publish_version(
-            ctx, "newsletter-consent", text="Ja, schickt mir den Newsletter.", language="de"
-        )
-        notices.publish_version(ctx, "privacy", text="Datenschutzhinweis.", language="de")
+    _publish_german(runtime, clik_tenant)
     with runtime.tenant_context(clik_tenant) as ctx:
         intake.collect(
             ctx,
@@ -318,11 +309,7 @@ def test_the_public_privacy_notice_falls_back_to_any_language_in_force(
 def test_a_receipt_of_a_consent_in_german_links_the_german_notice(
     runtime: Runtime, clik_tenant: str
 ) -> None:
-    with runtime.tenant_context(clik_tenant) as ctx:
-        notices.publish_version(
-            ctx, "newsletter-consent", text="Ja, schickt mir den Newsletter.", language="de"
-        )
-        notices.publish_version(ctx, "privacy", text="Datenschutzhinweis.", language="de")
+    _publish_german(runtime, clik_tenant)
     with runtime.tenant_context(clik_tenant) as ctx:
         intake.collect(
             ctx,
@@ -348,11 +335,7 @@ def test_a_german_consent_given_by_api_records_the_german_privacy_notice(
 ) -> None:
     """Given by API (no collection point) on the German wording: the receipt links the German
     notice and names the German version as the one in force, not the English one."""
-    with runtime.tenant_context(clik_tenant) as ctx:
-        notices.publish_version(
-            ctx, "newsletter-consent", text="Ja, schickt mir den Newsletter.", language="de"
-        )
-        notices.publish_version(ctx, "privacy", text="Datenschutzhinweis.", language="de")
+    _publish_german(runtime, clik_tenant)
     with runtime.tenant_context(clik_tenant) as ctx:
         sid = intake.collect(ctx, "newsletter", [FieldInput("email", "ada@example.com")]).subject_id
         notice = notices.get_notice(ctx, "newsletter-consent")

@@ -21,9 +21,7 @@ from pledge.consent import intake
 from pledge.gate import hygiene
 from pledge.presets import clik
 from pledge.purposes import service as purposes
-from pledge.rights import fulfilment, recipients, verification
-from pledge.rights import service as rights
-from pledge.rights.service import Requester, RequestInput
+from pledge.rights import recipients
 from pledge.runtime import Runtime
 from pledge.subjects import erasure, reading, service
 from pledge.subjects.models import Interaction, SubjectRecord
@@ -33,6 +31,7 @@ from pledge.webhooks import service as webhooks
 from pledge.webhooks.models import WebhookDelivery
 from tests.cli.test_cli import run
 from tests.conftest import api_client, login, make_api_token, make_tenant, make_user
+from tests.rights.test_exempt_classes import _erasure as erasure_request
 from tests.rights.test_requests import letter_text
 
 TAX = "Tax law: invoices kept 7 years"
@@ -192,18 +191,8 @@ def _rights_erasure(runtime: Runtime, email: str, *, invoices: bool) -> tuple[st
                 FieldInput("invoice_ref", "INV-77", "user.financial", "direct", "billing")
             )
         intake.collect(ctx, "purchase", fields)
-        request = rights.submit(ctx, RequestInput("erasure", Requester(email, "Rita"), "EU"))
-        challenge = verification.begin(ctx, request)
-        assert challenge is not None
-        outcome = verification.confirm(
-            ctx, request, code=challenge.code, data_points={"first_name": "rita"}
-        )
-        assert outcome.verified, outcome.reason
-    with runtime.tenant_context(SHOP) as ctx:
-        request = rights.get_request(ctx, request.id)
-        result = fulfilment.fulfil(ctx, request)
-        assert result.state == "completed"
-        return str(request.id), list(result.kept)
+    request_id, kept, _fields_left = erasure_request(runtime, SHOP, email)
+    return request_id, kept
 
 
 def test_an_erasure_letter_names_only_the_classes_that_hold_the_persons_data(
