@@ -319,6 +319,8 @@ def tenant_rights_promise(
     """
     if (respond is None) == (not remove):
         raise fail("give either --respond or --remove")
+    if remove and restart_on_information:
+        raise fail("--restart-on-information goes with --respond, not --remove")
     runtime = open_runtime()
     try:
         with operator_context(runtime, tenant) as ctx:
@@ -360,8 +362,10 @@ def tenant_closing_days(
     """Show, add or remove the tenant's closing days.
 
     Closing days count as holidays besides the jurisdiction's public ones wherever a deadline
-    is counted in business days (and the UK moves a due date off them). Open requests' due
-    dates follow at once.
+    is counted in business days (and the UK moves a due date off them). They are for public
+    holidays the calendar lacks (a regional one), not the company's own closures: a closing
+    day lengthens the law's deadline. Open requests' due dates follow at once; a due date an
+    extension's letter gave is never brought forward.
     """
     adding = [_iso_day(d) for d in add or []]
     removing = [_iso_day(d) for d in remove or []]

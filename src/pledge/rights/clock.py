@@ -244,9 +244,16 @@ def deadlines(
     appeal_extended: bool = False,
     promise: Promise | None = None,
     extra_closing_days: Iterable[date] = (),
+    extension_granted: bool = False,
+    extension_told: date | None = None,
 ) -> Deadlines:
     """Every deadline of a request, from its stored moments. `today` stands for "now" (the
-    clock module's caller passes `utcnow().date()`), so tests can move time."""
+    clock module's caller passes `utcnow().date()`), so tests can move time.
+
+    `extended_on` is checked to lie inside the first period (InvalidInput), unless
+    `extension_granted`: an extension granted already was checked when it was, and a change
+    of the tenant's closing days since cannot take it back. `extension_told`: the due date
+    the extension's letter gave, below which the due date never falls."""
     return _deadlines(
         rule,
         received,
@@ -259,6 +266,8 @@ def deadlines(
         appeal_extended,
         promise,
         frozenset(extra_closing_days),
+        extension_granted,
+        extension_told,
     )
 
 
@@ -275,6 +284,8 @@ def _deadlines(
     appeal_extended: bool,
     promise: Promise | None,
     extra_closing_days: frozenset[date],
+    extension_granted: bool,
+    extension_told: date | None,
 ) -> Deadlines:
     # A pure function of hashable, frozen inputs: a request's deadlines are asked for several
     # times per transaction (each transition caches the due date, each letter quotes it).
@@ -302,9 +313,17 @@ def _deadlines(
     if extended_on is not None:
         if extended_due is None:
             raise InvalidInput(f"{rule.name} allows no extension for this request")
-        if extended_on > first_due:
+        if extended_on > first_due and not extension_granted:
             raise InvalidInput("an extension must be notified within the first period")
     due = extended_due if extended and extended_due else first_due
+    if extended and extension_told is not None:
+        # The letter announcing the extension gave the person a date (Art. 12(3): "inform the
+        # data subject of any such extension"). A closing day removed since (one that was no
+        # public holiday after all) shortens the recomputed period, but the controller has
+        # told the person they may wait until then, and a complaint or a reminder before it
+        # would be unfair: the date told is kept, a later one (a closing day added, a pause)
+        # still moves it on.
+        due = max(due, extension_told)
     statutory = due
     # A lawful extension, once notified, takes over from the tenant's promise: the letter
     # announcing it gives the extended date, and that date is the one to meet.

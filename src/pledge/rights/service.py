@@ -494,11 +494,60 @@ def _parsed_days(days: tuple[str, ...]) -> frozenset[date]:
     return frozenset(date.fromisoformat(day) for day in days)
 
 
+def extension_told(ctx: TenantContext, request: RightsRequest) -> date | None:
+    """The due date the extension's letter gave the requester (its "extended" event; None
+    before the extension, and for one granted before the date was kept), read once per
+    transaction (`transitions.extend`, the only writer, sets the memo)."""
+    if request.extended_at is None:
+        return None
+    memo = tx_memo(ctx)
+    key = ("extension_told", request.id)
+    if key not in memo:
+        details = ctx.session.scalar(
+            for_tenant(select(RequestEvent.details), RequestEvent, ctx.tenant_id)
+            .where(RequestEvent.request_id == request.id, RequestEvent.kind == "extended")
+            .order_by(RequestEvent.at.desc())
+            .limit(1)
+        )
+        told = (details or {}).get("due")
+        memo[key] = date.fromisoformat(told) if isinstance(told, str) else None
+    found: date | None = memo[key]
+    return found
+
+
+def hold_clock_settings(ctx: TenantContext) -> None:
+    """Read the tenant's clock settings (closing days, promises) again under a lock held to
+    the end of the transaction, once per transaction, before a due date is counted to be
+    kept: a change of them (`tenants.set_closing_days`, `set_rights_promise`: the tenant row
+    FOR UPDATE, then the open requests' due dates) waits for this transaction and then
+    counts its requests too, or this one waits for the change and counts with what it set.
+    Without it, settings read before the change committed counted a due date from the old
+    ones. FOR KEY SHARE: the lock an insert of any of the tenant's rows takes already (their
+    foreign key), so it waits for nothing more than that insert would; SQLite's writers
+    take turns."""
+    memo = tx_memo(ctx)
+    if memo.get("clock_settings_held"):
+        return
+    memo["clock_settings_held"] = True
+    if ctx.session.get_bind().dialect.name == "sqlite":
+        return
+    ctx.session.flush()
+    ctx.session.refresh(ctx.tenant, with_for_update={"read": True, "key_share": True})
+
+
+def hold_clock_settings_for_change(ctx: TenantContext) -> None:
+    """The caller (`tenants`' clock settings) locked the tenant row FOR UPDATE: what it reads
+    is current, and the shared lock is not taken again (a refresh would drop its change)."""
+    tx_memo(ctx)["clock_settings_held"] = True
+
+
 def deadlines(
     ctx: TenantContext, request: RightsRequest, *, extending_on: date | None = None
 ) -> clock.Deadlines:
     """The request's deadlines from its stored moments; with `extending_on`, as they would be
-    with an extension notified that day (InvalidInput when the law does not allow it)."""
+    with an extension notified that day (InvalidInput when the law does not allow it). An
+    extension granted already stays granted, at no earlier date than its letter gave,
+    whatever the tenant's closing days became since."""
     return clock.deadlines(
         rule(request),
         received=request.received_at.date(),
@@ -511,13 +560,17 @@ def deadlines(
         appeal_extended=request.appeal_extended,
         promise=tenant_promise(ctx, request.type),
         extra_closing_days=closing_days(ctx),
+        extension_granted=extending_on is None and request.extended_at is not None,
+        extension_told=None if extending_on else extension_told(ctx, request),
     )
 
 
 def refresh_due(ctx: TenantContext, request: RightsRequest) -> None:
     """Cache the current due date for the queue (the truth stays the stored moments). Every
     change refreshes it; while a pause stops the clock the due date moves day by day, so the
-    worker refreshes paused requests each cycle (`pledge.worker`)."""
+    worker refreshes paused requests each cycle (`pledge.worker`). Counted from the tenant's
+    settings as they are committed (`hold_clock_settings`)."""
+    hold_clock_settings(ctx)
     state = RequestState(request.state)
     if state is S.APPEALED:
         request.due_on = deadlines(ctx, request).appeal_due

@@ -33,6 +33,7 @@ from pledge.rights.service import (
     S,
     _event,
     deadlines,
+    hold_clock_settings,
     refresh_due,
     repetitive_flags,
     rule,
@@ -257,13 +258,22 @@ def extend(ctx: TenantContext, request: RightsRequest, reason: str) -> RightsReq
         raise Conflict("this request was already extended")
     if len(reason.strip()) < 10:
         raise InvalidInput("give the reasons for the extension (they are sent to the requester)")
+    # The tenant's closing days as committed: a change of them at this moment is waited for.
+    hold_clock_settings(ctx)
     now = utcnow()
     # The same moments as the request's deadlines (verification, pauses): the first period
     # is the one the console shows.
     deadlines(ctx, request, extending_on=now.date())
     request.extended_at = now
-    _event(ctx, request, "extended", None, None, {"reason_chars": len(reason)})
+    told = ("extension_told", request.id)
+    tx_memo(ctx)[told] = None
     refresh_due(ctx, request)
+    # The date the letter gives, kept with the extension: a closing day removed later never
+    # brings the due date before it (`clock.deadlines`).
+    assert request.due_on is not None
+    tx_memo(ctx)[told] = request.due_on
+    details = {"reason_chars": len(reason), "due": request.due_on.isoformat()}
+    _event(ctx, request, "extended", None, None, details)
     return request
 
 

@@ -217,6 +217,7 @@ def _lock_tenant(ctx: TenantContext) -> Tenant:
     # changing the setting at once must not write back each other's stale copy.
     ctx.session.flush()
     ctx.session.refresh(ctx.tenant, with_for_update=True)
+    rights.hold_clock_settings_for_change(ctx)
     return ctx.tenant
 
 
