@@ -18,7 +18,8 @@ is reported and does not stop the others:
    keystore moves to the newest (decision 0005: entries cut from the end are caught up to
    it); a broken chain is reported, and not checkpointed;
 
-and then, across tenants, the webhook deliveries that are due (retries included).
+and then, across tenants, the webhook deliveries that are due (retries included), and those
+about no rights request finished for `PLEDGE_WEBHOOK_KEEP_DAYS` (90) deleted.
 
 Every step is idempotent: running a cycle twice does nothing more the second time.
 """
@@ -58,6 +59,7 @@ class CycleReport:
     # Filled in after each tenant's commit, when the messages were handed to the backend.
     mail_reports: list[mail.DeliveryReport] = field(default_factory=list)
     mail_purged: int = 0  # messages done with for PLEDGE_MAIL_KEEP_DAYS, deleted
+    webhooks_purged: int = 0  # deliveries about no request finished for the keep days, deleted
     webhooks_ok: int = 0
     webhooks_failing: int = 0
     audit_broken: list[str] = field(default_factory=list)  # "tenant: first bad entry N"
@@ -83,7 +85,8 @@ class CycleReport:
             f"due dates of paused requests moved {self.paused_due_moved}, "
             f"mail sent {self.mail_sent} (failed {self.mail_failed}, cancelled "
             f"{self.mail_cancelled}, {self.mail_purged} old messages deleted), "
-            f"webhooks delivered {self.webhooks_ok} (failing {self.webhooks_failing})"
+            f"webhooks delivered {self.webhooks_ok} (failing {self.webhooks_failing}, "
+            f"{self.webhooks_purged} old deliveries deleted)"
             + (f"; AUDIT CHAIN BROKEN: {', '.join(self.audit_broken)}" if self.audit_broken else "")
             + (f"; errors: {', '.join(self.errors)}" if self.errors else "")
         )
@@ -158,6 +161,10 @@ def run_once(runtime: Runtime) -> CycleReport:
         ok, failing = webhooks.deliver(runtime.sessions, runtime.keystore, limit=WEBHOOK_LIMIT)
         report.webhooks_ok += ok
         report.webhooks_failing += failing
+        # After the posts (a retention failing must not hold them up), in the same step: the
+        # deliveries are one queue across tenants.
+        keep = timedelta(days=get_settings().webhook_keep_days)
+        report.webhooks_purged += webhooks.purge_done(runtime.sessions, utcnow() - keep)
     except Exception as exc:  # reported like a tenant's step: the next cycle tries again
         log.error("worker step webhooks failed: %s", type(exc).__name__)
         report.errors.append(f"webhooks: {type(exc).__name__}")

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     # then the worker deletes it, body and all. Rights letters are not counted here: they
     # stay with their request's record (24 months after it closed).
     mail_keep_days: int = Field(default=90, ge=1, le=3650)
+    # Days a webhook delivery about no rights request stays once finished (delivered, or
+    # failed for good; its payload is dropped then): then the worker deletes it. Those about
+    # a request stay with its record; one still being retried is never deleted.
+    webhook_keep_days: int = Field(default=90, ge=1, le=3650)
     mail_dir: Path | None = None
     smtp_host: str = "localhost"
     smtp_port: int = 587

@@ -125,7 +125,8 @@ def transfer(ctx: TenantContext, request: RightsRequest, url: str, data: dict[st
     """Send the portable data straight to another organisation (seed 003), as a JWS signed
     with the tenant's Ed25519 key, after commit, retried like a webhook. `aud` (the URL) and
     `exp` (RFC 7519 claims): the receiver can refuse a copy meant for someone else, or one
-    replayed after TRANSFER_TTL."""
+    replayed after TRANSFER_TTL. Sealed under the tenant's key while it waits: the person's
+    erasure cancels it then (`webhooks.cancel_for_erasure`)."""
     url = targets.check_url(url, "the transfer's endpoint")
     kid, raw = ctx.keystore.signing_key(ctx.tenant_id, TRANSFER_USE)
     public = ctx.keystore.public_signing_keys(ctx.tenant_id, TRANSFER_USE)[kid]

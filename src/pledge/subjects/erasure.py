@@ -29,6 +29,7 @@ from pledge.subjects.models import (
     SubjectStatus,
 )
 from pledge.subjects.service import get_subject_row, retention_classes
+from pledge.webhooks import service as webhooks
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,9 @@ def erase_subject(
     #    kept under the tenant's key: re-sealed under the subject's key while it exists.
     if subject.erased_at is None:
         request_letters.reach_erasure(ctx, subject.id)
+    # The person's data waiting to go out under the tenant's key (a transfer of theirs still
+    # retrying) is not sent after the erasure: at every erasure, as one may be queued since.
+    webhooks.cancel_for_erasure(ctx, subject.id)
     # 1. Keys first: from this moment the data is unreadable everywhere, backups included.
     shredded = ctx.shred_subject(subject.id, keep=keep)
     # 2. Then the rows (of every class not kept, whether or not its key still existed).

@@ -5,7 +5,9 @@ right after the commit and retried with backoff by `pledge webhooks deliver` (ru
 cron or `pledge worker`). Once delivered, or failed for good, it keeps which event went,
 when, to whom and how it went — not the payload, which may name a person (an erasure notice, a
 portability transfer). One tied to a rights request goes with it at the 24-month purge, and
-its failing for good is written on the request's timeline. Each POST carries
+its failing for good is written on the request's timeline; one about no request is deleted
+PLEDGE_WEBHOOK_KEEP_DAYS after (`purge_done`). An erasure cancels the person's transfer
+still waiting to go (`cancel_for_erasure`). Each POST carries
 `Pledge-Signature: t=<unix>,v1=<hex>` where the hex is HMAC-SHA256(secret, "<unix>.<body>")
 — a receiver verifies it and rejects old stamps.
 """
@@ -282,6 +284,81 @@ def purge_requests(ctx: TenantContext, request_ids: list[uuid.UUID]) -> int:
         .execution_options(synchronize_session=False)
     )
     return cast(CursorResult[Any], gone).rowcount
+
+
+# Erasure notices and corrections to recipients, and the tenant's state changes: what a
+# person's erasure leaves to go when it cancels their requests' deliveries
+# (`cancel_for_erasure`). Every other kind is cancelled, a new one too until it is named here.
+OUTLIVE_ERASURE = frozenset(
+    {
+        # Ids, reference, type and states only: no personal data, and the integration learns
+        # of the erasure request's own course from them.
+        "request.state_changed",
+        # GDPR Art. 17(2)/19: how the erasure reaches the recipients — an earlier one still
+        # retrying is this erasure's too. A correction's notice names the old identifiers a
+        # recipient may still hold the person under, which the erasure notice (naming those
+        # on file now) would not find. Both name only identifiers, and drop them once sent.
+        "subject.erasure_requested",
+        "subject.rectified",
+    }
+)
+ERASED = "cancelled: the person was erased"
+
+
+def cancel_for_erasure(ctx: TenantContext, subject_id: uuid.UUID) -> int:
+    """In the erasure's transaction: the deliveries still waiting about the person's rights
+    requests that carry their data — a portability transfer, their whole copy — fail for good
+    now, their payload dropped: sealed under the tenant's key, not the person's, the
+    erasure's shredding would not reach them, and they would still go after it. Each is
+    written on its request's timeline (`workflow.delivery_failed`): staff and the person were
+    told the copy is being sent. A post already under way (claimed before this committed)
+    cannot be called back. How many were cancelled."""
+    from pledge.rights import workflow  # rights requests sit above webhooks
+    from pledge.rights.models import RightsRequest
+
+    theirs = for_tenant(select(RightsRequest.id), RightsRequest, ctx.tenant_id).where(
+        RightsRequest.subject_id == subject_id
+    )
+    # Locked: a worker's outcome for a post under way finds it finished and leaves it.
+    waiting = list(
+        ctx.session.scalars(
+            select(WebhookDelivery)
+            .where(
+                WebhookDelivery.tenant_id == ctx.tenant_id,
+                WebhookDelivery.request_id.in_(theirs),
+                WebhookDelivery.status == DeliveryStatus.PENDING.value,
+                WebhookDelivery.event.not_in(OUTLIVE_ERASURE),
+            )
+            .with_for_update()
+        )
+    )
+    for delivery in waiting:
+        _finish(delivery, DeliveryStatus.FAILED)
+        delivery.last_error = ERASED
+    for cancelled in _to_tell(waiting):
+        workflow.delivery_failed(ctx, cancelled)
+    return len(waiting)
+
+
+def purge_done(sessions: sessionmaker[Session], done_before: datetime) -> int:
+    """Delete the deliveries about no rights request finished (delivered, or failed for
+    good) before `done_before` (PLEDGE_WEBHOOK_KEEP_DAYS ago), across tenants as they are
+    sent: their payload is gone already, but what went to whom and when is no archive to
+    keep for ever. Those about a request go with its record (24 months after it closed,
+    `purge_requests`); one waiting for its retry is never deleted here. A failed one's last
+    lease or scheduled retry stands for when it finished (the row keeps no such time). How
+    many were deleted."""
+    done = (DeliveryStatus.DELIVERED.value, DeliveryStatus.FAILED.value)
+    stmt = delete(WebhookDelivery).where(
+        WebhookDelivery.status.in_(done),
+        WebhookDelivery.next_attempt_at < done_before,  # `ix_webhook_deliveries_due`
+        WebhookDelivery.created_at < done_before,
+        WebhookDelivery.request_id.is_(None),
+        WebhookDelivery.delivered_at.is_(None) | (WebhookDelivery.delivered_at < done_before),
+    )
+    with transaction(sessions) as session:
+        gone = session.execute(stmt.execution_options(synchronize_session=False))
+        return int(cast(CursorResult[Any], gone).rowcount or 0)
 
 
 def _active_endpoints(ctx: TenantContext) -> list[tuple[uuid.UUID, frozenset[str]]]:
