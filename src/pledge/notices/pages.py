@@ -213,16 +213,28 @@ def public_privacy_notice(
     request: Request, slug: str, session: DbSession, runtime: RuntimeDep, lang: str = "en"
 ) -> Response:
     """The tenant's privacy notice as in force now, in the language asked for (else English,
-    else any language in force). No login: anyone may read it. 404 when the tenant has none
-    in force."""
+    else any language in force), and the versions published to take effect later. No login:
+    anyone may read it. 404 when the tenant has none in force."""
     tenant = tenants.get_tenant_by_slug(session, slug)
     ctx = TenantContext(session, runtime.keystore, tenant, PUBLIC_READER, frozenset())
     shown = service.public_notice(ctx, lang[:16])
     if shown is None:
         raise NotFound("this organisation has no privacy notice in force")
     notice, version = shown
+    # Seed 002 "Material Change": "a notice on this Site prior to the change becoming
+    # effective". Every change to come is shown, in date order, not only the next: each one
+    # is then on the site from the day it is published, however soon after it another takes
+    # effect. Not only material ones either: any change alters what applies to the reader,
+    # and showing it early costs nothing (`material` decides who is e-mailed, not this).
+    upcoming = service.upcoming_versions(ctx, notice.id, lang[:16])
     return render(
         request,
         "public/privacy_notice.html",
-        {"tenant_name": tenant.name, "slug": tenant.slug, "notice": notice, "version": version},
+        {
+            "tenant_name": tenant.name,
+            "slug": tenant.slug,
+            "notice": notice,
+            "version": version,
+            "upcoming": upcoming,
+        },
     )

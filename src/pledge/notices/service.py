@@ -213,6 +213,29 @@ def current_version(
     return None
 
 
+def upcoming_versions(
+    ctx: TenantContext, notice_id: uuid.UUID, language: str = "en", at: datetime | None = None
+) -> list[NoticeVersion]:
+    """The versions that will take effect after `at` for a reader in `language`, in date
+    order: each as `current_version` (any language) will pick it on its date. A version that
+    a higher-numbered one already in effect by then overtakes never applies: left out."""
+    when = at or utcnow()
+    dates = ctx.session.scalars(
+        for_tenant(select(NoticeVersion.effective_at), NoticeVersion, ctx.tenant_id)
+        .where(NoticeVersion.notice_id == notice_id, NoticeVersion.effective_at > when)
+        .distinct()
+        .order_by(NoticeVersion.effective_at)
+    )
+    shown = current_version(ctx, notice_id, language, when, any_language=True)
+    out: list[NoticeVersion] = []
+    for date in list(dates):
+        then = current_version(ctx, notice_id, language, date, any_language=True)
+        if then is not None and (shown is None or then.id != shown.id):
+            out.append(then)
+            shown = then
+    return out
+
+
 def public_notice(ctx: TenantContext, language: str = "en") -> tuple[Notice, NoticeVersion] | None:
     """The tenant's privacy notice as /p/{slug}/privacy shows it: the one named "privacy",
     else the first by slug with a version in force; in `language`, else English, else any
