@@ -43,6 +43,13 @@ class Cases:
 
 
 def all_cases() -> list[Cases]:
-    from tests.isolation_cases import lawfulness, messaging, rights, rights_pages, vault
+    from tests.isolation_cases import lawfulness, messaging, rights, rights_pages, team, vault
 
-    return [vault.CASES, lawfulness.CASES, messaging.CASES, rights.CASES, rights_pages.CASES]
+    return [
+        vault.CASES,
+        lawfulness.CASES,
+        messaging.CASES,
+        rights.CASES,
+        rights_pages.CASES,
+        team.CASES,
+    ]

@@ -102,3 +102,34 @@ class IdempotentCall(Base):
     answer_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StaffInvitation(Base):
+    """An invitation to join a tenant's staff with a role, good once and for 72 hours.
+
+    The link's secret is shown once to whoever invited and stored as a SHA-256 digest (256
+    random bits, as API keys'); the invitee's e-mail is sealed and blind-indexed as a user's.
+    `user_id` is the account the invitation became."""
+
+    __tablename__ = "staff_invitations"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "user_id"], ["users.tenant_id", "users.id"], ondelete="CASCADE"
+        ),
+        Index("ix_staff_invitations_email", "tenant_id", "email_index"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ID, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[uuid.UUID] = mapped_column(ID, primary_key=True, default=new_id)
+    email_index: Mapped[bytes] = mapped_column(LargeBinary(32))
+    email_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    role: Mapped[str] = mapped_column(String(32))
+    secret_digest: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Set when a newer invitation to the same address replaces this one.
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ID, nullable=True)

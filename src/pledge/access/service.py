@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from pledge.access.context import Actor, ActorKind, TenantContext
-from pledge.access.models import ApiKey, LoginSession, User
+from pledge.access.models import ApiKey, LoginSession, StaffInvitation, User
 from pledge.access.permissions import ROLE_SCOPES, Role, Scope
 from pledge.access.scoping import for_tenant, get_in_tenant
 from pledge.audit import service as audit
@@ -88,22 +88,39 @@ def check_password_strength(password: str) -> None:
 
 
 def add_user(ctx: TenantContext, *, email: str, password: str, role: str) -> User:
-    try:
-        normal = normalise_email(email)
-    except InvalidIdentity as exc:
-        raise InvalidInput(f"email: {exc}") from None
-    try:
-        role_value = Role(role).value
-    except ValueError:
-        raise InvalidInput(f"role must be one of: {', '.join(r.value for r in Role)}") from None
+    normal = _normal_email(email)
+    role_value = _role(role).value
     check_password_strength(password)
     index = _email_index(ctx.keystore, ctx.tenant_id, normal)
+    _refuse_taken(ctx, index)
+    return _insert_user(ctx, new_id(), normal, index, password, role_value)
+
+
+def _normal_email(email: str) -> str:
+    try:
+        return normalise_email(email)
+    except InvalidIdentity as exc:
+        raise InvalidInput(f"email: {exc}") from None
+
+
+def _role(role: str) -> Role:
+    try:
+        return Role(role)
+    except ValueError:
+        raise InvalidInput(f"role must be one of: {', '.join(r.value for r in Role)}") from None
+
+
+def _refuse_taken(ctx: TenantContext, index: bytes) -> None:
     exists = ctx.session.scalar(
         for_tenant(select(User.id), User, ctx.tenant_id).where(User.email_index == index)
     )
     if exists is not None:
         raise Conflict("a user with this e-mail already exists in this tenant")
-    user_id = new_id()
+
+
+def _insert_user(
+    ctx: TenantContext, user_id: uuid.UUID, normal: str, index: bytes, password: str, role: str
+) -> User:
     user = User(
         tenant_id=ctx.tenant_id,
         id=user_id,
@@ -114,14 +131,12 @@ def add_user(ctx: TenantContext, *, email: str, password: str, role: str) -> Use
             b"user-email|" + ctx.tenant_id.bytes + user_id.bytes,
         ),
         password_hash=_hasher.hash(password),
-        role=role_value,
+        role=role,
         created_at=utcnow(),
     )
     ctx.session.add(user)
     ctx.session.flush()
-    audit.record(
-        ctx, AuditEvent.USER_CREATED, details={"user_id": str(user.id), "role": role_value}
-    )
+    audit.record(ctx, AuditEvent.USER_CREATED, details={"user_id": str(user.id), "role": role})
     return user
 
 
@@ -212,25 +227,23 @@ def user_by_email(ctx: TenantContext, email: str) -> User:
     return user
 
 
+def get_user(ctx: TenantContext, user_id: str) -> User:
+    """The tenant's user by id; `NotFound` for another tenant's, as for a missing one."""
+    return get_in_tenant(ctx.session, User, ctx.tenant_id, user_id, what="user")
+
+
 def disable_user(ctx: TenantContext, user: User) -> int:
     """Stop a user signing in (someone who left): their sessions end at once; the account,
     and what the audit log says they did, stay. Returns how many sessions ended.
 
-    The tenant's last active owner is never disabled: nobody would be left to manage it."""
-    # Two owners disabling each other at once must not both pass the count (SQLite's
-    # writers take turns already).
-    serialise_on(ctx.session, b"tenant-owners", ctx.tenant_id.bytes)
+    The tenant's last active owner is never disabled: nobody would be left to manage it;
+    nor is one's own account (it would sign its user out for good)."""
+    _may_manage(ctx, user)
+    if _is_self(ctx, user):
+        raise Forbidden("you cannot disable your own account")
     if user.disabled_at is None:
         if user.role == Role.OWNER.value:
-            others = ctx.session.scalar(
-                for_tenant(select(func.count()).select_from(User), User, ctx.tenant_id).where(
-                    User.role == Role.OWNER.value,
-                    User.disabled_at.is_(None),
-                    User.id != user.id,
-                )
-            )
-            if not others:
-                raise Conflict("this is the tenant's last active owner: make another owner first")
+            _keep_an_owner(ctx, user)
         user.disabled_at = utcnow()
         audit.record(ctx, AuditEvent.USER_DISABLED, details={"user_id": str(user.id)})
     logins = ctx.session.scalars(
@@ -245,12 +258,247 @@ def disable_user(ctx: TenantContext, user: User) -> int:
 
 def enable_user(ctx: TenantContext, user: User) -> None:
     """Let a disabled user sign in again (with the same password and second factor)."""
+    _may_manage(ctx, user)
     if user.disabled_at is None:
         return
     user.disabled_at = None
     user.failed_logins = 0
     user.locked_until = None
     audit.record(ctx, AuditEvent.USER_ENABLED, details={"user_id": str(user.id)})
+
+
+def change_role(ctx: TenantContext, user: User, role: str) -> User:
+    """Give a user another role; their next page or call has the new role's permissions.
+
+    Nobody changes their own role, only an owner makes an owner or changes an owner, and
+    the tenant's last active owner keeps the role."""
+    wanted = _role(role)
+    _may_manage(ctx, user)
+    if _is_self(ctx, user):
+        raise Forbidden("you cannot change your own role: ask another owner")
+    _may_grant(ctx, wanted)
+    if user.role == wanted.value:
+        return user
+    if user.role == Role.OWNER.value and user.disabled_at is None:
+        _keep_an_owner(ctx, user)
+    before = user.role
+    user.role = wanted.value
+    audit.record(
+        ctx,
+        AuditEvent.USER_ROLE_CHANGED,
+        details={"user_id": str(user.id), "from": before, "to": wanted.value},
+    )
+    return user
+
+
+def _keep_an_owner(ctx: TenantContext, user: User) -> None:
+    """Refuse to take `user`, an active owner, out of the owners when no other is left."""
+    # Two owners demoting or disabling each other at once must not both pass the count
+    # (SQLite's writers take turns already).
+    serialise_on(ctx.session, b"tenant-owners", ctx.tenant_id.bytes)
+    others = ctx.session.scalar(
+        for_tenant(select(func.count()).select_from(User), User, ctx.tenant_id).where(
+            User.role == Role.OWNER.value,
+            User.disabled_at.is_(None),
+            User.id != user.id,
+        )
+    )
+    if not others:
+        raise Conflict("this is the tenant's last active owner: make another owner first")
+
+
+def _is_self(ctx: TenantContext, user: User) -> bool:
+    return ctx.actor.kind is ActorKind.USER and ctx.actor.id == str(user.id)
+
+
+def _acts_as_owner(ctx: TenantContext) -> bool:
+    """Whether the actor may do what only an owner may: the operator (who set the tenant up,
+    from the CLI) or a signed-in, active owner. An API key never is: it holds no role, and
+    whoever has a copy of one could otherwise make themselves an owner."""
+    if ctx.actor.kind is ActorKind.OPERATOR:
+        return True
+    if ctx.actor.kind is not ActorKind.USER or ctx.actor.id is None:
+        return False
+    actor_id = parse_id(ctx.actor.id)
+    me = ctx.session.get(User, (ctx.tenant_id, actor_id)) if actor_id else None
+    return me is not None and me.role == Role.OWNER.value and me.disabled_at is None
+
+
+def _may_manage(ctx: TenantContext, user: User) -> None:
+    ctx.require(Scope.USERS_MANAGE)
+    if user.role == Role.OWNER.value and not _acts_as_owner(ctx):
+        raise Forbidden("only an owner may change an owner's account")
+
+
+def _may_grant(ctx: TenantContext, role: Role) -> None:
+    if role is Role.OWNER and not _acts_as_owner(ctx):
+        raise Forbidden("only an owner may make an owner")
+    # No escalation, as with API keys: a key holding only users:manage cannot bring in an
+    # admin, who holds every permission.
+    lacking = ROLE_SCOPES[role] - ctx.scopes
+    if lacking:
+        raise Forbidden(
+            f"you cannot grant the role {role.value}: it has permissions you do not hold ("
+            + ", ".join(sorted(scope.value for scope in lacking))
+            + ")"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Invitations
+
+
+INVITATION_LIFETIME = timedelta(hours=72)
+
+
+class InvitationInvalid(NotFound):
+    """The one answer to a link that is unknown, used, replaced or expired."""
+
+    def __init__(self) -> None:
+        super().__init__("this invitation link is not valid: it is unknown, used or expired")
+
+
+def _invitation_aad(tenant_id: uuid.UUID, invitation_id: uuid.UUID) -> bytes:
+    return b"invitation-email|" + tenant_id.bytes + invitation_id.bytes
+
+
+def invite_user(ctx: TenantContext, *, email: str, role: str) -> tuple[StaffInvitation, str]:
+    """Invite `email` to the staff with `role`. Returns the invitation and the token of its
+    link: shown once, only its digest is stored. A pending invitation to the same address
+    is replaced (its link stops working)."""
+    ctx.require(Scope.USERS_MANAGE)
+    normal = _normal_email(email)
+    wanted = _role(role)
+    _may_grant(ctx, wanted)
+    index = _email_index(ctx.keystore, ctx.tenant_id, normal)
+    _refuse_taken(ctx, index)
+    now = utcnow()
+    replaced = ctx.session.scalars(
+        for_tenant(select(StaffInvitation), StaffInvitation, ctx.tenant_id).where(
+            StaffInvitation.email_index == index,
+            StaffInvitation.accepted_at.is_(None),
+            StaffInvitation.revoked_at.is_(None),
+        )
+    ).all()
+    for old in replaced:
+        old.revoked_at = now
+    secret = secrets.token_urlsafe(32)
+    invitation_id = new_id()
+    invitation = StaffInvitation(
+        tenant_id=ctx.tenant_id,
+        id=invitation_id,
+        email_index=index,
+        email_sealed=seal(
+            _staff_aead(ctx.keystore, ctx.tenant_id),
+            normal.encode(),
+            _invitation_aad(ctx.tenant_id, invitation_id),
+        ),
+        role=wanted.value,
+        secret_digest=_digest(secret),
+        created_at=now,
+        expires_at=now + INVITATION_LIFETIME,
+    )
+    ctx.session.add(invitation)
+    ctx.session.flush()
+    audit.record(
+        ctx,
+        AuditEvent.USER_INVITED,
+        details={
+            "invitation_id": str(invitation_id),
+            "role": wanted.value,
+            "expires_at": invitation.expires_at.isoformat(),
+            "replaces": [str(old.id) for old in replaced],
+        },
+    )
+    # The tenant is part of the token: the link alone says which tenant it is for.
+    return invitation, f"{ctx.tenant_id.hex}.{invitation_id.hex}.{secret}"
+
+
+def invitation_email(keystore: KeyStore, invitation: StaffInvitation) -> str:
+    return unseal(
+        _staff_aead(keystore, invitation.tenant_id),
+        invitation.email_sealed,
+        _invitation_aad(invitation.tenant_id, invitation.id),
+    ).decode()
+
+
+def list_invitations(ctx: TenantContext) -> list[StaffInvitation]:
+    """The invitations still waiting for their invitee."""
+    return list(
+        ctx.session.scalars(
+            for_tenant(select(StaffInvitation), StaffInvitation, ctx.tenant_id)
+            .where(
+                StaffInvitation.accepted_at.is_(None),
+                StaffInvitation.revoked_at.is_(None),
+                StaffInvitation.expires_at > utcnow(),
+            )
+            .order_by(StaffInvitation.created_at)
+        )
+    )
+
+
+def open_invitation(session: Session, token: str) -> tuple[StaffInvitation, Tenant]:
+    """The open invitation of a link, with its tenant; `InvitationInvalid` otherwise."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise InvitationInvalid
+    tenant_id, invitation_id = parse_id(parts[0]), parse_id(parts[1])
+    if tenant_id is None or invitation_id is None:
+        raise InvitationInvalid
+    invitation = session.get(StaffInvitation, (tenant_id, invitation_id))
+    if invitation is None or not hmac.compare_digest(invitation.secret_digest, _digest(parts[2])):
+        raise InvitationInvalid
+    if invitation.accepted_at is not None or invitation.revoked_at is not None:
+        raise InvitationInvalid
+    if invitation.expires_at <= utcnow():
+        raise InvitationInvalid
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise InvitationInvalid
+    return invitation, tenant
+
+
+def accept_invitation(session: Session, keystore: KeyStore, token: str, password: str) -> User:
+    """The invitee chooses a password: the account is made, with the invited role, and the
+    link is used up. Every check comes before the first write: a refusal changes nothing."""
+    invitation, tenant = open_invitation(session, token)
+    check_password_strength(password)
+    user_id = new_id()
+    ctx = TenantContext(session, keystore, tenant, Actor(ActorKind.USER, str(user_id)))
+    # Added from the CLI since the invitation: the account exists, the link has no use.
+    _refuse_taken(ctx, invitation.email_index)
+    now = utcnow()
+    # One UPDATE that only an open invitation passes: of two tabs accepting at once, the
+    # second waits for the first and then finds it used (PostgreSQL re-checks the row).
+    claimed = session.execute(
+        update(StaffInvitation)
+        .where(
+            StaffInvitation.tenant_id == invitation.tenant_id,
+            StaffInvitation.id == invitation.id,
+            StaffInvitation.accepted_at.is_(None),
+            StaffInvitation.revoked_at.is_(None),
+            StaffInvitation.expires_at > now,
+        )
+        .values(accepted_at=now)
+        .returning(StaffInvitation.id),
+        execution_options={"synchronize_session": False},
+    ).scalar_one_or_none()
+    if claimed is None:
+        raise InvitationInvalid
+    set_committed_value(invitation, "accepted_at", now)
+    normal = invitation_email(keystore, invitation)
+    user = _insert_user(ctx, user_id, normal, invitation.email_index, password, invitation.role)
+    invitation.user_id = user.id
+    audit.record(
+        ctx,
+        AuditEvent.USER_INVITATION_ACCEPTED,
+        details={
+            "invitation_id": str(invitation.id),
+            "user_id": str(user.id),
+            "role": invitation.role,
+        },
+    )
+    return user
 
 
 def scopes_for(user: User) -> frozenset[Scope]:

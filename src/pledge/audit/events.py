@@ -15,6 +15,9 @@ class AuditEvent(StrEnum):
     USER_PASSWORD_CHANGED = "user.password_changed"  # noqa: S105 - an event name
     USER_DISABLED = "user.disabled"
     USER_ENABLED = "user.enabled"
+    USER_ROLE_CHANGED = "user.role_changed"
+    USER_INVITED = "user.invited"
+    USER_INVITATION_ACCEPTED = "user.invitation_accepted"
     API_KEY_CREATED = "api_key.created"
     API_KEY_REVOKED = "api_key.revoked"
     SUBJECT_CREATED = "subject.created"

@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from pledge import __version__
 from pledge.access import api as access_api
 from pledge.access import pages as access_pages
+from pledge.access import team_pages
 from pledge.audit import api as audit_api
 from pledge.audit import pages as audit_pages
 from pledge.campaigns import api as campaigns_api
@@ -57,6 +58,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     subjects_api.router,
     audit_api.router,
     access_api.router,
+    access_api.users_router,
     purposes_api.router,
     notices_api.router,
     consent_api.router,
@@ -70,6 +72,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
 )
 PAGE_ROUTERS: tuple[APIRouter, ...] = (
     access_pages.router,
+    team_pages.router,
     tenant_pages.router,
     subjects_pages.router,
     audit_pages.router,

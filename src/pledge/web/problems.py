@@ -144,10 +144,11 @@ def _where(loc: list[str]) -> str:
     return ".".join(p for p in loc if p not in ("body", "query", "path", "header")) or "request"
 
 
-# The public pages (privacy center, preference center, unsubscribe) are for visitors with no
-# console: an error raised before their route runs (an expired form, a value over its limit, no
-# such page) is told on their own layout, never with the console's way back to the dashboard.
-_PUBLIC_PATH = re.compile(r"/(?:p/(?P<segment>[^/]*)|u/)")
+# The public pages (privacy center, preference center, unsubscribe, a staff invitation) are for
+# visitors with no console: an error raised before their route runs (an expired form, a value
+# over its limit, no such page) is told on their own layout, never with the console's way back
+# to the dashboard.
+_PUBLIC_PATH = re.compile(r"/(?:p/(?P<segment>[^/]*)|u/|invite/)")
 # A tenant slug as `pledge.tenants.service.SLUG` spells it: only such a segment makes a link.
 _TENANT_SLUG = re.compile(r"[a-z][a-z0-9-]{0,38}[a-z0-9]")
 
