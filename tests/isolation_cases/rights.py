@@ -106,6 +106,10 @@ CASES = Cases(
             "reason": "many appeals to go through"
         },
         ("POST", "/api/v1/requests/{request_id}/assign"): {"user_id": None},
+        ("POST", "/api/v1/requests/{request_id}/power-of-attorney"): {
+            "accept": True,
+            "reason": "checked the notarised document",
+        },
         ("GET", "/api/v1/requests/{request_id}/artifacts/{artifact_id}"): None,
     },
     page_foreign={
@@ -114,6 +118,10 @@ CASES = Cases(
             "reason": "saw the passport at the desk"
         },
         ("POST", "/requests/{request_id}/resend-verification"): None,
+        ("POST", "/requests/{request_id}/power-of-attorney"): {
+            "decision": "accept",
+            "reason": "checked the notarised document",
+        },
     },
     # The privacy center's "send me a new code": its tenant from the slug, the request from
     # its reference (tests/rights/test_verification_cases.py).

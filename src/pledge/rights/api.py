@@ -26,7 +26,7 @@ from pledge.rights import (
 )
 from pledge.rights import service as rights
 from pledge.rights.fulfilment import StaffInput
-from pledge.rights.models import RightsRequest
+from pledge.rights.models import Recipient, RightsRequest
 from pledge.rights.schemas import (
     AppealDecisionIn,
     AssignIn,
@@ -39,6 +39,7 @@ from pledge.rights.schemas import (
     FulfilOut,
     ItemError,
     OtherMeansIn,
+    PowerOfAttorneyIn,
     ReasonIn,
     RecipientIn,
     RecipientOut,
@@ -126,14 +127,20 @@ def create_request(
         raw_key=idempotency_key,
         body=body,
         answer=RequestOut,
-        produce=lambda: request_out(ctx, workflow.receive(ctx, _input(body)).request, full=True),
+        produce=lambda: request_out(
+            ctx,
+            workflow.receive(
+                ctx, _input(body), power_of_attorney=body.requester.agent_power_of_attorney
+            ).request,
+            full=True,
+        ),
     )
 
 
 def _input(body: RequestIn) -> RequestInput:
     return RequestInput(
         type=body.type.value,
-        requester=Requester(**body.requester.model_dump()),
+        requester=Requester(**body.requester.model_dump(exclude={"agent_power_of_attorney"})),
         jurisdiction=body.jurisdiction,
         channel=body.channel.value,
         details=body.details,
@@ -163,6 +170,13 @@ def create_batch(
 
 
 def _batch(ctx: TenantContext, body: RequestBatchIn) -> BatchOut:
+    for i, item in enumerate(body.requests):
+        if item.requester.agent_power_of_attorney:
+            # What is answered at once needs nobody's confirmation to replace.
+            raise InvalidInput(
+                f"requests[{i}]: a power of attorney is for a request the person would "
+                "confirm; send it alone (POST /requests)"
+            )
     results = immediate.answer_many(ctx, [_input(item) for item in body.requests])
     items = [
         BatchItemOut(position=i, request=request_out(ctx, r))
@@ -214,6 +228,24 @@ def verify_otherwise(request_id: str, body: OtherMeansIn, ctx: Write) -> Request
     (a file of kind `verification`); audited."""
     request = rights.get_request(ctx, request_id)
     verification.verify_otherwise(ctx, request, body.reason, declaration=body.declaration)
+    return request_out(ctx, request, full=True)
+
+
+@router.post("/requests/{request_id}/power-of-attorney", response_model=RequestOut)
+def decide_power_of_attorney(request_id: str, body: PowerOfAttorneyIn, ctx: Write) -> RequestOut:
+    """Accept or reject the power of attorney an authorized agent's request was made under
+    (California, 11 CCR 7063(b)), once you checked the document and who the agent is.
+    Accepted: verified without the person's confirmation (level `power_of_attorney`).
+    Rejected: the person is sent the code and link to confirm, as for any agent's request.
+    The reason is kept sealed with the request (a file of kind `verification`); audited.
+    409 when no power of attorney waits for a decision."""
+    request = rights.get_request(ctx, request_id)
+    if body.accept:
+        verification.accept_power_of_attorney(
+            ctx, request, body.reason, declaration=body.declaration
+        )
+    else:
+        workflow.reject_power_of_attorney(ctx, request, body.reason)
     return request_out(ctx, request, full=True)
 
 
@@ -364,19 +396,23 @@ def artifact(request_id: str, artifact_id: str, ctx: Read) -> Response:
     )
 
 
+def _recipient_out(ctx: TenantContext, r: Recipient, secret: str | None = None) -> RecipientOut:
+    return RecipientOut(
+        id=str(r.id),
+        slug=r.slug,
+        name=r.name,
+        kind=r.kind,
+        country=r.country,
+        transfer_mechanism=r.transfer_mechanism,
+        warning=recipients.transfer_warning(ctx, r),
+        webhook_url=r.webhook_url,
+        secret=secret,
+    )
+
+
 @router.get("/recipients", response_model=list[RecipientOut])
 def list_recipients(ctx: Hooks) -> list[RecipientOut]:
-    return [
-        RecipientOut(
-            id=str(r.id),
-            slug=r.slug,
-            name=r.name,
-            kind=r.kind,
-            country=r.country,
-            webhook_url=r.webhook_url,
-        )
-        for r in recipients.list_recipients(ctx)
-    ]
+    return [_recipient_out(ctx, r) for r in recipients.list_recipients(ctx)]
 
 
 @router.post("/recipients", status_code=status.HTTP_201_CREATED, response_model=RecipientOut)
@@ -388,13 +424,6 @@ def add_recipient(body: RecipientIn, ctx: Hooks) -> RecipientOut:
         kind=body.kind,
         country=body.country,
         webhook_url=body.webhook_url,
+        transfer_mechanism=body.transfer_mechanism,
     )
-    return RecipientOut(
-        id=str(r.id),
-        slug=r.slug,
-        name=r.name,
-        kind=r.kind,
-        country=r.country,
-        webhook_url=r.webhook_url,
-        secret=secret,
-    )
+    return _recipient_out(ctx, r, secret)

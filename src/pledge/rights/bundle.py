@@ -27,6 +27,7 @@ from pledge.consent.models import ConsentState, SubjectPurpose
 from pledge.purposes.models import LawfulBasis, Purpose
 from pledge.rights import clock
 from pledge.rights.models import Recipient
+from pledge.rights.recipients import SAFEGUARDS, is_transferred
 from pledge.subjects import reading
 from pledge.subjects.categories import describe
 from pledge.web.templating import templates
@@ -101,9 +102,7 @@ def art15_information(
             {f["source"] for f in record["fields"]} | {i["source"] for i in record["interactions"]}
         ),
         "recipients": [{"name": r.name, "kind": r.kind, "country": r.country} for r in recipients],
-        "transfers": sorted(
-            {r.country for r in recipients if r.country and r.country != ctx.tenant.region[:2]}
-        ),
+        "transfers": _transfers(ctx, recipients),
         "retention": {
             name: cls.get("description", name) for name, cls in ctx.tenant.retention_classes.items()
         }
@@ -123,6 +122,28 @@ def art15_information(
         "portability and withdraw consent at any time. "
         f"You may complain to {rule.complaint}.",
     }
+
+
+def _transfers(ctx: TenantContext, recipients: Iterable[Recipient]) -> list[dict[str, Any]]:
+    """The transfers out of the tenant's region (GDPR Art. 15(2)): per country and safeguard,
+    the recipients there. A recipient in a country of the region is none (an EU tenant's
+    Dutch sub-processor); one with no mechanism recorded is told so, not left out."""
+    told: dict[tuple[str, str | None], list[str]] = {}
+    for r in recipients:
+        if is_transferred(ctx, r):
+            told.setdefault((r.country, r.transfer_mechanism), []).append(r.name)
+    return [
+        {
+            "country": country,
+            "recipients": sorted(names),
+            "mechanism": mechanism,
+            "safeguard": SAFEGUARDS[mechanism],
+        }
+        # Per country: the recorded safeguards, then the recipients with none recorded.
+        for (country, mechanism), names in sorted(
+            told.items(), key=lambda item: (item[0][0], item[0][1] is None, item[0][1] or "")
+        )
+    ]
 
 
 # Cells a spreadsheet would run as a formula ("CSV injection": `=HYPERLINK("http://…?"&A1)`

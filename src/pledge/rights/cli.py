@@ -17,7 +17,15 @@ from pledge.cli.common import (
     reports_errors,
 )
 from pledge.core.errors import InvalidInput
-from pledge.rights import fulfilment, immediate, reports, routing, verification, workflow
+from pledge.rights import (
+    fulfilment,
+    immediate,
+    recipients,
+    reports,
+    routing,
+    verification,
+    workflow,
+)
 from pledge.rights import service as rights
 from pledge.rights.fulfilment import StaffInput
 from pledge.rights.models import RequestType
@@ -30,6 +38,7 @@ app = typer.Typer(
 
 TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="Tenant slug")]
 TYPES = ", ".join(t.value for t in RequestType)
+MECHANISMS = ", ".join(m.value for m in recipients.TransferMechanism)
 
 
 def _pairs(option: str, given: list[str] | None) -> dict[str, str]:
@@ -331,6 +340,74 @@ def route(
         else:
             console.print("No client holds this address; the letter says so.")
         console.print(routed.letter, highlight=False)
+    finally:
+        runtime.close()
+
+
+@app.command("add-recipient")
+@reports_errors
+def add_recipient(
+    tenant: TenantOpt,
+    slug: Annotated[str, typer.Argument(help="A short name for it")],
+    name: Annotated[str, typer.Option(help="Its name, as the access answer tells it")],
+    country: Annotated[str, typer.Option(help="Where it processes the data: GB, US…")],
+    kind: Annotated[str, typer.Option(help="recipient or sub_processor")] = "recipient",
+    transfer_mechanism: Annotated[
+        str | None,
+        typer.Option(help=f"How a transfer to it is safeguarded: {MECHANISMS}"),
+    ] = None,
+    webhook_url: Annotated[
+        str | None, typer.Option(help="Where rectifications and erasures are sent")
+    ] = None,
+) -> None:
+    """Register a recipient or sub-processor (told in access answers, GDPR Art. 15)."""
+    runtime = open_runtime()
+    try:
+        with operator_context(runtime, tenant) as ctx:
+            r, secret = recipients.add_recipient(
+                ctx,
+                slug=slug,
+                name=name,
+                kind=kind,
+                country=country,
+                webhook_url=webhook_url,
+                transfer_mechanism=transfer_mechanism,
+            )
+            warning = recipients.transfer_warning(ctx, r)
+        console.print(f"Added recipient {r.slug} ({r.country}).", highlight=False)
+        if secret:
+            console.print(f"Webhook signing secret (shown once): {secret}", highlight=False)
+        if warning:
+            console.print(f"Warning: {warning}.", highlight=False)
+    finally:
+        runtime.close()
+
+
+@app.command("recipients")
+@reports_errors
+def list_recipients(tenant: TenantOpt) -> None:
+    """The recipients, their transfer mechanisms, and transfers with no safeguard."""
+    runtime = open_runtime()
+    try:
+        with operator_context(runtime, tenant) as ctx:
+            table = Table("slug", "name", "kind", "country", "transfer mechanism", "webhook")
+            warnings: list[str] = []
+            for r in recipients.list_recipients(ctx):
+                table.add_row(
+                    r.slug,
+                    r.name,
+                    r.kind,
+                    r.country,
+                    r.transfer_mechanism or "—",
+                    "yes" if r.webhook_url else "no",
+                )
+                warning = recipients.transfer_warning(ctx, r)
+                if warning:
+                    warnings.append(f"Warning: {r.slug}: {warning}.")
+        console.print(table)
+        # Below the table, not in a column: a narrow terminal would cut it short there.
+        for line in warnings:
+            console.print(line, highlight=False)
     finally:
         runtime.close()
 

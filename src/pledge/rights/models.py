@@ -238,6 +238,9 @@ class Recipient(Base):
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(20))  # recipient | sub_processor
     country: Mapped[str] = mapped_column(String(2))
+    # How a transfer to it (its country outside the tenant's region) is safeguarded: a
+    # `recipients.TransferMechanism`; None when none is recorded.
+    transfer_mechanism: Mapped[str | None] = mapped_column(String(40), nullable=True)
     webhook_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
     secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -100,6 +100,10 @@ DONE = {
     "appeal_extended": "The time to decide the appeal is extended; the requester is told why.",
     "withdrawn": "The request is withdrawn.",
     "restriction_lifted": "The restriction is lifted; the person was told why.",
+    "poa_accepted": "The power of attorney is accepted: the request is verified without the "
+    "person's confirmation.",
+    "poa_rejected": "The power of attorney is not accepted: the person is asked to confirm, "
+    "as for any agent's request.",
 }
 
 
@@ -405,6 +409,15 @@ def detail(request: Request, request_id: str, page: Reader, done: str = "") -> R
         if page.can(Scope.REQUESTS_WRITE)
         else set()
     )
+    # An agent's power of attorney waiting for staff: no code was sent (none to type or
+    # send again) — the decision is the action.
+    poa_pending = (
+        S(item.state) is S.AWAITING_VERIFICATION
+        and ((private.get("agent") or {}).get("power_of_attorney") or {}).get("decision")
+        == "pending"
+    )
+    if poa_pending and "verify" in actions:
+        actions.add("power_of_attorney")
     return render(
         request,
         "rights/detail.html",
@@ -428,6 +441,8 @@ def detail(request: Request, request_id: str, page: Reader, done: str = "") -> R
             "letters": [f for f in files if f.kind == "letter"],
             "files": [f for f in files if f.kind != "letter"],
             "actions": actions,
+            "poa_pending": poa_pending,
+            "poa_law": verification.power_of_attorney_law(item.jurisdiction),
             "fulfil_form": fulfil_form,
             "staff": _staff_names(page),
             "me": page.user.id,
@@ -519,6 +534,28 @@ def verify_otherwise(
         page.ctx, item, form.reason, declaration=form.declaration == "yes"
     )
     return _back(item.id, "verified")
+
+
+class PowerOfAttorneyForm(BaseModel):
+    decision: str = Field(pattern="^(accept|reject)$")
+    reason: str = Field(min_length=1, max_length=2000)
+    declaration: str = Field(default="", max_length=10)
+
+
+@router.post("/requests/{request_id}/power-of-attorney")
+def power_of_attorney(
+    request_id: str, page: Writer, form: Annotated[PowerOfAttorneyForm, Form()]
+) -> Response:
+    """Accept the agent's power of attorney (verified without the person's confirmation)
+    or reject it (the person is sent the code to confirm)."""
+    item = rights.get_request(page.ctx, request_id)
+    if form.decision == "accept":
+        verification.accept_power_of_attorney(
+            page.ctx, item, form.reason, declaration=form.declaration == "yes"
+        )
+        return _back(item.id, "poa_accepted")
+    workflow.reject_power_of_attorney(page.ctx, item, form.reason)
+    return _back(item.id, "poa_rejected")
 
 
 @router.post("/requests/{request_id}/resend-verification")

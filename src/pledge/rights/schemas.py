@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from pledge.rights.models import RequestChannel, RequestType
+from pledge.rights.recipients import TransferMechanism
 
 
 class RequesterIn(BaseModel):
@@ -19,6 +20,13 @@ class RequesterIn(BaseModel):
     agent_email: str = Field(default="", max_length=320)
     agent_permission: str = Field(
         default="", max_length=5000, description="The agent's signed permission"
+    )
+    agent_power_of_attorney: str = Field(
+        default="",
+        max_length=5000,
+        description="The person's power of attorney the agent holds (the document or a "
+        "reference to it), where the law lets it replace the person's confirmation "
+        "(California: 11 CCR 7063(b)); the request then waits for staff to accept it",
     )
 
 
@@ -113,6 +121,26 @@ class OtherMeansIn(BaseModel):
     )
 
 
+class PowerOfAttorneyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    accept: bool = Field(
+        description="true: verified without the person's confirmation; false: the person "
+        "is sent the code to confirm, as for any agent's request"
+    )
+    reason: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="How the power of attorney and the agent were checked, or why it is "
+        "not accepted (kept sealed with the request)",
+    )
+    declaration: bool = Field(
+        default=False,
+        description="The agent signed the declaration the law asks for (California, "
+        "specific pieces: 11 CCR 7062); required there to accept",
+    )
+
+
 class FeeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -175,6 +203,11 @@ class RecipientIn(BaseModel):
     name: str = Field(max_length=200)
     kind: str = Field(default="recipient", pattern="^(recipient|sub_processor)$")
     country: str = Field(min_length=2, max_length=2)
+    transfer_mechanism: TransferMechanism | None = Field(
+        default=None,
+        description="How a transfer to it (its country outside the tenant's region) is "
+        "safeguarded; none recorded is allowed, and warned of",
+    )
     webhook_url: str | None = Field(default=None, max_length=500)
 
 
@@ -184,6 +217,10 @@ class RecipientOut(BaseModel):
     name: str
     kind: str
     country: str
+    transfer_mechanism: str | None
+    warning: str | None = Field(
+        default=None, description="A transfer out of the tenant's region with no safeguard"
+    )
     webhook_url: str | None
     secret: str | None = Field(default=None, description="Shown once, when created or rotated")
 

@@ -11,6 +11,11 @@
   the e-mail alone;
 * an authorized agent — signed permission at intake plus the person's own confirmation (the
   code and link go to the person, not the agent: `letters.addressee`);
+* an authorized agent with the person's power of attorney, where the law says the person
+  need not confirm (rule data `power_of_attorney`: California, 11 CCR 7063(b)) — no code to
+  anyone: the request waits for staff to accept the document (they check it and who the
+  agent is; the reason is kept sealed). Accepted, it is verified (`power_of_attorney`);
+  rejected, it takes the agent's path above (`workflow.reject_power_of_attorney`);
 * other means — staff verified the person otherwise (seen at a desk, called back), with the
   reason kept sealed with the request.
 
@@ -27,10 +32,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import tomllib
 import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
+from importlib import resources
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, delete, func, select
@@ -67,6 +75,8 @@ MAX_CHALLENGES_PER_DAY = 3  # codes sent for a request in 24 hours, the first on
 CODE_TRIES_PER_REQUEST = 2 * MAX_ATTEMPTS
 LOCKED = "too many wrong tries; open the link in the e-mail, or ask for a new code"
 OTHER_MEANS = "other_means"
+POWER_OF_ATTORNEY = "power_of_attorney"
+POA_WAITS = "the power of attorney waits for staff: accept or reject it first"
 
 # Data points that must match, beyond control of the e-mail address on file.
 DATA_POINTS: dict[str, dict[str, int]] = {
@@ -432,6 +442,185 @@ def verify_otherwise(
     return request
 
 
+# ---------------------------------------------------------------------------------------------
+# An agent's power of attorney (CCPA 11 CCR 7063(b))
+
+
+@cache
+def _power_of_attorney_laws() -> dict[str, str]:
+    """Jurisdiction → the law under which a power of attorney stands in for the person's
+    confirmation (rule data, `data/deadlines.toml`: key `power_of_attorney`)."""
+    raw = resources.files("pledge.rights").joinpath("data/deadlines.toml").read_text()
+    return {
+        code: str(entry["power_of_attorney"])
+        for code, entry in tomllib.loads(raw).items()
+        if entry.get("power_of_attorney")
+    }
+
+
+def power_of_attorney_law(jurisdiction: str) -> str | None:
+    """The law a power of attorney rests on in `jurisdiction`; None where it cannot be
+    claimed."""
+    return _power_of_attorney_laws().get(jurisdiction)
+
+
+def check_power_of_attorney(ctx: TenantContext, data: rights.RequestInput) -> None:
+    """InvalidInput unless `data` may be received under a power of attorney: an authorized
+    agent's, in a jurisdiction whose law provides for it, of a type the person would
+    otherwise confirm. Nothing is written."""
+    try:
+        rtype = RequestType(data.type)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    if rtype in rights.NO_VERIFICATION:
+        raise InvalidInput(
+            "a power of attorney is for a request the person would confirm; this one needs "
+            "no confirmation"
+        )
+    if not (data.requester.agent_name or data.requester.agent_email):
+        raise InvalidInput(
+            "only an authorized agent acts under a power of attorney: give the agent's name "
+            "and e-mail"
+        )
+    if power_of_attorney_law(rights.resolve_jurisdiction(ctx, data.jurisdiction)) is None:
+        places = ", ".join(sorted(_power_of_attorney_laws())).replace("US-CA", "California")
+        raise InvalidInput(
+            f"a power of attorney replaces the person's confirmation only in {places}; "
+            "send the agent's signed permission instead (the person confirms)"
+        )
+
+
+def power_of_attorney(ctx: TenantContext, request: RightsRequest) -> dict[str, Any] | None:
+    """The agent's power of attorney sealed with the request — {"document", "decision":
+    "pending" | "accepted" | "rejected"} — or None."""
+    agent = rights.private_part(ctx, request).get("agent") or {}
+    found = agent.get("power_of_attorney")
+    return found if isinstance(found, dict) else None
+
+
+def power_of_attorney_pending(ctx: TenantContext, request: RightsRequest) -> bool:
+    """Whether the request waits for staff to decide on its power of attorney."""
+    if request.requester_kind != "agent":
+        return False  # nothing to unseal
+    found = power_of_attorney(ctx, request)
+    return found is not None and found.get("decision") == "pending"
+
+
+def claim_power_of_attorney(
+    ctx: TenantContext,
+    request: RightsRequest,
+    document: str,
+    *,
+    pending: list[audit.PendingEntry],
+) -> None:
+    """A new agent's request made under a power of attorney (`check_power_of_attorney`
+    passed): the document is sealed with the agent's details, and the request waits for
+    staff — no code is sent to anyone. The entries go to `pending`."""
+    private = rights.private_part(ctx, request)
+    agent = dict(private.get("agent") or {})
+    agent["power_of_attorney"] = {"document": document[:5000], "decision": "pending"}
+    rights.update_private(ctx, request, agent=agent)
+    law = power_of_attorney_law(request.jurisdiction)
+    transitions.transition(
+        ctx,
+        request,
+        RequestState.AWAITING_VERIFICATION,
+        "power_of_attorney_received",
+        {"law": law},
+        pending=pending,
+    )
+    pending.append(_poa_entry(request, "power_of_attorney_received"))
+
+
+def _poa_entry(request: RightsRequest, result: str, **details: Any) -> audit.PendingEntry:
+    return audit.PendingEntry(
+        AuditEvent.RIGHTS_VERIFICATION,
+        request.subject_id,
+        {"request_id": str(request.id), "result": result, **details},
+    )
+
+
+def _still_pending(ctx: TenantContext, request: RightsRequest) -> None:
+    """Conflict unless the request waits for a decision on its power of attorney. Locked
+    first, as every verification action (PostgreSQL): a second decision at once waits, then
+    finds it decided."""
+    transitions.hold(ctx, request)
+    waiting = RequestState(request.state) is RequestState.AWAITING_VERIFICATION
+    if not (waiting and power_of_attorney_pending(ctx, request)):
+        raise Conflict("no power of attorney waits for a decision on this request")
+
+
+def _decide_power_of_attorney(
+    ctx: TenantContext, request: RightsRequest, decision: str, reason: str
+) -> str:
+    """Checks common to accepting and rejecting; the decision sealed with the document and
+    the reason kept as a file of kind "verification". The reason, stripped."""
+    _still_pending(ctx, request)
+    reason = reason.strip()
+    if len(reason) < 10:
+        raise InvalidInput(
+            "say how you checked the power of attorney and the agent (the reason is kept)"
+        )
+    private = rights.private_part(ctx, request)
+    agent = dict(private["agent"])
+    agent["power_of_attorney"] = {**agent["power_of_attorney"], "decision": decision}
+    rights.update_private(ctx, request, agent=agent)
+    letters.store_artifact(
+        ctx,
+        request,
+        kind="verification",
+        name=f"power-of-attorney-{decision}.txt",
+        media_type="text/plain; charset=utf-8",
+        content=f"Power of attorney {decision} by {ctx.actor.label()}:\n\n{reason}\n".encode(),
+    )
+    return reason
+
+
+def accept_power_of_attorney(
+    ctx: TenantContext, request: RightsRequest, reason: str, *, declaration: bool = False
+) -> RightsRequest:
+    """Staff accept the agent's power of attorney — they checked the document and who the
+    agent is, and say how (`reason`, kept sealed): the request is verified without the
+    person's confirmation (11 CCR 7063(b)). California specific pieces still need the
+    signed declaration (11 CCR 7062). Timeline and audit say who and how long the reason
+    is, never what it says."""
+    _still_pending(ctx, request)
+    if requirement(request).declaration and not declaration:
+        raise InvalidInput("this request needs the requester's signed declaration as well")
+    reason = _decide_power_of_attorney(ctx, request, "accepted", reason)
+    level = POWER_OF_ATTORNEY + ("+declaration" if declaration else "")
+    request.verification_level = level
+    _match_subject(ctx, request)
+    entries: list[audit.PendingEntry] = []
+    transitions.record_event(
+        ctx, request, "power_of_attorney_accepted", {"reason_chars": len(reason)}
+    )
+    entries.append(_poa_entry(request, "power_of_attorney_accepted", reason_chars=len(reason)))
+    transitions.transition(
+        ctx, request, RequestState.VERIFIED, "verified", {"level": level}, pending=entries
+    )
+    entries.append(_poa_entry(request, "verified", level=level))
+    audit.record_many(ctx, entries)
+    return request
+
+
+def reject_power_of_attorney(
+    ctx: TenantContext,
+    request: RightsRequest,
+    reason: str,
+    *,
+    pending: list[audit.PendingEntry],
+) -> None:
+    """Staff do not accept the power of attorney (`reason`, kept sealed): the request stays
+    waiting for verification — the caller sends the person the code, as for any agent's
+    request (`workflow.reject_power_of_attorney`). The entries go to `pending`."""
+    reason = _decide_power_of_attorney(ctx, request, "rejected", reason)
+    transitions.record_event(
+        ctx, request, "power_of_attorney_rejected", {"reason_chars": len(reason)}
+    )
+    pending.append(_poa_entry(request, "power_of_attorney_rejected", reason_chars=len(reason)))
+
+
 def _failed(
     ctx: TenantContext,
     request: RightsRequest,
@@ -482,6 +671,9 @@ def close_unverified(
             )
         )
     )
+    # One waiting for staff to decide on its power of attorney waits for them, not for the
+    # requester: it stays open (its due date shows in the queue).
+    stale = [r for r in stale if not power_of_attorney_pending(ctx, r)]
     for request in stale:
         transitions.transition(
             ctx,

@@ -39,17 +39,25 @@ class Received:
     verification_link: str | None  # for the privacy center's "check your e-mail" page in dev
 
 
-def receive(ctx: TenantContext, data: RequestInput) -> Received:
+def receive(ctx: TenantContext, data: RequestInput, *, power_of_attorney: str = "") -> Received:
     """Take a request in: acknowledge it (California: within 10 business days — we do it at
     once) and send the verification the type needs — or, for an opt-out or a "limit"
     request, answer it at once (`immediate`): its one letter says it is done (an
     acknowledgement beside it would only repeat the news).
+
+    An authorized agent's request made under the person's `power_of_attorney` (the
+    document, or a reference to it; only where the law provides for it: InvalidInput
+    otherwise, nothing written) sends no code: it waits for staff to accept the document
+    (`verification.accept_power_of_attorney`, `reject_power_of_attorney`).
 
     An objection's direct-marketing part takes effect on receipt, on the address given
     (GDPR Art. 21(3), seed 004: no questions; stopping marketing harms nobody): one only
     about marketing is answered at once, its one letter the answer; the rest of one (a
     legitimate interest, which staff may keep for compelling grounds) waits for the person
     to confirm by e-mail."""
+    power_of_attorney = power_of_attorney.strip()
+    if power_of_attorney:
+        verification.check_power_of_attorney(ctx, data)
     if data.type in immediate.TYPES_VALUES:
         return Received(immediate.answer(ctx, [immediate.prepare(ctx, data)])[0], None)
     # Receipt, acknowledgement, verification: audited in this order, in one append.
@@ -61,7 +69,11 @@ def receive(ctx: TenantContext, data: RequestInput) -> Received:
         holder, marketing, only = _objection_parts(ctx, request)
         if only:
             return Received(_answer_objection(ctx, request, holder, entries), None)
-    needs_verification = verification.requirement(request).method != "none"
+    # Under a power of attorney, the acknowledgement promises the person no code: staff
+    # check the document first.
+    needs_verification = (
+        verification.requirement(request).method != "none" and not power_of_attorney
+    )
     letters.send_pending(
         ctx,
         request,
@@ -71,9 +83,12 @@ def receive(ctx: TenantContext, data: RequestInput) -> Received:
         marketing_stopped=stops_marketing(ctx, request),
     )
     request.acknowledged_at = utcnow()
-    challenge = verification.begin(ctx, request, pending=entries)
+    challenge = None if power_of_attorney else verification.begin(ctx, request, pending=entries)
     link = None
-    if challenge is not None:
+    if power_of_attorney:
+        verification.claim_power_of_attorney(ctx, request, power_of_attorney, pending=entries)
+        audit.record_many(ctx, entries)
+    elif challenge is not None:
         link = _send_challenge(ctx, request, challenge, entries)
         audit.record_many(ctx, entries)
     else:
@@ -172,6 +187,9 @@ def resend_verification(ctx: TenantContext, request: RightsRequest, *, by: str) 
     transitions.hold(ctx, request)
     if RequestState(request.state) is not RequestState.AWAITING_VERIFICATION:
         raise Conflict("only a request waiting for verification can be sent a new code")
+    if verification.power_of_attorney_pending(ctx, request):
+        # No code was ever sent: one now would bypass staff's decision on the document.
+        raise Conflict(verification.POA_WAITS)
     entries: list[audit.PendingEntry] = [
         audit.PendingEntry(
             AuditEvent.RIGHTS_VERIFICATION,
@@ -184,6 +202,21 @@ def resend_verification(ctx: TenantContext, request: RightsRequest, *, by: str) 
     link = _send_challenge(ctx, request, challenge, entries)
     audit.record_many(ctx, entries)
     return link
+
+
+def reject_power_of_attorney(
+    ctx: TenantContext, request: RightsRequest, reason: str
+) -> RightsRequest:
+    """Staff do not accept the agent's power of attorney (`reason` kept sealed, audited):
+    the request takes the normal agent's path — the person it is about is sent the code and
+    link, naming the agent, and nothing happens until they confirm (decision 0010)."""
+    entries: list[audit.PendingEntry] = []
+    verification.reject_power_of_attorney(ctx, request, reason, pending=entries)
+    challenge = verification.begin(ctx, request, pending=entries)
+    assert challenge is not None  # an agent's request the person confirms needs one
+    _send_challenge(ctx, request, challenge, entries)
+    audit.record_many(ctx, entries)
+    return request
 
 
 def verify_link(

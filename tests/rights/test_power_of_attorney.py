@@ -1,0 +1,230 @@
+"""An authorized agent holding the person's power of attorney (issue 4 §3; CCPA 11 CCR
+7063(b), seed 000): in California the request need not wait for the person's own
+confirmation — once staff accepted the power of attorney. Rejected, it takes the normal agent
+path (the person is asked to confirm). Elsewhere it cannot be claimed. On both databases."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from pledge.core.clock import frozen, utcnow
+from pledge.rights import letters, workflow
+from pledge.rights import service as rights
+from pledge.rights.models import RequestArtifact
+from pledge.runtime import Runtime
+from tests.conftest import api_client, make_api_token, make_tenant
+from tests.rights.test_pages import letters_to, staff_client, verification_mail
+from tests.rights.test_verification_cases import (
+    AGENT,
+    EMAIL,
+    customer,  # noqa: F401 -- a fixture
+    state_and_level,
+    verification_results,
+)
+
+POA = "Durable power of attorney signed 2 Feb 2026, notarised, ref. POA-77"
+CHECKED = "checked the notarised POA and the agent's driving licence"
+
+
+def agent_request(rtype: str, jurisdiction: str = "US-CA", **requester: str) -> dict[str, Any]:
+    """The body of `POST /api/v1/requests` for an agent holding a power of attorney."""
+    return {
+        "type": rtype,
+        "jurisdiction": jurisdiction,
+        "channel": "authorized_agent",
+        "requester": {
+            "email": EMAIL,
+            "name": "Rita",
+            "agent_name": "Ada Gent",
+            "agent_email": AGENT,
+            "agent_permission": "signed permission PS-114",
+            "agent_power_of_attorney": POA,
+            **requester,
+        },
+    }
+
+
+def received_with_poa(api: TestClient, rtype: str) -> dict[str, Any]:
+    r = api.post("/api/v1/requests", json=agent_request(rtype))
+    assert r.status_code == 201, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def codes_sent(runtime: Runtime, tenant: str) -> list[str]:
+    """The verification letters the person was sent."""
+    return [t for t in letters_to(runtime, tenant, EMAIL) if "enter this code" in t]
+
+
+def results(runtime: Runtime, tenant: str, request_id: str) -> list[object]:
+    return [d["result"] for d in verification_results(runtime, tenant, request_id)]
+
+
+def test_accepted_the_request_proceeds_without_the_persons_confirmation(
+    runtime: Runtime,
+    customer: str,  # noqa: F811 -- the fixture imported above
+) -> None:
+    api = api_client(runtime, make_api_token(runtime, customer))
+    made = received_with_poa(api, "erasure")
+    request_id = made["id"]
+    # It waits for staff, not for the person: no code goes to anyone.
+    assert made["state"] == "awaiting_verification"
+    assert made["timeline"][-1]["kind"] == "power_of_attorney_received"
+    assert codes_sent(runtime, customer) == []
+    assert not any("enter this code" in t for t in letters_to(runtime, customer, AGENT))
+    # Nor can a code be sent while the power of attorney waits for a decision.
+    r = api.post(f"/api/v1/requests/{request_id}/resend-verification")
+    assert r.status_code == 409 and "power of attorney" in r.json()["detail"]
+    path = f"/api/v1/requests/{request_id}/power-of-attorney"
+    r = api.post(path, json={"accept": True, "reason": "ok"})
+    assert r.status_code == 422 and "power of attorney" in r.json()["detail"]
+    r = api.post(path, json={"accept": True, "reason": CHECKED})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["state"] == "verified" and out["verification_level"] == "power_of_attorney"
+    assert out["subject_id"]  # matched to the person, as their confirmation would have
+    assert [e["kind"] for e in out["timeline"]][-2:] == ["power_of_attorney_accepted", "verified"]
+    # The request proceeds; the person was never asked to confirm.
+    r = api.post(f"/api/v1/requests/{request_id}/start")
+    assert r.status_code == 200 and r.json()["state"] == "in_progress", r.text
+    assert codes_sent(runtime, customer) == []
+    # Audited: claimed, accepted, verified — the reason sealed with the request, not audited.
+    assert results(runtime, customer, request_id) == [
+        "power_of_attorney_received",
+        "power_of_attorney_accepted",
+        "verified",
+    ]
+    assert CHECKED not in str(verification_results(runtime, customer, request_id))
+    with runtime.tenant_context(customer) as ctx:
+        found = rights.get_request(ctx, request_id)
+        [note] = ctx.session.scalars(
+            select(RequestArtifact).where(
+                RequestArtifact.request_id == found.id, RequestArtifact.kind == "verification"
+            )
+        ).all()
+        content = letters.open_artifact(ctx, found, note)
+        assert rights.private_part(ctx, found)["agent"]["power_of_attorney"]["document"] == POA
+    assert content is not None and CHECKED in content.decode()
+    # Decided once.
+    assert api.post(path, json={"accept": False, "reason": CHECKED}).status_code == 409
+
+
+def test_rejected_the_person_is_asked_to_confirm_from_the_request_page(
+    runtime: Runtime,
+    customer: str,  # noqa: F811 -- the fixture imported above
+) -> None:
+    api = api_client(runtime, make_api_token(runtime, customer))
+    request_id = received_with_poa(api, "erasure")["id"]
+    client, csrf = staff_client(runtime, customer)
+    page = client.get(f"/requests/{request_id}")
+    assert POA in page.text and "Power of attorney" in page.text
+    assert "Send a new code" not in page.text  # nothing to resend: no code was sent
+    r = client.post(
+        f"/requests/{request_id}/power-of-attorney",
+        data={"csrf_token": csrf, "decision": "reject", "reason": "not signed by the person"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    page = client.get(r.headers["location"])
+    assert "the person is asked to confirm" in page.text
+    # The normal agent path: the code goes to the person, naming the agent.
+    [letter] = codes_sent(runtime, customer)
+    assert "Ada Gent" in letter and "on your behalf" in letter
+    assert state_and_level(runtime, customer, request_id) == ("awaiting_verification", "none")
+    assert results(runtime, customer, request_id) == [
+        "power_of_attorney_received",
+        "power_of_attorney_rejected",
+    ]
+    code, _link = verification_mail(runtime, customer, EMAIL)
+    r = api.post(
+        f"/api/v1/requests/{request_id}/verify",
+        json={"code": code, "data_points": {"phone": "+447700900555"}},
+    )
+    assert r.status_code == 200 and r.json()["state"] == "verified", r.text
+    assert r.json()["verification_level"] == "email+1"
+
+
+def test_accepted_from_the_request_page_with_the_declaration_specific_pieces_need(
+    runtime: Runtime,
+    customer: str,  # noqa: F811 -- the fixture imported above
+) -> None:
+    api = api_client(runtime, make_api_token(runtime, customer))
+    request_id = received_with_poa(api, "access")["id"]
+    client, csrf = staff_client(runtime, customer)
+    form = {"csrf_token": csrf, "decision": "accept", "reason": CHECKED}
+    path = f"/requests/{request_id}/power-of-attorney"
+    r = client.post(path, data=form, follow_redirects=False)
+    assert r.status_code == 422 and "declaration" in r.text
+    assert state_and_level(runtime, customer, request_id)[0] == "awaiting_verification"
+    r = client.post(path, data={**form, "declaration": "yes"}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    page = client.get(r.headers["location"])
+    assert "without the person" in page.text
+    assert state_and_level(runtime, customer, request_id) == (
+        "verified",
+        "power_of_attorney+declaration",
+    )
+    assert codes_sent(runtime, customer) == []
+
+
+def test_waiting_for_staff_is_not_closed_as_unverified(
+    runtime: Runtime,
+    customer: str,  # noqa: F811 -- the fixture imported above
+) -> None:
+    """The person did all they had to: staff's decision is what is missing."""
+    api = api_client(runtime, make_api_token(runtime, customer))
+    request_id = received_with_poa(api, "erasure")["id"]
+    with frozen(utcnow() + timedelta(days=60)), runtime.tenant_context(customer) as ctx:
+        assert workflow.close_unverified(ctx) == 0
+    assert state_and_level(runtime, customer, request_id)[0] == "awaiting_verification"
+
+
+def test_only_where_the_law_provides_for_it(
+    runtime: Runtime,
+    customer: str,  # noqa: F811 -- the fixture imported above
+) -> None:
+    """An EU request, a person asking for themselves, an opt-out: refused whole, nothing
+    received and nothing sent."""
+    api = api_client(runtime, make_api_token(runtime, customer))
+    r = api.post("/api/v1/requests", json=agent_request("erasure", "EU"))
+    assert r.status_code == 422 and "California" in r.json()["detail"], r.text
+    r = api.post(
+        "/api/v1/requests",
+        json=agent_request("erasure", agent_name="", agent_email="", agent_permission=""),
+    )
+    assert r.status_code == 422 and "authorized agent" in r.json()["detail"], r.text
+    r = api.post("/api/v1/requests", json=agent_request("withdraw_consent"))
+    assert r.status_code == 422 and "power of attorney" in r.json()["detail"], r.text
+    r = api.post("/api/v1/requests/batch", json={"requests": [agent_request("opt_out_sale")]})
+    assert r.status_code == 422 and "power of attorney" in r.json()["detail"], r.text
+    assert api.get("/api/v1/requests").json() == []
+    assert letters_to(runtime, customer, EMAIL) == letters_to(runtime, customer, AGENT) == []
+
+
+def test_another_tenant_cannot_decide_on_it(
+    runtime: Runtime,
+    customer: str,  # noqa: F811 -- the fixture imported above
+) -> None:
+    """A's request id answers 404 to B, on the API and the page, and nothing changes."""
+    request_id = received_with_poa(
+        api_client(runtime, make_api_token(runtime, customer)), "erasure"
+    )["id"]
+    make_tenant(runtime, "other")
+    b_api = api_client(runtime, make_api_token(runtime, "other"))
+    r = b_api.post(
+        f"/api/v1/requests/{request_id}/power-of-attorney", json={"accept": True, "reason": CHECKED}
+    )
+    assert r.status_code == 404, r.text
+    client, csrf = staff_client(runtime, "other")
+    r = client.post(
+        f"/requests/{request_id}/power-of-attorney",
+        data={"csrf_token": csrf, "decision": "reject", "reason": CHECKED},
+        follow_redirects=False,
+    )
+    assert r.status_code == 404, r.text
+    assert state_and_level(runtime, customer, request_id) == ("awaiting_verification", "none")
+    assert codes_sent(runtime, customer) == []
