@@ -205,11 +205,14 @@ def allowed_actions(
     *,
     restriction_in_force: bool = False,
     appeal_due: date | None = None,
+    appealable: bool = False,
 ) -> set[str]:
     """The actions the state machine and the jurisdiction's rule allow now (the services
     check again; this only decides which forms to show). `restriction_in_force`: the person
     is restricted on this request's ground (an appeal refused since keeps it in force).
-    `appeal_due`: when an appeal must be decided (the last day to extend it)."""
+    `appeal_due`: when an appeal must be decided (the last day to extend it). `appealable`:
+    the requester may appeal now (`transitions.appeal_refusal`: an answer, or our silence
+    past the due date, where the law grants an appeal)."""
     state = S(request.state)
     nexts = transitions.TRANSITIONS[state]
     law = rights.rule(request)
@@ -228,7 +231,7 @@ def allowed_actions(
         actions.add("resume")
     if S.WITHDRAWN in nexts:
         actions.add("withdraw")
-    if S.APPEALED in nexts and law.appeal is not None and request.appeal_received_at is None:
+    if appealable:
         actions.add("appeal")
     if request.type == RequestType.RESTRICTION.value and restriction_in_force:
         actions.add("lift_restriction")
@@ -404,7 +407,12 @@ def detail(request: Request, request_id: str, page: Reader, done: str = "") -> R
         in_force = privacy_state.request_ground(item.id) in grounds
     actions = (
         allowed_actions(
-            today, item, due.first_due, restriction_in_force=in_force, appeal_due=due.appeal_due
+            today,
+            item,
+            due.first_due,
+            restriction_in_force=in_force,
+            appeal_due=due.appeal_due,
+            appealable=transitions.appeal_refusal(ctx, item) is None,
         )
         if page.can(Scope.REQUESTS_WRITE)
         else set()

@@ -1,6 +1,7 @@
 """The privacy center's pages after a request is made (`/p/{slug}/requests/status…`,
-`/p/{slug}/downloads…`): following the request from the status link, appealing the answer,
-and downloading it once. Links followed by a GET change nothing, as in `public`.
+`/p/{slug}/downloads…`): following the request from the status link, appealing the answer
+(or our failure to answer in time), and downloading it once. Links followed by a GET change
+nothing, as in `public`.
 """
 
 from __future__ import annotations
@@ -8,9 +9,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from pledge.rights import clock, downloads, letters, status_links, transitions
+from pledge.core.clock import utcnow
+from pledge.rights import downloads, letters, status_links, transitions
 from pledge.rights import service as rights
-from pledge.rights.models import OPEN_STATES, RequestState, RightsRequest
+from pledge.rights.models import OPEN_STATES, RequestState
 from pledge.rights.public import TYPES, Csrf, _show, _tenant_context, _throttle, refusals_shown
 from pledge.web.deps import DbSession, RuntimeDep
 
@@ -30,14 +32,6 @@ STATE_WORDS = {
     RequestState.APPEALED.value: "Your appeal is being reviewed",
     RequestState.APPEAL_DENIED.value: "Appeal decided: our answer stands",
 }
-
-
-def _can_appeal(made: RightsRequest, law: clock.Rule) -> bool:
-    return (
-        law.appeal is not None
-        and made.appeal_received_at is None
-        and RequestState.APPEALED in transitions.TRANSITIONS[RequestState(made.state)]
-    )
 
 
 @router.get("/p/{slug}/requests/status/{token}")
@@ -64,7 +58,10 @@ def status_page(
             "open": RequestState(made.state) in OPEN_STATES,
             "due": due,
             "letters": letters.letters_for_requester(ctx, made),
-            "can_appeal": _can_appeal(made, law),
+            # Where the law grants one; and, the request late, the appeal of our silence —
+            # or, where the law grants none (GDPR), the authority to complain to.
+            "can_appeal": transitions.appeal_refusal(ctx, made) is None,
+            "late_since": transitions.late_since(ctx, made, utcnow().date()),
             "law": law,
             "token": token,
             "appealed": appealed == 1,
@@ -77,7 +74,8 @@ def status_page(
 def appeal(
     request: Request, slug: str, token: str, session: DbSession, runtime: RuntimeDep, _csrf: Csrf
 ) -> Response:
-    """Appeal the answer, where the law grants an appeal (the letters say how)."""
+    """Appeal the answer, or our failure to answer in time, where the law grants an appeal
+    (the letters and the status page say how)."""
     ctx = _tenant_context(request, session, runtime, slug)
     _throttle(request, ctx)
     made = status_links.request_for_status(ctx, token)

@@ -8,7 +8,7 @@ extension, appeals, assignment and fees are the actions on the way.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -23,6 +23,7 @@ from pledge.core.ids import new_id
 from pledge.rights.models import (
     OPEN_STATES,
     RequestChannel,
+    RequestEvent,
     RequestPause,
     RequestState,
     RequestType,
@@ -42,21 +43,33 @@ from pledge.rights.service import (
 from pledge.webhooks import service as webhooks
 
 # Allowed transitions of the state machine. Extension and assignment are actions, not states.
+# An open request is appealed only once past its due date (our failure to act, `appeal`),
+# and the decision returns it to where it stood, to be answered (`decide_appeal`).
 TRANSITIONS: dict[RequestState, frozenset[RequestState]] = {
-    S.RECEIVED: frozenset({S.AWAITING_VERIFICATION, S.VERIFIED, S.DENIED, S.WITHDRAWN}),
+    S.RECEIVED: frozenset({S.AWAITING_VERIFICATION, S.VERIFIED, S.DENIED, S.WITHDRAWN, S.APPEALED}),
     S.AWAITING_VERIFICATION: frozenset({S.VERIFIED, S.CLOSED_UNVERIFIED, S.WITHDRAWN, S.DENIED}),
-    S.VERIFIED: frozenset({S.IN_PROGRESS, S.PAUSED, S.DENIED, S.WITHDRAWN, S.COMPLETED}),
-    S.IN_PROGRESS: frozenset({S.PAUSED, S.COMPLETED, S.DENIED, S.WITHDRAWN}),
-    S.PAUSED: frozenset({S.IN_PROGRESS, S.WITHDRAWN, S.CLOSED_UNVERIFIED, S.DENIED}),
+    S.VERIFIED: frozenset(
+        {S.IN_PROGRESS, S.PAUSED, S.DENIED, S.WITHDRAWN, S.COMPLETED, S.APPEALED}
+    ),
+    S.IN_PROGRESS: frozenset({S.PAUSED, S.COMPLETED, S.DENIED, S.WITHDRAWN, S.APPEALED}),
+    S.PAUSED: frozenset({S.IN_PROGRESS, S.WITHDRAWN, S.CLOSED_UNVERIFIED, S.DENIED, S.APPEALED}),
     S.COMPLETED: frozenset({S.APPEALED}),
     S.DENIED: frozenset({S.APPEALED}),
-    S.APPEALED: frozenset({S.IN_PROGRESS, S.APPEAL_DENIED}),
+    S.APPEALED: frozenset({S.IN_PROGRESS, S.APPEAL_DENIED, S.RECEIVED, S.VERIFIED}),
     S.WITHDRAWN: frozenset(),
     S.CLOSED_UNVERIFIED: frozenset(),
     S.APPEAL_DENIED: frozenset(),
 }
 FINAL = frozenset({S.COMPLETED, S.DENIED, S.WITHDRAWN, S.CLOSED_UNVERIFIED, S.APPEAL_DENIED})
 RECORDS_KEPT = timedelta(days=730)  # 24 months (CCPA 11 CCR 7101(a))
+# The ground of an appeal of our failure to act (seed 000, Colorado: "If we have not responded
+# to your request ... within 45 days ... you have the right to appeal our failure to take
+# action"), kept on the "appealed" timeline row and its audit entry.
+NO_ANSWER_IN_TIME = "no_answer_in_time"
+# The open states where the answer is ours to give: waiting for the requester to confirm who
+# they are is their part, not our failure (a pause is counted as the law counts it: where it
+# stops the clock, the due date moves on; where it does not, the request is late all the same).
+LATE_APPEALABLE = frozenset({S.RECEIVED, S.VERIFIED, S.IN_PROGRESS, S.PAUSED})
 
 
 def move(request: RightsRequest, to: RequestState, now: datetime) -> RequestState:
@@ -277,17 +290,87 @@ def extend(ctx: TenantContext, request: RightsRequest, reason: str) -> RightsReq
     return request
 
 
+def last_appeal(ctx: TenantContext, request: RightsRequest) -> RequestEvent | None:
+    """The request's latest "appealed" timeline row (its ground, the state it left)."""
+    return ctx.session.scalar(
+        for_tenant(select(RequestEvent), RequestEvent, ctx.tenant_id)
+        .where(RequestEvent.request_id == request.id, RequestEvent.kind == "appealed")
+        .order_by(RequestEvent.at.desc(), RequestEvent.id.desc())
+        .limit(1)
+    )
+
+
+def _of_failure_to_act(event: RequestEvent | None) -> bool:
+    return event is not None and (event.details or {}).get("ground") == NO_ANSWER_IN_TIME
+
+
+def _statutory_due(ctx: TenantContext, request: RightsRequest) -> date:
+    """The due date the law sets (extension and pauses included): a tenant's faster promise
+    is no legal deadline, and being late on it opens no appeal."""
+    due = deadlines(ctx, request)
+    return due.statutory_due or due.due
+
+
+def late_since(ctx: TenantContext, request: RightsRequest, today: date) -> date | None:
+    """The due date the law set, when it has passed without an answer from us (None: not
+    late, answered, or waiting on the requester to confirm)."""
+    if RequestState(request.state) not in LATE_APPEALABLE:
+        return None
+    due = _statutory_due(ctx, request)
+    return due if today > due else None
+
+
+def appeal_refusal(ctx: TenantContext, request: RightsRequest) -> str | None:
+    """Why the requester cannot appeal now, or None when they can (where the law grants an
+    appeal): an answer (completed or refused), once; our failure to answer in time (the
+    request open past its due date), once — and the answer given after it, once more."""
+    law = rule(request)
+    if law.appeal is None:
+        return f"{law.name} grants no appeal; a complaint goes to {law.complaint}"
+    already = f"this request was appealed already; a further complaint goes to {law.complaint}"
+    state = RequestState(request.state)
+    if state in (S.COMPLETED, S.DENIED):
+        # An appeal of our silence left the answer to come open to an appeal of its own.
+        if request.appeal_received_at is None or _of_failure_to_act(last_appeal(ctx, request)):
+            return None
+        return already
+    if request.appeal_received_at is not None:
+        return already
+    if state is S.AWAITING_VERIFICATION:
+        return (
+            "this request waits for the requester to confirm who they are: "
+            "it cannot be appealed as unanswered"
+        )
+    if state not in LATE_APPEALABLE:
+        return "a closed request that was not answered cannot be appealed"
+    due = _statutory_due(ctx, request)
+    if utcnow().date() <= due:
+        return (
+            f"the time to answer runs until {due.isoformat()}: "
+            "our failure to answer can be appealed after that day"
+        )
+    return None
+
+
 def appeal(ctx: TenantContext, request: RightsRequest) -> RightsRequest:
-    """The requester appeals a denial or an answer, where the state grants an appeal."""
+    """The requester appeals a denial or an answer, or our failure to answer in time, where
+    the state grants an appeal. An appeal of our failure to act leaves the duty to answer in
+    place (`decide_appeal`)."""
     law = rule(request)
     if law.appeal is None:
         raise InvalidInput(f"{law.name} grants no appeal; a complaint goes to {law.complaint}")
-    if request.appeal_received_at is not None:
-        raise Conflict(
-            f"this request was appealed already; a further complaint goes to {law.complaint}"
-        )
+    lock(ctx, request)  # a second appeal at once finds the first
+    refusal = appeal_refusal(ctx, request)
+    if refusal is not None:
+        raise Conflict(refusal)
+    details: dict[str, Any] | None = None
+    if RequestState(request.state) in LATE_APPEALABLE:
+        due = _statutory_due(ctx, request)
+        details = {"ground": NO_ANSWER_IN_TIME, "due": due.isoformat()}
     request.appeal_received_at = utcnow()
-    return transition(ctx, request, S.APPEALED, "appealed")
+    request.appeal_extended = False  # an extension of an earlier appeal (of our silence)
+    request.appeal_decided_at = None
+    return transition(ctx, request, S.APPEALED, "appealed", details)
 
 
 def extend_appeal(ctx: TenantContext, request: RightsRequest, reason: str) -> RightsRequest:
@@ -320,6 +403,25 @@ def extend_appeal(ctx: TenantContext, request: RightsRequest, reason: str) -> Ri
 def decide_appeal(
     ctx: TenantContext, request: RightsRequest, *, grant: bool, reason: str
 ) -> RightsRequest:
+    """Decide the appeal. An appeal of our failure to answer in time is decided by answering:
+    granted, the request returns to where it stood (still to be verified, verified, or in
+    progress; a pause it was in is over — the requester came back), never closed
+    unanswered; refusing it is a Conflict."""
+    lock(ctx, request)
+    if RequestState(request.state) is not S.APPEALED:
+        raise Conflict("only an appealed request's appeal can be decided")
+    made = last_appeal(ctx, request)
+    if _of_failure_to_act(made):
+        assert made is not None
+        if not grant:
+            raise Conflict(
+                "an appeal of our failure to answer in time is decided by answering the "
+                "request: grant it, then answer"
+            )
+        request.appeal_decided_at = utcnow()
+        left = RequestState(made.from_state) if made.from_state else S.IN_PROGRESS
+        back = left if left in (S.RECEIVED, S.VERIFIED) else S.IN_PROGRESS
+        return transition(ctx, request, back, "appeal_granted", {"ground": NO_ANSWER_IN_TIME})
     request.appeal_decided_at = utcnow()
     if grant:
         return transition(ctx, request, S.IN_PROGRESS, "appeal_granted")
