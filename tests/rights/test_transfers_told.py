@@ -10,6 +10,8 @@ import zipfile
 
 import pytest
 
+from pledge.audit import service as audit
+from pledge.audit.events import AuditEvent
 from pledge.core.errors import InvalidInput
 from pledge.rights import bundle, recipients
 from pledge.runtime import Runtime
@@ -144,6 +146,38 @@ def test_an_unknown_mechanism_is_refused(runtime: Runtime) -> None:
         )
     with runtime.tenant_context("acme") as ctx:
         assert recipients.list_recipients(ctx) == []
+
+
+def test_adding_a_recipient_is_audited_with_where_the_data_goes(runtime: Runtime) -> None:
+    """A new recipient changes what every access answer and letter says: the audit trail
+    tells who added it, where it is and under which safeguard."""
+    make_tenant(runtime, "acme")
+    with runtime.tenant_context("acme") as ctx:
+        added, _secret = recipients.add_recipient(
+            ctx,
+            slug="crm",
+            name="CRM Inc.",
+            kind="sub_processor",
+            country="us",
+            webhook_url=None,
+            transfer_mechanism="standard_contractual_clauses",
+        )
+    with runtime.tenant_context("acme") as ctx:
+        entries = [
+            e.details
+            for e in audit.list_entries(ctx, limit=50)
+            if e.event == AuditEvent.RECIPIENT_ADDED.value
+        ]
+    assert entries == [
+        {
+            "recipient_id": str(added.id),
+            "slug": "crm",
+            "kind": "sub_processor",
+            "country": "US",
+            "transfer_mechanism": "standard_contractual_clauses",
+            "webhook": False,
+        }
+    ]
 
 
 def test_the_api_sets_validates_and_warns_of_the_mechanism(runtime: Runtime) -> None:

@@ -68,6 +68,8 @@ class AuditEvent(StrEnum):
     WEBHOOK_ENDPOINT_DEACTIVATED = "webhook.endpoint_deactivated"
     WEBHOOK_ENDPOINT_ACTIVATED = "webhook.endpoint_activated"
     WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated"  # noqa: S105 - an event name
+    RECIPIENT_ADDED = "recipient.added"
     TENANT_RETENTION_CLASS_SET = "tenant.retention_class_set"
     TENANT_RIGHTS_PROMISE_SET = "tenant.rights_promise_set"
     TENANT_CLOSING_DAYS_SET = "tenant.closing_days_set"
+    TENANT_CHILDREN_RULES_SET = "tenant.children_rules_set"

@@ -10,6 +10,8 @@ from sqlalchemy import select
 
 from pledge.access.context import TenantContext
 from pledge.access.scoping import for_tenant
+from pledge.audit import service as audit
+from pledge.audit.events import AuditEvent
 from pledge.core import validation
 from pledge.core.clock import utcnow
 from pledge.core.errors import Conflict, InvalidInput
@@ -115,6 +117,20 @@ def add_recipient(
     )
     ctx.session.add(recipient)
     ctx.session.flush()
+    # Who is told of people's corrections and erasures, and where their data goes: a change
+    # to that is a change to what the access answer and the letters say.
+    audit.record(
+        ctx,
+        AuditEvent.RECIPIENT_ADDED,
+        details={
+            "recipient_id": str(recipient.id),
+            "slug": slug,
+            "kind": kind,
+            "country": recipient.country,
+            "transfer_mechanism": mechanism,
+            "webhook": webhook_url is not None,
+        },
+    )
     return recipient, secret
 
 
