@@ -73,6 +73,9 @@ class Rule:
     free_requests_per_12_months: int = 0
     free_request_types: tuple[str, ...] = ()
     fee_allowed: str = "excessive_only"
+    # The law under which an agent's power of attorney stands in for the person's own
+    # confirmation (California: 11 CCR 7063(b)); "" where it cannot be claimed.
+    power_of_attorney: str = ""
 
 
 @dataclass(frozen=True)
@@ -215,6 +218,7 @@ def rule_for(jurisdiction: str, request_type: str) -> Rule:
         free_requests_per_12_months=int(entry.get("free_requests_per_12_months", 0)),
         free_request_types=tuple(entry.get("free_request_types", ())),
         fee_allowed=entry.get("fee_allowed", "excessive_only"),
+        power_of_attorney=entry.get("power_of_attorney", ""),
     )
 
 

@@ -32,13 +32,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import tomllib
 import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import cache
-from importlib import resources
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, delete, func, select
@@ -51,7 +48,7 @@ from pledge.core.clock import utcnow
 from pledge.core.config import get_settings
 from pledge.core.errors import Conflict, InvalidInput, NotFound, TooManyAttempts
 from pledge.core.ids import new_id, parse_id
-from pledge.rights import letters, transitions
+from pledge.rights import clock, letters, transitions
 from pledge.rights import service as rights
 from pledge.rights.models import (
     RequestState,
@@ -446,22 +443,14 @@ def verify_otherwise(
 # An agent's power of attorney (CCPA 11 CCR 7063(b))
 
 
-@cache
-def _power_of_attorney_laws() -> dict[str, str]:
-    """Jurisdiction → the law under which a power of attorney stands in for the person's
-    confirmation (rule data, `data/deadlines.toml`: key `power_of_attorney`)."""
-    raw = resources.files("pledge.rights").joinpath("data/deadlines.toml").read_text()
-    return {
-        code: str(entry["power_of_attorney"])
-        for code, entry in tomllib.loads(raw).items()
-        if entry.get("power_of_attorney")
-    }
-
-
 def power_of_attorney_law(jurisdiction: str) -> str | None:
-    """The law a power of attorney rests on in `jurisdiction`; None where it cannot be
-    claimed."""
-    return _power_of_attorney_laws().get(jurisdiction)
+    """The law a power of attorney rests on in `jurisdiction` (rule data, `data/deadlines.toml`:
+    key `power_of_attorney`); None where it cannot be claimed."""
+    return clock.rule_for(jurisdiction, "access").power_of_attorney or None
+
+
+def _power_of_attorney_places() -> list[str]:
+    return [j for j in clock.jurisdictions() if power_of_attorney_law(j)]
 
 
 def check_power_of_attorney(ctx: TenantContext, data: rights.RequestInput) -> None:
@@ -483,7 +472,7 @@ def check_power_of_attorney(ctx: TenantContext, data: rights.RequestInput) -> No
             "and e-mail"
         )
     if power_of_attorney_law(rights.resolve_jurisdiction(ctx, data.jurisdiction)) is None:
-        places = ", ".join(sorted(_power_of_attorney_laws())).replace("US-CA", "California")
+        places = ", ".join(_power_of_attorney_places()).replace("US-CA", "California")
         raise InvalidInput(
             f"a power of attorney replaces the person's confirmation only in {places}; "
             "send the agent's signed permission instead (the person confirms)"
