@@ -11,6 +11,10 @@ is reported and does not stop the others:
    date of a paused request follows the clock (a pause that stops it moves the due date day
    by day, so the queue never calls it overdue);
 3. the API's answers kept for an `Idempotency-Key` are forgotten after a day;
+   retention periods end (`subjects.retention`, decision 0014): what an erasure kept under
+   a class with a period is erased when the period is over (its class key shredded), and
+   interactions past the tenant's rule for their category are deleted — each in batches,
+   the rest left to the next cycle;
 4. the mail outbox is delivered (when the backend delivers; a dead sender's claims are
    released whatever the backend), and messages done with for
    `PLEDGE_MAIL_KEEP_DAYS` (90) are deleted — rights letters stay with their requests;
@@ -41,12 +45,17 @@ from pledge.mail import service as mail
 from pledge.notices import announcements
 from pledge.rights import workflow
 from pledge.runtime import Runtime
+from pledge.subjects import retention
 from pledge.tenants import service as tenants
 from pledge.webhooks import service as webhooks
 
 log = logging.getLogger("pledge.worker")
 
 WEBHOOK_LIMIT = 5000  # deliveries attempted per cycle at most
+# Per tenant and cycle: a first run on a large vault must not hold SQLite's write lock for
+# minutes; what is left is done by the next cycles.
+KEPT_PERIOD_LIMIT = 200  # subjects whose kept data's period is over, erased
+INTERACTION_RETENTION_LIMIT = 5000  # interactions past their rule's period, deleted
 
 
 @dataclass
@@ -56,6 +65,8 @@ class CycleReport:
     purged: int = 0
     paused_due_moved: int = 0  # paused requests whose cached due date moved with the pause
     purged_answers: int = 0  # the API's stored answers to Idempotency-Keys, a day old
+    retention_erased: int = 0  # subjects whose kept data's period was over, erased
+    interactions_expired: int = 0  # interactions past the tenant's rule, deleted
     # Filled in after each tenant's commit, when the messages were handed to the backend.
     mail_reports: list[mail.DeliveryReport] = field(default_factory=list)
     mail_purged: int = 0  # messages done with for PLEDGE_MAIL_KEEP_DAYS, deleted
@@ -83,6 +94,8 @@ class CycleReport:
             f"announced {self.announced}, closed unverified {self.closed_unverified}, "
             f"purged {self.purged} (and {self.purged_answers} stored API answers), "
             f"due dates of paused requests moved {self.paused_due_moved}, "
+            f"kept data erased at the end of its period {self.retention_erased}, "
+            f"interactions deleted by age {self.interactions_expired}, "
             f"mail sent {self.mail_sent} (failed {self.mail_failed}, cancelled "
             f"{self.mail_cancelled}, {self.mail_purged} old messages deleted), "
             f"webhooks delivered {self.webhooks_ok} (failing {self.webhooks_failing}, "
@@ -107,6 +120,16 @@ def _paused_due(ctx: TenantContext, report: CycleReport) -> None:
 
 def _idempotency(ctx: TenantContext, report: CycleReport) -> None:
     report.purged_answers += idempotency.purge_expired(ctx)
+
+
+def _kept_periods(ctx: TenantContext, report: CycleReport) -> None:
+    report.retention_erased += retention.end_kept_periods(ctx, KEPT_PERIOD_LIMIT)
+
+
+def _interaction_retention(ctx: TenantContext, report: CycleReport) -> None:
+    report.interactions_expired += retention.delete_expired_interactions(
+        ctx, INTERACTION_RETENTION_LIMIT
+    )
 
 
 def _mail(ctx: TenantContext, report: CycleReport) -> None:
@@ -138,6 +161,8 @@ STEPS: tuple[tuple[str, Callable[[TenantContext, CycleReport], None]], ...] = (
     ("rights", _rights),
     ("paused due dates", _paused_due),
     ("idempotent answers", _idempotency),
+    ("retention periods", _kept_periods),
+    ("interaction retention", _interaction_retention),
     ("mail", _mail),
     ("mail retention", _mail_retention),
     ("audit checkpoint", _audit_checkpoint),

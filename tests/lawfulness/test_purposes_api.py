@@ -188,6 +188,7 @@ CLIK_CHANNELS = {
     "sales-chat": {"record-keeping": LI, "product-info": CONSENT},
     "support-chat": {"support": LI},
     "newsletter": {"newsletter": CONSENT},
+    "complaint": {"complaints": LI},
     "status-page": {"status-updates": LI},
 }
 

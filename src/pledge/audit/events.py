@@ -73,3 +73,6 @@ class AuditEvent(StrEnum):
     TENANT_RIGHTS_PROMISE_SET = "tenant.rights_promise_set"
     TENANT_CLOSING_DAYS_SET = "tenant.closing_days_set"
     TENANT_CHILDREN_RULES_SET = "tenant.children_rules_set"
+    TENANT_INTERACTION_RETENTION_SET = "tenant.interaction_retention_set"
+    # Interactions deleted by the tenant's rule, a period after they occurred: a count.
+    INTERACTIONS_EXPIRED = "interaction.expired"

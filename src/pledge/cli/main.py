@@ -16,7 +16,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from pledge import presets
 from pledge.access import service as access
+from pledge.access.context import OPERATOR, TenantContext
 from pledge.access.permissions import Role, Scope, parse_scopes
 from pledge.audit import service as audit
 from pledge.campaigns import cli as campaigns_cli
@@ -45,10 +47,11 @@ from pledge.purposes import cli as purposes_cli
 from pledge.rights import cli as rights_cli
 from pledge.rights import service as rights_service
 from pledge.runtime import Runtime
-from pledge.subjects import erasure, importer, reading
+from pledge.subjects import erasure, importer, reading, retention
 from pledge.subjects.identity import IdentityKind
 from pledge.subjects.models import STANDARD_CLASS, DataSource
 from pledge.tenants import service as tenants
+from pledge.tenants.models import DEFAULT_CHILD_AGE, ChildrenPolicy
 from pledge.webhooks import cli as webhooks_cli
 
 app = typer.Typer(
@@ -199,10 +202,13 @@ def tenant_create(
     jurisdiction: Annotated[
         list[str] | None, typer.Option(help="EU, UK, CH, AU, US-CA, US-VA, US-CO, US-CT, US-UT")
     ] = None,
-    region: Annotated[str, typer.Option(help="Hosting region")] = "EU",
+    region: Annotated[
+        str | None, typer.Option(help="Hosting region (default: the preset's, else EU)")
+    ] = None,
     phone_region: Annotated[
-        str, typer.Option(help="Country for phone numbers without +code")
-    ] = "GB",
+        str | None,
+        typer.Option(help="Country for phone numbers without +code (default: preset's, else GB)"),
+    ] = None,
     require_totp: Annotated[bool, typer.Option(help="Every user needs a second factor")] = False,
     retention_class: Annotated[
         list[str] | None, typer.Option(help="Extra retention class, as name=description")
@@ -213,9 +219,29 @@ def tenant_create(
             help="A class an erasure keeps, as class=reason (the legal duty, told to the requester)"
         ),
     ] = None,
-    privacy_contact: Annotated[str, typer.Option(help="Privacy team contact")] = "",
+    keep_for: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--keep-for",
+            help="How long an erasure keeps a class, as class=period ('billing=7 years'); "
+            "then it is erased",
+        ),
+    ] = None,
+    privacy_contact: Annotated[
+        str | None, typer.Option(help="Privacy team contact (default: the preset's)")
+    ] = None,
+    preset: Annotated[
+        str | None, typer.Option(help="Start from a seed's practice (see `tenant presets`)")
+    ] = None,
 ) -> None:
-    """Create a tenant, its keys and its audit chain."""
+    """Create a tenant, its keys and its audit chain.
+
+    With --preset, the tenant is configured as the seed's company in the same transaction
+    (all or nothing); what the options do not give (jurisdictions, region, phone region,
+    privacy contact) comes from the preset.
+    """
+    if preset is not None:
+        presets.get_preset(preset)  # an unknown one: refused before anything is created
     classes = {}
     for item in retention_class or []:
         key, _, description = item.partition("=")
@@ -226,25 +252,66 @@ def tenant_create(
         if not sep:
             raise fail(f"--exempt {item[:40]!r}: give it as class=reason")
         exempt_on_erasure[key.strip()] = reason
+    periods = {}
+    for item in keep_for or []:
+        key, sep, period = item.partition("=")
+        if not sep:
+            raise fail(f"--keep-for {item[:40]!r}: give it as class=period, e.g. billing=7 years")
+        periods[key.strip()] = period
     runtime = open_runtime()
     try:
         with transaction(runtime.sessions) as session:
-            tenant = tenants.create_tenant(
-                session,
-                runtime.keystore,
-                slug=slug,
-                name=name,
-                jurisdictions=jurisdiction or [],
-                region=region,
-                phone_region=phone_region,
-                require_totp=require_totp,
-                retention_classes=classes,
-                exempt_on_erasure=exempt_on_erasure,
-                privacy_contact=privacy_contact,
-            )
-        console.print(f"Tenant [bold]{tenant.slug}[/] created ({tenant.id}).")
+            if preset is not None:
+                tenant = presets.create_tenant(
+                    session,
+                    runtime.keystore,
+                    preset,
+                    slug=slug,
+                    name=name,
+                    jurisdictions=jurisdiction or None,
+                    region=region,
+                    phone_region=phone_region,
+                    require_totp=require_totp,
+                    retention_classes=classes,
+                    exempt_on_erasure=exempt_on_erasure,
+                    privacy_contact=privacy_contact,
+                )
+                ctx = TenantContext(session, runtime.keystore, tenant, OPERATOR)
+                for cls, period in periods.items():
+                    if cls not in tenant.retention_classes:
+                        raise InvalidInput(f"no retention class {cls[:40]!r} to give a period")
+                    tenants.set_retention_class(ctx, cls, keep_for=period)
+            else:
+                tenant = tenants.create_tenant(
+                    session,
+                    runtime.keystore,
+                    slug=slug,
+                    name=name,
+                    jurisdictions=jurisdiction or [],
+                    region=region or "EU",
+                    phone_region=phone_region or "GB",
+                    require_totp=require_totp,
+                    retention_classes=classes,
+                    exempt_on_erasure=exempt_on_erasure,
+                    keep_for=periods,
+                    privacy_contact=privacy_contact or "",
+                )
+        started = f" from preset {preset}" if preset else ""
+        console.print(f"Tenant [bold]{tenant.slug}[/] created ({tenant.id}){started}.")
     finally:
         runtime.close()
+
+
+@tenant_app.command("presets")
+def tenant_presets() -> None:
+    """List the presets `tenant create --preset` starts a tenant from: the seeds' practices."""
+    # Lines, not a table: the descriptions would wrap to four lines each at 80 columns.
+    for preset_name, preset in presets.PRESETS.items():
+        console.print(f"[bold]{preset_name}[/]: {escape(preset.description)}", highlight=False)
+        console.print(
+            f"  jurisdictions {', '.join(preset.jurisdictions)}; hosted in {preset.region}",
+            highlight=False,
+        )
 
 
 @tenant_app.command("retention-class")
@@ -265,29 +332,90 @@ def tenant_retention_class(
     not_exempt: Annotated[
         bool, typer.Option("--not-exempt", help="An erasure takes this class again")
     ] = False,
+    keep_for: Annotated[
+        str | None,
+        typer.Option(
+            "--keep-for",
+            help="How long an erasure keeps this class ('7 years', '18 months', '90 days'); "
+            "then it is erased",
+        ),
+    ] = None,
+    no_period: Annotated[
+        bool, typer.Option("--no-period", help="What an erasure keeps stays with no end")
+    ] = False,
 ) -> None:
-    """Add a retention class to a tenant, or change its description or erasure exemption.
+    """Add a retention class to a tenant, or change how it is described, kept and erased.
 
     A class exempt from erasure is kept by every erasure request without a hold from staff,
     and the reason is told to the requester in the letter (`subjects erase` keeps what
     --keep names). With neither --exempt-on-erasure nor --not-exempt the exemption stays.
+    With --keep-for, what an erasure keeps of the class is erased by the worker that long
+    after the erasure (the letter says when); data kept longer already goes at once.
     """
     if exempt_on_erasure is not None and not_exempt:
         raise fail("give either --exempt-on-erasure or --not-exempt")
+    if keep_for is not None and no_period:
+        raise fail("give either --keep-for or --no-period")
     reason: str | tenants.Unchanged | None = tenants.UNCHANGED
     if exempt_on_erasure is not None:
         reason = exempt_on_erasure
     elif not_exempt:
         reason = None
+    period: str | tenants.Unchanged | None = None if no_period else keep_for or tenants.UNCHANGED
     runtime = open_runtime()
     try:
         with operator_context(runtime, tenant) as ctx:
-            done = tenants.set_retention_class(ctx, name, description, reason)
-            kept = "exempt_on_erasure" in ctx.tenant.retention_classes[name]
+            done = tenants.set_retention_class(ctx, name, description, reason, period)
+            record = ctx.tenant.retention_classes[name]
+            kept = "exempt_on_erasure" in record
+            kept_for = record.get("keep_for")
         state = "kept on erasure" if kept else "no longer kept on erasure" if not_exempt else ""
+        if kept_for:
+            state += f"{', ' if state else ''}erased {kept_for} after an erasure that keeps it"
+        elif no_period:
+            state += f"{', ' if state else ''}no period"
         console.print(
-            f"Retention class {name} {done} for {tenant}" + (f": {state}." if state else ".")
+            f"Retention class {name} {done} for {tenant}" + (f": {state}." if state else "."),
+            highlight=False,
         )
+    finally:
+        runtime.close()
+
+
+@tenant_app.command("interaction-retention")
+@reports_errors
+def tenant_interaction_retention(
+    tenant: TenantOpt,
+    category: Annotated[
+        str, typer.Option("--category", help="The interactions' data category, exactly")
+    ],
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="Only of this kind (call, chat, …)")
+    ] = None,
+    keep: Annotated[
+        str | None,
+        typer.Option("--keep", help="How long after they occurred ('12 months', '90 days')"),
+    ] = None,
+    remove: Annotated[bool, typer.Option("--remove", help="Remove the rule")] = False,
+) -> None:
+    """Delete interactions of a category (and kind) a period after they occurred.
+
+    The worker deletes them, in batches, and audits the count per person; a rule for a
+    kind wins over its category's rule for every kind. The access answer tells the period.
+    Copies in backups taken before stay readable until the person's erasure (decision 0014).
+    """
+    if (keep is not None) == remove:
+        raise fail("give either --keep PERIOD or --remove")
+    runtime = open_runtime()
+    try:
+        with operator_context(runtime, tenant) as ctx:
+            done = tenants.set_interaction_retention(ctx, category, kind, keep)
+            rules = retention.interaction_rules(ctx.tenant.interaction_retention)
+        console.print(f"Interaction rule {done} for {tenant}.", highlight=False)
+        for rule in rules:
+            console.print(
+                f"  {rule.describe()}: deleted {rule.keep} after they occurred", highlight=False
+            )
     finally:
         runtime.close()
 
@@ -384,6 +512,57 @@ def tenant_closing_days(
         runtime.close()
 
 
+DEFAULT_POLICY = ChildrenPolicy.CONSENT_NEEDS_PARENT.value
+CHILDREN_POLICIES = {
+    ChildrenPolicy.CONSENT_NEEDS_PARENT: (
+        "a child's consent, or a sale of their data, needs a parent's"
+    ),
+    ChildrenPolicy.NO_USE_WITHOUT_PARENT: (
+        "without a parent's consent a child's data serves only a legal obligation "
+        "or a vital interest"
+    ),
+    ChildrenPolicy.ERASE_ON_DISCOVERY: (
+        "without a parent's consent a child's data serves only a legal obligation "
+        "or a vital interest, and a subject marked such a child is erased at once"
+    ),
+}
+
+
+@tenant_app.command("children")
+@reports_errors
+def tenant_children(
+    tenant: TenantOpt,
+    age: Annotated[
+        int | None, typer.Option("--age", help="Under this age a person is a child (13-18)")
+    ] = None,
+    policy: Annotated[
+        str | None,
+        typer.Option("--policy", help="One of: " + ", ".join(CHILDREN_POLICIES)),
+    ] = None,
+) -> None:
+    """Show or set the tenant's children's rules.
+
+    A subject is marked a child by staff, or when a date of birth under the age is stored.
+    The policy says what the gate refuses a child without a parent's consent (GDPR Art. 8,
+    CCPA: their consent and a sale, the default; the seeds' stricter promises: every use
+    but what the law needs, or erasure). Changing it erases nobody marked before.
+    """
+    runtime = open_runtime()
+    try:
+        with operator_context(runtime, tenant) as ctx:
+            changed = tenants.set_children_rules(ctx, age, policy)
+            now_age, now_policy = ctx.tenant.child_age, ctx.tenant.children_policy
+        console.print(
+            f"Children at {tenant}: under {now_age}; {now_policy} "
+            f"({CHILDREN_POLICIES[ChildrenPolicy(now_policy)]}).",
+            highlight=False,
+        )
+        if age is not None or policy is not None:
+            console.print("Changed: " + (", ".join(changed) or "nothing") + ".", highlight=False)
+    finally:
+        runtime.close()
+
+
 @tenant_app.command("list")
 @reports_errors
 def tenant_list() -> None:
@@ -407,6 +586,12 @@ def tenant_list() -> None:
                 ]
                 if kept:
                     exempt.append(f"{t.slug}: {', '.join(kept)} kept on erasure")
+                for cls, period in sorted(retention.class_periods(t.retention_classes).items()):
+                    exempt.append(f"{t.slug}: {cls} erased {period} after an erasure")
+                for rule in retention.interaction_rules(t.interaction_retention):
+                    exempt.append(f"{t.slug}: {rule.describe()} deleted after {rule.keep}")
+                if (t.child_age, t.children_policy) != (DEFAULT_CHILD_AGE, DEFAULT_POLICY):
+                    exempt.append(f"{t.slug}: children under {t.child_age}, {t.children_policy}")
         console.print(table)
         for line in exempt:
             console.print(line, highlight=False)

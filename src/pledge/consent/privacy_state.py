@@ -23,6 +23,7 @@ from pledge.core.errors import InvalidInput, SubjectErased
 from pledge.purposes.models import Purpose
 from pledge.subjects import service as subjects
 from pledge.subjects.models import Subject, SubjectStatus
+from pledge.tenants.models import ChildrenPolicy
 from pledge.webhooks import service as webhooks
 
 # GDPR Art. 18 grounds, kept with the subject (`Subject.restriction_grounds`): one set through
@@ -200,18 +201,57 @@ def set_limit_sensitive(
 
 
 def set_child(
-    ctx: TenantContext, subject_id: uuid.UUID | str, *, is_child: bool, parental_consent: bool
+    ctx: TenantContext,
+    subject_id: uuid.UUID | str,
+    *,
+    is_child: bool,
+    parental_consent: bool,
+    source: str | None = None,
 ) -> Subject:
+    """Mark the subject a child (with or without a parent's consent) or an adult, audited.
+    Under the tenant's `erase_on_discovery` policy a child without a parent's consent is
+    erased at once, in this transaction (seed 000: "take immediate steps to delete"; seed
+    003: "delete all the personal information as quickly as possible"); the retention
+    classes kept on every erasure stay kept, as ever. `source`: where the knowledge came
+    from (the audit's; by default whether a parent consented, as before)."""
     subject = active_subject(ctx, subject_id)
     subject.is_child = is_child
     subject.parental_consent_at = utcnow() if (is_child and parental_consent) else None
-    _state_changed(
-        ctx,
-        subject,
-        "child" if is_child else "adult",
-        "parental_consent" if parental_consent else "",
-    )
+    if source is None:
+        source = "parental_consent" if parental_consent else ""
+    _state_changed(ctx, subject, "child" if is_child else "adult", source)
+    if (
+        is_child
+        and not parental_consent
+        and ctx.tenant.children_policy == ChildrenPolicy.ERASE_ON_DISCOVERY.value
+    ):
+        # Imported here: erasure ends restriction grounds through this module.
+        from pledge.subjects import erasure
+
+        _state_changed(
+            ctx, subject, "erased_as_child", f"children_policy:{ChildrenPolicy.ERASE_ON_DISCOVERY}"
+        )
+        erasure.erase_subject(ctx, subject.id)
     return subject
+
+
+def child_by_birth_date(ctx: TenantContext, subject_id: uuid.UUID, value: str) -> bool:
+    """A date of birth was stored for the subject: under the tenant's `child_age` the
+    subject is marked a child without a parent's consent (`set_child`: audited, and the
+    children's policy applies — it may erase them). Whether it marked them.
+
+    Only ever sets the flag. A child already marked keeps a parent's consent; a date showing
+    an adult lifts nothing, and nobody is unmarked on coming of age (no sweep): staff lift
+    the flag through the privacy state, as they set one they learnt of. A date that is not
+    an ISO date (YYYY-MM-DD), or in the future, is stored as given and changes nothing: the
+    age is guessed from nothing, and a guess could erase someone."""
+    if not subjects.birth_date_under(value, ctx.tenant.child_age, utcnow().date()):
+        return False
+    subject = subjects.get_subject_row(ctx, subject_id)
+    if subject.status != SubjectStatus.ACTIVE.value or subject.is_child:
+        return False
+    set_child(ctx, subject.id, is_child=True, parental_consent=False, source="date_of_birth")
+    return True
 
 
 def update_privacy_state(

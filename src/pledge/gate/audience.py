@@ -41,6 +41,7 @@ from pledge.core.clock import utcnow
 from pledge.core.ids import uuid_from_bytes
 from pledge.gate.service import (
     ADDRESS_KIND,
+    CHILD_WITHOUT_PARENT_BASES,
     NECESSARY_BASES,
     OBJECTABLE_BASES,
     RELATIONSHIP_BASES,
@@ -52,6 +53,7 @@ from pledge.preferences.models import ALL_MARKETING, ChannelOptOut, Suppression
 from pledge.purposes import service as purposes
 from pledge.purposes.models import LawfulBasis, Purpose
 from pledge.subjects.models import GATE_FLAGGED, Subject, SubjectIdentity, SubjectStatus
+from pledge.tenants.models import ChildrenPolicy, Tenant
 
 
 @dataclass(frozen=True)
@@ -79,11 +81,25 @@ def _optout_topics(purpose: Purpose, topic: str | None) -> list[str]:
     return ([ALL_MARKETING] if purpose.is_marketing else []) + ([topic] if topic else [])
 
 
-def _flags_deny(purpose: Purpose, *, use_limits: bool = True) -> ColumnElement[bool]:
+def _strict_children(tenant_id: uuid.UUID) -> ColumnElement[bool]:
+    """SQL: the tenant's children's policy refuses a child without a parent's consent more
+    than their consent and sale (`service.child_denied`). Read from the tenant's row, not
+    passed in: every caller of `audience_conditions` (campaign previews, the hygiene report)
+    follows the policy without knowing of it. Not correlated with the subject: run once."""
+    return exists().where(
+        Tenant.id == tenant_id,
+        Tenant.children_policy != ChildrenPolicy.CONSENT_NEEDS_PARENT.value,
+    )
+
+
+def _flags_deny(
+    tenant_id: uuid.UUID, purpose: Purpose, *, use_limits: bool = True
+) -> ColumnElement[bool]:
     """SQL over `subjects`: the subject's own state denies this purpose (erased — partially,
     for any basis but a legal obligation —, restricted, opted out of sale, limited sensitive
-    data, a child without a parent's consent). Without `use_limits`, the opt-out of sale and
-    the limit on sensitive data are left out: they limit a use, they do not end the basis."""
+    data, a child without a parent's consent, as the tenant's children's policy says).
+    Without `use_limits`, the opt-out of sale and the limit on sensitive data are left out:
+    they limit a use, they do not end the basis."""
     s = Subject
     basis = purpose.lawful_basis
     deny: list[ColumnElement[bool]] = [
@@ -96,8 +112,11 @@ def _flags_deny(purpose: Purpose, *, use_limits: bool = True) -> ColumnElement[b
         deny.append(s.sale_opt_out_at.is_not(None))
     if use_limits and basis not in NECESSARY_BASES and purposes.uses_sensitive_data(purpose):
         deny.append(s.limit_sensitive_at.is_not(None))
+    child = and_(s.is_child.is_(True), s.parental_consent_at.is_(None))
     if basis == LawfulBasis.CONSENT.value or purpose.is_sale_or_sharing:
-        deny.append(and_(s.is_child.is_(True), s.parental_consent_at.is_(None)))
+        deny.append(child)
+    elif basis not in CHILD_WITHOUT_PARENT_BASES:
+        deny.append(and_(child, _strict_children(tenant_id)))
     return or_(*deny)
 
 
@@ -122,7 +141,7 @@ def audience_conditions(
     basis = purpose.lawful_basis
     conds: list[ColumnElement[bool]] = [
         s.tenant_id == tenant_id,
-        not_(_flags_deny(purpose, use_limits=use_limits)),
+        not_(_flags_deny(tenant_id, purpose, use_limits=use_limits)),
     ]
     if _nobody(purpose, channel, now):
         conds.append(s.id.is_(None))  # nobody
@@ -243,7 +262,9 @@ def audience_sets(
         include.append(ids_of(s.id).where(s.tenant_id == tenant_id))
     exclude: list[Select[Any]] = [
         # The partial index of subjects in an exceptional state: a few percent of them.
-        ids_of(s.id).where(s.tenant_id == tenant_id, text(GATE_FLAGGED), _flags_deny(purpose))
+        ids_of(s.id).where(
+            s.tenant_id == tenant_id, text(GATE_FLAGGED), _flags_deny(tenant_id, purpose)
+        )
     ]
     if basis != LawfulBasis.LEGAL_OBLIGATION.value:
         # Partially erased subjects (not in that partial index): a range of

@@ -14,6 +14,9 @@ particular channel, i.e. it has
   purpose applies to the people it was recorded for, not to everyone the tenant holds —
   otherwise a single "keep marketing preferences" obligation (seed 004) would justify keeping
   every contact for ever.
+A child without a parent's consent, under a tenant's stricter children's policy, keeps a basis
+only for a legal obligation or vital-interest purpose recorded for them (the gate's rule): the
+seeds that set such a policy promise not to hold such a child's data at all.
 Restricted subjects are left out: GDPR Art. 18(1)(b)-(c) restriction is what a person asks
 for *instead of* erasure, so the data must be stored. Partially erased subjects hold only data
 kept under a legal duty and are left out too.

@@ -46,6 +46,7 @@ from pledge.purposes.models import Channel, LawfulBasis, Purpose
 from pledge.subjects import service as subjects
 from pledge.subjects.identity import IdentityKind
 from pledge.subjects.models import Subject, SubjectIdentity, SubjectStatus
+from pledge.tenants.models import ChildrenPolicy
 
 
 class Reason(StrEnum):
@@ -78,6 +79,14 @@ OBJECTABLE_BASES = {
 # CPRA "limit the use of sensitive PI" leaves uses necessary for the service itself.
 NECESSARY_BASES = {
     LawfulBasis.CONTRACT.value,
+    LawfulBasis.LEGAL_OBLIGATION.value,
+    LawfulBasis.VITAL_INTEREST.value,
+}
+# What a child's data serves without a parent's consent under a tenant's stricter children's
+# policy: what the law itself needs. A legal obligation (records a law makes the tenant keep)
+# and a vital interest (GDPR Art. 6(1)(d): protecting the child's life cannot wait for a
+# parent). A contract, a legitimate interest or a public task is a use the policy forbids.
+CHILD_WITHOUT_PARENT_BASES = {
     LawfulBasis.LEGAL_OBLIGATION.value,
     LawfulBasis.VITAL_INTEREST.value,
 }
@@ -470,6 +479,28 @@ def _erased_for(status: str, basis: str) -> bool:
     )
 
 
+def child_denied(policy: str, basis: str, is_sale_or_sharing: bool) -> bool:
+    """A child without a parent's consent is refused a purpose of this basis under the
+    tenant's children's policy (`audience._flags_deny` says the same in SQL)."""
+    if basis == LawfulBasis.CONSENT.value or is_sale_or_sharing:
+        # GDPR Art. 8; CCPA 1798.120(c): a child's consent or sale needs a parent.
+        return True
+    # Seeds 000, 001 §10, 003: no use at all but what the law needs.
+    return (
+        policy != ChildrenPolicy.CONSENT_NEEDS_PARENT.value
+        and basis not in CHILD_WITHOUT_PARENT_BASES
+    )
+
+
+def _children_policy(ctx: TenantContext, subject: _SubjectState) -> str:
+    """The tenant's children's policy where it can matter — a child without a parent's
+    consent — else the default: the check reads the tenant's row only for such a child (a
+    check is one query; the tenant's row is not among them)."""
+    if subject.is_child and subject.parental_consent_at is None:
+        return ctx.tenant.children_policy
+    return ChildrenPolicy.CONSENT_NEEDS_PARENT.value
+
+
 def _reasons(
     subject: _SubjectState,
     purpose: _PurposeRules,
@@ -477,6 +508,7 @@ def _reasons(
     topic: str | None,
     at: datetime,
     facts: _Facts,
+    children_policy: str,
 ) -> list[Reason]:
     """The rules, on the facts read (the order of the reasons is part of the answer)."""
     if _erased_for(subject.status, purpose.lawful_basis):
@@ -528,9 +560,8 @@ def _reasons(
     if (
         subject.is_child
         and subject.parental_consent_at is None
-        and (basis == LawfulBasis.CONSENT.value or purpose.is_sale_or_sharing)
+        and child_denied(children_policy, basis, purpose.is_sale_or_sharing)
     ):
-        # GDPR Art. 8; CCPA 1798.120(c): a child's consent or sale needs a parent.
         reasons.append(Reason.CHILD_WITHOUT_PARENTAL_CONSENT)
     return reasons
 
@@ -550,7 +581,7 @@ def evaluate(
         return [Reason.SUBJECT_ERASED]
     needs = _needs(purpose, channel, topic, past=at < now)
     facts = _facts(ctx, subject.id, purpose, channel, topic, at, needs)
-    return _reasons(subject, purpose, channel, topic, at, facts)
+    return _reasons(subject, purpose, channel, topic, at, facts, _children_policy(ctx, subject))
 
 
 # Every fact any purpose's rules read: a check reads them all with the purpose, in one
@@ -641,7 +672,9 @@ def may(
         raise InvalidInput(f"unknown topic {topic[:60]!r}")
     facts = _Facts.from_row(_ALL_FACTS[when < now], row[_N_PURPOSE + _N_SUBJECT : -1])
     facts = facts.masked(needs)
-    reasons = _reasons(subject, purpose, channel, topic, when, facts)
+    reasons = _reasons(
+        subject, purpose, channel, topic, when, facts, _children_policy(ctx, subject)
+    )
     decision = Decision(
         not reasons, subject.id, purpose.slug, purpose.lawful_basis, channel, topic, when, reasons
     )

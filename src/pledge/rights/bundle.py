@@ -28,7 +28,7 @@ from pledge.purposes.models import LawfulBasis, Purpose
 from pledge.rights import clock
 from pledge.rights.models import Recipient
 from pledge.rights.recipients import SAFEGUARDS, is_transferred
-from pledge.subjects import reading
+from pledge.subjects import reading, retention
 from pledge.subjects.categories import describe
 from pledge.web.templating import templates
 
@@ -103,10 +103,7 @@ def art15_information(
         ),
         "recipients": [{"name": r.name, "kind": r.kind, "country": r.country} for r in recipients],
         "transfers": _transfers(ctx, recipients),
-        "retention": {
-            name: cls.get("description", name) for name, cls in ctx.tenant.retention_classes.items()
-        }
-        | {"standard": "kept while needed for the purposes listed, then erased"},
+        "retention": _retention(ctx),
         "consent_history": [
             {
                 "at": e.record.recorded_at.isoformat(),
@@ -122,6 +119,25 @@ def art15_information(
         "portability and withdraw consent at any time. "
         f"You may complain to {rule.complaint}.",
     }
+
+
+def _retention(ctx: TenantContext) -> dict[str, str]:
+    """For how long each kind of data is kept (GDPR Art. 15(1)(d)): per retention class,
+    with what an erasure keeps and the period after which it is erased; per interaction
+    rule, the period after which those interactions are deleted."""
+    periods = retention.class_periods(ctx.tenant.retention_classes)
+    told: dict[str, str] = {}
+    for name, cls in ctx.tenant.retention_classes.items():
+        said = str(cls.get("description", name))
+        if cls.get("exempt_on_erasure"):
+            said += f"; kept after an erasure: {cls['exempt_on_erasure']}"
+        if name in periods:
+            said += f"; erased {periods[name]} after an erasure that keeps it"
+        told[name] = said
+    told["standard"] = "kept while needed for the purposes listed, then erased"
+    for rule in retention.interaction_rules(ctx.tenant.interaction_retention):
+        told[rule.describe()] = f"deleted {rule.keep} after they occurred"
+    return told
 
 
 def _transfers(ctx: TenantContext, recipients: Iterable[Recipient]) -> list[dict[str, Any]]:

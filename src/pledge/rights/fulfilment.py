@@ -28,7 +28,7 @@ from pledge.purposes.models import LawfulBasis
 from pledge.rights import bundle, downloads, immediate, letters, transitions
 from pledge.rights import service as rights
 from pledge.rights.models import Recipient, RequestState, RequestType, RightsRequest
-from pledge.subjects import erasure, reading
+from pledge.subjects import erasure, reading, retention
 from pledge.subjects import service as subjects
 from pledge.subjects.models import STANDARD_CLASS, SubjectStatus
 from pledge.subjects.service import FieldInput
@@ -363,8 +363,18 @@ def _erasure(
     first = subjects.get_subject_row(ctx, subject_id).erased_at is None
     reached = letters.reach_erasure(ctx, subject_id) if first else letters.Reached()
     result = erasure.erase_subject(ctx, subject_id, keep_classes=list(holds))
+    # A class with a period says for how long: the worker erases it then (`subjects.retention`).
+    until = retention.kept_until(ctx, subject_id, result.kept_classes)
+    periods = retention.class_periods(ctx.tenant.retention_classes)
     kept = [
-        f"{cls}: {reason}" for cls, reason in sorted(holds.items()) if cls in result.kept_classes
+        f"{cls}: {reason}"
+        + (
+            f" (kept for {periods[cls]}, then erased on {until[cls].strftime('%d %B %Y')})"
+            if cls in until
+            else ""
+        )
+        for cls, reason in sorted(holds.items())
+        if cls in result.kept_classes
     ]
     # What was re-sealed is gone with the standard key (unless that class is held).
     files = reached.files_deleted + (

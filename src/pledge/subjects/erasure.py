@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result, delete, select, update
+from sqlalchemy import CursorResult, Result, delete, func, select, update
 
 from pledge.access.context import TenantContext
 from pledge.audit import service as audit
@@ -71,6 +71,7 @@ def erase_subject(
     *,
     keep_classes: Iterable[str] = (),
     erase_exempt: bool = False,
+    reason: str | None = None,
 ) -> ErasureResult:
     """Crypto-shred a subject: destroy its data keys first, then delete its rows.
 
@@ -80,7 +81,10 @@ def erase_subject(
     no one naming them, unless `erase_exempt` (their legal period is over). Identities are
     always removed: nobody can look the person up again. The result's `kept_classes` are
     those that still hold data. Idempotent: erasing twice, or finishing an interrupted
-    erasure, is safe.
+    erasure, is safe. `reason`: why, when no request asked (the audit entry says it).
+
+    The subject's `erased_at` is that of the first erasure: a kept class's period runs from
+    it (`subjects.retention`), and erasing again must not lengthen it.
     """
     subject = get_subject_row(ctx, subject_id)
     asked = set(keep_classes)
@@ -144,7 +148,9 @@ def erase_subject(
     ctx.session.execute(
         update(Subject)
         .where(Subject.tenant_id == tid, Subject.id == subject.id)
-        .values(status=status.value, erased_at=now, updated_at=now)
+        .values(
+            status=status.value, erased_at=func.coalesce(Subject.erased_at, now), updated_at=now
+        )
     )
     if status is SubjectStatus.ERASED:
         # Nothing of the person is left to restrict. What a partial erasure keeps stays
@@ -155,6 +161,7 @@ def erase_subject(
         ctx,
         AuditEvent.SUBJECT_ERASED,
         subject_id=subject.id,
-        details={k: v for k, v in result.as_dict().items() if k != "subject_id"},
+        details={k: v for k, v in result.as_dict().items() if k != "subject_id"}
+        | ({"reason": reason} if reason else {}),
     )
     return result

@@ -12,7 +12,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -54,9 +54,12 @@ from pledge.subjects.vault import (
     seal_payload,
     seal_record,
 )
+from pledge.tenants.models import ChildrenPolicy
 
 FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MAX_VALUE_CHARS = 10_000
+# The category of a date of birth (data/categories.json): the age a child is known by.
+DATE_OF_BIRTH = "user.demographic.date_of_birth"
 _FIELD_BY_KIND = {kind: name for kind, (name, _cat) in IDENTITY_FIELDS.items()}
 _KIND_BY_FIELD = {name: kind for kind, name in _FIELD_BY_KIND.items()}
 
@@ -139,7 +142,40 @@ def prepare_subject(
     ]
     if not identities:
         raise InvalidInput("a subject needs at least one identity: email, phone or external_id")
+    _refuse_a_child(ctx, fields.values(), now.date())
     return PreparedSubject(fields, identities, {f.retention_class for f in fields.values()})
+
+
+def birth_date_under(value: str, age: int, today: date) -> bool:
+    """Whether `value`, an ISO date of birth (YYYY-MM-DD), is that of someone under `age` on
+    `today`. A value that is no such date, or in the future, is not: the age is guessed from
+    nothing, and a guess could erase someone."""
+    try:
+        born = date.fromisoformat(value.strip())
+    except ValueError:
+        return False
+    if born > today:
+        return False
+    lived = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+    return lived < age
+
+
+def _refuse_a_child(ctx: TenantContext, fields: Iterable[StoredField], today: date) -> None:
+    """A tenant that keeps no data of children (`erase_on_discovery`; seeds 000 and 003: "not
+    allowed for anyone under the age of 18 to provide any personal information") refuses a
+    new subject whose date of birth is a child's, before anything is stored: storing them to
+    erase them at once would leave an erased subject for every child who filled in a form.
+    One learnt of later (a date corrected, staff marking them) is erased then
+    (`consent.privacy_state.set_child`)."""
+    births = [f.value for f in fields if f.category == DATE_OF_BIRTH]
+    if not births or ctx.tenant.children_policy != ChildrenPolicy.ERASE_ON_DISCOVERY.value:
+        return
+    age = ctx.tenant.child_age
+    if any(birth_date_under(b, age, today) for b in births):
+        raise InvalidInput(
+            f"{ctx.tenant.name} keeps no personal data of children under {age}: the date of "
+            "birth given is a child's, and nothing was stored"
+        )
 
 
 def existing_identities(
@@ -233,6 +269,9 @@ def store_subjects(
     bulk_insert(ctx.session, SubjectIdentity, identities)
     bulk_insert(ctx.session, SubjectRecord, records)
     audit.record_many(ctx, entries)
+    for sid, p in zip(ids, prepared, strict=True):
+        for f in p.fields.values():
+            _birth_date_stored(ctx, sid, f)
     return ids
 
 
@@ -476,7 +515,20 @@ def rectify_field(ctx: TenantContext, subject_id: uuid.UUID | str, item: FieldIn
             "change": "replaced" if previous else "added",
         },
     )
+    if not kept_only:
+        _birth_date_stored(ctx, subject.id, new)
     return new
+
+
+def _birth_date_stored(ctx: TenantContext, subject_id: uuid.UUID, stored: StoredField) -> None:
+    """Every field written passes here (creation, import, intake, rectification): a date of
+    birth under the tenant's child age marks the subject a child (LAW.md "Children")."""
+    if stored.category != DATE_OF_BIRTH:
+        return
+    # Imported here: the privacy state reads subjects through this module.
+    from pledge.consent import privacy_state
+
+    privacy_state.child_by_birth_date(ctx, subject_id, stored.value)
 
 
 def _reindex(ctx: TenantContext, subject_id: uuid.UUID, kind: IdentityKind, value: str) -> None:

@@ -23,9 +23,11 @@ from pledge.crypto.keystore import KeyStore
 from pledge.rights import service as rights
 from pledge.rights.clock import Duration
 from pledge.rights.models import OPEN_STATES, RequestType, RightsRequest
-from pledge.subjects.models import STANDARD_CLASS
+from pledge.subjects.categories import check_category
+from pledge.subjects.models import STANDARD_CLASS, InteractionKind
+from pledge.subjects.retention import Period, interaction_rules
 from pledge.tenants.jurisdictions import Jurisdiction
-from pledge.tenants.models import Tenant
+from pledge.tenants.models import MAX_CHILD_AGE, MIN_CHILD_AGE, ChildrenPolicy, Tenant
 
 SLUG = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
 CLASS_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -39,7 +41,7 @@ MIN_CLOSING_DAY, MAX_CLOSING_DAY = date(2000, 1, 1), date(2099, 12, 31)
 
 
 class Unchanged(Enum):
-    """`set_retention_class`'s "leave the exemption as it is"."""
+    """`set_retention_class`'s "leave the exemption (or the period) as it is"."""
 
     UNCHANGED = "unchanged"
 
@@ -71,6 +73,16 @@ def _exempt_reason(name: str, reason: str) -> str:
     return reason
 
 
+def _keep_for(name: str, period: str) -> str:
+    """How long an erasure keeps class `name` ("7 years"), as stored."""
+    if name == STANDARD_CLASS:
+        raise InvalidInput(
+            "the standard class has no period: keep the records a law requires in a class "
+            "of their own"
+        )
+    return str(Period.parse(period))
+
+
 def create_tenant(
     session: Session,
     keystore: KeyStore,
@@ -83,12 +95,13 @@ def create_tenant(
     require_totp: bool = False,
     retention_classes: dict[str, str] | None = None,
     exempt_on_erasure: dict[str, str] | None = None,
+    keep_for: dict[str, str] | None = None,
     privacy_contact: str = "",
     actor: Actor = OPERATOR,
 ) -> Tenant:
     """A tenant with its key and audit chain. `retention_classes`: extra classes (name →
     description); `exempt_on_erasure`: those of them an erasure keeps (name → the legal
-    duty, told to the requester)."""
+    duty, told to the requester); `keep_for`: how long it keeps them (name → "7 years")."""
     if not SLUG.match(slug):
         raise InvalidInput(
             "a tenant slug is 2-40 lower-case letters, digits or hyphens, starting with a letter"
@@ -111,6 +124,12 @@ def create_tenant(
             )
         kept = _exempt_reason(cls, reason)  # refuses the standard class
         records[cls]["exempt_on_erasure"] = kept
+    for cls, period in (keep_for or {}).items():
+        if cls not in records and cls != STANDARD_CLASS:
+            raise InvalidInput(
+                f"no retention class {cls[:40]!r} to give a period: declare it first"
+            )
+        records[cls]["keep_for"] = _keep_for(cls, period)  # refuses the standard class
     # The region national numbers (no +code) are read in: one the phone library knows, or
     # every such number would later be refused as "not a phone number".
     if phone_region.upper() not in phonenumbers.SUPPORTED_REGIONS:
@@ -143,6 +162,7 @@ def create_tenant(
             "jurisdictions": codes,
             "retention_classes": sorted(classes),
             "exempt_on_erasure": sorted(c for c, r in records.items() if "exempt_on_erasure" in r),
+            "keep_for": {c: r["keep_for"] for c, r in sorted(records.items()) if "keep_for" in r},
         },
     )
     return tenant
@@ -153,11 +173,15 @@ def set_retention_class(
     name: str,
     description: str | None = None,
     exempt_reason: str | Unchanged | None = UNCHANGED,
+    keep_for: str | Unchanged | None = UNCHANGED,
 ) -> Literal["added", "changed"]:
     """Add retention class `name` to the tenant or change it, audited. `description`: None
     keeps it (a new class is described by its name); `exempt_reason`: the legal duty for
     which an erasure keeps the class (told to the requester), None for none, UNCHANGED to
-    leave it as it is."""
+    leave it as it is; `keep_for`: how long ("7 years", "18 months", "90 days"), counted
+    from the erasure that kept the class, after which the worker erases it (None: for ever,
+    until an erasure of the exempt data; UNCHANGED as it is). A period set or shortened now
+    applies to data kept before: what has been kept longer is erased at the next cycle."""
     _class_name(name)
     if description is not None:
         description = description.strip()
@@ -168,6 +192,7 @@ def set_retention_class(
     reason = exempt_reason
     if isinstance(reason, str):
         reason = _exempt_reason(name, reason)
+    period = _keep_for(name, keep_for) if isinstance(keep_for, str) else keep_for
     tenant = ctx.tenant
     # Read again under a lock (PostgreSQL; SQLite's writers take turns): two operators
     # changing two classes at once must not write back each other's stale copy.
@@ -182,6 +207,10 @@ def set_retention_class(
         record.pop("exempt_on_erasure", None)
     elif isinstance(reason, str):
         record["exempt_on_erasure"] = reason
+    if period is None:
+        record.pop("keep_for", None)
+    elif isinstance(period, str):
+        record["keep_for"] = period
     current[name] = record
     # A new dict: the JSON column sees a change only when it is assigned.
     tenant.retention_classes = current
@@ -192,7 +221,9 @@ def set_retention_class(
             "class": name,
             "added": added,
             "exempt_on_erasure": "exempt_on_erasure" in record,
-        },
+        }
+        # The period when there is one, or None when it was just removed.
+        | ({"keep_for": record.get("keep_for")} if "keep_for" in record or period is None else {}),
     )
     return "added" if added else "changed"
 
@@ -315,6 +346,87 @@ def set_closing_days(
         },
     )
     return days, moved
+
+
+def set_children_rules(
+    ctx: TenantContext, child_age: int | None = None, policy: str | None = None
+) -> list[str]:
+    """The tenant's children's rules: under `child_age` (13-18) a person is a child;
+    `policy` (a `ChildrenPolicy`) says what the gate refuses a child without a parent's
+    consent. None leaves a setting as it is. Audited; which settings changed.
+
+    Nobody is erased by the change itself: `erase_on_discovery` applies to a subject marked a
+    child from then on (a child marked before is refused every use, and the hygiene report
+    lists them once no basis is left)."""
+    if child_age is not None and not MIN_CHILD_AGE <= child_age <= MAX_CHILD_AGE:
+        raise InvalidInput(
+            f"a child's age is between {MIN_CHILD_AGE} and {MAX_CHILD_AGE} "
+            "(GDPR Art. 8: 16, or as low as 13 where a member state says so)"
+        )
+    if policy is not None and policy not in {p.value for p in ChildrenPolicy}:
+        known = ", ".join(p.value for p in ChildrenPolicy)
+        raise InvalidInput(f"unknown children's policy {policy[:40]!r} (known: {known})")
+    tenant = ctx.tenant
+    # Read again under a lock (PostgreSQL; SQLite's writers take turns): two operators
+    # changing the rules at once must not write back each other's stale copy.
+    ctx.session.flush()
+    ctx.session.refresh(tenant, with_for_update=True)
+    changed: list[str] = []
+    if child_age is not None and child_age != tenant.child_age:
+        tenant.child_age = child_age
+        changed.append("child_age")
+    if policy is not None and policy != tenant.children_policy:
+        tenant.children_policy = policy
+        changed.append("children_policy")
+    if changed:
+        ctx.session.flush()  # the gate's SQL reads the policy from the row
+        audit.record(
+            ctx,
+            AuditEvent.TENANT_CHILDREN_RULES_SET,
+            details={
+                "changed": changed,
+                "child_age": tenant.child_age,
+                "children_policy": tenant.children_policy,
+            },
+        )
+    return changed
+
+
+def set_interaction_retention(
+    ctx: TenantContext, category: str, kind: str | None, keep: str | None
+) -> Literal["added", "changed", "removed"]:
+    """The tenant's rule: interactions of `category` (of `kind` only, if given) are deleted
+    `keep` ("12 months") after they occurred, by the worker; None removes the rule. A rule
+    for a kind wins over its category's rule. Audited."""
+    problem = check_category(category)
+    if problem:
+        raise InvalidInput(f"category {category[:120]!r} {problem}")
+    if kind is not None and kind not in InteractionKind._value2member_map_:
+        raise InvalidInput(f"kind must be one of: {', '.join(k.value for k in InteractionKind)}")
+    period = str(Period.parse(keep)) if keep is not None else None
+    tenant = ctx.tenant
+    # Read again under a lock (PostgreSQL; SQLite's writers take turns): two operators
+    # changing two rules at once must not write back each other's stale copy.
+    ctx.session.flush()
+    ctx.session.refresh(tenant, with_for_update=True)
+    rules = [r.as_json() for r in interaction_rules(tenant.interaction_retention)]
+    others = [r for r in rules if (r["category"], r["kind"]) != (category, kind)]
+    if period is None:
+        if len(others) == len(rules):
+            what = f"{category} ({kind})" if kind else category
+            raise InvalidInput(f"no interaction rule for {what} to remove")
+        outcome: Literal["added", "changed", "removed"] = "removed"
+    else:
+        outcome = "added" if len(others) == len(rules) else "changed"
+        others.append({"category": category, "kind": kind, "keep": period})
+    # A new list: the JSON column sees a change only when it is assigned.
+    tenant.interaction_retention = sorted(others, key=lambda r: (r["category"], r["kind"] or ""))
+    audit.record(
+        ctx,
+        AuditEvent.TENANT_INTERACTION_RETENTION_SET,
+        details={"category": category, "kind": kind, "keep": period, "outcome": outcome},
+    )
+    return outcome
 
 
 def get_tenant_by_slug(session: Session, slug: str) -> Tenant:
