@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from pledge.access import invitations
 from pledge.access import service as access
 from pledge.access.models import StaffInvitation, User
 from pledge.access.permissions import Role, Scope
@@ -77,7 +78,7 @@ def _link_path(html: str) -> str:
 
 def _invite(runtime: Runtime, email: str = NEWCOMER, role: str = "agent") -> str:
     with runtime.tenant_context("acme") as ctx:
-        _invitation, token = access.invite_user(ctx, email=email, role=role)
+        _invitation, token = invitations.invite_user(ctx, email=email, role=role)
     return token
 
 
@@ -208,7 +209,7 @@ def test_the_link_secret_is_a_digest_and_the_address_is_sealed(
         )
         assert secret.encode() not in stored and NEWCOMER.encode() not in stored
         assert row.secret_digest == hashlib.sha256(secret.encode()).digest()
-        assert access.invitation_email(ctx.keystore, row) == NEWCOMER
+        assert invitations.invitation_email(ctx.keystore, row) == NEWCOMER
         assert row.expires_at - row.created_at == timedelta(hours=72)
 
 
@@ -310,7 +311,7 @@ def test_an_api_key_never_makes_an_owner_nor_grants_more_than_it_holds(
     assert r.status_code == 403 and "subjects:erase" in r.json()["detail"]
     assert narrow.patch(f"/api/v1/users/{agent_id}", json={"role": "viewer"}).status_code == 403
     with runtime.tenant_context("acme") as ctx:
-        assert access.list_invitations(ctx) == []
+        assert invitations.list_invitations(ctx) == []
     assert _user(runtime, AGENT).role == "agent"
 
 
@@ -402,7 +403,7 @@ def test_the_team_page_and_link_need_users_manage(runtime: Runtime, tenant: str)
     r = owner.post("/team/invite", data={"email": NEWCOMER, "role": "viewer"})
     assert r.status_code == 403
     with runtime.tenant_context("acme") as ctx:
-        assert access.list_invitations(ctx) == []
+        assert invitations.list_invitations(ctx) == []
     assert _user(runtime, OWNER).disabled_at is None
 
 
@@ -457,7 +458,7 @@ def test_an_invitation_is_for_its_own_tenant(runtime: Runtime, tenant: str) -> N
     forged = ".".join([other_hex, *again.split(".")[1:]])
     assert _browser(runtime).get(f"/invite/{forged}").status_code == 404
     with runtime.tenant_context("acme") as ctx:
-        assert len(access.list_invitations(ctx)) == 1
+        assert len(invitations.list_invitations(ctx)) == 1
 
 
 def test_a_link_opened_in_two_tabs_at_once_makes_one_account(runtime: Runtime, tenant: str) -> None:
@@ -470,13 +471,15 @@ def test_a_link_opened_in_two_tabs_at_once_makes_one_account(runtime: Runtime, t
     def other_tab() -> None:
         try:
             with transaction(runtime.sessions) as session:
-                access.accept_invitation(session, runtime.keystore, token, "the other password")
+                invitations.accept_invitation(
+                    session, runtime.keystore, token, "the other password"
+                )
             second.append("accepted")
-        except access.InvitationInvalid:
+        except invitations.InvitationInvalid:
             second.append("invalid")
 
     with transaction(runtime.sessions) as session:
-        access.accept_invitation(session, runtime.keystore, token, NEW_PASSWORD)
+        invitations.accept_invitation(session, runtime.keystore, token, NEW_PASSWORD)
         tab = threading.Thread(target=other_tab)
         tab.start()
         until_done_or_blocked(runtime, tab, "the second tab")

@@ -4,6 +4,7 @@ another tenant's id finds nothing)."""
 
 from __future__ import annotations
 
+from pledge.access import invitations
 from pledge.access import service as access
 from pledge.access.permissions import Role
 from pledge.runtime import Runtime
@@ -17,7 +18,7 @@ A_INVITEE = "invitee.only.in.a@example.com"
 def setup_a(runtime: Runtime) -> dict[str, str]:
     with runtime.tenant_context("tenant-a") as ctx:
         user = access.add_user(ctx, email=A_STAFF, password=PASSWORD, role=Role.AGENT.value)
-        access.invite_user(ctx, email=A_INVITEE, role=Role.VIEWER.value)
+        invitations.invite_user(ctx, email=A_INVITEE, role=Role.VIEWER.value)
     return {"user_id": str(user.id)}
 
 
@@ -41,8 +42,8 @@ def verify_a(runtime: Runtime, params: dict[str, str]) -> None:
     with runtime.tenant_context("tenant-a") as ctx:
         user = access.get_user(ctx, params["user_id"])
         assert (user.role, user.disabled_at) == (Role.AGENT.value, None)
-        [invitation] = access.list_invitations(ctx)
-        assert access.invitation_email(ctx.keystore, invitation) == A_INVITEE
+        [invitation] = invitations.list_invitations(ctx)
+        assert invitations.invitation_email(ctx.keystore, invitation) == A_INVITEE
 
 
 CASES = Cases(

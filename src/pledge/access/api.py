@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from pledge.access import service
+from pledge.access import invitations, service
 from pledge.access.context import TenantContext
 from pledge.access.models import ApiKey, User
 from pledge.access.permissions import Role, Scope
@@ -138,7 +138,7 @@ def invite(body: InvitationIn, ctx: ManageUsers, runtime: RuntimeDep) -> Invitat
     """Invite a person by e-mail with a role. The answer carries the invitation link, once;
     it works once, for 72 hours. Only an owner may invite an owner, and no key or user can
     grant a role with permissions it does not hold itself (403)."""
-    invitation, token = service.invite_user(ctx, email=body.email, role=body.role.value)
+    invitation, token = invitations.invite_user(ctx, email=body.email, role=body.role.value)
     return InvitationCreated(
         id=str(invitation.id),
         role=Role(invitation.role),

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from pledge.access import service
+from pledge.access import invitations, service
 from pledge.access.api import invitation_link
 from pledge.access.models import StaffInvitation, User
 from pledge.access.permissions import Role, Scope
@@ -51,8 +51,8 @@ def _team(
         for user in service.list_users(ctx)
     ]
     pending = [
-        {"invitation": inv, "email": service.invitation_email(ctx.keystore, inv)}
-        for inv in service.list_invitations(ctx)
+        {"invitation": inv, "email": invitations.invitation_email(ctx.keystore, inv)}
+        for inv in invitations.list_invitations(ctx)
     ]
     values: dict[str, Any] = {
         "members": members,
@@ -79,7 +79,7 @@ def invite(
     role: Annotated[str, Form(max_length=32)],
 ) -> Response:
     try:
-        invitation, token = service.invite_user(page.ctx, email=email, role=role)
+        invitation, token = invitations.invite_user(page.ctx, email=email, role=role)
     except REFUSALS as exc:
         return _refused(request, page, exc, form={"email": email, "role": role}, invite_failed=True)
     # Rendered, not redirected to: the link must not go into a URL or the history.
@@ -87,7 +87,7 @@ def invite(
         request,
         page,
         invited={
-            "email": service.invitation_email(page.ctx.keystore, invitation),
+            "email": invitations.invitation_email(page.ctx.keystore, invitation),
             "role": invitation.role,
             "link": invitation_link(runtime, token),
             "expires_at": invitation.expires_at,
@@ -150,8 +150,8 @@ def invitation_form(
     request: Request, session: DbSession, runtime: RuntimeDep, token: str
 ) -> Response:
     try:
-        invitation, tenant = service.open_invitation(session, token)
-    except service.InvitationInvalid:
+        invitation, tenant = invitations.open_invitation(session, token)
+    except invitations.InvitationInvalid:
         return _invalid(request)
     return _accept_form(request, runtime, invitation, tenant.name, None)
 
@@ -170,7 +170,7 @@ def _accept_form(
         "team/accept.html",
         {
             "tenant_name": tenant_name,
-            "email": service.invitation_email(runtime.keystore, invitation),
+            "email": invitations.invitation_email(runtime.keystore, invitation),
             "role": ROLE_LABELS[invitation.role],
             "min_chars": service.MIN_PASSWORD_CHARS,
             "error": error,
@@ -190,8 +190,8 @@ def accept(
     password_again: Annotated[str, Form(max_length=1024)],
 ) -> Response:
     try:
-        invitation, tenant = service.open_invitation(session, token)
-    except service.InvitationInvalid:
+        invitation, tenant = invitations.open_invitation(session, token)
+    except invitations.InvitationInvalid:
         return _invalid(request)
     tenant_name, slug = tenant.name, tenant.slug
     if password != password_again:
@@ -204,8 +204,8 @@ def accept(
             status_code=422,
         )
     try:
-        user = service.accept_invitation(session, runtime.keystore, token, password)
-    except service.InvitationInvalid:
+        user = invitations.accept_invitation(session, runtime.keystore, token, password)
+    except invitations.InvitationInvalid:
         return _invalid(request)
     except (InvalidInput, Conflict) as exc:
         message = exc.detail[:1].upper() + exc.detail[1:] + "."
