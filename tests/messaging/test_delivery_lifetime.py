@@ -16,7 +16,6 @@ from sqlalchemy import select
 from pledge import worker
 from pledge.consent import intake
 from pledge.core.clock import frozen, utcnow
-from pledge.mail import reading as mail_reading
 from pledge.presets import clik
 from pledge.runtime import Runtime
 from pledge.subjects import reading
@@ -24,6 +23,7 @@ from pledge.subjects.identity import IdentityKind
 from pledge.subjects.service import FieldInput
 from pledge.webhooks import service as webhooks
 from pledge.webhooks.models import WebhookDelivery
+from tests.messaging.test_webhooks_review12 import _fulfilled as fulfilled_by_api
 from tests.rights.test_api_and_webhooks import Receiver
 
 EMAIL = "wanda.lifetime@example.com"
@@ -57,36 +57,10 @@ def other_org(private_targets: None) -> Iterator[Receiver]:
         yield r
 
 
-def _codes(runtime: Runtime, tenant: str) -> set[str]:
-    with runtime.tenant_context(tenant) as ctx:
-        texts = [
-            view.letter.text
-            for message in mail_reading.list_messages(ctx)
-            if (view := mail_reading.read_message(ctx, message.id)).letter is not None
-        ]
-    return {t.split("enter this code: ")[1][:6] for t in texts if "enter this code" in t}
-
-
 def _fulfilled(
     runtime: Runtime, tenant: str, client: TestClient, kind: str, fulfil: dict[str, Any]
 ) -> str:
-    """A request of the person's, verified and fulfilled through the API; its id."""
-    before = _codes(runtime, tenant)
-    r = client.post(
-        "/api/v1/requests",
-        json={"type": kind, "requester": {"email": EMAIL}, "jurisdiction": "UK"},
-    )
-    assert r.status_code == 201, r.text
-    request_id: str = r.json()["id"]
-    (code,) = _codes(runtime, tenant) - before
-    r = client.post(
-        f"/api/v1/requests/{request_id}/verify",
-        json={"code": code, "data_points": {"first_name": "Wanda"}},
-    )
-    assert r.json()["state"] == "verified", r.text
-    r = client.post(f"/api/v1/requests/{request_id}/fulfil", json=fulfil)
-    assert r.status_code == 200 and r.json()["state"] == "completed", r.text
-    return request_id
+    return fulfilled_by_api(runtime, tenant, client, kind, fulfil, EMAIL)
 
 
 def _transfer(runtime: Runtime, tenant: str) -> WebhookDelivery:

@@ -119,13 +119,19 @@ def _codes(runtime: Runtime, tenant: str) -> set[str]:
 
 
 def _fulfilled(
-    runtime: Runtime, tenant: str, client: TestClient, kind: str, fulfil: dict[str, Any]
+    runtime: Runtime,
+    tenant: str,
+    client: TestClient,
+    kind: str,
+    fulfil: dict[str, Any],
+    email: str = EMAIL,
 ) -> str:
-    """A request of the person's, verified and fulfilled through the API; its id."""
+    """A request of the person's (`email`; Wanda), verified and fulfilled through the API;
+    its id."""
     before = _codes(runtime, tenant)
     r = client.post(
         "/api/v1/requests",
-        json={"type": kind, "requester": {"email": EMAIL}, "jurisdiction": "UK"},
+        json={"type": kind, "requester": {"email": email}, "jurisdiction": "UK"},
     )
     assert r.status_code == 201, r.text
     request_id: str = r.json()["id"]
