@@ -494,8 +494,8 @@ ONECRM_INTEGRATED_WORDING = (
     "the other profile information it makes available, as the privacy policy describes."
 )
 ONECRM_BILLING_KEPT = (
-    "Billing information is kept for 7 years from its provision to 1CRM, to comply with our "
-    "legal obligations, resolve disputes and enforce our agreements"
+    "Billing information is kept for 7 years, to comply with our legal obligations, resolve "
+    "disputes and enforce our agreements"
 )
 
 
@@ -601,7 +601,7 @@ def onecrm(ctx: TenantContext) -> None:
     tenants.set_retention_class(
         ctx,
         "billing",
-        "Billing information (7 years from its provision)",
+        "Billing information (7 years)",
         ONECRM_BILLING_KEPT,
         keep_for="7 years",
     )
