@@ -34,6 +34,7 @@ def setup_a(runtime: Runtime) -> dict[str, str]:
         "request_id": str(received.request.id),
         "artifact_id": str(artifact.id),
         "endpoint_id": str(endpoint.id),
+        "recipient_slug": "a-crm",
     }
 
 
@@ -73,6 +74,9 @@ def verify_a(runtime: Runtime, params: dict[str, str]) -> None:
         # B's deactivate and rotate-secret naming A's endpoint changed nothing in A.
         (endpoint,) = webhooks.list_endpoints(ctx)
         assert endpoint.active
+        # B's change naming A's recipient changed nothing in A.
+        (recipient,) = recipients.list_recipients(ctx)
+        assert (recipient.name, recipient.active) == ("A's CRM", True)
 
 
 CASES = Cases(
@@ -81,6 +85,7 @@ CASES = Cases(
         ("POST", "/api/v1/webhooks/{endpoint_id}/deactivate"): None,
         ("POST", "/api/v1/webhooks/{endpoint_id}/activate"): None,
         ("POST", "/api/v1/webhooks/{endpoint_id}/rotate-secret"): None,
+        ("PATCH", "/api/v1/recipients/{recipient_slug}"): {"name": "B's", "active": False},
         ("GET", "/api/v1/requests/{request_id}"): None,
         ("POST", "/api/v1/requests/{request_id}/verify"): {"code": "123456"},
         ("POST", "/api/v1/requests/{request_id}/verify-otherwise"): {

@@ -69,10 +69,12 @@ class AuditEvent(StrEnum):
     WEBHOOK_ENDPOINT_ACTIVATED = "webhook.endpoint_activated"
     WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated"  # noqa: S105 - an event name
     RECIPIENT_ADDED = "recipient.added"
+    RECIPIENT_CHANGED = "recipient.changed"
     TENANT_RETENTION_CLASS_SET = "tenant.retention_class_set"
     TENANT_RIGHTS_PROMISE_SET = "tenant.rights_promise_set"
     TENANT_CLOSING_DAYS_SET = "tenant.closing_days_set"
     TENANT_CHILDREN_RULES_SET = "tenant.children_rules_set"
     TENANT_INTERACTION_RETENTION_SET = "tenant.interaction_retention_set"
+    TENANT_CONTACT_SET = "tenant.contact_set"
     # Interactions deleted by the tenant's rule, a period after they occurred: a count.
     INTERACTIONS_EXPIRED = "interaction.expired"

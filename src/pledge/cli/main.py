@@ -37,6 +37,7 @@ from pledge.core.clock import utcnow
 from pledge.core.config import get_settings
 from pledge.core.db import make_engine, read_transaction, transaction
 from pledge.core.errors import InvalidInput, NotFound
+from pledge.core.validation import UNCHANGED, Unchanged
 from pledge.crypto.keystore import create_master_key_file, make_keystore_engine
 from pledge.gate import cli as gate_cli
 from pledge.mail import cli as mail_cli
@@ -356,12 +357,12 @@ def tenant_retention_class(
         raise fail("give either --exempt-on-erasure or --not-exempt")
     if keep_for is not None and no_period:
         raise fail("give either --keep-for or --no-period")
-    reason: str | tenants.Unchanged | None = tenants.UNCHANGED
+    reason: str | Unchanged | None = UNCHANGED
     if exempt_on_erasure is not None:
         reason = exempt_on_erasure
     elif not_exempt:
         reason = None
-    period: str | tenants.Unchanged | None = None if no_period else keep_for or tenants.UNCHANGED
+    period: str | Unchanged | None = None if no_period else keep_for or UNCHANGED
     runtime = open_runtime()
     try:
         with operator_context(runtime, tenant) as ctx:
@@ -559,6 +560,32 @@ def tenant_children(
         )
         if age is not None or policy is not None:
             console.print("Changed: " + (", ".join(changed) or "nothing") + ".", highlight=False)
+    finally:
+        runtime.close()
+
+
+@tenant_app.command("contact")
+@reports_errors
+def tenant_contact(
+    tenant: TenantOpt,
+    set_to: Annotated[
+        str | None,
+        typer.Option("--set", help="The privacy team's contact, told to requesters ('' removes)"),
+    ] = None,
+) -> None:
+    """Show or set the tenant's privacy contact, told to requesters as the controller's.
+
+    It is in letters, consent receipts and the access answer."""
+    runtime = open_runtime()
+    try:
+        with operator_context(runtime, tenant) as ctx:
+            changed = set_to is not None and tenants.set_privacy_contact(ctx, set_to)
+            contact = ctx.tenant.privacy_contact
+        console.print(
+            f"Privacy contact of {tenant}: {escape(contact) or '(none)'}", highlight=False
+        )
+        if set_to is not None:
+            console.print("Changed." if changed else "Unchanged.", highlight=False)
     finally:
         runtime.close()
 

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated
+from enum import Enum
+from typing import Annotated, Final
 
 from pydantic import AfterValidator, AwareDatetime
 
 from pledge.core.errors import InvalidInput
 
 _SLUG = re.compile(r"^[a-z][a-z0-9_-]{0,59}$")
+
+
+class Unchanged(Enum):
+    """A setter's "leave it as it is", where None already means "none" (no exemption, no
+    period, no webhook URL)."""
+
+    UNCHANGED = "unchanged"
+
+
+UNCHANGED: Final = Unchanged.UNCHANGED
 
 
 def slug(value: str, what: str) -> str:

@@ -14,6 +14,7 @@ from pledge.access.permissions import Scope
 from pledge.access.scoping import get_in_tenant
 from pledge.core.errors import InvalidInput
 from pledge.core.ids import parse_id
+from pledge.core.validation import UNCHANGED
 from pledge.rights import (
     fulfilment,
     immediate,
@@ -41,6 +42,7 @@ from pledge.rights.schemas import (
     OtherMeansIn,
     PowerOfAttorneyIn,
     ReasonIn,
+    RecipientChangeIn,
     RecipientIn,
     RecipientOut,
     RequestBatchIn,
@@ -406,6 +408,7 @@ def _recipient_out(ctx: TenantContext, r: Recipient, secret: str | None = None) 
         transfer_mechanism=r.transfer_mechanism,
         warning=recipients.transfer_warning(ctx, r),
         webhook_url=r.webhook_url,
+        active=r.active,
         secret=secret,
     )
 
@@ -425,5 +428,26 @@ def add_recipient(body: RecipientIn, ctx: Hooks) -> RecipientOut:
         country=body.country,
         webhook_url=body.webhook_url,
         transfer_mechanism=body.transfer_mechanism,
+    )
+    return _recipient_out(ctx, r, secret)
+
+
+@router.patch("/recipients/{recipient_slug}", response_model=RecipientOut)
+def change_recipient(recipient_slug: str, body: RecipientChangeIn, ctx: Hooks) -> RecipientOut:
+    """Change what the body gives of a recipient; a new webhook URL's secret is shown once."""
+    given = body.model_fields_set
+    # null removes the mechanism or the URL; a name or a state is never removed.
+    for field in ("name", "active"):
+        if field in given and getattr(body, field) is None:
+            raise InvalidInput(f"{field} cannot be null")
+    r, secret = recipients.update_recipient(
+        ctx,
+        recipient_slug,
+        name=body.name if body.name is not None else UNCHANGED,
+        transfer_mechanism=(
+            body.transfer_mechanism if "transfer_mechanism" in given else UNCHANGED
+        ),
+        webhook_url=body.webhook_url if "webhook_url" in given else UNCHANGED,
+        active=body.active if body.active is not None else UNCHANGED,
     )
     return _recipient_out(ctx, r, secret)

@@ -17,6 +17,7 @@ from pledge.cli.common import (
     reports_errors,
 )
 from pledge.core.errors import InvalidInput
+from pledge.core.validation import UNCHANGED
 from pledge.rights import (
     fulfilment,
     immediate,
@@ -383,6 +384,69 @@ def add_recipient(
         runtime.close()
 
 
+@app.command("recipient-set")
+@reports_errors
+def recipient_set(
+    tenant: TenantOpt,
+    slug: Annotated[str, typer.Argument(help="The recipient's short name")],
+    name: Annotated[
+        str | None, typer.Option(help="Its name, as the access answer tells it")
+    ] = None,
+    transfer_mechanism: Annotated[
+        str | None,
+        typer.Option(help=f"How a transfer to it is safeguarded: {MECHANISMS}"),
+    ] = None,
+    no_transfer_mechanism: Annotated[
+        bool, typer.Option("--no-transfer-mechanism", help="Record no mechanism")
+    ] = False,
+    webhook_url: Annotated[
+        str | None,
+        typer.Option(help="Where rectifications and erasures are sent (a new secret)"),
+    ] = None,
+    no_webhook: Annotated[
+        bool, typer.Option("--no-webhook", help="Send it no more notices (drops the secret)")
+    ] = False,
+    deactivate: Annotated[
+        bool,
+        typer.Option(
+            "--deactivate", help="It receives no more data: told in no access answer, notified"
+        ),
+    ] = False,
+    activate: Annotated[bool, typer.Option("--activate", help="Active again")] = False,
+) -> None:
+    """Change a recipient: only what is given changes (audited)."""
+    for given, other, what in (
+        (transfer_mechanism is not None, no_transfer_mechanism, "--transfer-mechanism"),
+        (webhook_url is not None, no_webhook, "--webhook-url"),
+        (deactivate, activate, "--deactivate"),
+    ):
+        if given and other:
+            raise InvalidInput(f"{what} and its opposite were both given")
+    u = UNCHANGED
+    runtime = open_runtime()
+    try:
+        with operator_context(runtime, tenant) as ctx:
+            r, secret = recipients.update_recipient(
+                ctx,
+                slug,
+                name=u if name is None else name,
+                transfer_mechanism=None if no_transfer_mechanism else transfer_mechanism or u,
+                webhook_url=None if no_webhook else webhook_url or u,
+                active=True if activate else False if deactivate else u,
+            )
+            warning = recipients.transfer_warning(ctx, r) if r.active else None
+            mechanism = r.transfer_mechanism or "no transfer mechanism recorded"
+            hook = "webhook" if r.webhook_url else "no webhook"
+            state = "active" if r.active else "inactive"
+        console.print(f"Recipient {slug}: {mechanism}; {hook}; {state}.", highlight=False)
+        if secret:
+            console.print(f"Webhook signing secret (shown once): {secret}", highlight=False)
+        if warning:
+            console.print(f"Warning: {warning}.", highlight=False)
+    finally:
+        runtime.close()
+
+
 @app.command("recipients")
 @reports_errors
 def list_recipients(tenant: TenantOpt) -> None:
@@ -391,7 +455,7 @@ def list_recipients(tenant: TenantOpt) -> None:
     try:
         with operator_context(runtime, tenant) as ctx:
             table = Table("slug", "name", "kind", "country", "transfer mechanism", "webhook")
-            warnings: list[str] = []
+            notes: list[str] = []
             for r in recipients.list_recipients(ctx):
                 table.add_row(
                     r.slug,
@@ -401,12 +465,15 @@ def list_recipients(tenant: TenantOpt) -> None:
                     r.transfer_mechanism or "—",
                     "yes" if r.webhook_url else "no",
                 )
+                if not r.active:
+                    notes.append(f"{r.slug}: inactive (in no access answer, sent no notice).")
+                    continue
                 warning = recipients.transfer_warning(ctx, r)
                 if warning:
-                    warnings.append(f"Warning: {r.slug}: {warning}.")
+                    notes.append(f"Warning: {r.slug}: {warning}.")
         console.print(table)
         # Below the table, not in a column: a narrow terminal would cut it short there.
-        for line in warnings:
+        for line in notes:
             console.print(line, highlight=False)
     finally:
         runtime.close()

@@ -211,6 +211,25 @@ class RecipientIn(BaseModel):
     webhook_url: str | None = Field(default=None, max_length=500)
 
 
+class RecipientChangeIn(BaseModel):
+    """What to change of a recipient: only the fields given change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=200)
+    transfer_mechanism: TransferMechanism | None = Field(
+        default=None, description="null: none recorded (a transfer is then warned of)"
+    )
+    webhook_url: str | None = Field(
+        default=None,
+        max_length=500,
+        description="A new URL gets a new signing secret (shown once); null: no more notices",
+    )
+    active: bool | None = Field(
+        default=None, description="false: told in no access answer, sent no new notice"
+    )
+
+
 class RecipientOut(BaseModel):
     id: str
     slug: str
@@ -222,6 +241,7 @@ class RecipientOut(BaseModel):
         default=None, description="A transfer out of the tenant's region with no safeguard"
     )
     webhook_url: str | None
+    active: bool
     secret: str | None = Field(default=None, description="Shown once, when created or rotated")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import date
-from enum import Enum
 from typing import Any, Final, Literal
 
 import phonenumbers
@@ -19,6 +18,7 @@ from pledge.audit.events import AuditEvent
 from pledge.core.clock import utcnow
 from pledge.core.errors import Conflict, InvalidInput, NotFound
 from pledge.core.ids import new_id
+from pledge.core.validation import UNCHANGED, Unchanged
 from pledge.crypto.keystore import KeyStore
 from pledge.rights import service as rights
 from pledge.rights.clock import Duration
@@ -37,16 +37,8 @@ MAX_DESCRIPTION = 200
 # A promise is faster than the law: a year at most in any unit.
 PROMISE_LIMITS: Final = {"months": 12, "days": 366, "business days": 261}
 MAX_CLOSING_DAYS = 400
+MAX_CONTACT = 320  # the column's length
 MIN_CLOSING_DAY, MAX_CLOSING_DAY = date(2000, 1, 1), date(2099, 12, 31)
-
-
-class Unchanged(Enum):
-    """`set_retention_class`'s "leave the exemption (or the period) as it is"."""
-
-    UNCHANGED = "unchanged"
-
-
-UNCHANGED: Final = Unchanged.UNCHANGED
 
 
 def _class_name(name: str) -> str:
@@ -145,7 +137,7 @@ def create_tenant(
         phone_region=phone_region.upper(),
         require_totp=require_totp,
         retention_classes=records,
-        privacy_contact=privacy_contact.strip()[:320],
+        privacy_contact=_contact(privacy_contact),
         created_at=utcnow(),
     )
     keystore.create_tenant_key(tenant.id)
@@ -427,6 +419,32 @@ def set_interaction_retention(
         details={"category": category, "kind": kind, "keep": period, "outcome": outcome},
     )
     return outcome
+
+
+def _contact(contact: str) -> str:
+    """A privacy contact as stored: trimmed; a longer one than the column is refused (cut
+    short, it would be a wrong address told to every requester)."""
+    contact = contact.strip()
+    if len(contact) > MAX_CONTACT:
+        raise InvalidInput(f"a privacy contact is longer than {MAX_CONTACT} characters")
+    return contact
+
+
+def set_privacy_contact(ctx: TenantContext, contact: str) -> bool:
+    """The tenant's privacy contact, told to requesters as the controller's (in receipts,
+    letters, the access answer), checked as `create_tenant` checks it; "" removes it.
+    Audited with the old and new values; whether it changed."""
+    contact = _contact(contact)
+    tenant = ctx.tenant
+    # Read again under a lock (PostgreSQL; SQLite's writers take turns), as the other settings.
+    ctx.session.flush()
+    ctx.session.refresh(tenant, with_for_update=True)
+    old = tenant.privacy_contact
+    if contact == old:
+        return False
+    tenant.privacy_contact = contact
+    audit.record(ctx, AuditEvent.TENANT_CONTACT_SET, details={"old": old, "new": contact})
+    return True
 
 
 def get_tenant_by_slug(session: Session, slug: str) -> Tenant:
