@@ -23,7 +23,7 @@ from pledge.core.errors import InvalidInput
 from pledge.gate import audience as gate_audience
 from pledge.gate import service as gate
 from pledge.gate.service import Reason
-from pledge.presets import clik
+from pledge.presets import click_and_resolve, clik
 from pledge.purposes import service as purposes
 from pledge.purposes.models import LawfulBasis
 from pledge.purposes.service import PurposeInput
@@ -139,6 +139,71 @@ def test_the_age_is_the_tenants_and_a_date_of_birth_only_ever_marks_a_child(
             ("child", "date_of_birth"),
             ("child", "parental_consent"),
         ]
+
+
+def _adult_subscriber(ctx: Any, point: str, purpose: str) -> Any:
+    """An adult who signed up on the form and ticked the box; no date of birth held."""
+    return intake.collect(
+        ctx,
+        point,
+        [FieldInput("email", "adult@example.com")],
+        [intake.ConsentChoice(purpose, True)],
+    ).subject_id
+
+
+def _stranger_submits_a_child_s_date(ctx: Any, point: str, purpose: str) -> None:
+    """The public form submitted by anyone who knows the adult's address: a child's date of
+    birth, no box ticked."""
+    intake.collect(
+        ctx,
+        point,
+        [
+            FieldInput("email", "adult@example.com"),
+            FieldInput("date_of_birth", "2015-01-01", DOB),
+        ],
+        [intake.ConsentChoice(purpose, False)],
+    )
+
+
+def test_a_stranger_s_form_submission_cannot_erase_a_known_adult(runtime: Runtime) -> None:
+    """A collection form is public, unauthenticated: a date of birth it adds to a known
+    person's record is stored, but marks nobody a child — under `erase_on_discovery` it
+    would let a stranger erase a customer's whole record with no check."""
+    make_tenant(runtime, "carecafe", jurisdictions=["AU"])
+    now = datetime(2026, 3, 1, 9, tzinfo=UTC)
+    with frozen(now), runtime.tenant_context("carecafe") as ctx:
+        click_and_resolve(ctx)
+        tenants.set_children_rules(ctx, child_age=18, policy="erase_on_discovery")
+        sid = _adult_subscriber(ctx, "product-news", "product-news")
+    with frozen(now), runtime.tenant_context("carecafe") as ctx:
+        _stranger_submits_a_child_s_date(ctx, "product-news", "product-news")
+    with frozen(now), runtime.tenant_context("carecafe") as ctx:
+        row = subjects.get_subject_row(ctx, sid)
+        assert row.status == SubjectStatus.ACTIVE.value and not row.is_child
+        assert reading.find_subject_id(ctx, IdentityKind.EMAIL, "adult@example.com") == sid
+        # Stored as any field the record lacked (staff can see it, and rectify it: that
+        # marks them, as an authenticated correction).
+        held = {f.name: f.value for f in reading.read_subject(ctx, sid, audited=False).fields}
+        assert held["date_of_birth"] == "2015-01-01"
+        assert _changes(ctx, sid) == []
+        subjects.rectify_field(ctx, sid, FieldInput("date_of_birth", "2015-01-01", DOB))
+        assert subjects.get_subject_row(ctx, sid).status == SubjectStatus.ERASED.value
+
+
+def test_a_stranger_s_form_submission_cannot_stop_a_known_adult_s_newsletter(
+    runtime: Runtime, tenant: str
+) -> None:
+    """The same under the default policy: the adult's own consent keeps counting."""
+    now = datetime(2026, 3, 1, 9, tzinfo=UTC)
+    with frozen(now), runtime.tenant_context(tenant) as ctx:
+        clik(ctx)
+        sid = _adult_subscriber(ctx, "newsletter", "newsletter")
+        assert gate.may(ctx, sid, "newsletter", "email", topic="newsletter").allowed
+    with frozen(now), runtime.tenant_context(tenant) as ctx:
+        _stranger_submits_a_child_s_date(ctx, "newsletter", "newsletter")
+    with frozen(now), runtime.tenant_context(tenant) as ctx:
+        assert gate.may(ctx, sid, "newsletter", "email", topic="newsletter").allowed
+        assert not subjects.get_subject_row(ctx, sid).is_child
 
 
 # ---------------------------------------------------------------------------------------------

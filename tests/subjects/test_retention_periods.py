@@ -13,7 +13,7 @@ import pytest
 
 from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
-from pledge.consent import intake
+from pledge.consent import intake, privacy_state
 from pledge.core.clock import frozen
 from pledge.core.errors import InvalidInput
 from pledge.crypto.keystore import KeyShredded
@@ -230,6 +230,29 @@ def test_periods_are_validated(runtime: Runtime) -> None:
             tenants.set_interaction_retention(ctx, CALL_CATEGORY, None, None)
 
 
+def test_the_end_of_a_period_does_not_shred_data_the_person_had_restricted(
+    runtime: Runtime,
+) -> None:
+    """GDPR Art. 18(1)(c): the person may have the controller keep data it no longer needs,
+    for their legal claims; restricted data is only stored (Art. 18(2)). The worker leaves
+    the kept record while the restriction holds, and ends it the cycle after it is lifted."""
+    _onecrm(runtime)
+    sid = _closed_account(runtime)
+    with frozen(START), runtime.tenant_context("onecrm") as ctx:
+        privacy_state.add_restriction_ground(ctx, sid, privacy_state.API_GROUND, "legal claims")
+    with frozen(SEVEN_YEARS_ON + timedelta(days=1)):
+        assert run_once(runtime).retention_erased == 0
+    assert _status(runtime, "onecrm", sid) == SubjectStatus.PARTIALLY_ERASED.value
+    with runtime.tenant_context("onecrm") as ctx:
+        kept = reading.read_subject(ctx, sid, audited=False).fields
+        assert [(f.name, f.value) for f in kept] == [("card_ref", "VISA-4242")]
+    with frozen(SEVEN_YEARS_ON + timedelta(days=2)), runtime.tenant_context("onecrm") as ctx:
+        privacy_state.remove_restriction_ground(ctx, sid, privacy_state.API_GROUND, "api")
+    with frozen(SEVEN_YEARS_ON + timedelta(days=2)):
+        assert run_once(runtime).retention_erased == 1
+    assert _status(runtime, "onecrm", sid) == SubjectStatus.ERASED.value
+
+
 # ---------------------------------------------------------------------------------------------
 # Interactions by age
 
@@ -322,6 +345,33 @@ def test_a_category_rule_takes_every_kind_without_its_own_and_the_limit_holds(
     with frozen(datetime(2027, 1, 6, 10, 0, tzinfo=UTC)):
         run_once(runtime)
     assert _kinds(runtime, caller) == []
+
+
+def test_a_restricted_person_s_interactions_are_not_deleted_by_age(runtime: Runtime) -> None:
+    """Art. 18(2): restricted data is only stored — deleting a call recording the person
+    restricted for their claim would destroy it. Another caller's expired call goes; the
+    restricted one's goes the cycle after the restriction is lifted."""
+    start = datetime(2025, 1, 6, 10, 0, tzinfo=UTC)
+    caller = _clik_caller(runtime, start)
+    with frozen(start), runtime.tenant_context("clik") as ctx:
+        other = intake.collect(
+            ctx, "contact-phone", [FieldInput("email", "other@example.com")]
+        ).subject_id
+        subjects.add_interaction(
+            ctx, other, kind="call", occurred_at=start, category=CALL_CATEGORY, payload={}
+        )
+        privacy_state.add_restriction_ground(ctx, caller, privacy_state.API_GROUND, "a claim")
+    year_on = datetime(2026, 1, 6, 10, 0, tzinfo=UTC)
+    with frozen(year_on):
+        assert run_once(runtime).interactions_expired == 1
+    assert _kinds(runtime, caller) == ["call", "chat"]
+    with runtime.tenant_context("clik") as ctx:
+        assert reading.list_interactions(ctx, other) == []
+    with frozen(year_on), runtime.tenant_context("clik") as ctx:
+        privacy_state.remove_restriction_ground(ctx, caller, privacy_state.API_GROUND, "api")
+    with frozen(year_on):
+        assert run_once(runtime).interactions_expired == 1
+    assert _kinds(runtime, caller) == ["chat"]
 
 
 # ---------------------------------------------------------------------------------------------

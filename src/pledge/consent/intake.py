@@ -60,11 +60,17 @@ def _add_missing_fields(
 ) -> None:
     """Add to a known person's record what it lacks; never change what it holds. A form is
     public: anyone who knows someone's address can submit it, and their name or phone must
-    not replace the person's own (a correction is a rectification, GDPR Art. 16, checked)."""
+    not replace the person's own (a correction is a rectification, GDPR Art. 16, checked).
+
+    For the same reason a date of birth added here marks nobody a child: a stranger's child's
+    date would stop a known adult's consented mail, or under `erase_on_discovery` erase their
+    whole record, with no check. It is stored as any added field; staff or the API (who are
+    authenticated) mark the person by rectifying it. A new person's date is read at the
+    door (`subjects.create_subject`)."""
     held = {f.name for f in reading.read_subject(ctx, subject_id, audited=False).fields}
     for item in fields:
         if item.name not in held:
-            subjects.rectify_field(ctx, subject_id, item)
+            subjects.rectify_field(ctx, subject_id, item, marks_child=False)
 
 
 def collect(

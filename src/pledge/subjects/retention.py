@@ -12,6 +12,10 @@ Two kinds, both the tenant's settings, both ended by the worker:
 
 Periods are counted as the rights clock counts: a month to the same date (the last day of a
 shorter month), a year as twelve months.
+
+Neither touches a restricted person's data (GDPR Art. 18(2): restricted data is only
+stored; they may have asked it kept for their legal claims, Art. 18(1)(c)): the first cycle
+after the restriction is lifted finds the period over and ends it.
 """
 
 from __future__ import annotations
@@ -24,17 +28,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import ColumnElement, delete, exists, select, text
 
 from pledge.access.context import TenantContext
 from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
 from pledge.audit.service import PendingEntry
+from pledge.consent import privacy_state
 from pledge.core.clock import utcnow
 from pledge.core.errors import InvalidInput
 from pledge.rights.clock import Duration, add_months
 from pledge.subjects import erasure
 from pledge.subjects.models import (
+    GATE_FLAGGED,
     STANDARD_CLASS,
     Interaction,
     InteractionKind,
@@ -189,6 +195,8 @@ def end_kept_periods(ctx: TenantContext, limit: int) -> int:
             .where(
                 Subject.tenant_id == tid,
                 Subject.status == SubjectStatus.PARTIALLY_ERASED.value,
+                # Art. 18: a restricted person's kept data waits for the restriction's end.
+                Subject.restricted_at.is_(None),
                 Subject.erased_at <= period.started_by(now),
                 holds,
             )
@@ -205,6 +213,10 @@ def end_kept_periods(ctx: TenantContext, limit: int) -> int:
         holding = _holding(ctx, sid)
         over = {c for c in holding if c in periods and periods[c].after(erased_at) <= now}
         if not over:
+            continue
+        # The grounds read again under the row's lock (adding one takes the same lock): a
+        # restriction committed since the query above is not shredded under.
+        if privacy_state.held_restriction_grounds(ctx, sid):
             continue
         # The classes whose period runs on (or that staff hold with none) stay as they are.
         erasure.erase_subject(
@@ -227,12 +239,38 @@ def _kinds_for(rule: InteractionRule, rules: list[InteractionRule]) -> list[str]
     return [k.value for k in InteractionKind if k.value not in own]
 
 
+def _not_restricted(ctx: TenantContext) -> list[ColumnElement[bool]]:
+    """The condition that leaves out a restricted person's interactions — none when the
+    tenant restricts nobody (asked once, from the partial index of flagged subjects): the
+    range scan then reads no subject at all; otherwise a primary-key probe per row found."""
+    tid = ctx.tenant_id
+    anyone = ctx.session.scalar(
+        select(Subject.id)
+        .where(Subject.tenant_id == tid, text(GATE_FLAGGED), Subject.restricted_at.is_not(None))
+        .limit(1)
+    )
+    if anyone is None:
+        return []
+    return [
+        ~exists().where(
+            Subject.tenant_id == tid,
+            Subject.id == Interaction.subject_id,
+            Subject.restricted_at.is_not(None),
+        )
+    ]
+
+
 def delete_expired_interactions(ctx: TenantContext, limit: int) -> int:
     """Delete the interactions past their rule's period, at most `limit` (the oldest first;
     the rest wait for the next call, so a first run on a large vault does not hold the write
-    lock for long). Audited per subject and rule with the count, no content. How many."""
+    lock for long), but not a restricted person's. Audited per subject and rule with the
+    count, no content. How many."""
     rules = interaction_rules(ctx.tenant.interaction_retention)
+    if not rules:
+        return 0
     now, tid = utcnow(), ctx.tenant_id
+    # In the query, not after it: restricted rows must not fill the batch and stall the rest.
+    unrestricted = _not_restricted(ctx)
     deleted = 0
     entries: list[PendingEntry] = []
     for rule in rules:
@@ -250,6 +288,7 @@ def delete_expired_interactions(ctx: TenantContext, limit: int) -> int:
                         Interaction.category == rule.category,
                         Interaction.kind == kind,
                         Interaction.occurred_at <= cutoff,
+                        *unrestricted,
                     )
                     .order_by(Interaction.occurred_at, Interaction.id)
                     .limit(limit - deleted)

@@ -453,8 +453,18 @@ def _subject_key(ctx: TenantContext, subject_id: uuid.UUID, key_class: str) -> b
         return ctx.create_subject_keys([(subject_id, key_class)])[(subject_id, key_class)]
 
 
-def rectify_field(ctx: TenantContext, subject_id: uuid.UUID | str, item: FieldInput) -> StoredField:
-    """Set a field to a new value. The old value is overwritten, not kept (GDPR Art. 16)."""
+def rectify_field(
+    ctx: TenantContext,
+    subject_id: uuid.UUID | str,
+    item: FieldInput,
+    *,
+    marks_child: bool = True,
+) -> StoredField:
+    """Set a field to a new value. The old value is overwritten, not kept (GDPR Art. 16).
+
+    `marks_child=False`: a date of birth is stored as any field and marks nobody a child —
+    for a writer who cannot vouch for the person (`consent.intake` adding to a known
+    person's record from a public form: anyone can submit someone's address)."""
     subject = get_subject_row(ctx, subject_id)
     kept_only = subject.status == SubjectStatus.PARTIALLY_ERASED.value
     if not kept_only:
@@ -515,14 +525,16 @@ def rectify_field(ctx: TenantContext, subject_id: uuid.UUID | str, item: FieldIn
             "change": "replaced" if previous else "added",
         },
     )
-    if not kept_only:
+    if not kept_only and marks_child:
         _birth_date_stored(ctx, subject.id, new)
     return new
 
 
 def _birth_date_stored(ctx: TenantContext, subject_id: uuid.UUID, stored: StoredField) -> None:
-    """Every field written passes here (creation, import, intake, rectification): a date of
-    birth under the tenant's child age marks the subject a child (LAW.md "Children")."""
+    """Every field written passes here (creation, import, intake of a new person,
+    rectification — not intake's additions to a known person, `rectify_field`'s
+    `marks_child`): a date of birth under the tenant's child age marks the subject a child
+    (LAW.md "Children")."""
     if stored.category != DATE_OF_BIRTH:
         return
     # Imported here: the privacy state reads subjects through this module.
