@@ -16,12 +16,13 @@ from sqlalchemy import select
 
 from pledge.access import invitations
 from pledge.access import service as access
+from pledge.access.context import Actor, ActorKind
 from pledge.access.models import StaffInvitation, User
-from pledge.access.permissions import Role, Scope
+from pledge.access.permissions import ROLE_SCOPES, Role, Scope
 from pledge.audit.models import AuditEntry
 from pledge.core.clock import frozen, utcnow
 from pledge.core.db import transaction
-from pledge.core.errors import Conflict
+from pledge.core.errors import Conflict, Forbidden
 from pledge.runtime import Runtime
 from pledge.web.app import create_app
 from tests.conftest import (
@@ -256,6 +257,127 @@ def test_every_act_is_audited_by_user_id_never_by_address(runtime: Runtime, tena
     assert NEWCOMER not in json.dumps([d for _, d, _ in events])
 
 
+def _staff(runtime: Runtime) -> list[str]:
+    with runtime.tenant_context("acme") as ctx:
+        return [access.user_email(ctx.keystore, u) for u in access.list_users(ctx)]
+
+
+def _invite_from_page(client: TestClient, role: str, email: str = NEWCOMER) -> str:
+    r = client.post(
+        "/team/invite", data={"email": email, "role": role, "csrf_token": _csrf(client)}
+    )
+    assert r.status_code == 200, r.text
+    return _link_path(r.text)
+
+
+def test_a_disabled_admins_waiting_invitation_stops_working(runtime: Runtime, tenant: str) -> None:
+    """An admin about to leave invites a second address of theirs as admin; the owner disables
+    them: the link answers as a used one, and makes nobody."""
+    make_user(runtime, tenant, OWNER, Role.OWNER)
+    make_user(runtime, tenant, ADMIN, Role.ADMIN)
+    path = _invite_from_page(_signed_in(runtime, ADMIN), "admin")
+    owner = _signed_in(runtime, OWNER)
+    assert ADMIN in owner.get("/team").text.split("Waiting invitations")[1]  # who invited
+    admin_id = str(_user(runtime, ADMIN).id)
+    r = owner.post(f"/team/{admin_id}/disable", data={"csrf_token": _csrf(owner)})
+    assert r.status_code == 200 and "disabled and signed out everywhere" in r.text
+    assert _browser(runtime).get(path).status_code == 404
+    done = _accept(_browser(runtime), path, NEW_PASSWORD)
+    assert done.startswith("404 ") and "This invitation does not work" in done
+    assert _staff(runtime) == [OWNER, ADMIN]
+    # Enabled again, their link works again: it was never used.
+    r = owner.post(f"/team/{admin_id}/enable", data={"csrf_token": _csrf(owner)})
+    assert r.status_code == 200
+    assert _accept(_browser(runtime), path, NEW_PASSWORD).startswith("200 ")
+
+
+def test_an_invitation_outlives_neither_its_inviters_role_nor_its_api_key(
+    runtime: Runtime, tenant: str
+) -> None:
+    make_user(runtime, tenant, OWNER, Role.OWNER)
+    make_user(runtime, tenant, ADMIN, Role.ADMIN)
+    make_user(runtime, tenant, "other-owner@acme.example", Role.OWNER)
+    admin = _signed_in(runtime, ADMIN)
+    as_admin = _invite_from_page(admin, "privacy_officer")
+    as_owner = _invite_from_page(
+        _signed_in(runtime, "other-owner@acme.example"), "owner", "second@acme.example"
+    )
+    owner = _signed_in(runtime, OWNER)
+    # Demoted to privacy officer, the admin no longer manages the team: their link is dead.
+    admin_id = str(_user(runtime, ADMIN).id)
+    owner.post(
+        f"/team/{admin_id}/role", data={"role": "privacy_officer", "csrf_token": _csrf(owner)}
+    )
+    assert _accept(_browser(runtime), as_admin, NEW_PASSWORD).startswith("404 ")
+    # An owner made admin can no longer make an owner.
+    other_id = str(_user(runtime, "other-owner@acme.example").id)
+    owner.post(f"/team/{other_id}/role", data={"role": "admin", "csrf_token": _csrf(owner)})
+    assert _accept(_browser(runtime), as_owner, NEW_PASSWORD).startswith("404 ")
+    # A revoked API key's invitation is dead too; the operator's (from the CLI) lives.
+    with runtime.tenant_context("acme") as ctx:
+        key, token = access.create_api_key(ctx, name="hr-sync", scopes=frozenset(Scope))
+    r = api_client(runtime, token).post(
+        "/api/v1/users", json={"email": "third@acme.example", "role": "viewer"}
+    )
+    assert r.status_code == 201, r.text
+    by_key = r.json()["link"].removeprefix("http://127.0.0.1:8000")
+    assert "API key “hr-sync”" in owner.get("/team").text
+    with runtime.tenant_context("acme") as ctx:
+        access.revoke_api_key(ctx, str(key.id))
+    assert _accept(_browser(runtime), by_key, NEW_PASSWORD).startswith("404 ")
+    by_operator = f"/invite/{_invite(runtime, 'fourth@acme.example')}"
+    assert "the operator (command line)" in owner.get("/team").text
+    assert _accept(_browser(runtime), by_operator, NEW_PASSWORD).startswith("200 ")
+    assert _staff(runtime) == [OWNER, ADMIN, "other-owner@acme.example", "fourth@acme.example"]
+
+
+def test_a_waiting_invitation_is_revoked_from_the_team_page(runtime: Runtime, tenant: str) -> None:
+    make_user(runtime, tenant, OWNER, Role.OWNER)
+    owner_id = str(_user(runtime, OWNER).id)
+    owner = _signed_in(runtime, OWNER)
+    path = _invite_from_page(owner, "agent")
+    with runtime.tenant_context("acme") as ctx:
+        [invitation] = invitations.list_invitations(ctx)
+    action = f"/team/invitations/{invitation.id}/revoke"
+    assert f'action="{action}"' in owner.get("/team").text
+    # Without the form's CSRF token nothing is done.
+    assert owner.post(action, data={}).status_code == 403
+    assert _browser(runtime).get(path).status_code == 200
+    r = owner.post(action, data={"csrf_token": _csrf(owner)})
+    assert r.status_code == 200 and "The invitation is revoked" in r.text
+    assert "No invitations waiting." in r.text
+    assert _accept(_browser(runtime), path, NEW_PASSWORD).startswith("404 ")
+    assert _staff(runtime) == [OWNER]
+    # Again: nothing more happens, and it is audited once, by user id.
+    assert owner.post(action, data={"csrf_token": _csrf(owner)}).status_code == 200
+    revoked = [(d, a) for e, d, a in _events(runtime) if e == "user.invitation_revoked"]
+    assert revoked == [({"invitation_id": str(invitation.id), "role": "agent"}, owner_id)]
+
+
+def test_the_users_api_revokes_a_waiting_invitation(runtime: Runtime, tenant: str) -> None:
+    make_user(runtime, tenant, OWNER, Role.OWNER)
+    client = api_client(runtime, make_api_token(runtime, tenant))
+    r = client.post("/api/v1/users", json={"email": NEWCOMER, "role": "viewer"})
+    waiting, path = r.json()["id"], r.json()["link"].removeprefix("http://127.0.0.1:8000")
+    r = client.delete(f"/api/v1/users/invitations/{waiting}")
+    assert r.status_code == 200 and r.json()["revoked_at"] is not None, r.text
+    assert _accept(_browser(runtime), path, NEW_PASSWORD).startswith("404 ")
+    # An accepted one is no longer the invitation's to take back: disable the user.
+    r = client.post("/api/v1/users", json={"email": "second@acme.example", "role": "viewer"})
+    accepted, path = r.json()["id"], r.json()["link"].removeprefix("http://127.0.0.1:8000")
+    assert _accept(_browser(runtime), path, NEW_PASSWORD).startswith("200 ")
+    r = client.delete(f"/api/v1/users/invitations/{accepted}")
+    assert r.status_code == 409 and r.json()["code"] == "conflict"
+    # Only an owner revokes an invitation to be an owner; an API key never is one.
+    owners = f"/invite/{_invite(runtime, 'third@acme.example', 'owner')}"
+    with runtime.tenant_context("acme") as ctx:
+        [for_owner] = invitations.list_invitations(ctx)
+    assert client.delete(f"/api/v1/users/invitations/{for_owner.id}").status_code == 403
+    reader = api_client(runtime, make_api_token(runtime, tenant, frozenset({Scope.AUDIT_READ})))
+    assert reader.delete(f"/api/v1/users/invitations/{for_owner.id}").status_code == 403
+    assert _browser(runtime).get(owners).status_code == 200
+
+
 # ---------------------------------------------------------------------------------------------
 # The rules
 
@@ -312,6 +434,68 @@ def test_an_api_key_never_makes_an_owner_nor_grants_more_than_it_holds(
     assert narrow.patch(f"/api/v1/users/{agent_id}", json={"role": "viewer"}).status_code == 403
     with runtime.tenant_context("acme") as ctx:
         assert invitations.list_invitations(ctx) == []
+    assert _user(runtime, AGENT).role == "agent"
+
+
+def test_a_key_holding_only_users_manage_cannot_give_an_admin_back_every_permission(
+    runtime: Runtime, tenant: str
+) -> None:
+    """The same key may not make an agent a viewer (it lacks a viewer's scopes), nor enable a
+    disabled admin — every permission, granted by a key holding one — nor take them away."""
+    make_user(runtime, tenant, OWNER, Role.OWNER)
+    make_user(runtime, tenant, ADMIN, Role.ADMIN)
+    make_user(runtime, tenant, AGENT, Role.AGENT)
+    with runtime.tenant_context(tenant) as ctx:
+        access.disable_user(ctx, access.user_by_email(ctx, ADMIN))
+    narrow = api_client(runtime, make_api_token(runtime, tenant, frozenset({Scope.USERS_MANAGE})))
+    admin_id = str(_user(runtime, ADMIN).id)
+    r = narrow.post(f"/api/v1/users/{admin_id}/enable")
+    assert r.status_code == 403 and "subjects:erase" in r.json()["detail"], r.text
+    assert _user(runtime, ADMIN).disabled_at is not None
+    agent_id = str(_user(runtime, AGENT).id)
+    r = narrow.post(f"/api/v1/users/{agent_id}/disable")
+    assert r.status_code == 403 and "disable a user with the role agent" in r.json()["detail"]
+    assert _user(runtime, AGENT).disabled_at is None
+    # A key holding a viewer's permissions too may not demote an admin to viewer.
+    with runtime.tenant_context(tenant) as ctx:
+        access.enable_user(ctx, access.user_by_email(ctx, ADMIN))
+    wider = api_client(
+        runtime,
+        make_api_token(runtime, tenant, frozenset({Scope.USERS_MANAGE}) | ROLE_SCOPES[Role.VIEWER]),
+    )
+    r = wider.patch(f"/api/v1/users/{admin_id}", json={"role": "viewer"})
+    assert r.status_code == 403 and "role admin" in r.json()["detail"], r.text
+    assert _user(runtime, ADMIN).role == "admin"
+
+
+def test_an_owner_demoted_meanwhile_does_not_act_as_one(runtime: Runtime, tenant: str) -> None:
+    """PostgreSQL: one owner demotes another who, at that moment, makes someone an owner; the
+    second waits for the demotion and finds itself an admin."""
+    if runtime.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite: a second writer waits for the first's transaction (BEGIN IMMEDIATE)")
+    make_user(runtime, tenant, OWNER, Role.OWNER)
+    make_user(runtime, tenant, "other-owner@acme.example", Role.OWNER)
+    make_user(runtime, tenant, AGENT, Role.AGENT)
+    owner_id = str(_user(runtime, OWNER).id)
+    other_id = str(_user(runtime, "other-owner@acme.example").id)
+    second: list[str] = []
+
+    def other_owner() -> None:
+        actor = Actor(ActorKind.USER, other_id)
+        try:
+            with runtime.tenant_context("acme", actor) as ctx:
+                access.change_role(ctx, access.user_by_email(ctx, AGENT), "owner")
+            second.append("made an owner")
+        except Forbidden:
+            second.append("refused")
+
+    with runtime.tenant_context("acme", Actor(ActorKind.USER, owner_id)) as ctx:
+        access.change_role(ctx, access.get_user(ctx, other_id), "admin")
+        other = threading.Thread(target=other_owner)
+        other.start()
+        until_done_or_blocked(runtime, other, "the other owner")
+    other.join()
+    assert second == ["refused"]
     assert _user(runtime, AGENT).role == "agent"
 
 

@@ -18,8 +18,8 @@ A_INVITEE = "invitee.only.in.a@example.com"
 def setup_a(runtime: Runtime) -> dict[str, str]:
     with runtime.tenant_context("tenant-a") as ctx:
         user = access.add_user(ctx, email=A_STAFF, password=PASSWORD, role=Role.AGENT.value)
-        invitations.invite_user(ctx, email=A_INVITEE, role=Role.VIEWER.value)
-    return {"user_id": str(user.id)}
+        invitation, _token = invitations.invite_user(ctx, email=A_INVITEE, role=Role.VIEWER.value)
+    return {"user_id": str(user.id), "invitation_id": str(invitation.id)}
 
 
 def check(w: World) -> None:
@@ -42,7 +42,8 @@ def verify_a(runtime: Runtime, params: dict[str, str]) -> None:
     with runtime.tenant_context("tenant-a") as ctx:
         user = access.get_user(ctx, params["user_id"])
         assert (user.role, user.disabled_at) == (Role.AGENT.value, None)
-        [invitation] = invitations.list_invitations(ctx)
+        [invitation] = invitations.list_invitations(ctx)  # not revoked from B
+        assert str(invitation.id) == params["invitation_id"]
         assert invitations.invitation_email(ctx.keystore, invitation) == A_INVITEE
 
 
@@ -52,11 +53,13 @@ CASES = Cases(
         ("PATCH", "/api/v1/users/{user_id}"): {"role": "viewer"},
         ("POST", "/api/v1/users/{user_id}/disable"): None,
         ("POST", "/api/v1/users/{user_id}/enable"): None,
+        ("DELETE", "/api/v1/users/invitations/{invitation_id}"): None,
     },
     page_foreign={
         ("POST", "/team/{user_id}/role"): {"role": "viewer"},
         ("POST", "/team/{user_id}/disable"): None,
         ("POST", "/team/{user_id}/enable"): None,
+        ("POST", "/team/invitations/{invitation_id}/revoke"): None,
     },
     lists={
         ("GET", "/api/v1/users"),

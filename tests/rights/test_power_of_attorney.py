@@ -5,6 +5,7 @@ path (the person is asked to confirm). Elsewhere it cannot be claimed. On both d
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ from pledge.rights import letters, workflow
 from pledge.rights import service as rights
 from pledge.rights.models import RequestArtifact
 from pledge.runtime import Runtime
+from pledge.web.app import create_app
 from tests.conftest import api_client, make_api_token, make_tenant
 from tests.rights.test_pages import letters_to, staff_client, verification_mail
 from tests.rights.test_verification_cases import (
@@ -181,6 +183,55 @@ def test_waiting_for_staff_is_not_closed_as_unverified(
     with frozen(utcnow() + timedelta(days=60)), runtime.tenant_context(customer) as ctx:
         assert workflow.close_unverified(ctx) == 0
     assert state_and_level(runtime, customer, request_id)[0] == "awaiting_verification"
+
+
+def test_rejected_late_the_person_has_the_whole_time_to_confirm(
+    runtime: Runtime,
+    customer: str,  # noqa: F811 -- the fixture imported above
+) -> None:
+    """Staff took 31 days to reject the document: the person, sent a code only now, has the
+    30 days from now — not a request closed as 'not verified within 30 days' at the next
+    worker run, their code dead."""
+    api = api_client(runtime, make_api_token(runtime, customer))
+    request_id = received_with_poa(api, "erasure")["id"]
+    later = utcnow() + timedelta(days=31)
+    with frozen(later), runtime.tenant_context(customer) as ctx:
+        workflow.reject_power_of_attorney(
+            ctx, rights.get_request(ctx, request_id), "not signed by the person"
+        )
+    assert len(codes_sent(runtime, customer)) == 1
+    with frozen(later + timedelta(days=29)), runtime.tenant_context(customer) as ctx:
+        assert workflow.close_unverified(ctx) == 0
+    assert state_and_level(runtime, customer, request_id)[0] == "awaiting_verification"
+    # Thirty days after the code, unconfirmed, it closes as any request does.
+    with frozen(later + timedelta(days=30, minutes=1)), runtime.tenant_context(customer) as ctx:
+        assert workflow.close_unverified(ctx) == 1
+    assert state_and_level(runtime, customer, request_id)[0] == "closed_unverified"
+
+
+def test_the_status_page_says_who_the_request_waits_for(
+    runtime: Runtime,
+    customer: str,  # noqa: F811 -- the fixture imported above
+) -> None:
+    """The agent follows the status link of their acknowledgement: while staff check the
+    document nobody is asked to confirm; rejected, the person is — never the agent."""
+    api = api_client(runtime, make_api_token(runtime, customer))
+    request_id = received_with_poa(api, "erasure")["id"]
+    [ack] = letters_to(runtime, customer, AGENT)
+    link = re.search(r"/p/[^/\s]+/requests/status/\S+", ack)
+    assert link, ack
+    browser = TestClient(create_app(runtime), raise_server_exceptions=False)
+    page = browser.get(link.group(0))
+    assert page.status_code == 200
+    assert "We are checking the power of attorney" in page.text
+    assert "Waiting for you to confirm it" not in page.text
+    with runtime.tenant_context(customer) as ctx:
+        workflow.reject_power_of_attorney(
+            ctx, rights.get_request(ctx, request_id), "not signed by the person"
+        )
+    page = browser.get(link.group(0))
+    assert "Waiting for the person it is about to confirm it" in page.text
+    assert "Waiting for you to confirm it" not in page.text
 
 
 def test_only_where_the_law_provides_for_it(

@@ -105,6 +105,15 @@ class InvitationCreated(BaseModel):
     )
 
 
+class InvitationOut(BaseModel):
+    id: str
+    role: Role
+    created_at: datetime
+    expires_at: datetime
+    accepted_at: datetime | None
+    revoked_at: datetime | None
+
+
 class RoleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -147,6 +156,22 @@ def invite(body: InvitationIn, ctx: ManageUsers, runtime: RuntimeDep) -> Invitat
     )
 
 
+@users_router.delete("/invitations/{invitation_id}", response_model=InvitationOut)
+def revoke_invitation(invitation_id: str, ctx: ManageUsers) -> InvitationOut:
+    """Revoke a waiting invitation: its link stops working. Again changes nothing; an
+    accepted invitation is 409 (disable the user instead). Only an owner revokes an
+    invitation to be an owner (403, always for an API key)."""
+    invitation = invitations.revoke_invitation(ctx, invitation_id)
+    return InvitationOut(
+        id=str(invitation.id),
+        role=Role(invitation.role),
+        created_at=invitation.created_at,
+        expires_at=invitation.expires_at,
+        accepted_at=invitation.accepted_at,
+        revoked_at=invitation.revoked_at,
+    )
+
+
 @users_router.patch("/{user_id}", response_model=UserOut)
 def change_role(user_id: str, body: RoleIn, ctx: ManageUsers) -> UserOut:
     """Change a user's role. The tenant's last active owner keeps the role (409); only an
@@ -166,7 +191,8 @@ def disable(user_id: str, ctx: ManageUsers) -> UserOut:
 
 @users_router.post("/{user_id}/enable", response_model=UserOut)
 def enable(user_id: str, ctx: ManageUsers) -> UserOut:
-    """Let a disabled user sign in again, with the same password and second factor."""
+    """Let a disabled user sign in again, with the same password and second factor. Only
+    whoever could grant the user's role may (403)."""
     user = service.get_user(ctx, user_id)
     service.enable_user(ctx, user)
     return _user_out(ctx, user)

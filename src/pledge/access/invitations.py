@@ -1,7 +1,9 @@
 """Invitations to join a tenant's staff: an owner or admin invites an address with a role; the
 link (shown once to the inviter) is good once, for 72 hours, and the invitee chooses their
 password. The address is sealed and blind-indexed like a user's; the link's secret is kept as a
-digest only. The rules of who may grant which role are the team's (`service._may_grant`)."""
+digest only. The rules of who may grant which role are the team's (`service._may_grant`), and
+hold when the link is used as when it was made: an inviter disabled, demoted or revoked since
+leaves a link that does not work. A waiting invitation can be revoked."""
 
 from __future__ import annotations
 
@@ -15,13 +17,15 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from pledge.access.context import Actor, ActorKind, TenantContext
-from pledge.access.models import StaffInvitation, User
-from pledge.access.permissions import Scope
-from pledge.access.scoping import for_tenant
+from pledge.access.models import ApiKey, StaffInvitation, User
+from pledge.access.permissions import Role, Scope
+from pledge.access.scoping import for_tenant, get_in_tenant
 from pledge.access.service import (
+    _acts_as_owner,
     _digest,
     _dotted,
     _email_index,
+    _grant_refusal,
     _insert_user,
     _may_grant,
     _normal_email,
@@ -29,12 +33,14 @@ from pledge.access.service import (
     _role,
     _staff_aead,
     check_password_strength,
+    scopes_for,
+    user_email,
 )
 from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
 from pledge.core.clock import utcnow
-from pledge.core.errors import NotFound
-from pledge.core.ids import new_id
+from pledge.core.errors import Conflict, Forbidden, NotFound
+from pledge.core.ids import new_id, parse_id
 from pledge.crypto.aead import seal, unseal
 from pledge.crypto.keystore import KeyStore
 from pledge.tenants.models import Tenant
@@ -88,6 +94,9 @@ def invite_user(ctx: TenantContext, *, email: str, role: str) -> tuple[StaffInvi
         secret_digest=_digest(secret),
         created_at=now,
         expires_at=now + INVITATION_LIFETIME,
+        # Kept to check, when the link is used, that they could still grant the role.
+        invited_by_user_id=_actor_id(ctx, ActorKind.USER),
+        invited_by_key_id=_actor_id(ctx, ActorKind.API_KEY),
     )
     ctx.session.add(invitation)
     ctx.session.flush()
@@ -103,6 +112,10 @@ def invite_user(ctx: TenantContext, *, email: str, role: str) -> tuple[StaffInvi
     )
     # The tenant is part of the token: the link alone says which tenant it is for.
     return invitation, f"{ctx.tenant_id.hex}.{invitation_id.hex}.{secret}"
+
+
+def _actor_id(ctx: TenantContext, kind: ActorKind) -> uuid.UUID | None:
+    return parse_id(ctx.actor.id) if ctx.actor.kind is kind and ctx.actor.id else None
 
 
 def invitation_email(keystore: KeyStore, invitation: StaffInvitation) -> str:
@@ -144,7 +157,48 @@ def open_invitation(session: Session, token: str) -> tuple[StaffInvitation, Tena
     tenant = session.get(Tenant, tenant_id)
     if tenant is None:
         raise InvitationInvalid
+    if not _inviter_may_still_grant(session, invitation):
+        raise InvitationInvalid
     return invitation, tenant
+
+
+def _inviter_may_still_grant(session: Session, invitation: StaffInvitation) -> bool:
+    """Whether whoever invited could make this invitation now: not disabled (or revoked, for
+    a key), still managing the team, still holding the role's permissions — and an owner, for
+    an owner's invitation. The operator's (neither recorded) always could.
+
+    Their row is read locked (FOR SHARE, PostgreSQL): disabling or demoting them at the same
+    moment waits for the acceptance, or the acceptance reads what it left."""
+    scopes: frozenset[Scope]
+    if invitation.invited_by_user_id is not None:
+        inviter = session.scalars(
+            for_tenant(select(User), User, invitation.tenant_id)
+            .where(User.id == invitation.invited_by_user_id)
+            .with_for_update(read=True)
+            .execution_options(populate_existing=True)
+        ).one_or_none()
+        if inviter is None or inviter.disabled_at is not None:
+            return False
+        scopes, owner = scopes_for(inviter), inviter.role == Role.OWNER.value
+    elif invitation.invited_by_key_id is not None:
+        key = session.scalars(
+            for_tenant(select(ApiKey), ApiKey, invitation.tenant_id)
+            .where(ApiKey.id == invitation.invited_by_key_id)
+            .with_for_update(read=True)
+            .execution_options(populate_existing=True)
+        ).one_or_none()
+        if key is None or key.revoked_at is not None:
+            return False
+        # A key holds no role: it never makes an owner.
+        scopes, owner = (
+            frozenset(Scope(s) for s in key.scopes if s in Scope._value2member_map_),
+            False,
+        )
+    else:
+        return True
+    if Scope.USERS_MANAGE not in scopes:
+        return False
+    return _grant_refusal(Role(invitation.role), scopes, owner=owner) is None
 
 
 def accept_invitation(session: Session, keystore: KeyStore, token: str, password: str) -> User:
@@ -188,3 +242,54 @@ def accept_invitation(session: Session, keystore: KeyStore, token: str, password
         },
     )
     return user
+
+
+def revoke_invitation(ctx: TenantContext, invitation_id: str) -> StaffInvitation:
+    """Revoke a waiting invitation: its link stops working. Revoking it again changes
+    nothing; an accepted one is `Conflict` (disable the user instead). Only an owner revokes
+    an invitation to be an owner, as only an owner changes an owner's account."""
+    ctx.require(Scope.USERS_MANAGE)
+    invitation = get_in_tenant(
+        ctx.session, StaffInvitation, ctx.tenant_id, invitation_id, what="invitation"
+    )
+    if invitation.role == Role.OWNER.value and not _acts_as_owner(ctx):
+        raise Forbidden("only an owner may revoke an invitation to be an owner")
+    now = utcnow()
+    # One UPDATE that only an open invitation passes, as its acceptance: of the two at once,
+    # the second finds what the first did (PostgreSQL re-checks the row).
+    revoked = ctx.session.execute(
+        update(StaffInvitation)
+        .where(
+            StaffInvitation.tenant_id == ctx.tenant_id,
+            StaffInvitation.id == invitation.id,
+            StaffInvitation.accepted_at.is_(None),
+            StaffInvitation.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+        .returning(StaffInvitation.id),
+        execution_options={"synchronize_session": False},
+    ).scalar_one_or_none()
+    if revoked is None:
+        ctx.session.refresh(invitation)
+        if invitation.accepted_at is not None:
+            raise Conflict("this invitation was accepted already: disable the user instead")
+        return invitation
+    set_committed_value(invitation, "revoked_at", now)
+    audit.record(
+        ctx,
+        AuditEvent.USER_INVITATION_REVOKED,
+        details={"invitation_id": str(invitation.id), "role": invitation.role},
+    )
+    return invitation
+
+
+def invited_by(ctx: TenantContext, invitation: StaffInvitation) -> str:
+    """Who invited, for the team page: a member's address, an API key's name, or the
+    operator."""
+    if invitation.invited_by_user_id is not None:
+        user = ctx.session.get(User, (ctx.tenant_id, invitation.invited_by_user_id))
+        return user_email(ctx.keystore, user) if user is not None else "a former member"
+    if invitation.invited_by_key_id is not None:
+        key = ctx.session.get(ApiKey, (ctx.tenant_id, invitation.invited_by_key_id))
+        return f"API key “{key.name}”" if key is not None else "an API key"
+    return "the operator (command line)"

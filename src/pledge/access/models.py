@@ -109,12 +109,24 @@ class StaffInvitation(Base):
 
     The link's secret is shown once to whoever invited and stored as a SHA-256 digest (256
     random bits, as API keys'); the invitee's e-mail is sealed and blind-indexed as a user's.
-    `user_id` is the account the invitation became."""
+    `user_id` is the account the invitation became. Who invited — a user, an API key, or
+    neither (the operator, from the CLI) — is kept: the link is refused once they could no
+    longer grant the role (disabled, demoted, revoked)."""
 
     __tablename__ = "staff_invitations"
     __table_args__ = (
         ForeignKeyConstraint(
             ["tenant_id", "user_id"], ["users.tenant_id", "users.id"], ondelete="CASCADE"
+        ),
+        ForeignKeyConstraint(
+            ["tenant_id", "invited_by_user_id"],
+            ["users.tenant_id", "users.id"],
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["tenant_id", "invited_by_key_id"],
+            ["api_keys.tenant_id", "api_keys.id"],
+            ondelete="CASCADE",
         ),
         Index("ix_staff_invitations_email", "tenant_id", "email_index"),
     )
@@ -130,6 +142,8 @@ class StaffInvitation(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    # Set when a newer invitation to the same address replaces this one.
+    # Set when a newer invitation to the same address replaces this one, or when revoked.
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     user_id: Mapped[uuid.UUID | None] = mapped_column(ID, nullable=True)
+    invited_by_user_id: Mapped[uuid.UUID | None] = mapped_column(ID, nullable=True)
+    invited_by_key_id: Mapped[uuid.UUID | None] = mapped_column(ID, nullable=True)

@@ -249,10 +249,13 @@ def disable_user(ctx: TenantContext, user: User) -> int:
     and what the audit log says they did, stay. Returns how many sessions ended.
 
     The tenant's last active owner is never disabled: nobody would be left to manage it;
-    nor is one's own account (it would sign its user out for good)."""
+    nor is one's own account (it would sign its user out for good). Whoever could not grant
+    the user's role cannot take it away either."""
     _may_manage(ctx, user)
     if _is_self(ctx, user):
         raise Forbidden("you cannot disable your own account")
+    role = _role(user.role)
+    _may_grant(ctx, role, doing=f"disable a user with the role {role.value}")
     if user.disabled_at is None:
         if user.role == Role.OWNER.value:
             _keep_an_owner(ctx, user)
@@ -269,8 +272,10 @@ def disable_user(ctx: TenantContext, user: User) -> int:
 
 
 def enable_user(ctx: TenantContext, user: User) -> None:
-    """Let a disabled user sign in again (with the same password and second factor)."""
+    """Let a disabled user sign in again (with the same password and second factor): it
+    gives them their role's permissions back, so only whoever could grant the role may."""
     _may_manage(ctx, user)
+    _may_grant(ctx, _role(user.role))
     if user.disabled_at is None:
         return
     user.disabled_at = None
@@ -282,13 +287,17 @@ def enable_user(ctx: TenantContext, user: User) -> None:
 def change_role(ctx: TenantContext, user: User, role: str) -> User:
     """Give a user another role; their next page or call has the new role's permissions.
 
-    Nobody changes their own role, only an owner makes an owner or changes an owner, and
-    the tenant's last active owner keeps the role."""
+    Nobody changes their own role, only an owner makes an owner or changes an owner, only
+    whoever could grant both the old role and the new one changes it, and the tenant's last
+    active owner keeps the role."""
     wanted = _role(role)
     _may_manage(ctx, user)
     if _is_self(ctx, user):
         raise Forbidden("you cannot change your own role: ask another owner")
     _may_grant(ctx, wanted)
+    # Nor take away a role one could not give (a narrow key demoting an admin).
+    held = _role(user.role)
+    _may_grant(ctx, held, doing=f"change the role of a user with the role {held.value}")
     if user.role == wanted.value:
         return user
     if user.role == Role.OWNER.value and user.disabled_at is None:
@@ -332,7 +341,17 @@ def _acts_as_owner(ctx: TenantContext) -> bool:
     if ctx.actor.kind is not ActorKind.USER or ctx.actor.id is None:
         return False
     actor_id = parse_id(ctx.actor.id)
-    me = ctx.session.get(User, (ctx.tenant_id, actor_id)) if actor_id else None
+    if actor_id is None:
+        return False
+    # Read under the lock that demoting or disabling an owner takes (`_keep_an_owner`), from
+    # the database and not the session's copy: an owner being demoted at this moment acts
+    # as an owner only if the demotion comes after.
+    serialise_on(ctx.session, b"tenant-owners", ctx.tenant_id.bytes)
+    me = ctx.session.execute(
+        for_tenant(select(User.role, User.disabled_at), User, ctx.tenant_id).where(
+            User.id == actor_id
+        )
+    ).one_or_none()
     return me is not None and me.role == Role.OWNER.value and me.disabled_at is None
 
 
@@ -342,18 +361,30 @@ def _may_manage(ctx: TenantContext, user: User) -> None:
         raise Forbidden("only an owner may change an owner's account")
 
 
-def _may_grant(ctx: TenantContext, role: Role) -> None:
-    if role is Role.OWNER and not _acts_as_owner(ctx):
-        raise Forbidden("only an owner may make an owner")
+def _may_grant(ctx: TenantContext, role: Role, *, doing: str = "") -> None:
+    """Forbidden unless the actor may give `role` (`doing` names the act in the refusal)."""
+    owner = role is Role.OWNER and _acts_as_owner(ctx)
+    refusal = _grant_refusal(role, ctx.scopes, owner=owner, doing=doing)
+    if refusal is not None:
+        raise Forbidden(refusal)
+
+
+def _grant_refusal(
+    role: Role, scopes: frozenset[Scope], *, owner: bool, doing: str = ""
+) -> str | None:
+    """Why whoever holds `scopes` (and is an active owner, or not) may not give `role`;
+    None if they may."""
+    if role is Role.OWNER and not owner:
+        return "only an owner may make an owner"
     # No escalation, as with API keys: a key holding only users:manage cannot bring in an
-    # admin, who holds every permission.
-    lacking = ROLE_SCOPES[role] - ctx.scopes
+    # admin, who holds every permission — nor give one back those permissions.
+    lacking = ROLE_SCOPES[role] - scopes
     if lacking:
-        raise Forbidden(
-            f"you cannot grant the role {role.value}: it has permissions you do not hold ("
-            + ", ".join(sorted(scope.value for scope in lacking))
-            + ")"
+        return (
+            f"you cannot {doing or 'grant the role ' + role.value}: it has permissions you "
+            "do not hold (" + ", ".join(sorted(scope.value for scope in lacking)) + ")"
         )
+    return None
 
 
 def scopes_for(user: User) -> frozenset[Scope]:

@@ -1,5 +1,6 @@
 """The team pages: an owner or admin invites, re-roles, disables and enables the tenant's staff
-(scope `users:manage`), and the public page where an invitee chooses a password.
+and revokes waiting invitations (scope `users:manage`), and the public page where an invitee
+chooses a password.
 
 The rules (who may make an owner, the last owner, one's own role) live in
 `pledge.access.service`; a refusal comes back to the team page as its message.
@@ -39,6 +40,7 @@ DONE = {
     "role": "The role is changed.",
     "disabled": "The user is disabled and signed out everywhere.",
     "enabled": "The user can sign in again.",
+    "revoked": "The invitation is revoked: its link no longer works.",
 }
 
 
@@ -51,7 +53,11 @@ def _team(
         for user in service.list_users(ctx)
     ]
     pending = [
-        {"invitation": inv, "email": invitations.invitation_email(ctx.keystore, inv)}
+        {
+            "invitation": inv,
+            "email": invitations.invitation_email(ctx.keystore, inv),
+            "invited_by": invitations.invited_by(ctx, inv),
+        }
         for inv in invitations.list_invitations(ctx)
     ]
     values: dict[str, Any] = {
@@ -134,6 +140,15 @@ def enable(request: Request, page: Manage, user_id: str) -> Response:
     except REFUSALS as exc:
         return _refused(request, page, exc)
     return RedirectResponse("/team?done=enabled", status_code=303)
+
+
+@router.post("/team/invitations/{invitation_id}/revoke")
+def revoke_invitation(request: Request, page: Manage, invitation_id: str) -> Response:
+    try:
+        invitations.revoke_invitation(page.ctx, invitation_id)
+    except REFUSALS as exc:
+        return _refused(request, page, exc)
+    return RedirectResponse("/team?done=revoked", status_code=303)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ class AuditEvent(StrEnum):
     USER_ROLE_CHANGED = "user.role_changed"
     USER_INVITED = "user.invited"
     USER_INVITATION_ACCEPTED = "user.invitation_accepted"
+    USER_INVITATION_REVOKED = "user.invitation_revoked"
     API_KEY_CREATED = "api_key.created"
     API_KEY_REVOKED = "api_key.revoked"
     SUBJECT_CREATED = "subject.created"

@@ -9,10 +9,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from pledge.access.context import TenantContext
 from pledge.core.clock import utcnow
-from pledge.rights import downloads, letters, status_links, transitions
+from pledge.rights import downloads, letters, status_links, transitions, verification
 from pledge.rights import service as rights
-from pledge.rights.models import OPEN_STATES, RequestState
+from pledge.rights.models import OPEN_STATES, RequestState, RightsRequest
 from pledge.rights.public import TYPES, Csrf, _show, _tenant_context, _throttle, refusals_shown
 from pledge.web.deps import DbSession, RuntimeDep
 
@@ -32,6 +33,19 @@ STATE_WORDS = {
     RequestState.APPEALED.value: "Your appeal is being reviewed",
     RequestState.APPEAL_DENIED.value: "Appeal decided: our answer stands",
 }
+# An agent's request is confirmed by the person it is about, not by the agent reading this
+# (`letters.addressee`); under a power of attorney nobody is asked while staff check it.
+AGENT_AWAITING = "Waiting for the person it is about to confirm it"
+POWER_OF_ATTORNEY_AWAITING = "We are checking the power of attorney"
+
+
+def state_words(ctx: TenantContext, made: RightsRequest) -> str:
+    """The request's state, in words for whoever follows the status link."""
+    if made.state == RequestState.AWAITING_VERIFICATION.value and made.requester_kind == "agent":
+        if verification.power_of_attorney_pending(ctx, made):
+            return POWER_OF_ATTORNEY_AWAITING
+        return AGENT_AWAITING
+    return STATE_WORDS[made.state]
 
 
 @router.get("/p/{slug}/requests/status/{token}")
@@ -54,7 +68,7 @@ def status_page(
         {
             "made": made,
             "title": TYPES[made.type][0],
-            "state_words": STATE_WORDS[made.state],
+            "state_words": state_words(ctx, made),
             "open": RequestState(made.state) in OPEN_STATES,
             "due": due,
             "letters": letters.letters_for_requester(ctx, made),

@@ -35,10 +35,10 @@ import secrets
 import unicodedata
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, func, select
+from sqlalchemy import ColumnElement, CursorResult, and_, delete, func, select
 
 from pledge.access.context import TenantContext
 from pledge.access.scoping import for_tenant
@@ -645,18 +645,39 @@ def unverified_close_after() -> timedelta:
     return timedelta(days=get_settings().unverified_close_days)
 
 
+def unverified_since(cutoff: datetime) -> ColumnElement[bool]:
+    """The condition of a request waiting for the person's confirmation since before `cutoff`:
+    counted from when they were first asked — the request's first code, which a request made
+    under a power of attorney is sent only once staff reject the document, maybe weeks after
+    it was received — or, no code sent, from when it was received."""
+    first_code = (
+        select(func.min(VerificationChallenge.created_at))
+        .where(
+            VerificationChallenge.tenant_id == RightsRequest.tenant_id,
+            VerificationChallenge.request_id == RightsRequest.id,
+        )
+        .correlate(RightsRequest)
+        .scalar_subquery()
+    )
+    return and_(
+        RightsRequest.state == RequestState.AWAITING_VERIFICATION.value,
+        # Received before the cutoff first: only those have their codes looked at.
+        RightsRequest.received_at < cutoff,
+        func.coalesce(first_code, RightsRequest.received_at) < cutoff,
+    )
+
+
 def close_unverified(
     ctx: TenantContext, older_than: timedelta | None = None
 ) -> list[RightsRequest]:
-    """Requests never verified close themselves, with a reason, after `older_than` (by default
-    the configured period)."""
+    """Requests never verified close themselves, with a reason, `older_than` (by default the
+    configured period) after the person was first asked to confirm (`unverified_since`)."""
     older_than = older_than or unverified_close_after()
     cutoff = utcnow() - older_than
     stale = list(
         ctx.session.scalars(
             for_tenant(select(RightsRequest), RightsRequest, ctx.tenant_id).where(
-                RightsRequest.state == RequestState.AWAITING_VERIFICATION.value,
-                RightsRequest.received_at < cutoff,
+                unverified_since(cutoff)
             )
         )
     )

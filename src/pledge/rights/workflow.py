@@ -286,11 +286,8 @@ def close_unverified(ctx: TenantContext) -> int:
     # Waiting, not skipping: what is skipped here would still be read below.
     ctx.session.execute(
         for_tenant(select(RightsRequest.id), RightsRequest, ctx.tenant_id)
-        .where(
-            RightsRequest.state == RequestState.AWAITING_VERIFICATION.value,
-            RightsRequest.received_at < utcnow() - after,
-        )
-        .with_for_update()
+        .where(verification.unverified_since(utcnow() - after))
+        .with_for_update(of=RightsRequest)
     ).all()
     closed = verification.close_unverified(ctx, after)
     for request in closed:
