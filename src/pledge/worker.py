@@ -34,6 +34,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 
 from pledge.access import idempotency
 from pledge.access.context import TenantContext
@@ -126,10 +127,14 @@ def _kept_periods(ctx: TenantContext, report: CycleReport) -> None:
     report.retention_erased += retention.end_kept_periods(ctx, KEPT_PERIOD_LIMIT)
 
 
-def _interaction_retention(ctx: TenantContext, report: CycleReport) -> None:
-    report.interactions_expired += retention.delete_expired_interactions(
-        ctx, INTERACTION_RETENTION_LIMIT
-    )
+def _interaction_retention(runtime: Runtime, slug: str, report: CycleReport) -> None:
+    # The search reads the tenant's interactions (decision 0014: no index serves it) in a
+    # snapshot, holding no write lock; the deletion by id is short.
+    with runtime.tenant_context(slug, read_only=True) as ctx:
+        found = retention.find_expired_interactions(ctx, INTERACTION_RETENTION_LIMIT)
+    if found:
+        with runtime.tenant_context(slug) as ctx:
+            report.interactions_expired += retention.delete_interactions(ctx, found)
 
 
 def _mail(ctx: TenantContext, report: CycleReport) -> None:
@@ -162,11 +167,29 @@ STEPS: tuple[tuple[str, Callable[[TenantContext, CycleReport], None]], ...] = (
     ("paused due dates", _paused_due),
     ("idempotent answers", _idempotency),
     ("retention periods", _kept_periods),
-    ("interaction retention", _interaction_retention),
     ("mail", _mail),
     ("mail retention", _mail_retention),
     ("audit checkpoint", _audit_checkpoint),
 )
+
+
+def _in_transaction(
+    runtime: Runtime,
+    slug: str,
+    step: Callable[[TenantContext, CycleReport], None],
+    report: CycleReport,
+) -> None:
+    with runtime.tenant_context(slug) as ctx:
+        step(ctx, report)
+
+
+def _guarded(report: CycleReport, slug: str, name: str, run: Callable[[], None]) -> None:
+    try:
+        run()
+    except Exception as exc:  # one tenant's failure must not stop the others
+        # The class only, no traceback: an exception's text may carry personal data.
+        log.error("worker step %s failed for tenant %s: %s", name, slug, type(exc).__name__)
+        report.errors.append(f"{slug}: {name}: {type(exc).__name__}")
 
 
 def run_once(runtime: Runtime) -> CycleReport:
@@ -175,13 +198,10 @@ def run_once(runtime: Runtime) -> CycleReport:
         slugs = [t.slug for t in tenants.list_tenants(session)]
     for slug in slugs:
         for name, step in STEPS:
-            try:
-                with runtime.tenant_context(slug) as ctx:
-                    step(ctx, report)
-            except Exception as exc:  # one tenant's failure must not stop the others
-                # The class only, no traceback: an exception's text may carry personal data.
-                log.error("worker step %s failed for tenant %s: %s", name, slug, type(exc).__name__)
-                report.errors.append(f"{slug}: {name}: {type(exc).__name__}")
+            _guarded(report, slug, name, partial(_in_transaction, runtime, slug, step, report))
+        # Its own transactions: a read snapshot to search, a short one to delete.
+        search = partial(_interaction_retention, runtime, slug, report)
+        _guarded(report, slug, "interaction retention", search)
     try:
         ok, failing = webhooks.deliver(runtime.sessions, runtime.keystore, limit=WEBHOOK_LIMIT)
         report.webhooks_ok += ok

@@ -374,6 +374,36 @@ def test_a_restricted_person_s_interactions_are_not_deleted_by_age(runtime: Runt
     assert _kinds(runtime, caller) == ["chat"]
 
 
+def test_what_happens_between_the_search_and_the_deletion_is_respected(
+    runtime: Runtime,
+) -> None:
+    """The worker searches in a read snapshot and deletes in a transaction of its own: a
+    restriction, or an erasure, that lands in between is honoured — nothing of the
+    restricted person goes, and an interaction already gone is not counted."""
+    start = datetime(2025, 1, 6, 10, 0, tzinfo=UTC)
+    caller = _clik_caller(runtime, start)
+    year_on = datetime(2026, 1, 6, 10, 0, tzinfo=UTC)
+    with frozen(year_on), runtime.tenant_context("clik", read_only=True) as ctx:
+        found = retention.find_expired_interactions(ctx, limit=10)
+    assert [(e.subject_id, e.kind) for e in found] == [(caller, "call")]
+    with frozen(year_on), runtime.tenant_context("clik") as ctx:
+        privacy_state.add_restriction_ground(ctx, caller, privacy_state.API_GROUND, "a claim")
+    with frozen(year_on), runtime.tenant_context("clik") as ctx:
+        assert retention.delete_interactions(ctx, found) == 0
+    assert _kinds(runtime, caller) == ["call", "chat"]
+    with frozen(year_on), runtime.tenant_context("clik") as ctx:
+        privacy_state.remove_restriction_ground(ctx, caller, privacy_state.API_GROUND, "api")
+        erasure.erase_subject(ctx, caller)
+    with frozen(year_on), runtime.tenant_context("clik") as ctx:
+        assert retention.delete_interactions(ctx, found) == 0
+        told = [
+            e
+            for e in audit.list_entries(ctx, subject_id=caller, limit=100)
+            if e.event == AuditEvent.INTERACTIONS_EXPIRED.value
+        ]
+    assert told == []
+
+
 # ---------------------------------------------------------------------------------------------
 # The commands
 

@@ -147,9 +147,6 @@ class Interaction(Base):
             ["tenant_id", "subject_id"], ["subjects.tenant_id", "subjects.id"], ondelete="CASCADE"
         ),
         Index("ix_interactions_subject", "tenant_id", "subject_id", "occurred_at"),
-        # The worker's search for interactions past a retention rule's period
-        # (`subjects.retention`): a range scan by tenant, category, kind and time.
-        Index("ix_interactions_retention", "tenant_id", "category", "kind", "occurred_at"),
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ID, primary_key=True)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, delete, exists, select, text
+from sqlalchemy import delete, exists, select
 
 from pledge.access.context import TenantContext
 from pledge.audit import service as audit
@@ -40,7 +40,6 @@ from pledge.core.errors import InvalidInput
 from pledge.rights.clock import Duration, add_months
 from pledge.subjects import erasure
 from pledge.subjects.models import (
-    GATE_FLAGGED,
     STANDARD_CLASS,
     Interaction,
     InteractionKind,
@@ -55,6 +54,7 @@ PERIOD_OVER: Final = "retention period over"
 # add_months ends a month on its last day when the date does not exist (31 → 28): a start
 # up to 3 days later than the period counted back from now may have ended already.
 _MONTH_SLACK: Final = timedelta(days=3)
+_CHUNK: Final = 500  # ids bound in one IN (…)
 
 
 @dataclass(frozen=True)
@@ -239,86 +239,121 @@ def _kinds_for(rule: InteractionRule, rules: list[InteractionRule]) -> list[str]
     return [k.value for k in InteractionKind if k.value not in own]
 
 
-def _not_restricted(ctx: TenantContext) -> list[ColumnElement[bool]]:
-    """The condition that leaves out a restricted person's interactions — none when the
-    tenant restricts nobody (asked once, from the partial index of flagged subjects): the
-    range scan then reads no subject at all; otherwise a primary-key probe per row found."""
-    tid = ctx.tenant_id
-    anyone = ctx.session.scalar(
-        select(Subject.id)
-        .where(Subject.tenant_id == tid, text(GATE_FLAGGED), Subject.restricted_at.is_not(None))
-        .limit(1)
-    )
-    if anyone is None:
-        return []
-    return [
-        ~exists().where(
-            Subject.tenant_id == tid,
-            Subject.id == Interaction.subject_id,
-            Subject.restricted_at.is_not(None),
-        )
-    ]
+@dataclass(frozen=True)
+class Expired:
+    """An interaction past its rule's period, found by `find_expired_interactions`."""
+
+    interaction_id: uuid.UUID
+    subject_id: uuid.UUID
+    category: str
+    kind: str
+    keep: str
 
 
-def delete_expired_interactions(ctx: TenantContext, limit: int) -> int:
-    """Delete the interactions past their rule's period, at most `limit` (the oldest first;
-    the rest wait for the next call, so a first run on a large vault does not hold the write
-    lock for long), but not a restricted person's. Audited per subject and rule with the
-    count, no content. How many."""
+def find_expired_interactions(ctx: TenantContext, limit: int) -> list[Expired]:
+    """The interactions past their rule's period, at most `limit`, the oldest first (the
+    rest wait for the next cycle). Only reads: the worker runs it in a read snapshot
+    (`Runtime.tenant_context(read_only=True)`), so the search holds no write lock.
+
+    No index serves it: an index by category and time would place each subject's rows all
+    over it, and every erasure of a person with many interactions would rewrite pages
+    across the whole index (measured: 10,000 interactions erased in 0.25 s with one, 0.08 s
+    without). The search reads the tenant's interactions instead, out of the writers' way."""
     rules = interaction_rules(ctx.tenant.interaction_retention)
     if not rules:
-        return 0
+        return []
     now, tid = utcnow(), ctx.tenant_id
-    # In the query, not after it: restricted rows must not fill the batch and stall the rest.
-    unrestricted = _not_restricted(ctx)
-    deleted = 0
-    entries: list[PendingEntry] = []
+    found: list[Expired] = []
     for rule in rules:
         cutoff = rule.keep.started_by(now)
         for kind in _kinds_for(rule, rules):
-            if deleted >= limit:
-                break
-            # A range scan of ix_interactions_retention (tenant, category, kind, time).
-            rows = [
-                (iid, sid, occurred)
-                for iid, sid, occurred in ctx.session.execute(
-                    select(Interaction.id, Interaction.subject_id, Interaction.occurred_at)
-                    .where(
-                        Interaction.tenant_id == tid,
-                        Interaction.category == rule.category,
-                        Interaction.kind == kind,
-                        Interaction.occurred_at <= cutoff,
-                        *unrestricted,
-                    )
-                    .order_by(Interaction.occurred_at, Interaction.id)
-                    .limit(limit - deleted)
+            if len(found) >= limit:
+                return found
+            rows = ctx.session.execute(
+                select(Interaction.id, Interaction.subject_id, Interaction.occurred_at)
+                .where(
+                    Interaction.tenant_id == tid,
+                    Interaction.category == rule.category,
+                    Interaction.kind == kind,
+                    Interaction.occurred_at <= cutoff,
+                    # In the query, not after it: a restricted person's rows must not fill
+                    # the batch and stall everyone else's (checked again as they go).
+                    ~exists().where(
+                        Subject.tenant_id == tid,
+                        Subject.id == Interaction.subject_id,
+                        Subject.restricted_at.is_not(None),
+                    ),
                 )
+                .order_by(Interaction.occurred_at, Interaction.id)
+                .limit(limit - len(found))
+            )
+            found += [
+                Expired(iid, sid, rule.category, kind, str(rule.keep))
+                for iid, sid, occurred in rows
                 if rule.keep.after(occurred) <= now
             ]
-            if not rows:
-                continue
-            ctx.session.execute(
-                delete(Interaction).where(
-                    Interaction.tenant_id == tid,
-                    Interaction.id.in_([iid for iid, _sid, _at in rows]),
+    return found
+
+
+def delete_interactions(ctx: TenantContext, expired: list[Expired]) -> int:
+    """Delete what `find_expired_interactions` found, in a write transaction: by primary
+    key, those still there whose person is not restricted now (a restriction or an erasure
+    may have come since the search). Audited per subject and rule with the count, no
+    content. How many."""
+    if not expired:
+        return 0
+    tid = ctx.tenant_id
+    subject_ids = sorted({e.subject_id for e in expired})
+    restricted: set[uuid.UUID] = set()
+    present: set[uuid.UUID] = set()
+    for i in range(0, len(subject_ids), _CHUNK):
+        restricted.update(
+            ctx.session.scalars(
+                select(Subject.id).where(
+                    Subject.tenant_id == tid,
+                    Subject.id.in_(subject_ids[i : i + _CHUNK]),
+                    Subject.restricted_at.is_not(None),
                 )
             )
-            deleted += len(rows)
-            per_subject = Counter(sid for _iid, sid, _at in rows)
-            entries += [
-                PendingEntry(
-                    AuditEvent.INTERACTIONS_EXPIRED,
-                    sid,
-                    {
-                        "deleted": count,
-                        "category": rule.category,
-                        "kind": kind,
-                        "keep": str(rule.keep),
-                        "reason": PERIOD_OVER,
-                    },
+        )
+    wanted = [e for e in expired if e.subject_id not in restricted]
+    ids = [e.interaction_id for e in wanted]
+    for i in range(0, len(ids), _CHUNK):
+        chunk = ids[i : i + _CHUNK]
+        present.update(
+            ctx.session.scalars(
+                select(Interaction.id).where(
+                    Interaction.tenant_id == tid, Interaction.id.in_(chunk)
                 )
-                for sid, count in sorted(per_subject.items())
-            ]
-    if entries:
-        audit.record_many(ctx, entries)
-    return deleted
+            )
+        )
+        ctx.session.execute(
+            delete(Interaction).where(Interaction.tenant_id == tid, Interaction.id.in_(chunk))
+        )
+    gone = [e for e in wanted if e.interaction_id in present]
+    counts = Counter((e.subject_id, e.category, e.kind, e.keep) for e in gone)
+    audit.record_many(
+        ctx,
+        [
+            PendingEntry(
+                AuditEvent.INTERACTIONS_EXPIRED,
+                sid,
+                {
+                    "deleted": count,
+                    "category": category,
+                    "kind": kind,
+                    "keep": keep,
+                    "reason": PERIOD_OVER,
+                },
+            )
+            for (sid, category, kind, keep), count in sorted(counts.items())
+        ],
+    )
+    return len(gone)
+
+
+def delete_expired_interactions(ctx: TenantContext, limit: int) -> int:
+    """Find and delete the interactions past their rule's period in one transaction (at most
+    `limit`); the worker splits the two (`find_expired_interactions` in a read snapshot).
+    How many."""
+    return delete_interactions(ctx, find_expired_interactions(ctx, limit))

@@ -3,7 +3,8 @@
 A tenant's interaction rules: interactions of a category (and kind) are deleted a period
 after they occurred (seed 004: call recordings, 12 months), set with `pledge tenant
 interaction-retention`; every tenant starts with none. The worker finds the interactions past
-their time through a new index (tenant, category, kind, time): a range scan per rule.
+their time by reading the tenant's interactions in a snapshot: no index (one by category and
+time would make every erasure of a person with many interactions rewrite pages all over it).
 
 A retention class's period needs no column: it lives in the class's record in the tenant's
 `retention_classes` ({"keep_for": "7 years"}).
@@ -35,14 +36,8 @@ def upgrade() -> None:
                 server_default="[]",
             )
         )
-    op.create_index(
-        "ix_interactions_retention",
-        "interactions",
-        ["tenant_id", "category", "kind", "occurred_at"],
-    )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_interactions_retention", table_name="interactions")
     with op.batch_alter_table("tenants", schema=None) as batch_op:
         batch_op.drop_column("interaction_retention")
