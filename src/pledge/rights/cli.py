@@ -376,12 +376,18 @@ def add_recipient(
             )
             warning = recipients.transfer_warning(ctx, r)
         console.print(f"Added recipient {r.slug} ({r.country}).", highlight=False)
-        if secret:
-            console.print(f"Webhook signing secret (shown once): {secret}", highlight=False)
-        if warning:
-            console.print(f"Warning: {warning}.", highlight=False)
+        _told(secret, warning)
     finally:
         runtime.close()
+
+
+def _told(secret: str | None, warning: str | None) -> None:
+    """What adding or changing a recipient has to say: its new signing secret (once), and
+    a transfer with no safeguard recorded."""
+    if secret:
+        console.print(f"Webhook signing secret (shown once): {secret}", highlight=False)
+    if warning:
+        console.print(f"Warning: {warning}.", highlight=False)
 
 
 @app.command("recipient-set")
@@ -439,10 +445,7 @@ def recipient_set(
             hook = "webhook" if r.webhook_url else "no webhook"
             state = "active" if r.active else "inactive"
         console.print(f"Recipient {slug}: {mechanism}; {hook}; {state}.", highlight=False)
-        if secret:
-            console.print(f"Webhook signing secret (shown once): {secret}", highlight=False)
-        if warning:
-            console.print(f"Warning: {warning}.", highlight=False)
+        _told(secret, warning)
     finally:
         runtime.close()
 
