@@ -8,6 +8,8 @@ The rules (who may make an owner, the last owner, one's own role) live in
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -110,36 +112,33 @@ def _member(page: PageContext, user_id: str) -> User:
     return service.get_user(page.ctx, user_id)
 
 
+def _act(
+    request: Request, page: PageContext, user_id: str, act: Callable[[User], object], done: str
+) -> Response:
+    """One change to a member: done, back to the list; refused, the list with the reason."""
+    user = _member(page, user_id)
+    try:
+        act(user)
+    except REFUSALS as exc:
+        return _refused(request, page, exc)
+    return RedirectResponse(f"/team?done={done}", status_code=303)
+
+
 @router.post("/team/{user_id}/role")
 def change_role(
     request: Request, page: Manage, user_id: str, role: Annotated[str, Form(max_length=32)]
 ) -> Response:
-    user = _member(page, user_id)
-    try:
-        service.change_role(page.ctx, user, role)
-    except REFUSALS as exc:
-        return _refused(request, page, exc)
-    return RedirectResponse("/team?done=role", status_code=303)
+    return _act(request, page, user_id, lambda u: service.change_role(page.ctx, u, role), "role")
 
 
 @router.post("/team/{user_id}/disable")
 def disable(request: Request, page: Manage, user_id: str) -> Response:
-    user = _member(page, user_id)
-    try:
-        service.disable_user(page.ctx, user)
-    except REFUSALS as exc:
-        return _refused(request, page, exc)
-    return RedirectResponse("/team?done=disabled", status_code=303)
+    return _act(request, page, user_id, partial(service.disable_user, page.ctx), "disabled")
 
 
 @router.post("/team/{user_id}/enable")
 def enable(request: Request, page: Manage, user_id: str) -> Response:
-    user = _member(page, user_id)
-    try:
-        service.enable_user(page.ctx, user)
-    except REFUSALS as exc:
-        return _refused(request, page, exc)
-    return RedirectResponse("/team?done=enabled", status_code=303)
+    return _act(request, page, user_id, partial(service.enable_user, page.ctx), "enabled")
 
 
 @router.post("/team/invitations/{invitation_id}/revoke")
