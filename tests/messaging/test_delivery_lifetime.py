@@ -14,17 +14,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from pledge import worker
-from pledge.consent import intake
 from pledge.core.clock import frozen, utcnow
-from pledge.presets import clik
 from pledge.runtime import Runtime
 from pledge.subjects import reading
 from pledge.subjects.identity import IdentityKind
-from pledge.subjects.service import FieldInput
 from pledge.webhooks import service as webhooks
 from pledge.webhooks.models import WebhookDelivery
 from tests.messaging.test_webhooks_review12 import _fulfilled as fulfilled_by_api
-from tests.rights.test_api_and_webhooks import Receiver
+from tests.rights.test_api_and_webhooks import Receiver, clik_with_wanda
 
 EMAIL = "wanda.lifetime@example.com"
 CANCELLED = "cancelled: the person was erased"
@@ -32,14 +29,7 @@ CANCELLED = "cancelled: the person was erased"
 
 @pytest.fixture
 def with_person(runtime: Runtime, tenant: str) -> str:
-    with runtime.tenant_context(tenant) as ctx:
-        clik(ctx)
-        intake.collect(
-            ctx,
-            "purchase",
-            [FieldInput("email", EMAIL), FieldInput("first_name", "Wanda", "user.name.first")],
-        )
-    return tenant
+    return clik_with_wanda(runtime, tenant, EMAIL)
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from pledge.webhooks import service as webhooks
 from pledge.webhooks import targets
 from pledge.webhooks.models import WebhookDelivery
 from tests.conftest import api_client, login, make_user
+from tests.rights.test_api_and_webhooks import clik_with_wanda
 
 EMAIL = "wanda.review@example.com"
 STAFF = "staff.review@example.com"
@@ -91,14 +92,7 @@ def receiver(private_targets: None) -> Iterator[Receiver]:
 
 @pytest.fixture
 def with_person(runtime: Runtime, tenant: str) -> str:
-    with runtime.tenant_context(tenant) as ctx:
-        clik(ctx)
-        intake.collect(
-            ctx,
-            "purchase",
-            [FieldInput("email", EMAIL), FieldInput("first_name", "Wanda", "user.name.first")],
-        )
-    return tenant
+    return clik_with_wanda(runtime, tenant, EMAIL)
 
 
 def _letters(runtime: Runtime, tenant: str) -> list[str]:

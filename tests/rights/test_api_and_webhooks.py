@@ -82,16 +82,21 @@ def receiver(private_targets: None) -> Iterator[Receiver]:
     r.close()
 
 
-@pytest.fixture
-def with_person(runtime: Runtime, tenant: str) -> str:
+def clik_with_wanda(runtime: Runtime, tenant: str, email: str) -> str:
+    """The tenant as Clik, with Wanda (`email`) a customer: collected at a purchase."""
     with runtime.tenant_context(tenant) as ctx:
         clik(ctx)
         intake.collect(
             ctx,
             "purchase",
-            [FieldInput("email", EMAIL), FieldInput("first_name", "Wanda", "user.name.first")],
+            [FieldInput("email", email), FieldInput("first_name", "Wanda", "user.name.first")],
         )
     return tenant
+
+
+@pytest.fixture
+def with_person(runtime: Runtime, tenant: str) -> str:
+    return clik_with_wanda(runtime, tenant, EMAIL)
 
 
 def _code(runtime: Runtime, tenant: str) -> str:
