@@ -17,7 +17,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,6 +28,7 @@ from playwright.sync_api import Page, expect
 from pledge.campaigns import service as campaigns
 from pledge.consent import intake
 from pledge.consent.intake import ConsentChoice
+from pledge.core.clock import utcnow
 from pledge.core.config import reset_settings_cache
 from pledge.mail import reading as mail_reading
 from pledge.notices import service as notices
@@ -74,12 +75,23 @@ def _path(url: str) -> str:
 def seeded(runtime: Runtime, live_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
     """Clik's configuration with a customer, a subscriber, a person with no lawful basis, an
     access request waiting for confirmation, an opt-out answered, a restriction in force whose
-    appeal was refused, a notice in its second version, a sent campaign and a draft; links
-    point at the live server."""
+    appeal was refused, a notice in its second version, a sent campaign and a draft; and a
+    second organisation whose first notice is still to come. Links point at the live server."""
     monkeypatch.setenv("PLEDGE_BASE_URL", live_server)
     reset_settings_cache()
     make_tenant(runtime, "acme")
     make_user(runtime, "acme", OWNER)
+    # A new organisation whose first privacy notice takes effect next month.
+    make_tenant(runtime, "newco")
+    with runtime.tenant_context("newco") as ctx:
+        notices.create_notice(ctx, slug="privacy", kind="privacy_notice", title="Privacy notice")
+        notices.publish_version(
+            ctx,
+            "privacy",
+            text="We will collect your e-mail address.\nWe will keep it a year.",
+            effective_at=utcnow() + timedelta(days=30),
+            summary="Our first notice",
+        )
     with runtime.tenant_context("acme") as ctx:
         clik(ctx)
         paula = intake.collect(
@@ -257,6 +269,12 @@ def test_no_serious_accessibility_violations(page: Page, seeded: Seeded) -> None
     audit.visit("privacy center: spent download link", "/p/acme/downloads/x.1.y", ok=False)
     audit.visit("privacy center: bad status link", "/p/acme/requests/status/x.1.y", ok=False)
     audit.visit("privacy notice", "/p/acme/privacy")
+    audit.visit("privacy notice, none in force yet", "/p/newco/privacy")
+    expect(page.get_by_text("No version of this notice is in force yet.")).to_be_visible()
+    # By keyboard, the link to the full text of the version to come moves focus to it.
+    page.get_by_role("link", name="Read version 1 in full").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("region", name=re.compile("^Version 1, in force from"))).to_be_focused()
     audit.visit("preference center", seeded.preferences_path)
     audit.visit("unsubscribe page", seeded.unsubscribe_path)
     audit.skip_link("unsubscribe page")

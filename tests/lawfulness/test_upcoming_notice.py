@@ -153,3 +153,80 @@ def test_the_german_page_shows_the_german_change_to_come(runtime: Runtime, tenan
 
     english = page(runtime, tenant, START)
     assert "Our new notice." in english and "Unser neuer Hinweis." not in english
+
+
+NOT_YET = "No version of this notice is in force yet."
+
+
+def test_a_first_notice_dated_later_is_on_the_site_before_it_takes_effect(
+    runtime: Runtime, tenant: str
+) -> None:
+    effective = START + timedelta(days=30)
+    publish(
+        runtime,
+        tenant,
+        "Our first privacy notice.",
+        effective_at=effective,
+        summary="Our first notice",
+    )
+    shown = page(runtime, tenant, START + timedelta(days=1))
+    # Said plainly: nothing applies yet; then what will, on which date, in full.
+    assert f"{NOT_YET} The first takes effect on 01 April 2026" in shown
+    assert '<h2 id="change-1">This notice takes effect on <time datetime="2026-04-01T09:00' in (
+        shown
+    )
+    assert "Version 1 takes effect on 01 April 2026 at 09:00 UTC." in shown
+    assert '<a href="#version-en-1">Read version 1 in full</a>' in shown
+    assert "Version 1, in force from 01 April 2026" in shown
+    assert "Our first privacy notice." in shown
+    assert "In force now" not in shown and "in force since" not in shown
+
+    # A consent given meanwhile records no notice as shown: the version to come is not one.
+    with frozen(START + timedelta(days=1)), runtime.tenant_context(tenant) as ctx:
+        assert notices.public_notice(ctx) is None
+
+    on_the_day = page(runtime, tenant, effective)
+    assert "Version 1, in force since 01 April 2026." in on_the_day
+    assert NOT_YET not in on_the_day and "takes effect on" not in on_the_day
+
+
+def test_a_reader_in_another_language_sees_the_english_notice_to_come(
+    runtime: Runtime, tenant: str
+) -> None:
+    later = START + timedelta(days=30)
+    publish(runtime, tenant, "Our first notice.", effective_at=later)
+    publish(runtime, tenant, "Erster Hinweis.", language="de", effective_at=later)
+    french = page(runtime, tenant, START, lang="fr")
+    assert NOT_YET in french and "Our first notice." in french
+    assert "Erster Hinweis." not in french
+    german = page(runtime, tenant, START, lang="de")
+    assert "Erster Hinweis." in german and 'href="#version-de-1"' in german
+
+
+def test_the_first_of_several_versions_to_come_is_said_to_take_effect_then_the_next_changes(
+    runtime: Runtime, tenant: str
+) -> None:
+    publish(runtime, tenant, "First.", effective_at=START + timedelta(days=10))
+    publish(runtime, tenant, "Second.", effective_at=START + timedelta(days=20), summary="More")
+    shown = page(runtime, tenant, START)
+    assert shown.count(NOT_YET) == 1 and "The first takes effect on 12 March 2026" in shown
+    assert '<h2 id="change-1">This notice takes effect on' in shown
+    assert '<h2 id="change-2">This notice changes on' in shown
+    assert shown.index("First.") < shown.index("Second.")
+
+
+def test_no_page_when_the_privacy_notice_has_no_version_at_all(
+    runtime: Runtime, tenant: str
+) -> None:
+    client = TestClient(create_app(runtime), headers=HTML)
+    assert client.get(f"/p/{tenant}/privacy").status_code == 404
+    with runtime.tenant_context(tenant) as ctx:
+        notices.create_notice(ctx, slug="privacy", kind="privacy_notice", title="Privacy")
+        # Consent wording dated later is not a privacy notice: still nothing to show.
+        notices.create_notice(ctx, slug="words", kind="consent_wording", title="Words")
+        notices.publish_version(
+            ctx, "words", text="Tick to subscribe.", effective_at=START + timedelta(days=999)
+        )
+    response = client.get(f"/p/{tenant}/privacy")
+    assert response.status_code == 404
+    assert "no privacy notice" in response.text

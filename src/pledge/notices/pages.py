@@ -214,19 +214,26 @@ def public_privacy_notice(
 ) -> Response:
     """The tenant's privacy notice as in force now, in the language asked for (else English,
     else any language in force), and the versions published to take effect later. No login:
-    anyone may read it. 404 when the tenant has none in force."""
+    anyone may read it. When no version is in force yet, the versions to come alone, said so
+    plainly; 404 only when the tenant has no privacy notice version at all."""
     tenant = tenants.get_tenant_by_slug(session, slug)
     ctx = TenantContext(session, runtime.keystore, tenant, PUBLIC_READER, frozenset())
-    shown = service.public_notice(ctx, lang[:16])
-    if shown is None:
-        raise NotFound("this organisation has no privacy notice in force")
-    notice, version = shown
+    language = lang[:16]
+    shown = service.public_notice(ctx, language)
     # Seed 002 "Material Change": "a notice on this Site prior to the change becoming
     # effective". Every change to come is shown, in date order, not only the next: each one
     # is then on the site from the day it is published, however soon after it another takes
     # effect. Not only material ones either: any change alters what applies to the reader,
     # and showing it early costs nothing (`material` decides who is e-mailed, not this).
-    upcoming = service.upcoming_versions(ctx, notice.id, lang[:16])
+    upcoming = service.public_upcoming(ctx, language)
+    version: NoticeVersion | None
+    if shown is not None:
+        notice, version = shown
+    elif upcoming:
+        # A first notice published to take effect later: the page says nothing applies yet.
+        notice, version = service.get_notice(ctx, upcoming[0].notice_id), None
+    else:
+        raise NotFound("this organisation has no privacy notice")
     return render(
         request,
         "public/privacy_notice.html",

@@ -213,40 +213,60 @@ def current_version(
     return None
 
 
-def upcoming_versions(
-    ctx: TenantContext, notice_id: uuid.UUID, language: str = "en", at: datetime | None = None
-) -> list[NoticeVersion]:
-    """The versions that will take effect after `at` for a reader in `language`, in date
-    order: each as `current_version` (any language) will pick it on its date. A version that
-    a higher-numbered one already in effect by then overtakes never applies: left out."""
-    when = at or utcnow()
-    dates = ctx.session.scalars(
-        for_tenant(select(NoticeVersion.effective_at), NoticeVersion, ctx.tenant_id)
-        .where(NoticeVersion.notice_id == notice_id, NoticeVersion.effective_at > when)
-        .distinct()
-        .order_by(NoticeVersion.effective_at)
-    )
-    shown = current_version(ctx, notice_id, language, when, any_language=True)
-    out: list[NoticeVersion] = []
-    for date in list(dates):
-        then = current_version(ctx, notice_id, language, date, any_language=True)
-        if then is not None and (shown is None or then.id != shown.id):
-            out.append(then)
-            shown = then
-    return out
-
-
-def public_notice(ctx: TenantContext, language: str = "en") -> tuple[Notice, NoticeVersion] | None:
-    """The tenant's privacy notice as /p/{slug}/privacy shows it: the one named "privacy",
-    else the first by slug with a version in force; in `language`, else English, else any
-    language in force — a receipt's `policyUrl` must never lead nowhere."""
+def _privacy_notices(ctx: TenantContext) -> list[Notice]:
+    """The tenant's privacy notices in the order the public page prefers them: the one named
+    "privacy", then the others by slug."""
     found = [n for n in list_notices(ctx) if n.kind == NoticeKind.PRIVACY_NOTICE.value]
     found.sort(key=lambda n: (n.slug != "privacy", n.slug))
-    for notice in found:
-        version = current_version(ctx, notice.id, language, any_language=True)
+    return found
+
+
+def public_notice(
+    ctx: TenantContext, language: str = "en", at: datetime | None = None
+) -> tuple[Notice, NoticeVersion] | None:
+    """The tenant's privacy notice as /p/{slug}/privacy shows it at `at` (now): the one named
+    "privacy", else the first by slug with a version in force; in `language`, else English,
+    else any language in force — a receipt's `policyUrl` must never lead nowhere. In force
+    only: a consent records the version shown, and a version to come was not."""
+    for notice in _privacy_notices(ctx):
+        version = current_version(ctx, notice.id, language, at, any_language=True)
         if version is not None:
             return notice, version
     return None
+
+
+def public_upcoming(
+    ctx: TenantContext, language: str = "en", at: datetime | None = None
+) -> list[NoticeVersion]:
+    """What the public page will show after `at` (now), in date order: on each date a
+    version of any privacy notice takes effect, the version `public_notice` picks then, when
+    it is not the one picked before. So a new version of the notice shown now, a first notice
+    dated later (nothing in force yet), and a new notice that takes over from the one shown
+    now are all on the page before they apply (seed 002 "Material Change": "a notice on this
+    Site prior to the change becoming effective"); a version overtaken before its date by a
+    higher-numbered one never applies and is left out."""
+    notices = _privacy_notices(ctx)
+    if not notices:
+        return []
+    when = at or utcnow()
+    dates = ctx.session.scalars(
+        for_tenant(select(NoticeVersion.effective_at), NoticeVersion, ctx.tenant_id)
+        .where(
+            NoticeVersion.notice_id.in_([n.id for n in notices]),
+            NoticeVersion.effective_at > when,
+        )
+        .distinct()
+        .order_by(NoticeVersion.effective_at)
+    )
+    now_shown = public_notice(ctx, language, when)
+    last = now_shown[1].id if now_shown else None
+    out: list[NoticeVersion] = []
+    for date in list(dates):
+        then = public_notice(ctx, language, date)
+        if then is not None and then[1].id != last:
+            out.append(then[1])
+            last = then[1].id
+    return out
 
 
 def diff(old: NoticeVersion, new: NoticeVersion) -> list[tuple[str, str]]:
