@@ -1,5 +1,6 @@
 """The REST API as a contract: every operation under /api/ documents what it does, what it
-answers on success (a schema, or the file types it sends) and its problem+json errors."""
+answers on success (a schema, or the file types it sends) and its problem+json errors, under
+the media type they are sent with."""
 
 from __future__ import annotations
 
@@ -40,9 +41,13 @@ def test_every_api_operation_is_documented(runtime: Runtime) -> None:
             elif code != "204" and "$ref" not in json.dumps(content.get("application/json")):
                 undocumented.append(f"{where}: {code} has no response schema")
         for code in ("401", "404", "422"):
-            problem = op["responses"].get(code, {}).get("content", {}).get("application/json")
+            # As sent: a client picks the parser by the media type the contract names.
+            content = op["responses"].get(code, {}).get("content", {})
+            problem = content.get("application/problem+json")
             if not problem or not problem["schema"].get("$ref", "").endswith("/Problem"):
                 undocumented.append(f"{where}: {code} is not documented as a problem")
+            if "application/json" in content:
+                undocumented.append(f"{where}: {code} documented as JSON, sent as problem+json")
     assert not undocumented, "\n".join(undocumented)
 
 

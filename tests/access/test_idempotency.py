@@ -193,3 +193,14 @@ def test_the_body_is_compared_whatever_the_order_of_its_keys_and_kept_keyed(
         (row,) = ctx.session.scalars(select(IdempotentCall)).all()
     for text in (json.dumps(one), json.dumps(one, sort_keys=True), "ana@example.com"):
         assert row.body_digest != hashlib.sha256(text.encode()).digest()
+
+
+def test_the_contract_names_the_400_a_malformed_key_gets(client: TestClient) -> None:
+    # Found by tests/test_api_schema.py: both routes answered a 400 their contract left out,
+    # so a client built from /openapi.json had no case for it.
+    spec = client.get("/openapi.json").json()
+    for path, body in (("/api/v1/requests", LIST["requests"][0]), ("/api/v1/requests/batch", LIST)):
+        r = client.post(path, json=body, headers={"Idempotency-Key": "with space"})
+        assert r.status_code == 400 and r.json()["code"] == "idempotency_key_malformed", r.text
+        documented = spec["paths"][path]["post"]["responses"]["400"]["content"]
+        assert documented["application/problem+json"]["schema"]["$ref"].endswith("/Problem")

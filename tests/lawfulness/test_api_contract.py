@@ -32,7 +32,7 @@ def test_openapi_documents_every_lawfulness_route(client: TestClient) -> None:
             success = operation["responses"][str(route.status_code or 200)]
             schema = success["content"]["application/json"]["schema"]
             assert "$ref" in json.dumps(schema), (route.path, schema)
-            problem = operation["responses"]["404"]["content"]["application/json"]["schema"]
+            problem = operation["responses"]["404"]["content"]["application/problem+json"]["schema"]
             assert problem["$ref"].endswith("/Problem"), route.path
     assert {"gpc", "lastUpdate"} <= spec["components"]["schemas"]["GpcJson"]["properties"].keys()
 

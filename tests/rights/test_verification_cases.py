@@ -369,6 +369,25 @@ def test_staff_resend_the_verification(runtime: Runtime, customer: str) -> None:
     assert r.status_code == 409  # verified: nothing to send
 
 
+def test_the_contract_names_the_429_of_locked_codes_and_of_codes_sent(
+    runtime: Runtime, customer: str
+) -> None:
+    # Found by tests/test_api_schema.py: both routes answered a 429 their contract left out.
+    request_id = received(runtime, customer, "access")
+    api = api_client(runtime, make_api_token(runtime, customer))
+    _five_wrong_codes(runtime, customer, request_id)
+    r = api.post(f"/api/v1/requests/{request_id}/verify", json={"code": "000000"})
+    assert r.status_code == 429 and r.json()["code"] == "too_many_attempts", r.text
+    for _ in range(verification.MAX_CHALLENGES_PER_DAY - 1):
+        assert api.post(f"/api/v1/requests/{request_id}/resend-verification").status_code == 200
+    r = api.post(f"/api/v1/requests/{request_id}/resend-verification")
+    assert r.status_code == 429 and r.json()["code"] == "too_many_attempts", r.text
+    paths = api.get("/openapi.json").json()["paths"]
+    for action in ("verify", "resend-verification"):
+        answers = paths[f"/api/v1/requests/{{request_id}}/{action}"]["post"]["responses"]
+        assert "application/problem+json" in answers["429"]["content"], action
+
+
 def test_a_reference_of_one_tenant_sends_no_code_under_another(
     runtime: Runtime, customer: str
 ) -> None:

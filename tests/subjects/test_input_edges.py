@@ -99,3 +99,19 @@ def test_times_outside_the_calendar_in_utc_are_refused_by_the_gate_and_notices(
             "/api/v1/gate/check", json={"subject_id": sid, "purpose": "newsletter", "at": when}
         )
         assert r.status_code == 200 and r.json()["allowed"] is False, r.text
+
+
+def test_a_body_that_is_not_utf8_is_refused_as_malformed_json(client: TestClient) -> None:
+    # Found by tests/test_api_schema.py: such a body got FastAPI's bare 400 "There was an error
+    # parsing the body" (code `http_error`, a status the contract does not name), where
+    # malformed JSON gets a 422 naming the body. A Latin-1 client's "é" is one such body.
+    for body in (b"\xff", b'{"fields": [{"name": "email", "value": "\xe9@example.com"}]}', b"{"):
+        r = client.post(
+            "/api/v1/subjects", content=body, headers={"content-type": "application/json"}
+        )
+        assert r.status_code == 422, (body, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        problem = r.json()
+        assert problem["code"] == "invalid_input" and "body" in problem["detail"], body
+        assert [e["type"] for e in problem["errors"]] == ["json_invalid"], body
+    assert client.get("/api/v1/subjects").json()["items"] == []

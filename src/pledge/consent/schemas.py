@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from pledge.consent.models import ConsentAction, ConsentMethod
 from pledge.subjects.schemas import FieldIn
@@ -27,8 +27,10 @@ class SignalsIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    gpc: bool = Field(default=False, description="Global Privacy Control (Sec-GPC: 1)")
-    dnt: bool | None = Field(default=None, description="Do Not Track: 1 → true, 0 → false")
+    gpc: StrictBool = Field(default=False, description="Global Privacy Control (Sec-GPC: 1)")
+    dnt: StrictBool | None = Field(
+        default=None, description="Do Not Track: the header `DNT: 1` → true, `DNT: 0` → false"
+    )
     ip: str | None = Field(
         default=None, max_length=64, description="Kept only as a MAC under the subject's key"
     )
@@ -49,7 +51,7 @@ class ConsentIn(BaseModel):
         description="The consent wording version shown (required to grant)",
     )
     collection_point: str | None = Field(default=None, max_length=60)
-    prechecked: bool = Field(
+    prechecked: StrictBool = Field(
         default=False, description="The box was ticked before the person acted: refused"
     )
     signals: SignalsIn | None = None
@@ -145,8 +147,8 @@ class ConsentChoiceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     purpose: str = Field(max_length=60)
-    checked: bool
-    prechecked: bool = False
+    checked: StrictBool
+    prechecked: StrictBool = False
 
 
 class CollectionIn(BaseModel):
@@ -204,17 +206,19 @@ class OverrideIn(BaseModel):
 class PrivacyStateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    restricted: bool | None = Field(
+    restricted: StrictBool | None = Field(
         default=None,
         description="GDPR Art. 18 restriction set through this API: `true` restricts the "
         "subject on this API's ground, `false` lifts that ground only. A restriction the "
         "person asked for, or one while a correction is checked, stays (see "
         "`restriction_grounds` in the answer).",
     )
-    sale_opt_out: bool | None = Field(default=None, description="CCPA opt-out of sale/sharing")
-    limit_sensitive: bool | None = Field(default=None, description="CPRA limit sensitive PI")
-    is_child: bool | None = None
-    parental_consent: bool | None = None
+    sale_opt_out: StrictBool | None = Field(
+        default=None, description="CCPA opt-out of sale/sharing"
+    )
+    limit_sensitive: StrictBool | None = Field(default=None, description="CPRA limit sensitive PI")
+    is_child: StrictBool | None = None
+    parental_consent: StrictBool | None = None
 
 
 class PurposeConsent(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from pledge.core.validation import AwareInstantIn
 from pledge.gate.service import Reason
@@ -97,7 +97,7 @@ class HygieneEraseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     subject_ids: list[str] = Field(min_length=1, max_length=10_000)
-    confirm: bool = Field(default=False, description="Must be true: erasure cannot be undone")
+    confirm: StrictBool = Field(default=False, description="Must be true: erasure cannot be undone")
     keep_classes: list[str] = Field(
         default_factory=list, description="Retention classes held under a legal duty"
     )

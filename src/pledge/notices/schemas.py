@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from pledge.core.validation import AwareInstantIn
 from pledge.notices.models import NoticeKind
@@ -32,7 +32,7 @@ class VersionIn(BaseModel):
         default=None, description="When it takes effect (default: now)"
     )
     summary: str = Field(default="", max_length=5000, description="What changed")
-    material: bool = Field(
+    material: StrictBool = Field(
         default=False,
         description="A material change: announced to the people it affects, before it applies "
         "when `effective_at` is in the future, else at the next worker cycle",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from pledge.purposes.models import Channel, CollectionPointKind, LawfulBasis
 
@@ -32,8 +32,8 @@ class PurposeFields(BaseModel):
     channels: list[Channel] = Field(
         default_factory=list, description="Channels it may use; empty means any"
     )
-    is_marketing: bool = False
-    is_sale_or_sharing: bool = Field(
+    is_marketing: StrictBool = False
+    is_sale_or_sharing: StrictBool = Field(
         default=False, description="CCPA sale or sharing: GPC and opt-outs stop it"
     )
     legitimate_interest_note: str | None = Field(

@@ -53,7 +53,7 @@ from pledge.rights.schemas import (
 )
 from pledge.rights.service import Requester, RequestInput
 from pledge.web.deps import api_context
-from pledge.web.problems import PROBLEMS
+from pledge.web.problems import MALFORMED_IDEMPOTENCY_KEY, PROBLEMS, TOO_MANY_ATTEMPTS
 
 router = APIRouter(prefix="/api/v1", tags=["rights requests"], responses=PROBLEMS)
 
@@ -111,7 +111,12 @@ def request_out(ctx: TenantContext, r: RightsRequest, *, full: bool = False) -> 
     return out
 
 
-@router.post("/requests", status_code=status.HTTP_201_CREATED, response_model=RequestOut)
+@router.post(
+    "/requests",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RequestOut,
+    responses=MALFORMED_IDEMPOTENCY_KEY,
+)
 def create_request(
     body: RequestIn, ctx: Write, response: Response, idempotency_key: IdempotencyKey = None
 ) -> RequestOut:
@@ -149,7 +154,7 @@ def _input(body: RequestIn) -> RequestInput:
     )
 
 
-@router.post("/requests/batch", response_model=BatchOut)
+@router.post("/requests/batch", response_model=BatchOut, responses=MALFORMED_IDEMPOTENCY_KEY)
 def create_batch(
     body: RequestBatchIn, ctx: Write, response: Response, idempotency_key: IdempotencyKey = None
 ) -> BatchOut:
@@ -212,7 +217,9 @@ def get_request(request_id: str, ctx: Read) -> RequestOut:
     return request_out(ctx, rights.get_request(ctx, request_id), full=True)
 
 
-@router.post("/requests/{request_id}/verify", response_model=RequestOut)
+@router.post(
+    "/requests/{request_id}/verify", response_model=RequestOut, responses=TOO_MANY_ATTEMPTS
+)
 def verify(request_id: str, body: VerifyIn, ctx: Write) -> RequestOut:
     """Check the code the requester received (and data points, a declaration where needed)."""
     request = rights.get_request(ctx, request_id)
@@ -237,7 +244,8 @@ def verify_otherwise(request_id: str, body: OtherMeansIn, ctx: Write) -> Request
 def decide_power_of_attorney(request_id: str, body: PowerOfAttorneyIn, ctx: Write) -> RequestOut:
     """Accept or reject the power of attorney an authorized agent's request was made under
     (California, 11 CCR 7063(b)), once you checked the document and who the agent is.
-    Accepted: verified without the person's confirmation (level `power_of_attorney`).
+    Accepted: verified without the person's confirmation (level `power_of_attorney`); the
+    person is told by a letter to the e-mail address on file, when the request matched them.
     Rejected: the person is sent the code and link to confirm, as for any agent's request.
     The reason is kept sealed with the request (a file of kind `verification`); audited.
     409 when no power of attorney waits for a decision."""
@@ -251,7 +259,11 @@ def decide_power_of_attorney(request_id: str, body: PowerOfAttorneyIn, ctx: Writ
     return request_out(ctx, request, full=True)
 
 
-@router.post("/requests/{request_id}/resend-verification", response_model=RequestOut)
+@router.post(
+    "/requests/{request_id}/resend-verification",
+    response_model=RequestOut,
+    responses=TOO_MANY_ATTEMPTS,
+)
 def resend_verification(request_id: str, ctx: Write) -> RequestOut:
     """Send the requester a new code and link — the e-mail was lost, or wrong codes locked
     the last code. Only a request waiting for verification; at most three codes a day for a

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from pledge.rights.models import RequestChannel, RequestType
 from pledge.rights.recipients import TransferMechanism
@@ -103,7 +103,7 @@ class VerifyIn(BaseModel):
 
     code: str | None = Field(default=None, max_length=12)
     data_points: dict[str, str] = Field(default_factory=dict)
-    declaration: bool = False
+    declaration: StrictBool = False
 
 
 class OtherMeansIn(BaseModel):
@@ -114,7 +114,7 @@ class OtherMeansIn(BaseModel):
         max_length=2000,
         description="How the requester was verified (kept sealed with the request)",
     )
-    declaration: bool = Field(
+    declaration: StrictBool = Field(
         default=False,
         description="The requester signed the declaration the law asks for (California, "
         "specific pieces: 11 CCR 7062); required there",
@@ -124,7 +124,7 @@ class OtherMeansIn(BaseModel):
 class PowerOfAttorneyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    accept: bool = Field(
+    accept: StrictBool = Field(
         description="true: verified without the person's confirmation; false: the person "
         "is sent the code to confirm, as for any agent's request"
     )
@@ -134,7 +134,7 @@ class PowerOfAttorneyIn(BaseModel):
         description="How the power of attorney and the agent were checked, or why it is "
         "not accepted (kept sealed with the request)",
     )
-    declaration: bool = Field(
+    declaration: StrictBool = Field(
         default=False,
         description="The agent signed the declaration the law asks for (California, "
         "specific pieces: 11 CCR 7062); required there to accept",
@@ -144,7 +144,7 @@ class PowerOfAttorneyIn(BaseModel):
 class FeeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    cents: int = Field(ge=0, le=100_000, description="The fee in cents; 0 clears it")
+    cents: StrictInt = Field(ge=0, le=100_000, description="The fee in cents; 0 clears it")
     reason: str = Field(default="", max_length=2000, description="Why a fee is charged")
 
 
@@ -158,7 +158,7 @@ class ReasonIn(BaseModel):
 class FulfilIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    approve: bool = True
+    approve: StrictBool = True
     holds: dict[str, str] = Field(
         default_factory=dict, description="Retention class → why it is kept"
     )
@@ -178,7 +178,7 @@ class FulfilOut(BaseModel):
 class AppealDecisionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    grant: bool
+    grant: StrictBool
     reason: str = Field(default="", max_length=2000)
 
 
@@ -225,7 +225,7 @@ class RecipientChangeIn(BaseModel):
         max_length=500,
         description="A new URL gets a new signing secret (shown once); null: no more notices",
     )
-    active: bool | None = Field(
+    active: StrictBool | None = Field(
         default=None, description="false: told in no access answer, sent no new notice"
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from pledge.signals.settings import MAX_HOSTS, DntPolicy
 
@@ -19,7 +19,7 @@ class GpcJson(BaseModel):
 class SignalSettingsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    honour_gpc: bool | None = Field(
+    honour_gpc: StrictBool | None = Field(
         default=None, description="Honour GPC as an opt-out of sale/sharing (11 CCR §7025)"
     )
     dnt_policy: DntPolicy | None = Field(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from pledge.core.validation import InstantIn
 from pledge.subjects.models import STANDARD_CLASS, DataSource, InteractionKind
@@ -142,7 +142,7 @@ class ErasureIn(BaseModel):
         default_factory=list,
         description="Retention classes kept under a legal duty (their data survives the erasure)",
     )
-    erase_exempt: bool = Field(
+    erase_exempt: StrictBool = Field(
         default=False,
         description="Also erase the retention classes the tenant keeps on every erasure "
         "(exempt_on_erasure): their legal period is over. Without it they are kept",

@@ -108,6 +108,24 @@ def _documented(description: str) -> dict[str, Any]:
     return {"model": Problem, "description": description}
 
 
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+_PROBLEM_REF = "#/components/schemas/Problem"
+
+
+def _problems_as_sent(spec: dict[str, Any]) -> dict[str, Any]:
+    """FastAPI files a documented response's model under the route's media type (JSON); a
+    problem is sent as `application/problem+json`, and the contract must say what is sent.
+    In place, so it can run on FastAPI's cached schema each time."""
+    for operations in spec.get("paths", {}).values():
+        for operation in operations.values():
+            for answer in operation.get("responses", {}).values():
+                content = answer.get("content", {})
+                schema = content.get("application/json", {}).get("schema", {})
+                if schema.get("$ref") == _PROBLEM_REF:
+                    content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+    return spec
+
+
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: _documented("No API key, or an unknown or revoked one"),
     403: _documented("The API key lacks the scope this route needs"),
@@ -117,8 +135,16 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     413: _documented(
         "The body is larger than the route takes (4 MB): problem+json, or plain text when "
         "the Content-Length said so before the body was read"
-    ),
+    )
+    | {"content": {"text/plain": {"schema": {"type": "string"}}}},
     422: _documented("Invalid input; `detail` names the field and the rule"),
+}
+# Only some routes answer these.
+TOO_MANY_ATTEMPTS: dict[int | str, dict[str, Any]] = {
+    429: _documented("Too many tries or codes for this request for now (`too_many_attempts`)"),
+}
+MALFORMED_IDEMPOTENCY_KEY: dict[int | str, dict[str, Any]] = {
+    400: _documented("The Idempotency-Key is malformed (`idempotency_key_malformed`)"),
 }
 
 
@@ -131,7 +157,7 @@ def _problem(status: int, code: str, title: str, detail: str, **extra: Any) -> J
         "code": code,
     }
     body.update(extra)
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
 
 
 def _wants_html(request: Request) -> bool:
@@ -140,7 +166,9 @@ def _wants_html(request: Request) -> bool:
     )
 
 
-def _where(loc: list[str]) -> str:
+def _where(loc: list[str], kind: str = "") -> str:
+    if kind == "json_invalid":
+        return "body"  # the body as a whole; its `loc` names where parsing stopped
     return ".".join(p for p in loc if p not in ("body", "query", "path", "header")) or "request"
 
 
@@ -175,6 +203,14 @@ def respond(request: Request, status: int, code: str, title: str, detail: str) -
     return _problem(status, code, title, detail)
 
 
+def _not_json(request: Request) -> Response:
+    detail = "body: not valid JSON (the body must be UTF-8 text)"
+    if _wants_html(request):
+        return _page(request, 422, "Invalid input", detail)
+    error = {"loc": ["body"], "msg": "JSON decode error", "type": "json_invalid"}
+    return _problem(422, "invalid_input", "Invalid input", detail, errors=[error])
+
+
 BUSY_RETRY_AFTER_S = 5
 
 
@@ -185,6 +221,13 @@ def _sqlite_busy(exc: OperationalError) -> bool:
 
 
 def install(app: FastAPI) -> None:
+    generate = app.openapi  # builds the schema once (again only if routes are added)
+
+    def openapi() -> dict[str, Any]:
+        return _problems_as_sent(generate())
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's way to extend the schema
+
     @app.exception_handler(PledgeError)
     async def pledge_error(request: Request, exc: PledgeError) -> Response:
         if _wants_html(request):
@@ -207,7 +250,7 @@ def install(app: FastAPI) -> None:
             }
             for e in exc.errors()
         ]
-        detail = "; ".join(f"{_where(e['loc'])}: {e['msg']}" for e in errors[:5])
+        detail = "; ".join(f"{_where(e['loc'], e['type'])}: {e['msg']}" for e in errors[:5])
         if _wants_html(request):
             return _page(request, 422, "Invalid input", detail)
         return _problem(422, "invalid_input", "Invalid input", detail, errors=errors)
@@ -220,6 +263,10 @@ def install(app: FastAPI) -> None:
             401: "unauthenticated",
             413: "body_too_large",
         }.get(exc.status_code, "http_error")
+        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+            # FastAPI's answer to a body that is not UTF-8: it is not JSON, and is refused as
+            # any other malformed JSON body is (422 `json_invalid`), not as a bare 400.
+            return _not_json(request)
         title = str(exc.detail) if exc.detail else "Error"
         detail = title
         if exc.status_code == 413:  # `pledge.web.limits`
