@@ -5,14 +5,18 @@ both databases (the races on PostgreSQL)."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import date
 
 import pytest
+from sqlalchemy import text
 
 from pledge.access.context import TenantContext
+from pledge.audit import service as audit
 from pledge.core.clock import frozen
 from pledge.rights import service as rights
-from pledge.rights import workflow
+from pledge.rights import transitions, workflow
 from pledge.rights.service import Requester, RequestInput
 from pledge.runtime import Runtime
 from pledge.tenants import service as tenants
@@ -169,3 +173,109 @@ def test_an_extension_granted_while_a_closing_day_is_added_runs_to_the_new_date(
     assert staff.result() == 1
     assert due_on(runtime, request_id) == "2026-04-21"
     assert "We will answer by 21 April 2026 at the latest" in extension_letter(runtime, person)
+
+
+# An action on a request locks it, then counts its due date from the tenant's settings; a
+# change of the settings locks them, then moves the open requests' due dates. Begun in that
+# order, each waited for the other and PostgreSQL aborted one (a deadlock): the staff's page
+# or the operator's command failed. Each waits for the other's end instead.
+
+
+def _waits_time_out(ctx: TenantContext) -> None:
+    # A wait the order of the locks should have made impossible fails the test, not hangs it.
+    ctx.session.execute(text("SET LOCAL lock_timeout = '30s'"))
+
+
+def _closes(*days: date) -> Callable[[TenantContext], int]:
+    def closes(ctx: TenantContext) -> int:
+        _waits_time_out(ctx)
+        _days, moved = tenants.set_closing_days(ctx, days)
+        return moved
+
+    return closes
+
+
+def _until_waiting(runtime: Runtime, sessions: int) -> None:
+    """Until `sessions` sessions of the test database wait for a lock (a minute at most)."""
+    for _ in range(1200):
+        with runtime.engine.connect() as conn:
+            found = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            ).scalar()
+        if found and found >= sessions:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{sessions} sessions never waited for a lock")
+
+
+def test_a_closing_day_added_while_staff_extend_a_request_waits_and_moves_its_date(
+    runtime: Runtime, person: str
+) -> None:
+    # UK: identity confirmed Tuesday 20 January, due Friday 20 February; extended, Monday 20
+    # April. A member of staff begins the extension (the request locked), and the operator
+    # closes both days before it is saved.
+    _postgresql_only(runtime)
+    request_id = received(runtime, "2026-01-05", "access", "UK")
+    verified(runtime, person, request_id, "2026-01-20")
+    with frozen(at("2026-02-10")), runtime.tenant_context(person) as ctx:
+        _waits_time_out(ctx)
+        request = rights.get_request(ctx, request_id)
+        transitions.hold(ctx, request)  # the extension's first step (`transitions.lock`)
+        operator = Second(
+            runtime, at("2026-02-10"), person, _closes(date(2026, 2, 20), date(2026, 4, 20))
+        )
+        workflow.extend(ctx, request, "ten years of support chats to go through")
+    # Both done: the operator's change waited for the extension, then moved its date.
+    assert operator.result() == 1
+    assert due_on(runtime, request_id) == "2026-04-21"
+    assert "We will answer by 20 April 2026 at the latest" in extension_letter(runtime, person)
+
+
+def _closes_unverified(ctx: TenantContext) -> int:
+    _waits_time_out(ctx)
+    return workflow.close_unverified(ctx)
+
+
+def _unassigns(request_id: str) -> Callable[[TenantContext], int]:
+    def unassigns(ctx: TenantContext) -> int:
+        _waits_time_out(ctx)
+        transitions.assign(ctx, rights.get_request(ctx, request_id), None)
+        return 1
+
+    return unassigns
+
+
+@pytest.mark.parametrize("act", ["worker_closes_unverified", "staff_unassign"])
+def test_a_closing_day_added_while_a_request_is_acted_on_waits_for_the_act(
+    runtime: Runtime, person: str, act: str
+) -> None:
+    # UK: an access request waits for its code since 5 January; another, verified on 20
+    # January, is due Friday 20 February. On 10 February the worker closes the first, or
+    # staff unassign the second — each act waiting for the audit chain another worker is
+    # checkpointing — as the operator closes 20 February.
+    _postgresql_only(runtime)
+    with frozen(at("2026-01-05")), runtime.tenant_context(person) as ctx:
+        asked = RequestInput("access", Requester(EMAIL, "Paula"), "UK")
+        unverified = str(workflow.receive(ctx, asked).request.id)
+    answered = received(runtime, "2026-01-05", "access", "UK")
+    verified(runtime, person, answered, "2026-01-20")
+    assert due_on(runtime, answered) == "2026-02-20"
+    closing = act == "worker_closes_unverified"
+    step = _closes_unverified if closing else _unassigns(answered)
+
+    with frozen(at("2026-02-10")), runtime.tenant_context(person) as ctx:
+        audit.checkpoint(ctx.session, ctx.keystore, ctx.tenant_id)  # the audit head held
+        acting = Second(runtime, at("2026-02-10"), person, step)
+        operator = Second(runtime, at("2026-02-10"), person, _closes(date(2026, 2, 20)))
+        _until_waiting(runtime, 2)
+    # Both done, one after the other: the act, then the change moving the open requests' due
+    # dates (the one closed first has none), the answered one's to the next Monday.
+    assert acting.result() == 1
+    assert operator.result() == (1 if closing else 2)
+    assert due_on(runtime, answered) == "2026-02-23"
+    with runtime.tenant_context(person) as ctx:
+        state = rights.get_request(ctx, unverified).state
+    assert state == ("closed_unverified" if closing else "awaiting_verification")

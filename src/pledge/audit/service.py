@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
@@ -27,6 +27,7 @@ from pledge.audit.models import AuditEntry, AuditHead
 from pledge.core.clock import utcnow
 from pledge.core.db import after_commit, is_read_only, read_transaction, transaction_memo
 from pledge.crypto.keystore import Checkpoint, KeyStore
+from pledge.tenants.models import Tenant
 
 GENESIS = bytes(32)
 
@@ -85,6 +86,7 @@ def record_many(ctx: TenantContext, entries: Sequence[PendingEntry]) -> list[int
 
 _HEADS = cast(Table, AuditHead.__table__)
 _ENTRIES = cast(Table, AuditEntry.__table__)
+_TENANTS = cast(Table, Tenant.__table__)
 # Prebuilt Core statements (an append is on the hot path of every gate check): built and
 # cache-keyed once, no ORM unit of work for the head.
 _LOCK_HEAD = (
@@ -98,6 +100,32 @@ _MOVE_HEAD = (
     .values(seq=bindparam("head_seq"), mac=bindparam("head_mac"))
 )
 _INSERT_ENTRIES = insert(_ENTRIES)
+_HOLD_TENANT = (
+    select(_TENANTS.c.id)
+    .where(_TENANTS.c.id == bindparam("tenant_id"))
+    .with_for_update(read=True, key_share=True)  # FOR KEY SHARE (without `read`: NO KEY UPDATE)
+)
+_TENANT_HELD = "tenant-row-held"
+
+
+def _hold_tenant(conn: Connection, memo: dict[Any, Any], tenant_id: uuid.UUID) -> None:
+    """On PostgreSQL, the tenant row FOR KEY SHARE to the end of the transaction, once per
+    transaction, before the head is locked. The entries' foreign key takes that lock anyway,
+    but after the head: a change of the tenant's settings locks the row FOR UPDATE and then
+    audits itself (the head), and the two orders deadlocked. The lock order is the tenant row,
+    then request rows, then the head (decision 0005). KEY SHARE waits for nothing an insert
+    of the entries would not wait for. SQLite's writers take turns: no statement there."""
+    if conn.dialect.name == "sqlite" or memo.get((_TENANT_HELD, tenant_id)):
+        return
+    conn.execute(_HOLD_TENANT, {"tenant_id": tenant_id})
+    memo[(_TENANT_HELD, tenant_id)] = True
+
+
+def tenant_held(session: Session, tenant_id: uuid.UUID) -> None:
+    """The caller has locked the tenant row in this transaction, FOR KEY SHARE or stronger
+    (`rights.service.hold_clock_settings`, a settings change's FOR UPDATE): an append need
+    not lock it again."""
+    transaction_memo(session)[(_TENANT_HELD, tenant_id)] = True
 
 
 def append(
@@ -114,13 +142,15 @@ def append(
     if session.autoflush:
         session.flush()
     conn = session.connection()
-    # Lock the head: on PostgreSQL a row lock, on SQLite the write lock taken at BEGIN. Held
-    # to the end of the transaction, so the head read first stays ours: later appends in the
-    # transaction take it from the memo (dropped when the transaction or a savepoint ends —
-    # a rolled-back savepoint's entries are gone, and the head is read again).
+    # Lock the head: on PostgreSQL a row lock (the tenant row first, `_hold_tenant`), on
+    # SQLite the write lock taken at BEGIN. Held to the end of the transaction, so the head
+    # read first stays ours: later appends in the transaction take it from the memo (dropped
+    # when the transaction or a savepoint ends — a rolled-back savepoint's entries are gone,
+    # and the head is read again).
     memo = transaction_memo(session)
     head: tuple[int, bytes] | None = memo.get(("audit-head", tenant_id))
     if head is None:
+        _hold_tenant(conn, memo, tenant_id)
         seq, prev = conn.execute(_LOCK_HEAD, {"tenant_id": tenant_id}).one()
     else:
         seq, prev = head
@@ -255,9 +285,12 @@ def _verify(
     The head and the entries must be read from one state of the chain: an entry appended
     between the two reads would look like a broken chain. A `read_transaction` reads one
     snapshot; in a transaction that writes, `lock_head` holds appends back (PostgreSQL: the
-    head row FOR UPDATE; SQLite's writers already wait for the transaction)."""
+    head row FOR UPDATE, after the tenant row as an append takes them; SQLite's writers
+    already wait for the transaction)."""
     key = keystore.audit_key(tenant_id)
     anchor = keystore.audit_checkpoint(tenant_id)
+    if lock_head:
+        _hold_tenant(session.connection(), transaction_memo(session), tenant_id)
     head = session.get(AuditHead, tenant_id, with_for_update=lock_head)
     expected_seq, prev = 1, GENESIS
     start = anchor if from_checkpoint else None

@@ -283,7 +283,9 @@ def close_unverified(ctx: TenantContext) -> int:
     after = verification.unverified_close_after()
     # Lock them first (PostgreSQL; SQLite's writers take turns): a second worker at once
     # waits here, then finds them closed — not a second closing, letter and webhook.
-    # Waiting, not skipping: what is skipped here would still be read below.
+    # Waiting, not skipping: what is skipped here would still be read below. The tenant's
+    # clock settings first, as every action on a request holds them (`transitions.hold`).
+    rights.hold_clock_settings(ctx)
     ctx.session.execute(
         for_tenant(select(RightsRequest.id), RightsRequest, ctx.tenant_id)
         .where(verification.unverified_since(utcnow() - after))
@@ -351,6 +353,8 @@ def purge_expired(ctx: TenantContext) -> int:
     unlinked = mail.purge_unlinked_rights_letters(ctx, now - transitions.RECORDS_KEPT)
     # Locked, skipping those another worker is purging (PostgreSQL; SQLite's writers take
     # turns): the audit entry names only what this run deleted, never the same ones twice.
+    # The tenant's clock settings first, in the order every action on a request takes.
+    rights.hold_clock_settings(ctx)
     expired = ctx.session.execute(
         for_tenant(select(RightsRequest.id, RightsRequest.subject_id), RightsRequest, ctx.tenant_id)
         .where(RightsRequest.purge_after.is_not(None), RightsRequest.purge_after < now)
