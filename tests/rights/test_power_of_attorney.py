@@ -9,11 +9,16 @@ import re
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from pledge.audit import service as audit
+from pledge.audit.events import AuditEvent
 from pledge.core.clock import frozen, utcnow
-from pledge.rights import letters, workflow
+from pledge.mail import backends
+from pledge.mail.backends import MemoryBackend
+from pledge.rights import letters, verification, workflow
 from pledge.rights import service as rights
 from pledge.rights.models import RequestArtifact
 from pledge.runtime import Runtime
@@ -279,3 +284,123 @@ def test_another_tenant_cannot_decide_on_it(
     assert r.status_code == 404, r.text
     assert state_and_level(runtime, customer, request_id) == ("awaiting_verification", "none")
     assert codes_sent(runtime, customer) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Accepted, the person is told at once: a false power of attorney is noticed.
+
+TOLD = "They act under a power of attorney from you"
+
+
+def told(runtime: Runtime, tenant: str, address: str) -> list[str]:
+    """The letters telling `address` that a power of attorney was accepted."""
+    return [t for t in letters_to(runtime, tenant, address) if TOLD in t]
+
+
+def letter_audit(runtime: Runtime, tenant: str, request_id: str) -> list[object]:
+    with runtime.tenant_context(tenant) as ctx:
+        return [
+            e.details.get("letter")
+            for e in audit.list_entries(ctx, limit=500)
+            if e.event == AuditEvent.RIGHTS_LETTER_SENT.value
+            and e.details.get("request_id") == request_id
+        ]
+
+
+def test_accepted_the_person_is_told_at_their_address_on_file(
+    runtime: Runtime,
+    customer: str,  # noqa: F811 -- the fixture imported above
+) -> None:
+    """The letter names the agent and the request, goes to the address on file (greeting the
+    person by the name on file, not the one the agent typed), is kept sealed with the
+    request and audited; the agent is sent nothing more, and does not see it on the status
+    page of their request."""
+    api = api_client(runtime, make_api_token(runtime, customer))
+    made = utcnow()
+    with frozen(made):
+        r = api.post("/api/v1/requests", json=agent_request("erasure", name="R. Requester"))
+    assert r.status_code == 201, r.text
+    request_id = r.json()["id"]
+    to_agent = letters_to(runtime, customer, AGENT)
+    assert told(runtime, customer, EMAIL) == []
+    accepted = made + timedelta(days=3)
+    with frozen(accepted):
+        r = api.post(
+            f"/api/v1/requests/{request_id}/power-of-attorney",
+            json={"accept": True, "reason": CHECKED},
+        )
+    assert r.status_code == 200, r.text
+    [letter] = told(runtime, customer, EMAIL)
+    on = made.strftime("%d %B %Y")
+    assert letter.startswith("Dear Rita,\n")
+    assert f"On {on}, Ada Gent ({AGENT}) sent us a request on your behalf: erasure." in letter
+    assert f"we checked and accepted on {accepted.strftime('%d %B %Y')}" in letter
+    assert "If you did not give them a power of attorney" in letter
+    assert "R. Requester" not in letter and POA not in letter and CHECKED not in letter
+    assert letters_to(runtime, customer, AGENT) == to_agent  # nothing new for the agent
+    assert letter_audit(runtime, customer, request_id)[-1] == "power_of_attorney_accepted"
+    with runtime.tenant_context(customer) as ctx:
+        found = rights.get_request(ctx, request_id)
+        [kept] = [
+            a
+            for a in letters.list_artifacts(ctx, found)
+            if a.name == "power_of_attorney_accepted.txt"
+        ]
+        assert kept.key_scope == "subject"  # sealed under the person's key: erasure reaches it
+        assert letters.open_artifact(ctx, found, kept) == letter.encode()
+    [ack] = to_agent
+    link = re.search(r"/p/[^/\s]+/requests/status/\S+", ack)
+    assert link, ack
+    page = TestClient(create_app(runtime)).get(link.group(0))
+    assert page.status_code == 200 and TOLD not in page.text
+
+
+def test_accepted_for_nobody_on_file_no_letter_goes_to_the_address_the_agent_gave(
+    runtime: Runtime,
+    customer: str,  # noqa: F811 -- the fixture imported above
+) -> None:
+    api = api_client(runtime, make_api_token(runtime, customer))
+    stranger = "not.on.file@example.com"
+    r = api.post("/api/v1/requests", json=agent_request("erasure", email=stranger))
+    assert r.status_code == 201, r.text
+    request_id = r.json()["id"]
+    r = api.post(
+        f"/api/v1/requests/{request_id}/power-of-attorney", json={"accept": True, "reason": CHECKED}
+    )
+    assert r.status_code == 200 and r.json()["subject_id"] is None, r.text
+    assert told(runtime, customer, stranger) == told(runtime, customer, AGENT) == []
+    assert "power_of_attorney_accepted" not in letter_audit(runtime, customer, request_id)
+
+
+def test_rejected_no_such_letter(
+    runtime: Runtime,
+    customer: str,  # noqa: F811 -- the fixture imported above
+) -> None:
+    api = api_client(runtime, make_api_token(runtime, customer))
+    request_id = received_with_poa(api, "erasure")["id"]
+    r = api.post(
+        f"/api/v1/requests/{request_id}/power-of-attorney",
+        json={"accept": False, "reason": "not signed by the person"},
+    )
+    assert r.status_code == 200, r.text
+    assert len(codes_sent(runtime, customer)) == 1  # the person confirms instead
+    assert told(runtime, customer, EMAIL) == told(runtime, customer, AGENT) == []
+
+
+def test_the_letter_leaves_only_after_commit(
+    runtime: Runtime,
+    customer: str,  # noqa: F811 -- the fixture imported above
+) -> None:
+    request_id = received_with_poa(
+        api_client(runtime, make_api_token(runtime, customer)), "erasure"
+    )["id"]
+    with backends.override(MemoryBackend()) as mailbox:
+        with pytest.raises(RuntimeError), runtime.tenant_context(customer) as ctx:
+            verification.accept_power_of_attorney(ctx, rights.get_request(ctx, request_id), CHECKED)
+            raise RuntimeError("rolled back")
+        assert mailbox.sent == [] and told(runtime, customer, EMAIL) == []
+        with runtime.tenant_context(customer) as ctx:
+            verification.accept_power_of_attorney(ctx, rights.get_request(ctx, request_id), CHECKED)
+            assert mailbox.sent == []  # not before the commit
+        [sent] = mailbox.sent
+    assert sent["To"] == EMAIL and TOLD in sent.get_content()

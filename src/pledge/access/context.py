@@ -15,7 +15,7 @@ from enum import StrEnum
 from sqlalchemy.orm import Session
 
 from pledge.access.permissions import Scope
-from pledge.core.db import transaction_memo
+from pledge.core.db import get_row, transaction_memo
 from pledge.core.errors import Forbidden, NotFound
 from pledge.crypto.keystore import KeyMissing, KeyShredded, KeyStore
 from pledge.tenants.models import Tenant
@@ -87,7 +87,7 @@ class TenantContext:
     @property
     def tenant(self) -> Tenant:
         if self._tenant is None:
-            tenant = self.session.get(Tenant, self._tenant_id)
+            tenant = get_row(self.session, Tenant, (self._tenant_id,))
             if tenant is None:
                 raise NotFound("no such tenant")
             self._tenant = tenant

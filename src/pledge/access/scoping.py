@@ -1,8 +1,10 @@
 """The one place that says what a tenant may see.
 
 Every query of a tenant-scoped table goes through `for_tenant` (lists) or `get_in_tenant`
-(single rows). A row of another tenant is reported exactly like a missing row — `NotFound`
-— so a caller cannot learn that an id exists elsewhere (DESIGN.md §4 invariant 2).
+(single rows) — or, for a hot statement built once, filters on the tenant's id as a bound
+parameter (`tenant_id == bindparam("tenant_id")`, given `ctx.tenant_id`). A row of another
+tenant is reported exactly like a missing row — `NotFound` — so a caller cannot learn that
+an id exists elsewhere (DESIGN.md §4 invariant 2).
 `tests/test_isolation.py` enumerates every route and proves it.
 """
 
@@ -14,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from pledge.core.db import get_row
 from pledge.core.errors import NotFound
 from pledge.core.ids import parse_id
 
@@ -38,7 +41,7 @@ def get_in_tenant(
     parsed = [parse_id(k) if isinstance(k, str) else k for k in key]
     if any(p is None for p in parsed):
         raise NotFound(f"no such {what}")
-    row = session.get(model, (tenant_id, *parsed))
+    row = get_row(session, model, (tenant_id, *parsed))
     if row is None:
         raise NotFound(f"no such {what}")
     return row

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from pledge.access.context import TenantContext
 from pledge.access.scoping import for_tenant
@@ -347,18 +347,26 @@ def _by_id(
     return {row.id: row for row in ctx.session.scalars(stmt)}
 
 
+# Prebuilt: every access request's information reads it.
+_TIMELINE = (
+    select(ConsentRecord, Purpose)
+    .join(
+        Purpose,
+        (Purpose.tenant_id == ConsentRecord.tenant_id) & (Purpose.id == ConsentRecord.purpose_id),
+    )
+    .where(
+        ConsentRecord.tenant_id == bindparam("tenant_id"),
+        ConsentRecord.subject_id == bindparam("subject_id"),
+    )
+    .order_by(ConsentRecord.recorded_at, ConsentRecord.id)
+)
+
+
 def timeline(ctx: TenantContext, subject_id: uuid.UUID | str) -> list[TimelineEntry]:
     """Every grant and withdrawal of the subject, oldest first, with the exact text shown."""
     subject = subjects.get_subject_row(ctx, subject_id)
     rows = ctx.session.execute(
-        for_tenant(select(ConsentRecord, Purpose), ConsentRecord, ctx.tenant_id)
-        .join(
-            Purpose,
-            (Purpose.tenant_id == ConsentRecord.tenant_id)
-            & (Purpose.id == ConsentRecord.purpose_id),
-        )
-        .where(ConsentRecord.subject_id == subject.id)
-        .order_by(ConsentRecord.recorded_at, ConsentRecord.id)
+        _TIMELINE, {"tenant_id": ctx.tenant_id, "subject_id": subject.id}
     ).all()
     version_ids = {r.wording_version_id for r, _ in rows} | {r.notice_version_id for r, _ in rows}
     versions = _by_id(ctx, NoticeVersion, version_ids)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     JSON,
@@ -19,10 +19,13 @@ from sqlalchemy import (
     Engine,
     LargeBinary,
     MetaData,
+    Select,
     Table,
+    bindparam,
     create_engine,
     event,
     func,
+    inspect,
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -30,6 +33,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.engine import Dialect, ExceptionContext
 from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from pledge.core.errors import InvalidInput, PledgeError
@@ -234,6 +238,55 @@ def insert_new(session: Session, model: type[DeclarativeBase], **values: Any) ->
     `.returning(...)` to learn whether it inserted (an insert's rowcount is -1 on psycopg)."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     return dialect.insert(model).values(**values).on_conflict_do_nothing()
+
+
+M = TypeVar("M")
+
+
+_BY_PRIMARY_KEY: dict[type[Any], Select[Any]] = {}
+
+
+def _by_primary_key(model: type[Any]) -> Select[Any]:
+    stmt = _BY_PRIMARY_KEY.get(model)
+    if stmt is None:
+        keys = inspect(model).primary_key
+        stmt = select(model).where(*(c == bindparam(f"pk_{i}") for i, c in enumerate(keys)))
+        _BY_PRIMARY_KEY[model] = stmt
+    return stmt
+
+
+def get_row(session: Session, model: type[M], key: tuple[Any, ...]) -> M | None:
+    """`session.get(model, key)`, at half its cost when the row is not loaded yet (a query
+    built once per model; `get` builds its own each time). A row the session holds already
+    is `get`'s to return, as it is or loaded again if expired."""
+    if session.identity_key(model, key) in session.identity_map:
+        return session.get(model, key)
+    found: M | None = session.scalars(
+        _by_primary_key(model), {f"pk_{i}": value for i, value in enumerate(key)}
+    ).one_or_none()
+    return found
+
+
+def flush_changes_to(session: Session, *models: type[DeclarativeBase]) -> None:
+    """Flush when the session holds a change to a row of one of `models` (new, changed or
+    deleted): before a Core statement reads their tables, which, unlike an ORM query, does
+    not autoflush. Other pending changes wait for the next flush."""
+    if session.autoflush and any(
+        isinstance(obj, models) for obj in (*session.new, *session.dirty, *session.deleted)
+    ):
+        session.flush()
+
+
+def keep_loaded_in_step(
+    session: Session, model: type[DeclarativeBase], key: tuple[Any, ...], values: dict[str, Any]
+) -> None:
+    """After a Core UPDATE of the row of `model` with primary key `key`: the object the session
+    has loaded for it, if any, holds `values` as it would after an ORM flush (nothing more to
+    write, nothing stale to read in this transaction)."""
+    loaded = session.identity_map.get((model, key, None))
+    if loaded is not None:
+        for name, value in values.items():
+            set_committed_value(loaded, name, value)
 
 
 def bulk_insert(session: Session, model: type[DeclarativeBase], rows: list[dict[str, Any]]) -> None:

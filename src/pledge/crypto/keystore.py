@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -37,6 +37,8 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
+    bindparam,
     delete,
     event,
     func,
@@ -190,6 +192,14 @@ def make_keystore_engine(url: str) -> Engine:
             dbapi_connection.execute("PRAGMA secure_delete=ON")
 
     return engine
+
+
+_KEYS = cast(Table, SubjectKey.__table__)
+# Prebuilt: the hot look-up of every subject read (`subject_keys`).
+_SUBJECT_KEYS = select(_KEYS.c.subject_id, _KEYS.c.key_class, _KEYS.c.wrapped).where(
+    _KEYS.c.tenant_id == bindparam("tenant_id"),
+    tuple_(_KEYS.c.subject_id, _KEYS.c.key_class).in_(bindparam("pairs", expanding=True)),
+)
 
 
 class KeyStore:
@@ -357,15 +367,12 @@ class KeyStore:
             return {}
         tenant = AESGCM(self.tenant_key(tenant_id))
         out: dict[tuple[uuid.UUID, str], bytes] = {}
-        with self._sessions() as s:
+        # A connection, not an ORM session: asked in nearly every transaction that reads a
+        # subject, and nothing here needs the session's bookkeeping.
+        with self.engine.connect() as conn:
             for chunk_start in range(0, len(wanted), 400):
                 chunk = wanted[chunk_start : chunk_start + 400]
-                rows = s.execute(
-                    select(SubjectKey.subject_id, SubjectKey.key_class, SubjectKey.wrapped).where(
-                        SubjectKey.tenant_id == tenant_id,
-                        tuple_(SubjectKey.subject_id, SubjectKey.key_class).in_(chunk),
-                    )
-                ).all()
+                rows = conn.execute(_SUBJECT_KEYS, {"tenant_id": tenant_id, "pairs": chunk})
                 for subject_id, key_class, wrapped in rows:
                     aad = _subject_aad(tenant_id, subject_id, key_class)
                     out[(subject_id, key_class)] = unseal(tenant, wrapped, aad)

@@ -29,7 +29,7 @@ from email.utils import format_datetime, parseaddr
 from typing import Any, cast
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import CursorResult, Engine, and_, delete, or_, select, update
+from sqlalchemy import CursorResult, Engine, Table, and_, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from pledge.access.context import TenantContext
@@ -38,7 +38,7 @@ from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
 from pledge.core.clock import utcnow
 from pledge.core.config import get_settings
-from pledge.core.db import after_commit, bulk_insert
+from pledge.core.db import after_commit, bulk_insert, flush_changes_to, keep_loaded_in_step
 from pledge.core.errors import InvalidInput, SubjectErased
 from pledge.core.ids import new_id
 from pledge.crypto.aead import seal, unseal
@@ -314,6 +314,21 @@ def queue_many(
 # Rights letters: under the subject's key once the request is matched, purged with it
 
 
+_OUTBOX = cast(Table, OutboxMessage.__table__)
+# Prebuilt, as each rights request is verified: its letters queued before the match, and
+# their re-sealing under the subject's key, by primary key, in one executemany.
+_UNDER_TENANT_KEY = select(_OUTBOX.c.id, _OUTBOX.c.sealed).where(
+    _OUTBOX.c.tenant_id == bindparam("tenant_id"),
+    _OUTBOX.c.request_id.in_(bindparam("request_ids", expanding=True)),
+    _OUTBOX.c.subject_id.is_(None),
+)
+_RESEAL = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.tenant_id == bindparam("b_tenant_id"), _OUTBOX.c.id == bindparam("b_id"))
+    .values(sealed=bindparam("b_sealed"), subject_id=bindparam("b_subject_id"))
+)
+
+
 def seal_under_subject(
     ctx: TenantContext, request_ids: Sequence[uuid.UUID], subject_id: uuid.UUID
 ) -> int:
@@ -324,19 +339,36 @@ def seal_under_subject(
     key = ctx.subject_keys([(subject_id, STANDARD_CLASS)]).get((subject_id, STANDARD_CLASS))
     if key is None or not request_ids:
         return 0
-    rows = list(
-        ctx.session.scalars(
-            for_tenant(select(OutboxMessage), OutboxMessage, ctx.tenant_id).where(
-                OutboxMessage.request_id.in_(request_ids), OutboxMessage.subject_id.is_(None)
-            )
-        )
-    )
+    flush_changes_to(ctx.session, OutboxMessage)  # a Core statement does not autoflush
+    rows = ctx.session.execute(
+        _UNDER_TENANT_KEY, {"tenant_id": ctx.tenant_id, "request_ids": list(request_ids)}
+    ).all()
     tenant_key = AESGCM(ctx.keystore.derived_key(ctx.tenant_id, "outbox"))
-    for row in rows:
-        body = unseal(tenant_key, row.sealed, _tenant_aad(ctx.tenant_id, row.id))
-        row.sealed = _seal(ctx, row.id, subject_id, key, body)
-        row.subject_id = subject_id
-    return len(rows)
+    resealed = [
+        {
+            "b_tenant_id": ctx.tenant_id,
+            "b_id": message_id,
+            "b_sealed": _seal(
+                ctx,
+                message_id,
+                subject_id,
+                key,
+                unseal(tenant_key, sealed, _tenant_aad(ctx.tenant_id, message_id)),
+            ),
+            "b_subject_id": subject_id,
+        }
+        for message_id, sealed in rows
+    ]
+    if resealed:
+        ctx.session.connection().execute(_RESEAL, resealed)
+        for row in resealed:
+            keep_loaded_in_step(
+                ctx.session,
+                OutboxMessage,
+                (ctx.tenant_id, row["b_id"]),
+                {"sealed": row["b_sealed"], "subject_id": subject_id},
+            )
+    return len(resealed)
 
 
 def purge_requests(

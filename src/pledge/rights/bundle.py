@@ -18,10 +18,9 @@ from typing import Any
 
 import orjson
 from markupsafe import Markup
-from sqlalchemy import select
+from sqlalchemy import bindparam, or_, select
 
 from pledge.access.context import TenantContext
-from pledge.access.scoping import for_tenant
 from pledge.consent import service as consent
 from pledge.consent.models import ConsentState, SubjectPurpose
 from pledge.purposes.models import LawfulBasis, Purpose
@@ -40,45 +39,57 @@ ZIP_LEVEL = 1
 _DEFLATE_INLINE_BELOW = 256 * 1024  # bytes
 
 
+# The purposes applying to a subject, in one query built once (every access request asks):
+# consents in force and relationships in force, plus legal obligations and vital interests
+# (which apply to everyone held).
+_PURPOSES_APPLYING = (
+    select(Purpose)
+    .where(
+        Purpose.tenant_id == bindparam("tenant_id"),
+        Purpose.archived_at.is_(None),
+        or_(
+            Purpose.id.in_(
+                select(ConsentState.purpose_id).where(
+                    ConsentState.tenant_id == bindparam("tenant_id"),
+                    ConsentState.subject_id == bindparam("subject_id"),
+                    ConsentState.granted.is_(True),
+                )
+            ),
+            Purpose.id.in_(
+                select(SubjectPurpose.purpose_id).where(
+                    SubjectPurpose.tenant_id == bindparam("tenant_id"),
+                    SubjectPurpose.subject_id == bindparam("subject_id"),
+                    SubjectPurpose.until.is_(None),
+                )
+            ),
+            Purpose.lawful_basis.in_(
+                [LawfulBasis.LEGAL_OBLIGATION.value, LawfulBasis.VITAL_INTEREST.value]
+            ),
+        ),
+    )
+    .order_by(Purpose.slug)
+)
+
+
 def purposes_applying(ctx: TenantContext, subject_id: uuid.UUID) -> list[Purpose]:
     """The purposes the subject's data is used for: consents in force and relationships in
     force, plus legal obligations (which apply to everyone held)."""
-    granted = set(
+    return list(
         ctx.session.scalars(
-            for_tenant(select(ConsentState.purpose_id), ConsentState, ctx.tenant_id).where(
-                ConsentState.subject_id == subject_id, ConsentState.granted.is_(True)
-            )
+            _PURPOSES_APPLYING, {"tenant_id": ctx.tenant_id, "subject_id": subject_id}
         )
     )
-    related = set(
-        ctx.session.scalars(
-            for_tenant(select(SubjectPurpose.purpose_id), SubjectPurpose, ctx.tenant_id).where(
-                SubjectPurpose.subject_id == subject_id, SubjectPurpose.until.is_(None)
-            )
-        )
-    )
-    everyone = {LawfulBasis.LEGAL_OBLIGATION.value, LawfulBasis.VITAL_INTEREST.value}
-    return [
-        p
-        for p in ctx.session.scalars(
-            for_tenant(select(Purpose), Purpose, ctx.tenant_id)
-            .where(Purpose.archived_at.is_(None))
-            .order_by(Purpose.slug)
-        )
-        if p.id in granted or p.id in related or p.lawful_basis in everyone
-    ]
+
+
+_ACTIVE_RECIPIENTS = select(Recipient).where(
+    Recipient.tenant_id == bindparam("tenant_id"), Recipient.active.is_(True)
+)
 
 
 def art15_information(
     ctx: TenantContext, subject_id: uuid.UUID, record: dict[str, Any], jurisdiction: str
 ) -> dict[str, Any]:
-    recipients = list(
-        ctx.session.scalars(
-            for_tenant(select(Recipient), Recipient, ctx.tenant_id).where(
-                Recipient.active.is_(True)
-            )
-        )
-    )
+    recipients = list(ctx.session.scalars(_ACTIVE_RECIPIENTS, {"tenant_id": ctx.tenant_id}))
     categories = sorted(
         {f["category"] for f in record["fields"]} | {i["category"] for i in record["interactions"]}
     )

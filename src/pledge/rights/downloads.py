@@ -20,6 +20,7 @@ from pledge.audit.events import AuditEvent
 from pledge.consent.receipts import ALG, _private_jwk
 from pledge.core.clock import utcnow
 from pledge.core.config import get_settings
+from pledge.core.db import bulk_insert
 from pledge.core.errors import NotFound
 from pledge.core.ids import new_id, parse_id
 from pledge.rights import letters
@@ -42,19 +43,27 @@ class Link:
 
 def create(ctx: TenantContext, request: RightsRequest, artifact: RequestArtifact) -> Link:
     secret = secrets.token_urlsafe(32)
-    link = DownloadLink(
-        tenant_id=ctx.tenant_id,
-        id=new_id(),
-        request_id=request.id,
-        artifact_id=artifact.id,
-        secret_digest=hashlib.sha256(secret.encode()).digest(),
-        created_at=utcnow(),
-        expires_at=utcnow() + LINK_TTL,
+    link_id, now = new_id(), utcnow()
+    expires_at = now + LINK_TTL
+    # Written at once, as a row: no object of it is needed (a download reads it by id).
+    bulk_insert(
+        ctx.session,
+        DownloadLink,
+        [
+            {
+                "tenant_id": ctx.tenant_id,
+                "id": link_id,
+                "request_id": request.id,
+                "artifact_id": artifact.id,
+                "secret_digest": hashlib.sha256(secret.encode()).digest(),
+                "created_at": now,
+                "expires_at": expires_at,
+                "used_at": None,
+            }
+        ],
     )
-    ctx.session.add(link)
-    ctx.session.flush()
     base = get_settings().base_url.rstrip("/")
-    return Link(f"{base}/p/{ctx.tenant.slug}/downloads/{link.id.hex}.{secret}", link.expires_at)
+    return Link(f"{base}/p/{ctx.tenant.slug}/downloads/{link_id.hex}.{secret}", expires_at)
 
 
 @dataclass(frozen=True)

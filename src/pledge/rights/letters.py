@@ -15,13 +15,15 @@ from typing import Any, cast
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from jinja2 import meta
-from sqlalchemy import CursorResult, delete, select
+from sqlalchemy import CursorResult, Table, bindparam, delete, select, update
+from sqlalchemy.orm import make_transient_to_detached
 
 from pledge.access.context import TenantContext
 from pledge.access.scoping import for_tenant, get_in_tenant
 from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
 from pledge.core.clock import utcnow
+from pledge.core.db import bulk_insert, flush_changes_to, keep_loaded_in_step
 from pledge.core.errors import NotFound
 from pledge.core.ids import new_id
 from pledge.crypto.aead import seal, unseal
@@ -59,6 +61,7 @@ SUBJECTS = {
     "appeal_extended": "We need more time to decide your appeal",
     "closed_unverified": "Your request was closed",
     "restriction_lifting": "The restriction of your data is being lifted",
+    "power_of_attorney_accepted": "Someone is acting for you under a power of attorney",
 }
 
 
@@ -139,19 +142,26 @@ def store_artifact(
     media_type: str,
     content: bytes,
 ) -> RequestArtifact:
-    artifact = RequestArtifact(
-        **artifact_row(
-            ctx,
-            request,
-            artifact_key(ctx, request),
-            kind=kind,
-            name=name,
-            media_type=media_type,
-            content=content,
-        )
+    row = artifact_row(
+        ctx,
+        request,
+        artifact_key(ctx, request),
+        kind=kind,
+        name=name,
+        media_type=media_type,
+        content=content,
     )
+    return _insert_artifact(ctx, row)
+
+
+def _insert_artifact(ctx: TenantContext, row: dict[str, Any]) -> RequestArtifact:
+    """Write an artifact's row at once (a download link may name it next), without the unit
+    of work's flush — every request stores several — and hold it in the session as a row it
+    has just read. The request's row is in the data store already."""
+    bulk_insert(ctx.session, RequestArtifact, [row])
+    artifact = RequestArtifact(**row)
+    make_transient_to_detached(artifact)
     ctx.session.add(artifact)
-    ctx.session.flush()
     return artifact
 
 
@@ -207,11 +217,13 @@ def letters_for_requester(
     ctx: TenantContext, request: RightsRequest
 ) -> list[tuple[RequestArtifact, str | None]]:
     """The letters sent about the request, for the requester's status page: decrypted (None
-    once erased), audited once. The verification letter is left out: it carries the code."""
+    once erased), audited once. The letters to the person the request is about are left out:
+    the verification carries the code, and the notice of an accepted power of attorney is
+    theirs, written from what is on file about them — the requester may be their agent."""
     found = [
         (item, open_artifact(ctx, request, item))
         for item in list_artifacts(ctx, request, kinds=("letter",))
-        if item.name != "verify.txt"
+        if item.name not in _PERSONS_OWN
     ]
     audit.record(
         ctx,
@@ -225,6 +237,9 @@ def letters_for_requester(
 # Letters that go to the person the request is about even when an agent acts for them: the
 # verification is the person's own confirmation (issue 4 §3; CCPA 11 CCR 7063(a)).
 TO_THE_PERSON = frozenset({"verify"})
+# Kept from the requester's status page (`letters_for_requester`). The notice of an accepted
+# power of attorney goes to the address on file, given by the caller (`send_pending`'s `to`).
+_PERSONS_OWN = frozenset({"verify.txt", "power_of_attorney_accepted.txt"})
 
 
 def addressee(private: dict[str, Any], letter: str = "") -> str:
@@ -305,20 +320,22 @@ def send_pending(
     request: RightsRequest,
     letter: str,
     pending: list[audit.PendingEntry] | None,
+    *,
+    to: str | None = None,
     **extra: Any,
 ) -> RequestArtifact:
     """`send`, with its audit entries (mail queued, letter sent) added to `pending` when
-    given, for the caller to record in this transaction with the entries around them."""
+    given, for the caller to record in this transaction with the entries around them.
+    `to`: the address when it is not the request's (`addressee`) — the person's on file."""
     private = rights.private_part(ctx, request)
     text = render(ctx, request, letter, private=private, **extra)
-    artifact = RequestArtifact(**letter_row(ctx, request, letter, text))
-    ctx.session.add(artifact)
+    artifact = _insert_artifact(ctx, letter_row(ctx, request, letter, text))
     # Sealed under the subject's key while it exists; after an erasure, under the tenant's.
     about = request.subject_id if artifact.key_scope == "subject" else None
     entries: list[audit.PendingEntry] = [] if pending is None else pending
     mail.queue(
         ctx,
-        to=addressee(private, letter),
+        to=to or addressee(private, letter),
         subject_line=subject_line(request, letter),
         text=text,
         headers={},
@@ -341,6 +358,21 @@ def _artifact_aad(artifact_id: uuid.UUID) -> bytes:
     return b"pledge:artifact:v1|" + artifact_id.bytes
 
 
+_ARTIFACTS = cast(Table, RequestArtifact.__table__)
+# Prebuilt, as each request is verified: its letters stored before the match, and their
+# re-sealing under the subject's key, by primary key, in one executemany.
+_UNDER_TENANT_KEY = select(_ARTIFACTS.c.id, _ARTIFACTS.c.sealed).where(
+    _ARTIFACTS.c.tenant_id == bindparam("tenant_id"),
+    _ARTIFACTS.c.request_id.in_(bindparam("request_ids", expanding=True)),
+    _ARTIFACTS.c.key_scope == "tenant",
+)
+_RESEAL = (
+    update(_ARTIFACTS)
+    .where(_ARTIFACTS.c.tenant_id == bindparam("b_tenant_id"), _ARTIFACTS.c.id == bindparam("b_id"))
+    .values(sealed=bindparam("b_sealed"), key_scope="subject")
+)
+
+
 def seal_under_subject(
     ctx: TenantContext, subject_id: uuid.UUID, request_ids: Sequence[uuid.UUID]
 ) -> tuple[int, int] | None:
@@ -357,18 +389,30 @@ def seal_under_subject(
         return 0, 0
     tenant = AESGCM(ctx.keystore.derived_key(ctx.tenant_id, "rights-request"))
     mine = AESGCM(key)
-    found = ctx.session.scalars(
-        for_tenant(select(RequestArtifact), RequestArtifact, ctx.tenant_id).where(
-            RequestArtifact.request_id.in_(request_ids), RequestArtifact.key_scope == "tenant"
+    flush_changes_to(ctx.session, RequestArtifact)  # a Core statement does not autoflush
+    rows = ctx.session.execute(
+        _UNDER_TENANT_KEY, {"tenant_id": ctx.tenant_id, "request_ids": list(request_ids)}
+    ).all()
+    resealed: list[dict[str, Any]] = []
+    for artifact_id, sealed in rows:
+        aad = _artifact_aad(artifact_id)
+        resealed.append(
+            {
+                "b_tenant_id": ctx.tenant_id,
+                "b_id": artifact_id,
+                "b_sealed": seal(mine, unseal(tenant, sealed, aad), aad),
+            }
         )
-    )
-    files = 0
-    for item in found:
-        aad = _artifact_aad(item.id)
-        item.sealed = seal(mine, unseal(tenant, item.sealed, aad), aad)
-        item.key_scope = "subject"
-        files += 1
-    return files, mail.seal_under_subject(ctx, request_ids, subject_id)
+    if resealed:
+        ctx.session.connection().execute(_RESEAL, resealed)
+        for row in resealed:
+            keep_loaded_in_step(
+                ctx.session,
+                RequestArtifact,
+                (ctx.tenant_id, row["b_id"]),
+                {"sealed": row["b_sealed"], "key_scope": "subject"},
+            )
+    return len(resealed), mail.seal_under_subject(ctx, request_ids, subject_id)
 
 
 def _forget(

@@ -101,7 +101,7 @@ DONE = {
     "withdrawn": "The request is withdrawn.",
     "restriction_lifted": "The restriction is lifted; the person was told why.",
     "poa_accepted": "The power of attorney is accepted: the request is verified without the "
-    "person's confirmation.",
+    "person's confirmation. The person is told by e-mail when their address is on file.",
     "poa_rejected": "The power of attorney is not accepted: the person is asked to confirm, "
     "as for any agent's request.",
 }

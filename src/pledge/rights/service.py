@@ -15,17 +15,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import func, or_, select, true
+from sqlalchemy import Select, Table, bindparam, func, or_, select, true
 
 from pledge.access.context import TenantContext
 from pledge.access.scoping import for_tenant, get_in_tenant
 from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
 from pledge.core.clock import utcnow
-from pledge.core.db import transaction_memo
+from pledge.core.db import bulk_insert, transaction_memo
 from pledge.core.errors import InvalidInput, NotFound
 from pledge.core.ids import new_id
 from pledge.crypto.aead import blind_index, seal, unseal
@@ -150,6 +150,35 @@ def _reference(request_id: uuid.UUID) -> str:
 NOT_YET_VERIFIED = (S.RECEIVED.value, S.AWAITING_VERIFICATION.value)
 
 
+_REQUESTS = cast(Table, RightsRequest.__table__)
+
+
+@lru_cache(maxsize=4)
+def _counted_before(*, verified_only: bool, excluding: bool) -> Select[tuple[bytes, str, int]]:
+    """The count `repetitive_flags` makes, per address and type, built once per variant
+    (intake, and as a request is verified): asked at every request received and verified."""
+    r = _REQUESTS.c
+    return (
+        select(r.contact_index, r.type, func.count())
+        .where(
+            r.tenant_id == bindparam("tenant_id"),
+            r.contact_index.in_(bindparam("indexes", expanding=True)),
+            r.type.in_(bindparam("types", expanding=True)),
+            r.received_at > bindparam("since"),
+            r.id != bindparam("excluding") if excluding else true(),
+            # As a request is verified, only those received before it (`now`: its receipt):
+            # the first of two stays the free one, whichever is verified first.
+            r.received_at < bindparam("now") if verified_only else true(),
+            # A request never verified was never answered: one closed unverified, or a
+            # stranger's with the person's address, uses up none of their free ones.
+            r.verified_at.is_not(None)
+            if verified_only
+            else or_(r.verified_at.is_not(None), r.state.in_(NOT_YET_VERIFIED)),
+        )
+        .group_by(r.contact_index, r.type)
+    )
+
+
 def repetitive_flags(
     ctx: TenantContext,
     asked: Sequence[tuple[bytes, Prepared]],
@@ -172,32 +201,22 @@ def repetitive_flags(
     ]
     counts: Counter[tuple[bytes, str]] = Counter()
     indexes = list(dict.fromkeys(index for index, _ in asked))
-    types = frozenset().union(*counted) if counted else frozenset()
+    types = sorted(frozenset().union(*counted)) if counted else []
+    stmt = _counted_before(verified_only=verified_only, excluding=excluding is not None)
+    # A Core statement does not autoflush: requests changed in this transaction count too.
+    if ctx.session.autoflush:
+        ctx.session.flush()
     for start in range(0, len(indexes), 400):
         rows = ctx.session.execute(
-            for_tenant(
-                select(RightsRequest.contact_index, RightsRequest.type, func.count()),
-                RightsRequest,
-                ctx.tenant_id,
-            )
-            .where(
-                RightsRequest.contact_index.in_(indexes[start : start + 400]),
-                RightsRequest.type.in_(types),
-                RightsRequest.received_at > now - timedelta(days=365),
-                RightsRequest.id != excluding if excluding else true(),
-                # As a request is verified, only those received before it (`now`: its receipt):
-                # the first of two stays the free one, whichever is verified first.
-                RightsRequest.received_at < now if verified_only else true(),
-                # A request never verified was never answered: one closed unverified, or a
-                # stranger's with the person's address, uses up none of their free ones.
-                RightsRequest.verified_at.is_not(None)
-                if verified_only
-                else or_(
-                    RightsRequest.verified_at.is_not(None),
-                    RightsRequest.state.in_(NOT_YET_VERIFIED),
-                ),
-            )
-            .group_by(RightsRequest.contact_index, RightsRequest.type)
+            stmt,
+            {
+                "tenant_id": ctx.tenant_id,
+                "indexes": indexes[start : start + 400],
+                "types": types,
+                "since": now - timedelta(days=365),
+                "now": now,
+                "excluding": excluding,
+            },
         )
         for index, rtype, n in rows:
             counts[(index, rtype)] += n
@@ -434,7 +453,10 @@ def _event(
     pending: list[audit.PendingEntry] | None = None,
 ) -> None:
     row, entry = event_parts(ctx, request, kind, before, after, details)
-    ctx.session.add(RequestEvent(**row))
+    # Written now, not at the next flush: nobody reads the row back as an object, and the
+    # ORM's unit of work cost more than the insert. The request's row is in the data store
+    # already (`submit` flushes it).
+    bulk_insert(ctx.session, RequestEvent, [row])
     if pending is None:
         audit.record_many(ctx, [entry])
     else:
@@ -449,20 +471,30 @@ def rule(request: RightsRequest) -> clock.Rule:
     return clock.rule_for(request.jurisdiction, request.type)
 
 
+_PAUSES = cast(Table, RequestPause.__table__)
+# Prebuilt (each transaction that moves a request counts its due date), on the session's
+# connection with no autoflush: `pause` and `_end_pause`, the only writers, flush theirs.
+_PAUSES_OF = (
+    select(_PAUSES.c.started_at, _PAUSES.c.ended_at)
+    .where(
+        _PAUSES.c.tenant_id == bindparam("tenant_id"),
+        _PAUSES.c.request_id == bindparam("request_id"),
+    )
+    .order_by(_PAUSES.c.started_at)
+)
+
+
 def pauses_of(ctx: TenantContext, request: RightsRequest) -> list[clock.Pause]:
     """The request's pauses, read once per transaction (`pause` and `_end_pause`, the only
     writers, drop the memo)."""
     memo = tx_memo(ctx)
     found: list[clock.Pause] | None = memo.get(("pauses", request.id))
     if found is None:
-        rows = ctx.session.scalars(
-            for_tenant(select(RequestPause), RequestPause, ctx.tenant_id)
-            .where(RequestPause.request_id == request.id)
-            .order_by(RequestPause.started_at)
+        rows = ctx.session.connection().execute(
+            _PAUSES_OF, {"tenant_id": ctx.tenant_id, "request_id": request.id}
         )
         found = [
-            clock.Pause(p.started_at.date(), p.ended_at.date() if p.ended_at else None)
-            for p in rows
+            clock.Pause(started.date(), ended.date() if ended else None) for started, ended in rows
         ]
         memo[("pauses", request.id)] = found
     return list(found)
@@ -524,7 +556,10 @@ def hold_clock_settings(ctx: TenantContext) -> None:
     Without it, settings read before the change committed counted a due date from the old
     ones. FOR KEY SHARE: the lock an insert of any of the tenant's rows takes already (their
     foreign key), so it waits for nothing more than that insert would; SQLite's writers
-    take turns."""
+    take turns. Taken before any request row is locked (`transitions.hold`, the worker's
+    selects): the change holds the tenant first, then the requests, and a transaction that
+    held a request first and then waited here was waited for in turn (a deadlock). It is the
+    lock an audit append takes before the chain's head, so the append does not take it again."""
     memo = tx_memo(ctx)
     if memo.get("clock_settings_held"):
         return
@@ -533,12 +568,15 @@ def hold_clock_settings(ctx: TenantContext) -> None:
         return
     ctx.session.flush()
     ctx.session.refresh(ctx.tenant, with_for_update={"read": True, "key_share": True})
+    audit.tenant_held(ctx.session, ctx.tenant_id)
 
 
 def hold_clock_settings_for_change(ctx: TenantContext) -> None:
     """The caller (`tenants`' clock settings) locked the tenant row FOR UPDATE: what it reads
-    is current, and the shared lock is not taken again (a refresh would drop its change)."""
+    is current, and the shared lock is not taken again (a refresh would drop its change),
+    nor by an audit append."""
     tx_memo(ctx)["clock_settings_held"] = True
+    audit.tenant_held(ctx.session, ctx.tenant_id)
 
 
 def deadlines(
@@ -573,11 +611,13 @@ def refresh_due(ctx: TenantContext, request: RightsRequest) -> None:
     hold_clock_settings(ctx)
     state = RequestState(request.state)
     if state is S.APPEALED:
-        request.due_on = deadlines(ctx, request).appeal_due
+        due = deadlines(ctx, request).appeal_due
     elif state in OPEN_STATES:
-        request.due_on = deadlines(ctx, request).due
+        due = deadlines(ctx, request).due
     else:
-        request.due_on = None
+        due = None
+    if due != request.due_on:  # unchanged, the row is not marked for the next flush
+        request.due_on = due
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
 
 from pledge.access.context import TenantContext
 from pledge.access.scoping import for_tenant
@@ -171,11 +171,14 @@ def lock(ctx: TenantContext, request: RightsRequest) -> None:
 
 def hold(ctx: TenantContext, request: RightsRequest) -> bool:
     """Lock the request's row to the end of the transaction and read it again, once per
-    transaction (the caller checks its state); whether it was read just now."""
+    transaction (the caller checks its state); whether it was read just now. The tenant's
+    clock settings are held first (`hold_clock_settings`): a change of them locks them, then
+    the open requests, and the other order made each wait for the other (a deadlock)."""
     memo = tx_memo(ctx)
     if memo.get(("locked", request.id)):
         return False
     memo[("locked", request.id)] = True
+    hold_clock_settings(ctx)
     if ctx.session.get_bind().dialect.name == "sqlite":
         # The writer holds the whole database from its first statement (BEGIN IMMEDIATE):
         # what this transaction read is current, and nobody else writes until it ends.
@@ -206,24 +209,43 @@ def _reassess_repetitive(ctx: TenantContext, request: RightsRequest) -> bool:
         excluding=request.id,
     )[0]
     changed = flag != request.repetitive
-    request.repetitive = flag
+    if changed:  # unchanged, the row is not marked for the next flush
+        request.repetitive = flag
     return changed
+
+
+_REQUESTS = cast(Table, RightsRequest.__table__)
+# Prebuilt: asked as every request is verified, and most often it finds none.
+_LATER_VERIFIED = select(_REQUESTS.c.id).where(
+    _REQUESTS.c.tenant_id == bindparam("tenant_id"),
+    _REQUESTS.c.contact_index == bindparam("contact_index"),
+    _REQUESTS.c.received_at > bindparam("after"),
+    _REQUESTS.c.received_at <= bindparam("until"),
+    _REQUESTS.c.verified_at.is_not(None),
+    _REQUESTS.c.state.in_(sorted(state.value for state in OPEN_STATES)),
+)
 
 
 def _reassess_later(ctx: TenantContext, request: RightsRequest) -> None:
     """Verified: the address's later requests, verified already and still open, are decided
     again too — this one, received before them, counts for them now (the first stays the free
     one whichever is verified first); a change is on their timeline for staff to see."""
-    later = ctx.session.scalars(
-        for_tenant(select(RightsRequest), RightsRequest, ctx.tenant_id).where(
-            RightsRequest.contact_index == request.contact_index,
-            RightsRequest.received_at > request.received_at,
-            RightsRequest.received_at <= request.received_at + timedelta(days=365),
-            RightsRequest.verified_at.is_not(None),
-            RightsRequest.state.in_([state.value for state in OPEN_STATES]),
-        )
+    # A Core statement does not autoflush: requests changed in this transaction count too.
+    if ctx.session.autoflush:
+        ctx.session.flush()
+    found = ctx.session.scalars(
+        _LATER_VERIFIED,
+        {
+            "tenant_id": ctx.tenant_id,
+            "contact_index": request.contact_index,
+            "after": request.received_at,
+            "until": request.received_at + timedelta(days=365),
+        },
     ).all()
-    for other in later:
+    for other_id in found:
+        other = ctx.session.get(RightsRequest, (ctx.tenant_id, other_id))
+        if other is None:
+            continue
         if _reassess_repetitive(ctx, other):
             _event(
                 ctx, other, "repetitive_reassessed", None, None, {"repetitive": other.repetitive}
@@ -259,6 +281,7 @@ def _end_pause(ctx: TenantContext, request: RightsRequest, now: datetime) -> Non
         )
     ):
         open_pause.ended_at = now
+    ctx.session.flush()  # `pauses_of` reads them again without a flush of its own
 
 
 def extend(ctx: TenantContext, request: RightsRequest, reason: str) -> RightsRequest:
@@ -438,6 +461,7 @@ def record_event(
 
 
 def assign(ctx: TenantContext, request: RightsRequest, user_id: uuid.UUID | None) -> RightsRequest:
+    hold(ctx, request)  # in the order every action on it takes
     request.assigned_to = user_id
     _event(ctx, request, "assigned", None, None, {"user_id": str(user_id) if user_id else None})
     return request
@@ -454,6 +478,7 @@ def record_fee(
     and `after_free` — only for a request flagged repetitive or excessive, a human's decision
     (GDPR Art. 12(5), CCPA 1798.145(h)); `access_not_excessive` — a reasonable fee for giving
     access (Australia APP 12.8); `never` — refused. A fee of 0 clears it."""
+    hold(ctx, request)  # in the order every action on it takes
     if RequestState(request.state) in FINAL:
         raise Conflict("the request is closed")
     if not 0 <= cents <= MAX_FEE_CENTS:

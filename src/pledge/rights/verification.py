@@ -14,8 +14,9 @@
 * an authorized agent with the person's power of attorney, where the law says the person
   need not confirm (rule data `power_of_attorney`: California, 11 CCR 7063(b)) — no code to
   anyone: the request waits for staff to accept the document (they check it and who the
-  agent is; the reason is kept sealed). Accepted, it is verified (`power_of_attorney`);
-  rejected, it takes the agent's path above (`workflow.reject_power_of_attorney`);
+  agent is; the reason is kept sealed). Accepted, it is verified (`power_of_attorney`) and
+  the person is told at their address on file, if any (`_tell_the_person`); rejected, it
+  takes the agent's path above (`workflow.reject_power_of_attorney`);
 * other means — staff verified the person otherwise (seen at a desk, called back), with the
   reason kept sealed with the request.
 
@@ -38,7 +39,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, and_, delete, func, select
+from sqlalchemy import ColumnElement, CursorResult, and_, bindparam, delete, func, select
 
 from pledge.access.context import TenantContext
 from pledge.access.scoping import for_tenant
@@ -48,6 +49,7 @@ from pledge.core.clock import utcnow
 from pledge.core.config import get_settings
 from pledge.core.errors import Conflict, InvalidInput, NotFound, TooManyAttempts
 from pledge.core.ids import new_id, parse_id
+from pledge.mail import service as mail
 from pledge.rights import clock, letters, transitions
 from pledge.rights import service as rights
 from pledge.rights.models import (
@@ -193,19 +195,27 @@ def begin(
     return Challenge(code, f"{request.id.hex}.{challenge.id.hex}.{link_secret}")
 
 
+# Prebuilt: read at every confirmation.
+_LIVE_CHALLENGES = (
+    select(VerificationChallenge)
+    .where(
+        VerificationChallenge.tenant_id == bindparam("tenant_id"),
+        VerificationChallenge.request_id == bindparam("request_id"),
+        VerificationChallenge.expires_at > bindparam("now"),
+    )
+    .order_by(VerificationChallenge.created_at, VerificationChallenge.id)
+    .with_for_update()
+)
+
+
 def _live_challenges(ctx: TenantContext, request: RightsRequest) -> list[VerificationChallenge]:
     """The request's unexpired codes, oldest first, locked: two tries at once (PostgreSQL)
     take turns, so each counts its attempt on what the other left — five wrong codes in
     parallel are five attempts, and a try after the right code finds nothing left."""
     return list(
         ctx.session.scalars(
-            for_tenant(select(VerificationChallenge), VerificationChallenge, ctx.tenant_id)
-            .where(
-                VerificationChallenge.request_id == request.id,
-                VerificationChallenge.expires_at > utcnow(),
-            )
-            .order_by(VerificationChallenge.created_at, VerificationChallenge.id)
-            .with_for_update()
+            _LIVE_CHALLENGES,
+            {"tenant_id": ctx.tenant_id, "request_id": request.id, "now": utcnow()},
         )
     )
 
@@ -259,8 +269,7 @@ def _match_data_points(
     subject_id = reading.find_subject_id(ctx, IdentityKind.EMAIL, email)
     if subject_id is None:
         return Matched(0, 0, None)
-    view = reading.read_subject(ctx, subject_id, audited=False)
-    on_file = {f.name: f.value for f in view.fields}
+    on_file = {f.name: f.value for f in reading.subject_fields(ctx, subject_id)}
     region = ctx.tenant.phone_region
     matches = 0
     for name in COMPARABLE_FIELDS:
@@ -589,8 +598,34 @@ def accept_power_of_attorney(
         ctx, request, RequestState.VERIFIED, "verified", {"level": level}, pending=entries
     )
     entries.append(_poa_entry(request, "verified", level=level))
+    _tell_the_person(ctx, request, entries)
     audit.record_many(ctx, entries)
     return request
+
+
+def _tell_the_person(
+    ctx: TenantContext, request: RightsRequest, pending: list[audit.PendingEntry]
+) -> None:
+    """The person a request accepted under a power of attorney is about is told at once, so
+    that a false one is noticed while the request can still be stopped: they were never
+    asked to confirm it. Written to the address on file in the vault — never one the agent
+    gave — and so only when the request matched a person with an e-mail on file: nobody
+    matched (or no e-mail left on file), no letter. Stored sealed and queued like every
+    letter (it leaves after commit); the entries go to `pending`."""
+    if request.subject_id is None:
+        return
+    on_file = mail.contacts(ctx, [request.subject_id])[request.subject_id]
+    if not on_file.email:
+        return
+    letters.send_pending(
+        ctx,
+        request,
+        "power_of_attorney_accepted",
+        pending,
+        to=on_file.email,
+        name=on_file.first_name,
+        accepted_on=utcnow(),
+    )
 
 
 def reject_power_of_attorney(

@@ -10,15 +10,16 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import func, select
+from sqlalchemy import Table, bindparam, func, select
 
 from pledge.access.context import TenantContext
 from pledge.access.scoping import for_tenant
 from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
+from pledge.core.db import flush_changes_to
 from pledge.core.errors import NotFound
 from pledge.subjects.identity import IdentityKind, InvalidIdentity, normalise
 from pledge.subjects.models import Interaction, Subject, SubjectRecord
@@ -67,36 +68,53 @@ class SubjectView:
         return " ".join(p for p in parts if p) or (self.value("email") or str(self.id)[:8])
 
 
+_RECORDS = cast(Table, SubjectRecord.__table__)
+# Prebuilt (every subject read, every access and verification): plain rows, no ORM object.
+_RECORDS_OF = select(_RECORDS.c.subject_id, _RECORDS.c.key_class, _RECORDS.c.sealed).where(
+    _RECORDS.c.tenant_id == bindparam("tenant_id"),
+    _RECORDS.c.subject_id.in_(bindparam("ids", expanding=True)),
+)
+
+
+def _open_fields(
+    ctx: TenantContext, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, tuple[list[StoredField], list[str]]]:
+    """Per subject (those with a record), its fields decrypted, in display order, and the
+    retention classes whose key is gone though their record remains."""
+    flush_changes_to(ctx.session, SubjectRecord)  # a Core statement does not autoflush
+    rows = ctx.session.execute(_RECORDS_OF, {"tenant_id": ctx.tenant_id, "ids": ids}).all()
+    keys = ctx.subject_keys([(sid, key_class) for sid, key_class, _ in rows])
+    out: dict[uuid.UUID, tuple[list[StoredField], list[str]]] = {}
+    for sid, key_class, sealed in rows:
+        fields, unreadable = out.setdefault(sid, ([], []))
+        key = keys.get((sid, key_class))
+        if key is None:
+            unreadable.append(key_class)
+            continue
+        fields.extend(open_record(key, ctx.tenant_id, sid, key_class, sealed).values())
+    for fields, _unreadable in out.values():
+        fields.sort(key=lambda f: (f.name not in _KIND_BY_FIELD, f.name))
+    return out
+
+
 def _open_records(ctx: TenantContext, subjects: Sequence[Subject]) -> dict[uuid.UUID, SubjectView]:
-    ids = [s.id for s in subjects]
     views = {
         s.id: SubjectView(s.id, s.status, s.created_at, s.updated_at, s.erased_at, [])
         for s in subjects
     }
-    if not ids:
+    if not views:
         return views
-    rows = (
-        ctx.session.execute(
-            for_tenant(select(SubjectRecord), SubjectRecord, ctx.tenant_id).where(
-                SubjectRecord.subject_id.in_(ids)
-            )
-        )
-        .scalars()
-        .all()
-    )
-    keys = ctx.subject_keys([(r.subject_id, r.key_class) for r in rows])
-    for r in rows:
-        key = keys.get((r.subject_id, r.key_class))
-        view = views[r.subject_id]
-        if key is None:
-            view.unreadable_classes.append(r.key_class)
-            continue
-        view.fields.extend(
-            open_record(key, ctx.tenant_id, r.subject_id, r.key_class, r.sealed).values()
-        )
-    for view in views.values():
-        view.fields.sort(key=lambda f: (f.name not in _KIND_BY_FIELD, f.name))
+    for sid, (fields, unreadable) in _open_fields(ctx, list(views)).items():
+        views[sid].fields, views[sid].unreadable_classes = fields, unreadable
     return views
+
+
+def subject_fields(ctx: TenantContext, subject_id: uuid.UUID) -> list[StoredField]:
+    """A subject's fields, decrypted (none under a key that is gone), without its row: what
+    a verification compares the details given with. Not audited: the caller's entry says
+    what they were read for."""
+    found = _open_fields(ctx, [subject_id]).get(subject_id)
+    return found[0] if found else []
 
 
 def read_subject(
@@ -218,36 +236,42 @@ class OpenedInteraction(NamedTuple):
     payload_json: str | None
 
 
+# Prebuilt: every access request reads them all, newest first.
+_INTERACTIONS_OF = (
+    select(
+        Interaction.id,
+        Interaction.kind,
+        Interaction.occurred_at,
+        Interaction.category,
+        Interaction.source,
+        Interaction.key_class,
+        Interaction.sealed,
+    )
+    .where(
+        Interaction.tenant_id == bindparam("tenant_id"),
+        Interaction.subject_id == bindparam("subject_id"),
+    )
+    .order_by(Interaction.occurred_at.desc(), Interaction.id)
+)
+
+
 def open_interactions(
     ctx: TenantContext, subject_id: uuid.UUID, *, limit: int | None = None
 ) -> list[OpenedInteraction]:
     """The subject's interactions, newest first, payloads decrypted and left as JSON text.
     Read as plain rows, not ORM objects: a subject may have tens of thousands, and an access
     request exports them all (its bundle copies the text into its files without a parse)."""
-    stmt = (
-        for_tenant(
-            select(
-                Interaction.id,
-                Interaction.kind,
-                Interaction.occurred_at,
-                Interaction.category,
-                Interaction.source,
-                Interaction.key_class,
-                Interaction.sealed,
-            ),
-            Interaction,
-            ctx.tenant_id,
-        )
-        .where(Interaction.subject_id == subject_id)
-        .order_by(Interaction.occurred_at.desc(), Interaction.id)
-    )
-    if limit is not None:
-        stmt = stmt.limit(limit)
+    stmt = _INTERACTIONS_OF if limit is None else _INTERACTIONS_OF.limit(limit)
     # A Core execution: no ORM loading machinery per row (a third of the read's time on 10,000
     # rows). It does not autoflush as the session does: flush, so earlier changes count.
     if ctx.session.autoflush:
         ctx.session.flush()
-    rows = ctx.session.connection().execute(stmt).tuples().all()
+    rows = (
+        ctx.session.connection()
+        .execute(stmt, {"tenant_id": ctx.tenant_id, "subject_id": subject_id})
+        .tuples()
+        .all()
+    )
     classes = {r[5] for r in rows}
     keys = ctx.subject_keys([(subject_id, c) for c in classes])
     aeads = {c: AESGCM(keys[(subject_id, c)]) for c in classes if (subject_id, c) in keys}

@@ -13,10 +13,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Table, bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from pledge.access.context import TenantContext
@@ -24,7 +24,7 @@ from pledge.access.scoping import for_tenant, get_in_tenant
 from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
 from pledge.core.clock import utcnow
-from pledge.core.db import bulk_insert
+from pledge.core.db import bulk_insert, flush_changes_to
 from pledge.core.errors import Conflict, InvalidInput, SubjectErased
 from pledge.core.ids import new_id
 from pledge.crypto.aead import seal, unseal
@@ -178,6 +178,17 @@ def _refuse_a_child(ctx: TenantContext, fields: Iterable[StoredField], today: da
         )
 
 
+_IDENTITIES = cast(Table, SubjectIdentity.__table__)
+# Prebuilt (every request, opt-out and import looks people up by their identities): one
+# query per kind, `blind_index IN (…)` — SQLite walks the primary key for it (a row-value IN
+# over (kind, blind_index) would scan the tenant's identities instead).
+_HOLDERS = select(_IDENTITIES.c.blind_index, _IDENTITIES.c.subject_id).where(
+    _IDENTITIES.c.tenant_id == bindparam("tenant_id"),
+    _IDENTITIES.c.kind == bindparam("kind"),
+    _IDENTITIES.c.blind_index.in_(bindparam("indexes", expanding=True)),
+)
+
+
 def existing_identities(
     ctx: TenantContext, identities: Iterable[tuple[IdentityKind, bytes]]
 ) -> dict[tuple[str, bytes], uuid.UUID]:
@@ -186,16 +197,12 @@ def existing_identities(
     for identity_kind, bidx in identities:
         by_kind[identity_kind.value].append(bidx)
     found: dict[tuple[str, bytes], uuid.UUID] = {}
+    flush_changes_to(ctx.session, SubjectIdentity)  # a Core statement does not autoflush
     for kind, indexes in by_kind.items():
-        # One query per kind, `blind_index IN (…)`: SQLite walks the primary key for it (a
-        # row-value IN over (kind, blind_index) would scan the tenant's identities instead).
         for start in range(0, len(indexes), 500):
             rows = ctx.session.execute(
-                select(SubjectIdentity.blind_index, SubjectIdentity.subject_id).where(
-                    SubjectIdentity.tenant_id == ctx.tenant_id,
-                    SubjectIdentity.kind == kind,
-                    SubjectIdentity.blind_index.in_(indexes[start : start + 500]),
-                )
+                _HOLDERS,
+                {"tenant_id": ctx.tenant_id, "kind": kind, "indexes": indexes[start : start + 500]},
             ).all()
             found.update({(kind, b): s for b, s in rows})
     return found

@@ -30,7 +30,7 @@ from typing import Any, cast
 import httpcore2 as httpcore
 import httpx2 as httpx
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import CursorResult, Table, bindparam, delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
@@ -158,7 +158,9 @@ def _endpoint(ctx: TenantContext, endpoint_id: str | uuid.UUID) -> WebhookEndpoi
 
 
 def _endpoints_changed(ctx: TenantContext) -> None:
-    """The next event of this transaction reads the active endpoints again."""
+    """The next event of this transaction reads the active endpoints again — written first:
+    that read does not flush the session (`_active_endpoints`)."""
+    ctx.session.flush()
     transaction_memo(ctx.session).pop(("webhook-endpoints", ctx.tenant_id), None)
 
 
@@ -361,6 +363,15 @@ def purge_done(sessions: sessionmaker[Session], done_before: datetime) -> int:
         return int(cast(CursorResult[Any], gone).rowcount or 0)
 
 
+_ENDPOINTS = cast(Table, WebhookEndpoint.__table__)
+# Prebuilt (every state change of a request asks, in each of its transactions): the ids and
+# events alone, no endpoint loaded. On the session's connection, with no autoflush: the
+# endpoints' writers flush their change themselves (`_endpoints_changed`).
+_ACTIVE_ENDPOINTS = select(_ENDPOINTS.c.id, _ENDPOINTS.c.events).where(
+    _ENDPOINTS.c.tenant_id == bindparam("tenant_id"), _ENDPOINTS.c.active.is_(True)
+)
+
+
 def _active_endpoints(ctx: TenantContext) -> list[tuple[uuid.UUID, frozenset[str]]]:
     """(id, events) of the tenant's active endpoints, read once per transaction: a request
     emits an event at each of its transitions. Adding, activating or deactivating an
@@ -369,14 +380,8 @@ def _active_endpoints(ctx: TenantContext) -> list[tuple[uuid.UUID, frozenset[str
     key = ("webhook-endpoints", ctx.tenant_id)
     found: list[tuple[uuid.UUID, frozenset[str]]] | None = memo.get(key)
     if found is None:
-        found = [
-            (e.id, frozenset(e.events))
-            for e in ctx.session.scalars(
-                for_tenant(select(WebhookEndpoint), WebhookEndpoint, ctx.tenant_id).where(
-                    WebhookEndpoint.active.is_(True)
-                )
-            )
-        ]
+        rows = ctx.session.connection().execute(_ACTIVE_ENDPOINTS, {"tenant_id": ctx.tenant_id})
+        found = [(endpoint_id, frozenset(events)) for endpoint_id, events in rows]
         memo[key] = found
     return found
 
