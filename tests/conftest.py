@@ -367,8 +367,8 @@ def login(client: TestClient, workspace: str, email: str, password: str = PASSWO
 # Races on PostgreSQL: a second transaction run in a thread until it waits on a row lock
 
 
-def waiting_on_a_lock(runtime: Runtime) -> bool:
-    """Whether a session of the test database waits for a lock (PostgreSQL)."""
+def waiting_on_a_lock(runtime: Runtime, sessions: int = 1) -> bool:
+    """Whether `sessions` sessions of the test database (one) wait for a lock (PostgreSQL)."""
     with runtime.engine.connect() as conn:
         found = conn.execute(
             text(
@@ -376,7 +376,7 @@ def waiting_on_a_lock(runtime: Runtime) -> bool:
                 "WHERE datname = current_database() AND wait_event_type = 'Lock'"
             )
         ).scalar()
-    return bool(found)
+    return bool(found) and found >= sessions
 
 
 def until_done_or_blocked(runtime: Runtime, thread: threading.Thread, what: str) -> None:

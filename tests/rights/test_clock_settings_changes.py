@@ -21,7 +21,7 @@ from pledge.rights.service import Requester, RequestInput
 from pledge.runtime import Runtime
 from pledge.tenants import service as tenants
 from tests.cli.test_cli import run
-from tests.conftest import Second
+from tests.conftest import Second, waiting_on_a_lock
 from tests.rights.test_clock_cases import at, extension_letter, verified
 from tests.rights.test_pages import EMAIL, person, staff_client
 from tests.rights.test_tenant_clock_settings import due_on, received
@@ -198,17 +198,9 @@ def _closes(*days: date) -> Callable[[TenantContext], int]:
 def _until_waiting(runtime: Runtime, sessions: int) -> None:
     """Until `sessions` sessions of the test database wait for a lock (a minute at most)."""
     for _ in range(1200):
-        with runtime.engine.connect() as conn:
-            found = conn.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-            ).scalar()
-        if found and found >= sessions:
+        if waiting_on_a_lock(runtime, sessions):
             return
         time.sleep(0.05)
-    raise AssertionError(f"{sessions} sessions never waited for a lock")
 
 
 def test_a_closing_day_added_while_staff_extend_a_request_waits_and_moves_its_date(
