@@ -376,7 +376,7 @@ def waiting_on_a_lock(runtime: Runtime, sessions: int = 1) -> bool:
                 "WHERE datname = current_database() AND wait_event_type = 'Lock'"
             )
         ).scalar()
-    return bool(found) and found >= sessions
+    return found is not None and found >= sessions
 
 
 def until_done_or_blocked(runtime: Runtime, thread: threading.Thread, what: str) -> None:
