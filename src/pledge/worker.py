@@ -154,11 +154,11 @@ def _audit_checkpoint(ctx: TenantContext, report: CycleReport) -> None:
         # Slug, entry number and reason only: no personal data.
         log.error(
             "audit chain of tenant %s is broken at entry %s: %s; not checkpointed",
-            ctx.tenant.slug,
+            ctx.settings.slug,
             outcome.verified.first_bad_seq,
             outcome.verified.reason,
         )
-        report.audit_broken.append(f"{ctx.tenant.slug}: entry {outcome.verified.first_bad_seq}")
+        report.audit_broken.append(f"{ctx.settings.slug}: entry {outcome.verified.first_bad_seq}")
 
 
 STEPS: tuple[tuple[str, Callable[[TenantContext, CycleReport], None]], ...] = (

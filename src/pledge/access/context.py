@@ -10,8 +10,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
+from typing import Any, Protocol, cast
 
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from pledge.access.permissions import Scope
@@ -39,6 +42,57 @@ class Actor:
 
 
 OPERATOR = Actor(ActorKind.OPERATOR, "cli")
+
+
+class TenantSettings(Protocol):
+    """The tenant's row, to read: the `Tenant` the session holds, or the same columns read
+    without the ORM (`TenantContext.settings`)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def slug(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def jurisdictions(self) -> list[str]: ...
+    @property
+    def region(self) -> str: ...
+    @property
+    def phone_region(self) -> str: ...
+    @property
+    def require_totp(self) -> bool: ...
+    @property
+    def retention_classes(self) -> dict[str, Any]: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def honour_gpc(self) -> bool: ...
+    @property
+    def dnt_policy(self) -> str: ...
+    @property
+    def public_hosts(self) -> list[str]: ...
+    @property
+    def rights_promises(self) -> dict[str, Any]: ...
+    @property
+    def closing_days(self) -> list[str]: ...
+    @property
+    def privacy_contact(self) -> str: ...
+    @property
+    def child_age(self) -> int: ...
+    @property
+    def children_policy(self) -> str: ...
+    @property
+    def interaction_retention(self) -> list[dict[str, Any]]: ...
+
+
+_TENANT_COLUMNS = select(*cast(Table, Tenant.__table__).c).where(
+    cast(Table, Tenant.__table__).c.id == bindparam("tenant_id")
+)
+
+
+def _tenant_identity(tenant_id: uuid.UUID) -> tuple[type[Tenant], tuple[uuid.UUID], None]:
+    return (Tenant, (tenant_id,), None)
 
 
 class TenantContext:
@@ -92,6 +146,27 @@ class TenantContext:
                 raise NotFound("no such tenant")
             self._tenant = tenant
         return self._tenant
+
+    @property
+    def settings(self) -> TenantSettings:
+        """The tenant's settings, to read. The `Tenant` when this session holds it (a change
+        made in this transaction shows at once); else its row read once per transaction
+        without the ORM, at a fifth of the cost of loading it — most transactions read a
+        setting or two (a promise, the phone region, the name on a letter) and change none.
+        A change goes through `tenant`, which this then returns."""
+        session = self.session
+        loaded = self._tenant or session.identity_map.get(_tenant_identity(self._tenant_id))
+        if loaded is not None:
+            return cast(TenantSettings, loaded)
+        memo = transaction_memo(session)
+        found: TenantSettings | None = memo.get(("tenant-settings", self._tenant_id))
+        if found is None:
+            row = session.connection().execute(_TENANT_COLUMNS, {"tenant_id": self._tenant_id})
+            found = cast(TenantSettings | None, row.one_or_none())
+            if found is None:
+                raise NotFound("no such tenant")
+            memo[("tenant-settings", self._tenant_id)] = found
+        return found
 
     @property
     def tenant_id(self) -> uuid.UUID:

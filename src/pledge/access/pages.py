@@ -127,7 +127,7 @@ def _shown(ctx: TenantContext, user: User, secret: str) -> dict[str, str]:
     account = service.user_email(ctx.keystore, user)
     return {
         "secret": secret,
-        "uri": service.totp_uri(secret, account, f"Pledge ({ctx.tenant.slug})"),
+        "uri": service.totp_uri(secret, account, f"Pledge ({ctx.settings.slug})"),
     }
 
 

@@ -171,7 +171,7 @@ def _footer(ctx: TenantContext, topic: Topic) -> str:
     return (
         "\n\n--\n"
         f"You receive this as a subscriber to {_literal(topic.name)} "
-        f"from {_literal(ctx.tenant.name)}.\n"
+        f"from {_literal(ctx.settings.name)}.\n"
         "Unsubscribe with one click: {unsubscribe_url}\n"
         "Manage your preferences: {preferences_url}\n"
     )

@@ -367,7 +367,7 @@ def tenant_retention_class(
     try:
         with operator_context(runtime, tenant) as ctx:
             done = tenants.set_retention_class(ctx, name, description, reason, period)
-            record = ctx.tenant.retention_classes[name]
+            record = ctx.settings.retention_classes[name]
             kept = "exempt_on_erasure" in record
             kept_for = record.get("keep_for")
         state = "kept on erasure" if kept else "no longer kept on erasure" if not_exempt else ""
@@ -411,7 +411,7 @@ def tenant_interaction_retention(
     try:
         with operator_context(runtime, tenant) as ctx:
             done = tenants.set_interaction_retention(ctx, category, kind, keep)
-            rules = retention.interaction_rules(ctx.tenant.interaction_retention)
+            rules = retention.interaction_rules(ctx.settings.interaction_retention)
         console.print(f"Interaction rule {done} for {tenant}.", highlight=False)
         for rule in rules:
             console.print(
@@ -456,7 +456,7 @@ def tenant_rights_promise(
             moved = tenants.set_rights_promise(
                 ctx, request_type, None if remove else respond, restart_on_information
             )
-            promise = ctx.tenant.rights_promises.get(request_type)
+            promise = ctx.settings.rights_promises.get(request_type)
         which = "requests of other types" if request_type == "*" else f"{request_type} requests"
         if promise is None:
             said = f"{which} of {tenant}: the law's deadline"
@@ -552,7 +552,7 @@ def tenant_children(
     try:
         with operator_context(runtime, tenant) as ctx:
             changed = tenants.set_children_rules(ctx, age, policy)
-            now_age, now_policy = ctx.tenant.child_age, ctx.tenant.children_policy
+            now_age, now_policy = ctx.settings.child_age, ctx.settings.children_policy
         console.print(
             f"Children at {tenant}: under {now_age}; {now_policy} "
             f"({CHILDREN_POLICIES[ChildrenPolicy(now_policy)]}).",
@@ -580,7 +580,7 @@ def tenant_contact(
     try:
         with operator_context(runtime, tenant) as ctx:
             changed = set_to is not None and tenants.set_privacy_contact(ctx, set_to)
-            contact = ctx.tenant.privacy_contact
+            contact = ctx.settings.privacy_contact
         console.print(
             f"Privacy contact of {tenant}: {escape(contact) or '(none)'}", highlight=False
         )

@@ -46,8 +46,8 @@ def _controller(ctx: TenantContext) -> dict[str, Any]:
     """The tenant as a Kantara `piiControllers` item, with the contact details it holds: its
     privacy contact (the e-mail field too when that is an address). A tenant records no postal
     address or phone number, so those are left out rather than made up."""
-    item: dict[str, Any] = {"piiController": ctx.tenant.name, "onBehalf": False}
-    contact = ctx.tenant.privacy_contact.strip()
+    item: dict[str, Any] = {"piiController": ctx.settings.name, "onBehalf": False}
+    contact = ctx.settings.privacy_contact.strip()
     if contact:
         item["contact"] = contact
         try:
@@ -98,12 +98,12 @@ def claims_for(
     base = get_settings().base_url.rstrip("/")
     sensitive = sorted(c for c in purpose.data_categories if describe(c).sensitive)
     # The public notice in the language consented in (the page falls back when it has none).
-    policy_url = f"{base}/p/{ctx.tenant.slug}/privacy"
+    policy_url = f"{base}/p/{ctx.settings.slug}/privacy"
     if wording.language != "en":
         policy_url += "?" + urlencode({"lang": wording.language})
     claims: dict[str, Any] = {
         "version": VERSION,
-        "jurisdiction": ", ".join(ctx.tenant.jurisdictions) or ctx.tenant.region,
+        "jurisdiction": ", ".join(ctx.settings.jurisdictions) or ctx.settings.region,
         "consentTimestamp": int(record.recorded_at.timestamp()),
         "collectionMethod": record.method,
         "consentReceiptID": str(record.id),
@@ -116,7 +116,7 @@ def claims_for(
         "policyUrl": policy_url,
         "services": [
             {
-                "service": ctx.tenant.name,
+                "service": ctx.settings.name,
                 "purposes": [
                     {
                         "purpose": purpose.name,
@@ -125,7 +125,7 @@ def claims_for(
                         "piiCategory": purpose.data_categories,
                         "primaryPurpose": True,
                         "termination": (
-                            f"until withdrawn: {base}/p/{ctx.tenant.slug}/requests"
+                            f"until withdrawn: {base}/p/{ctx.settings.slug}/requests"
                             "?type=withdraw_consent"
                         ),
                         "thirdPartyDisclosure": purpose.is_sale_or_sharing,

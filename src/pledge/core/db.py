@@ -15,6 +15,7 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     JSON,
+    Connection,
     DateTime,
     Engine,
     LargeBinary,
@@ -490,6 +491,13 @@ def read_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     finally:
         session.rollback()  # nothing to keep: it only read
         session.close()
+
+
+def read_connection(engine: Engine) -> Connection:
+    """A connection whose transaction only reads one statement's worth (a data key, a public
+    key): a plain BEGIN on SQLite, no write lock taken and none waited for. Use it with
+    `with`; it rolls back when it closes."""
+    return engine.connect().execution_options(**{_READ_ONLY: True})
 
 
 def is_read_only(session: Session) -> bool:

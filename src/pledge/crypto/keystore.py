@@ -51,7 +51,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from pledge.core.clock import utcnow
 from pledge.core.config import Settings
-from pledge.core.db import ID, NAMING, UTCDateTime, make_engine
+from pledge.core.db import ID, NAMING, UTCDateTime, make_engine, read_connection
 from pledge.core.errors import NotInitialised
 from pledge.crypto.aead import KEY_BYTES, derive, new_key, seal, unseal
 
@@ -369,7 +369,7 @@ class KeyStore:
         out: dict[tuple[uuid.UUID, str], bytes] = {}
         # A connection, not an ORM session: asked in nearly every transaction that reads a
         # subject, and nothing here needs the session's bookkeeping.
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             for chunk_start in range(0, len(wanted), 400):
                 chunk = wanted[chunk_start : chunk_start + 400]
                 rows = conn.execute(_SUBJECT_KEYS, {"tenant_id": tenant_id, "pairs": chunk})

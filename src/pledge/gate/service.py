@@ -497,7 +497,7 @@ def _children_policy(ctx: TenantContext, subject: _SubjectState) -> str:
     consent — else the default: the check reads the tenant's row only for such a child (a
     check is one query; the tenant's row is not among them)."""
     if subject.is_child and subject.parental_consent_at is None:
-        return ctx.tenant.children_policy
+        return ctx.settings.children_policy
     return ChildrenPolicy.CONSENT_NEEDS_PARENT.value
 
 

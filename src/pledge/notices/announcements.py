@@ -179,7 +179,7 @@ def _announce(
     ids = affected_subjects(ctx, notice)
     people = mail.contacts(ctx, ids)
     spoken = consent_languages(ctx, ids) if len(published) > 1 else {}
-    subject_line, template = _letter_text(notice, version, ctx.tenant.name)
+    subject_line, template = _letter_text(notice, version, ctx.settings.name)
     letters: list[mail.Addressed] = []
     for sid in ids:
         contact = people[sid]

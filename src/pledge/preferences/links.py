@@ -61,7 +61,7 @@ def preference_link(
 ) -> str:
     """The URL of the subject's preference center, signed, valid for LINK_LIFETIME."""
     query = link_query(ctx, subject_id, expires_at or utcnow() + LINK_LIFETIME)
-    return f"{public_base_url()}/p/{ctx.tenant.slug}/preferences?{urlencode(query)}"
+    return f"{public_base_url()}/p/{ctx.settings.slug}/preferences?{urlencode(query)}"
 
 
 @dataclass(frozen=True)

@@ -150,7 +150,7 @@ def _index(ctx: TenantContext, kind: str, value: str) -> tuple[str, bytes]:
         raise InvalidInput("a suppression is of an e-mail address or a phone number")
     identity = IdentityKind(kind)
     try:
-        normal = normalise(identity, value, ctx.tenant.phone_region)
+        normal = normalise(identity, value, ctx.settings.phone_region)
     except InvalidIdentity as exc:
         raise InvalidInput(f"{kind}: {exc}") from None
     return kind, IdentityIndexer(ctx.keystore, ctx.tenant_id).index(identity, normal)

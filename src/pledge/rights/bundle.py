@@ -95,7 +95,7 @@ def art15_information(
     )
     rule = clock.rule_for(jurisdiction, "access")
     return {
-        "controller": {"name": ctx.tenant.name, "contact": ctx.tenant.privacy_contact or None},
+        "controller": {"name": ctx.settings.name, "contact": ctx.settings.privacy_contact or None},
         "purposes": [
             {
                 "purpose": p.name,
@@ -136,9 +136,9 @@ def _retention(ctx: TenantContext) -> dict[str, str]:
     """For how long each kind of data is kept (GDPR Art. 15(1)(d)): per retention class,
     with what an erasure keeps and the period after which it is erased; per interaction
     rule, the period after which those interactions are deleted."""
-    periods = retention.class_periods(ctx.tenant.retention_classes)
+    periods = retention.class_periods(ctx.settings.retention_classes)
     told: dict[str, str] = {}
-    for name, cls in ctx.tenant.retention_classes.items():
+    for name, cls in ctx.settings.retention_classes.items():
         said = str(cls.get("description", name))
         if cls.get("exempt_on_erasure"):
             said += f"; kept after an erasure: {cls['exempt_on_erasure']}"
@@ -146,7 +146,7 @@ def _retention(ctx: TenantContext) -> dict[str, str]:
             said += f"; erased {periods[name]} after an erasure that keeps it"
         told[name] = said
     told["standard"] = "kept while needed for the purposes listed, then erased"
-    for rule in retention.interaction_rules(ctx.tenant.interaction_retention):
+    for rule in retention.interaction_rules(ctx.settings.interaction_retention):
         told[rule.describe()] = f"deleted {rule.keep} after they occurred"
     return told
 
@@ -255,7 +255,7 @@ def build(ctx: TenantContext, subject_id: uuid.UUID, jurisdiction: str, *, refer
         # For machines: compact, one line. The HTML page is the copy for reading.
         yield "your-data.json", orjson.dumps(document)
         page = templates.env.get_template("letters/bundle.html").render(
-            tenant=ctx.tenant,
+            tenant=ctx.settings,
             reference=reference,
             record=record,
             interaction_rows=_table_rows(

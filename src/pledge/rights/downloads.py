@@ -63,7 +63,7 @@ def create(ctx: TenantContext, request: RightsRequest, artifact: RequestArtifact
         ],
     )
     base = get_settings().base_url.rstrip("/")
-    return Link(f"{base}/p/{ctx.tenant.slug}/downloads/{link_id.hex}.{secret}", expires_at)
+    return Link(f"{base}/p/{ctx.settings.slug}/downloads/{link_id.hex}.{secret}", expires_at)
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ def transfer(ctx: TenantContext, request: RightsRequest, url: str, data: dict[st
     now = utcnow()
     payload = json.dumps(
         {
-            "controller": ctx.tenant.name,
+            "controller": ctx.settings.name,
             "reference": request.reference,
             "data": data,
             "sent_at": now.isoformat(),
@@ -152,7 +152,7 @@ def transfer(ctx: TenantContext, request: RightsRequest, url: str, data: dict[st
         ensure_ascii=False,
     ).encode()
     # The receiver checks the signature with the key `kid` of the tenant's published set.
-    jwks_url = f"{get_settings().base_url.rstrip('/')}/p/{ctx.tenant.slug}/.well-known/jwks.json"
+    jwks_url = f"{get_settings().base_url.rstrip('/')}/p/{ctx.settings.slug}/.well-known/jwks.json"
     token: str = jws.serialize_compact(
         {"alg": ALG, "kid": kid, "jku": jwks_url},
         payload,

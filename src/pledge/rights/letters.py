@@ -290,7 +290,7 @@ def render(
     law = rights.rule(request)
     context: dict[str, Any] = {
         "request": request,
-        "tenant": ctx.tenant,
+        "tenant": ctx.settings,
         "name": private.get("name"),
         "agent": private.get("agent"),  # who acts for the person, if anyone
         "rule": law,

@@ -384,7 +384,7 @@ def detail(request: Request, request_id: str, page: Reader, done: str = "") -> R
     if rtype == RequestType.ERASURE.value:
         exempt = {
             name: str(cls.get("exempt_on_erasure"))
-            for name, cls in ctx.tenant.retention_classes.items()
+            for name, cls in ctx.settings.retention_classes.items()
             if isinstance(cls, dict) and cls.get("exempt_on_erasure")
         }
         fulfil_form["exempt"] = exempt

@@ -246,7 +246,7 @@ def _refuse_if_many_recent(ctx: TenantContext, email: str, most: int) -> None:
         )
     )
     if (recent or 0) >= most:
-        contact = ctx.tenant.privacy_contact.strip()
+        contact = ctx.settings.privacy_contact.strip()
         raise TooManyRequests(
             "several requests for this e-mail address were received in the last 24 hours, "
             "so this one was not taken: follow the link in the e-mail we sent, or "
@@ -266,7 +266,7 @@ def _purposes_for(ctx: TenantContext, rtype: str) -> list[Purpose]:
 
 
 def _jurisdictions(ctx: TenantContext) -> list[tuple[str, str]]:
-    codes = list(ctx.tenant.jurisdictions or ["EU"])
+    codes = list(ctx.settings.jurisdictions or ["EU"])
     return [(code, JURISDICTIONS.get(code, code)) for code in codes]
 
 

@@ -95,7 +95,7 @@ def appeal(
     made = status_links.request_for_status(ctx, token)
     transitions.appeal(ctx, made)
     return RedirectResponse(
-        f"/p/{ctx.tenant.slug}/requests/status/{token}?appealed=1", status_code=303
+        f"/p/{ctx.settings.slug}/requests/status/{token}?appealed=1", status_code=303
     )
 
 

@@ -64,7 +64,7 @@ def check_mechanism(value: str | None) -> str | None:
 
 def is_transferred(ctx: TenantContext, recipient: Recipient) -> bool:
     """Whether data sent to `recipient` leaves the tenant's region (GDPR Art. 44)."""
-    return is_transfer(ctx.tenant.region, recipient.country)
+    return is_transfer(ctx.settings.region, recipient.country)
 
 
 def transfer_warning(ctx: TenantContext, recipient: Recipient) -> str | None:
@@ -77,7 +77,7 @@ def transfer_warning(ctx: TenantContext, recipient: Recipient) -> str | None:
         safeguard = "no safeguard"
     else:
         return None
-    return f"a transfer to {recipient.country} (outside {ctx.tenant.region}) with {safeguard}"
+    return f"a transfer to {recipient.country} (outside {ctx.settings.region}) with {safeguard}"
 
 
 def _check_name(name: str) -> str:

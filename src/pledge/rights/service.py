@@ -135,7 +135,7 @@ def contact_index(ctx: TenantContext, email: str) -> bytes:
 
 def resolve_jurisdiction(ctx: TenantContext, value: str | None) -> str:
     """The jurisdiction named (the tenant's first when none is); InvalidInput if unknown."""
-    chosen = value or (ctx.tenant.jurisdictions[0] if ctx.tenant.jurisdictions else "EU")
+    chosen = value or (ctx.settings.jurisdictions[0] if ctx.settings.jurisdictions else "EU")
     if chosen not in Jurisdiction._value2member_map_:
         raise InvalidInput(f"unknown jurisdiction {chosen[:10]!r}")
     return chosen
@@ -503,7 +503,7 @@ def pauses_of(ctx: TenantContext, request: RightsRequest) -> list[clock.Pause]:
 def tenant_promise(ctx: TenantContext, request_type: str) -> clock.Promise | None:
     """A tenant's own, faster promise (tenant setting `rights_promises`: type or "*" →
     {"respond": "1 months", "restart_on_information": true})."""
-    promises: dict[str, Any] = dict(ctx.tenant.rights_promises or {})
+    promises: dict[str, Any] = dict(ctx.settings.rights_promises or {})
     entry = promises.get(request_type) or promises.get("*")
     if not entry:
         return None
@@ -516,7 +516,7 @@ def tenant_promise(ctx: TenantContext, request_type: str) -> clock.Promise | Non
 def closing_days(ctx: TenantContext) -> frozenset[date]:
     """The tenant's closing days (tenant setting `closing_days`, ISO dates): holidays besides
     the jurisdiction's, for every rule that counts business days."""
-    return _parsed_days(tuple(ctx.tenant.closing_days or ()))
+    return _parsed_days(tuple(ctx.settings.closing_days or ()))
 
 
 @lru_cache(maxsize=256)

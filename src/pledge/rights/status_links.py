@@ -42,7 +42,7 @@ def status_token(ctx: TenantContext, request: RightsRequest) -> str:
 
 def status_url(ctx: TenantContext, request: RightsRequest) -> str:
     base = get_settings().base_url.rstrip("/")
-    return f"{base}/p/{ctx.tenant.slug}/requests/status/{status_token(ctx, request)}"
+    return f"{base}/p/{ctx.settings.slug}/requests/status/{status_token(ctx, request)}"
 
 
 def request_for_status(ctx: TenantContext, token: str) -> RightsRequest:

@@ -145,7 +145,7 @@ def find_subject_ids(
     wanted: dict[bytes, list[str]] = {}
     for value in dict.fromkeys(values):
         try:
-            normal = normalise(kind, value, ctx.tenant.phone_region)
+            normal = normalise(kind, value, ctx.settings.phone_region)
         except InvalidIdentity:
             continue
         wanted.setdefault(indexer.index(kind, normal), []).append(value)

@@ -90,7 +90,7 @@ _SOURCES = frozenset(s.value for s in DataSource)
 
 
 def retention_classes(ctx: TenantContext) -> set[str]:
-    return {STANDARD_CLASS, *ctx.tenant.retention_classes.keys()}
+    return {STANDARD_CLASS, *ctx.settings.retention_classes.keys()}
 
 
 def prepare_field(
@@ -110,7 +110,7 @@ def prepare_field(
     kind = _KIND_BY_FIELD.get(item.name)
     if kind is not None:
         try:
-            value = normalise(kind, value, ctx.tenant.phone_region)
+            value = normalise(kind, value, ctx.settings.phone_region)
         except InvalidIdentity as exc:
             raise InvalidInput(f"field {item.name!r}: {exc}") from None
         category = category or IDENTITY_FIELDS[kind][1]
@@ -168,12 +168,12 @@ def _refuse_a_child(ctx: TenantContext, fields: Iterable[StoredField], today: da
     One learnt of later (a date corrected, staff marking them) is erased then
     (`consent.privacy_state.set_child`)."""
     births = [f.value for f in fields if f.category == DATE_OF_BIRTH]
-    if not births or ctx.tenant.children_policy != ChildrenPolicy.ERASE_ON_DISCOVERY.value:
+    if not births or ctx.settings.children_policy != ChildrenPolicy.ERASE_ON_DISCOVERY.value:
         return
-    age = ctx.tenant.child_age
+    age = ctx.settings.child_age
     if any(birth_date_under(b, age, today) for b in births):
         raise InvalidInput(
-            f"{ctx.tenant.name} keeps no personal data of children under {age}: the date of "
+            f"{ctx.settings.name} keeps no personal data of children under {age}: the date of "
             "birth given is a child's, and nothing was stored"
         )
 

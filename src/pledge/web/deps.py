@@ -115,7 +115,7 @@ class PageContext:
     tenant_name: str = ""
 
     def __post_init__(self) -> None:
-        self.tenant_name = self.ctx.tenant.name
+        self.tenant_name = self.ctx.settings.name
 
     def can(self, scope: Scope) -> bool:
         return scope in self.ctx.scopes

@@ -13,6 +13,9 @@ from fastapi.templating import Jinja2Templates
 
 TEMPLATE_DIR = Path(str(resources.files("pledge.web").joinpath("templates")))
 templates = Jinja2Templates(directory=str(TEMPLATE_DIR))
+# The templates ship with the package and do not change while it runs: no stat() of the
+# file at every render to see whether it did (a letter, a page, a bundle's HTML).
+templates.env.auto_reload = False
 
 
 def _when(value: datetime | None) -> str:
