@@ -5,21 +5,23 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import Engine, bindparam, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from pledge.access.context import OPERATOR, Actor, TenantContext
+from pledge.access.context import (
+    OPERATOR,
+    TENANT_COLUMNS_BY_SLUG,
+    Actor,
+    TenantContext,
+    TenantSettings,
+)
 from pledge.access.permissions import ALL_SCOPES
 from pledge.core.config import Settings, get_settings
 from pledge.core.db import make_engine, make_sessionmaker, read_transaction, transaction
 from pledge.core.errors import NotFound
 from pledge.crypto.keystore import KeyStore, load_master_key, make_keystore_engine
-from pledge.tenants.models import Tenant
-
-# The tenant's id by slug, prebuilt: every CLI command and job (and each check a job makes in
-# its own transaction) starts with it. The row itself is loaded when a service reads it.
-_TENANT_ID_BY_SLUG = select(Tenant.id).where(Tenant.slug == bindparam("slug"))
 
 
 @dataclass
@@ -49,7 +51,13 @@ class Runtime:
         write nothing must not stop writers: on SQLite every writer takes the one lock)."""
         opened = read_transaction(self.sessions) if read_only else transaction(self.sessions)
         with opened as session:
-            tenant_id = session.connection().execute(_TENANT_ID_BY_SLUG, {"slug": slug}).scalar()
-            if tenant_id is None:
+            # Every CLI command and job (and each check a job makes in its own transaction)
+            # starts here: the tenant's columns in the statement that finds it, for the
+            # settings its services read (`TenantContext.settings`); no ORM object.
+            row = session.connection().execute(TENANT_COLUMNS_BY_SLUG, {"slug": slug})
+            found = cast(TenantSettings | None, row.one_or_none())
+            if found is None:
                 raise NotFound(f"no tenant {slug!r}")
-            yield TenantContext.lazy(session, self.keystore, tenant_id, actor, ALL_SCOPES)
+            yield TenantContext.lazy(
+                session, self.keystore, found.id, actor, ALL_SCOPES, settings=found
+            )

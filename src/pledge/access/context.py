@@ -86,9 +86,10 @@ class TenantSettings(Protocol):
     def interaction_retention(self) -> list[dict[str, Any]]: ...
 
 
-_TENANT_COLUMNS = select(*cast(Table, Tenant.__table__).c).where(
-    cast(Table, Tenant.__table__).c.id == bindparam("tenant_id")
-)
+_TENANTS = cast(Table, Tenant.__table__)
+_TENANT_COLUMNS = select(*_TENANTS.c).where(_TENANTS.c.id == bindparam("tenant_id"))
+# The same by slug: what a CLI command or a job begins with (`Runtime.tenant_context`).
+TENANT_COLUMNS_BY_SLUG = select(*_TENANTS.c).where(_TENANTS.c.slug == bindparam("slug"))
 
 
 def _tenant_identity(tenant_id: uuid.UUID) -> tuple[type[Tenant], tuple[uuid.UUID], None]:
@@ -127,8 +128,13 @@ class TenantContext:
         tenant_id: uuid.UUID,
         actor: Actor,
         scopes: frozenset[Scope] = frozenset(),
+        *,
+        settings: TenantSettings | None = None,
     ) -> TenantContext:
-        """A context on a tenant known (in this transaction) to exist, by its id."""
+        """A context on a tenant known (in this transaction) to exist, by its id; with its
+        row's columns when the caller has read them in this transaction (`settings`)."""
+        if settings is not None:
+            transaction_memo(session)[("tenant-settings", tenant_id)] = settings
         ctx = cls.__new__(cls)
         ctx.session = session
         ctx.keystore = keystore
