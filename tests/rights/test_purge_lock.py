@@ -1,8 +1,8 @@
 """The 24-month purge beside a restriction ground being added or lifted at the same moment
 (PostgreSQL): the purge keeps, this run, the requests of a person another transaction is
 changing — deleted, the request a new ground names would leave the person restricted with no
-request to lift it from — and neither waits for the other (a lift locks the person, then
-writes to the request the purge holds: waiting would deadlock)."""
+request to lift it from — and neither waits for the other: the purge skips a person another
+transaction holds (a lift holds its request, then the person)."""
 
 from __future__ import annotations
 
@@ -56,8 +56,8 @@ def test_a_lift_beside_the_purge_neither_waits_nor_deadlocks(
     with runtime.tenant_context(tenant) as ctx:
         rights.get_request(ctx, asked).purge_after = utcnow() - timedelta(days=1)
     with runtime.tenant_context(tenant) as ctx:
-        # Staff lift the restriction: the person's row first (their grounds), then the
-        # request's letter and outcome, while the worker's purge runs.
+        # Staff hold the person's row (their grounds) and lift the restriction, while the
+        # worker's purge runs.
         request = rights.get_request(ctx, asked)
         privacy_state.held_restriction_grounds(ctx, uuid.UUID(person))
         purge = Second(runtime, utcnow(), tenant, workflow.purge_expired)  # the worker

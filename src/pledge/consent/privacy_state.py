@@ -8,6 +8,7 @@ reads it. Every change writes its audit entry; nothing here commits.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, select
@@ -19,6 +20,7 @@ from pledge.audit.events import AuditEvent
 from pledge.consent.models import ConsentState, Objection, SubjectPurpose
 from pledge.consent.service import active_subject
 from pledge.core.clock import utcnow
+from pledge.core.db import transaction_memo
 from pledge.core.errors import InvalidInput, SubjectErased
 from pledge.purposes.models import Purpose
 from pledge.subjects import service as subjects
@@ -53,13 +55,60 @@ def parse_ground(ground: str) -> tuple[str, uuid.UUID | None]:
 def _locked(ctx: TenantContext, subject: Subject) -> Subject:
     """The subject's row read again and locked to the end of the transaction (PostgreSQL;
     SQLite's writers take turns): a ground added or ended while another transaction changes
-    the grounds waits for it and changes what it left, never a copy read before."""
-    return ctx.session.scalars(
+    the grounds waits for it and changes what it left, never a copy read before. Taken
+    before the change is audited: the person's row comes before the audit chain's head
+    (`hold_person`)."""
+    row = ctx.session.scalars(
         for_tenant(select(Subject), Subject, ctx.tenant_id)
         .where(Subject.id == subject.id)
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one()
+    transaction_memo(ctx.session)[(_PERSON_HELD, ctx.tenant_id, row.id)] = True
+    return row
+
+
+_PERSON_HELD = "person-row-held"
+
+
+def hold_person(ctx: TenantContext, subject_id: uuid.UUID | str) -> None:
+    """The person's row, locked to the end of the transaction and read again, before anything
+    about them is audited or written. The lock order on PostgreSQL is the tenant row, request
+    rows, the person's row, then the audit chain's head (decisions 0005, 0010): a change of
+    the privacy state locks the person, then audits itself, and an erasure or a correction
+    that audited first and then wrote the person waited for that change as it waited for
+    them (a deadlock). FOR UPDATE, as the privacy state's lock: a row inserted that refers
+    to the person (a consent, an objection) takes FOR KEY SHARE of it, which waits for that
+    lock — so the person is held before such a row is written, too. Once per transaction;
+    nothing on SQLite, whose writers take turns. NotFound for no such subject."""
+    if ctx.session.get_bind().dialect.name == "sqlite":
+        return
+    subject = subjects.get_subject_row(ctx, subject_id)
+    if (_PERSON_HELD, ctx.tenant_id, subject.id) not in transaction_memo(ctx.session):
+        _locked(ctx, subject)
+
+
+def hold_people(ctx: TenantContext, subject_ids: Iterable[uuid.UUID]) -> None:
+    """`hold_person` for several people written in one transaction (a bulk erasure), all
+    before the first of them is audited, in the order of their ids: two transactions holding
+    some of the same people wait for each other's end, never each for a row the other holds.
+    Ids that are not the tenant's subjects are left out."""
+    if ctx.session.get_bind().dialect.name == "sqlite":
+        return
+    memo = transaction_memo(ctx.session)
+    wanted = sorted({i for i in subject_ids if (_PERSON_HELD, ctx.tenant_id, i) not in memo})
+    for start in range(0, len(wanted), _HOLD_CHUNK):
+        rows = ctx.session.scalars(
+            for_tenant(select(Subject), Subject, ctx.tenant_id)
+            .where(Subject.id.in_(wanted[start : start + _HOLD_CHUNK]))
+            .order_by(Subject.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).all()
+        memo.update({(_PERSON_HELD, ctx.tenant_id, row.id): True for row in rows})
+
+
+_HOLD_CHUNK = 500
 
 
 def held_restriction_grounds(ctx: TenantContext, subject_id: uuid.UUID | str) -> list[str]:
@@ -223,7 +272,7 @@ def set_child(
     if (
         is_child
         and not parental_consent
-        and ctx.tenant.children_policy == ChildrenPolicy.ERASE_ON_DISCOVERY.value
+        and ctx.settings.children_policy == ChildrenPolicy.ERASE_ON_DISCOVERY.value
     ):
         # Imported here: erasure ends restriction grounds through this module.
         from pledge.subjects import erasure
@@ -245,7 +294,7 @@ def child_by_birth_date(ctx: TenantContext, subject_id: uuid.UUID, value: str) -
     the flag through the privacy state, as they set one they learnt of. A date that is not
     an ISO date (YYYY-MM-DD), or in the future, is stored as given and changes nothing: the
     age is guessed from nothing, and a guess could erase someone."""
-    if not subjects.birth_date_under(value, ctx.tenant.child_age, utcnow().date()):
+    if not subjects.birth_date_under(value, ctx.settings.child_age, utcnow().date()):
         return False
     subject = subjects.get_subject_row(ctx, subject_id)
     if subject.status != SubjectStatus.ACTIVE.value or subject.is_child:

@@ -35,6 +35,7 @@ from sqlalchemy import ColumnElement, Select, and_, exists, false, not_, or_, se
 from pledge.access.context import TenantContext
 from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
+from pledge.consent import privacy_state
 from pledge.consent.models import SubjectPurpose
 from pledge.core.clock import utcnow
 from pledge.core.errors import InvalidInput
@@ -152,6 +153,10 @@ def erase_without_basis(
         except ValueError:
             asked[str(raw)[:40]] = None
     wanted = sorted({u for u in asked.values() if u is not None})
+    # Everyone asked for is held before the first of them is erased (audited), then checked
+    # again: a person's row comes before the audit chain's head (decision 0005), and a
+    # restriction committed meanwhile is seen.
+    privacy_state.hold_people(ctx, wanted)
     now = utcnow()
     base = without_basis(ctx, now)
     found: set[uuid.UUID] = set()

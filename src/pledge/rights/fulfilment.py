@@ -61,6 +61,8 @@ class Result:
 def start(ctx: TenantContext, request: RightsRequest) -> RightsRequest:
     if RequestState(request.state) is not S.VERIFIED:
         raise Conflict("only a verified request can be started")
+    transitions.lock(ctx, request)
+    hold_person(ctx, request)  # a correction restricts the person: before the entry
     transitions.transition(ctx, request, S.IN_PROGRESS, "started")
     restrict_for_checking(ctx, request)
     if request.type == T.AUTOMATED_DECISION.value:
@@ -110,6 +112,7 @@ def fulfil(ctx: TenantContext, request: RightsRequest, data: StaffInput | None =
     # Locked before any work: a second fulfilment at once waits, then finds it answered
     # (Conflict) — not a second bundle, letter or webhook.
     transitions.lock(ctx, request)
+    hold_person(ctx, request)
     state = RequestState(request.state)
     if state is S.VERIFIED:
         start(ctx, request)
@@ -127,6 +130,33 @@ def fulfil(ctx: TenantContext, request: RightsRequest, data: StaffInput | None =
     # `subject` stays referenced while the handler runs: the session holds unchanged rows
     # weakly, and a handler reading it again would load it again.
     return HANDLERS[rtype](ctx, request, subject.id, staff)
+
+
+# The types whose answer writes the person's row (an erasure, a restriction and the one while
+# a correction is checked, an opt-out of sale, a limit) or a row referring to it (a consent
+# withdrawn, an objection, a field corrected).
+WRITES_PERSON = frozenset(
+    {
+        T.ERASURE,
+        T.RECTIFICATION,
+        T.RESTRICTION,
+        T.OBJECTION,
+        T.OPT_OUT_SALE,
+        T.LIMIT_SENSITIVE,
+        T.WITHDRAW_CONSENT,
+    }
+)
+
+
+def hold_person(ctx: TenantContext, request: RightsRequest) -> None:
+    """The person a request of theirs is about to write, held (`privacy_state.hold_person`)
+    after the request and before the step's first audit entry: the lock order on PostgreSQL
+    is the tenant row, request rows, the person's row, then the audit chain's head. A
+    change of the privacy state holds the person, then audits; a step that audited first
+    (the request started, its answer) and then wrote the person waited for that change as
+    it waited for the step (a deadlock)."""
+    if request.subject_id is not None and RequestType(request.type) in WRITES_PERSON:
+        privacy_state.hold_person(ctx, request.subject_id)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -365,7 +395,7 @@ def _erasure(
     result = erasure.erase_subject(ctx, subject_id, keep_classes=list(holds))
     # A class with a period says for how long: the worker erases it then (`subjects.retention`).
     until = retention.kept_until(ctx, subject_id, result.kept_classes)
-    periods = retention.class_periods(ctx.tenant.retention_classes)
+    periods = retention.class_periods(ctx.settings.retention_classes)
     kept = [
         f"{cls}: {reason}"
         + (
@@ -464,6 +494,8 @@ def _end_accuracy_restriction(ctx: TenantContext, request: RightsRequest) -> boo
 def withdraw(ctx: TenantContext, request: RightsRequest) -> RightsRequest:
     """The requester withdrew the request (staff record it): a correction being checked no
     longer restricts the person's data."""
+    transitions.lock(ctx, request)
+    hold_person(ctx, request)  # before the entry, as the ground ends after it
     transitions.transition(ctx, request, S.WITHDRAWN, "withdrawn")
     _end_accuracy_restriction(ctx, request)
     return request
@@ -576,7 +608,11 @@ def lift_restriction(ctx: TenantContext, request: RightsRequest, reason: str) ->
     """GDPR Art. 18(3): tell the person before a restriction they asked for is lifted, then
     end it (the data stays restricted on any other ground: a correction of theirs being
     checked, one set through the privacy-state API). In force is what the person's grounds
-    say, whatever the request's outcome since (an appeal refused keeps it in force)."""
+    say, whatever the request's outcome since (an appeal refused keeps it in force). The
+    request is held first, as every action on it holds it (`transitions.hold`): answering it
+    again after an appeal holds it, then locks the person, and a lift that locked the person
+    first waited for that answer as it waited for the lift (a deadlock on PostgreSQL)."""
+    transitions.hold(ctx, request)
     ground = privacy_state.request_ground(request.id)
     if (
         request.type != T.RESTRICTION.value

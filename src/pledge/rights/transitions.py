@@ -456,7 +456,10 @@ def record_event(
     ctx: TenantContext, request: RightsRequest, kind: str, details: dict[str, Any] | None = None
 ) -> None:
     """A timeline row (and its audit entry) for what happened to a request without a change
-    of state, e.g. a restriction lifted."""
+    of state, e.g. a restriction lifted. The request is not held here: the row's insert
+    waits for a transaction holding it (its foreign key), so the caller holds it first
+    (`hold`) or has not locked the audit head yet — the order is the tenant row, request
+    rows, then the head (a request of this transaction's own waits for nobody)."""
     _event(ctx, request, kind, None, None, details)
 
 

@@ -67,6 +67,9 @@ def receive(ctx: TenantContext, data: RequestInput, *, power_of_attorney: str = 
     marketing: list[str] = []
     if request.type == RequestType.OBJECTION.value:
         holder, marketing, only = _objection_parts(ctx, request)
+        if holder is not None and marketing:
+            # Their objections are written after the receipt's entries: the person first.
+            privacy_state.hold_person(ctx, holder)
         if only:
             return Received(_answer_objection(ctx, request, holder, entries), None)
     # Under a power of attorney, the acknowledgement promises the person no code: staff
@@ -161,7 +164,7 @@ def _send_challenge(
     """Send the `verify` letter with the challenge's code and link (to the person the
     request is about, even when an agent acts: `letters.addressee`); the link."""
     base = get_settings().base_url.rstrip("/")
-    link = f"{base}/p/{ctx.tenant.slug}/requests/verify/{challenge.link_token}"
+    link = f"{base}/p/{ctx.settings.slug}/requests/verify/{challenge.link_token}"
     need = verification.requirement(request)
     letters.send_pending(
         ctx,
@@ -271,6 +274,10 @@ def decide_appeal(
 ) -> RightsRequest:
     if not grant and len(reason.strip()) < 10:
         raise InvalidInput("give the reasons for refusing the appeal (they are sent)")
+    if grant:
+        # The request, then the person a correction restricts again, then the entry.
+        transitions.lock(ctx, request)
+        fulfilment.hold_person(ctx, request)
     transitions.decide_appeal(ctx, request, grant=grant, reason=reason.strip())
     if grant:
         fulfilment.restrict_for_checking(ctx, request)  # a correction to check again
@@ -396,10 +403,11 @@ def _grounds_of(ctx: TenantContext, subject_ids: set[uuid.UUID]) -> tuple[set[st
 
     Their rows are locked to the end of the transaction, as a ground is added or ended under
     the same lock (`privacy_state.add_restriction_ground`, a lift): none changes between this read
-    and the delete. Locked ones are skipped, not waited for: a lift locks the person, then
-    writes to the request this run holds — waiting would deadlock (PostgreSQL; SQLite's
-    writers take turns). Not restricted is sorted out here, not in the query: a row its
-    snapshot leaves out would be neither locked nor seen as busy."""
+    and the delete. Locked ones are skipped, not waited for: a later run purges their
+    requests, and this one does not keep the requests it holds locked while another
+    transaction changes the person (PostgreSQL; SQLite's writers take turns). Not restricted
+    is sorted out here, not in the query: a row its snapshot leaves out would be neither
+    locked nor seen as busy."""
     held: set[str] = set()
     seen: set[uuid.UUID] = set()
     ordered = sorted(subject_ids)

@@ -60,7 +60,7 @@ def exempt_classes(ctx: TenantContext) -> dict[str, str]:
     """The retention classes the tenant keeps on every erasure: class → the legal duty."""
     return {
         name: str(cls["exempt_on_erasure"])
-        for name, cls in ctx.tenant.retention_classes.items()
+        for name, cls in ctx.settings.retention_classes.items()
         if cls.get("exempt_on_erasure")
     }
 
@@ -85,7 +85,11 @@ def erase_subject(
 
     The subject's `erased_at` is that of the first erasure: a kept class's period runs from
     it (`subjects.retention`), and erasing again must not lengthen it.
+
+    The person's row is held first, before anything is audited (what was reached, the
+    grounds ended): a change of the privacy state holds it, then audits (decision 0005).
     """
+    privacy_state.hold_person(ctx, subject_id)
     subject = get_subject_row(ctx, subject_id)
     asked = set(keep_classes)
     unknown = sorted(c for c in asked if c not in retention_classes(ctx))

@@ -143,7 +143,7 @@ def kept_until(
 ) -> dict[str, datetime]:
     """Of `classes` (kept by the subject's erasure), those with a period: class → when it
     ends (counted from the erasure that kept them)."""
-    periods = class_periods(ctx.tenant.retention_classes)
+    periods = class_periods(ctx.settings.retention_classes)
     erased_at = ctx.session.scalar(
         select(Subject.erased_at).where(
             Subject.tenant_id == ctx.tenant_id, Subject.id == subject_id
@@ -175,7 +175,7 @@ def end_kept_periods(ctx: TenantContext, limit: int) -> int:
     kept classes stay. At most `limit` subjects, the longest over first; the rest wait for
     the next call. Audited per subject as an erasure for "retention period over". How many
     subjects were erased."""
-    periods = class_periods(ctx.tenant.retention_classes)
+    periods = class_periods(ctx.settings.retention_classes)
     if not periods:
         return 0
     now, tid = utcnow(), ctx.tenant_id
@@ -207,8 +207,12 @@ def end_kept_periods(ctx: TenantContext, limit: int) -> int:
             if erased_at is not None and period.after(erased_at) <= now:
                 due[sid] = erased_at
     erased = 0
-    known = {STANDARD_CLASS, *ctx.tenant.retention_classes.keys()}
-    for sid in sorted(due, key=lambda s: (due[s], s))[:limit]:
+    known = {STANDARD_CLASS, *ctx.settings.retention_classes.keys()}
+    chosen = sorted(due, key=lambda s: (due[s], s))[:limit]
+    # All held before the first erasure is audited: a person's row comes before the audit
+    # chain's head (decision 0005).
+    privacy_state.hold_people(ctx, chosen)
+    for sid in chosen:
         erased_at = due[sid]
         holding = _holding(ctx, sid)
         over = {c for c in holding if c in periods and periods[c].after(erased_at) <= now}
@@ -259,7 +263,7 @@ def find_expired_interactions(ctx: TenantContext, limit: int) -> list[Expired]:
     over it, and every erasure of a person with many interactions would rewrite pages
     across the whole index (measured: 10,000 interactions erased in 0.25 s with one, 0.08 s
     without). The search reads the tenant's interactions instead, out of the writers' way."""
-    rules = interaction_rules(ctx.tenant.interaction_retention)
+    rules = interaction_rules(ctx.settings.interaction_retention)
     if not rules:
         return []
     now, tid = utcnow(), ctx.tenant_id

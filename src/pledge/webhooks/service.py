@@ -237,7 +237,7 @@ def _queue(
     body = {
         "id": str(delivery_id),
         "event": event,
-        "tenant": ctx.tenant.slug,
+        "tenant": ctx.settings.slug,
         "created_at": utcnow().isoformat(),
         "data": payload,
     }
@@ -314,8 +314,13 @@ def cancel_for_erasure(ctx: TenantContext, subject_id: uuid.UUID) -> int:
     erasure's shredding would not reach them, and they would still go after it. Each is
     written on its request's timeline (`workflow.delivery_failed`): staff and the person were
     told the copy is being sent. A post already under way (claimed before this committed)
-    cannot be called back. How many were cancelled."""
-    from pledge.rights import workflow  # rights requests sit above webhooks
+    cannot be called back. How many were cancelled.
+
+    The lines are written once the erasure has committed, each in a transaction of its own
+    (as the worker's, `_on_requests`; a failure there loses the line, never the
+    cancellation): the erasure may hold the audit chain's head already (its request started,
+    what it reached audited), and on PostgreSQL a line waits for a member of staff holding
+    its request, who goes on to the head — each waited for the other (a deadlock)."""
     from pledge.rights.models import RightsRequest
 
     theirs = for_tenant(select(RightsRequest.id), RightsRequest, ctx.tenant_id).where(
@@ -337,8 +342,15 @@ def cancel_for_erasure(ctx: TenantContext, subject_id: uuid.UUID) -> int:
     for delivery in waiting:
         _finish(delivery, DeliveryStatus.FAILED)
         delivery.last_error = ERASED
-    for cancelled in _to_tell(waiting):
-        workflow.delivery_failed(ctx, cancelled)
+    cancelled = _to_tell(waiting)
+    if cancelled:
+        sessions = sessionmaker(bind=ctx.session.get_bind(), expire_on_commit=False)
+        keystore, actor = ctx.keystore, ctx.actor
+
+        def tell() -> None:
+            _on_requests(sessions, keystore, cancelled, actor)
+
+        after_commit(ctx.session, tell)
     return len(waiting)
 
 
@@ -688,17 +700,20 @@ def _to_tell(given_up: Sequence[WebhookDelivery]) -> list[GivenUp]:
 
 
 def _on_requests(
-    sessions: sessionmaker[Session], keystore: KeyStore, given_up: Sequence[GivenUp]
+    sessions: sessionmaker[Session],
+    keystore: KeyStore,
+    given_up: Sequence[GivenUp],
+    actor: Actor = SYSTEM,
 ) -> None:
-    """On each request's timeline, with its audit entry: in a transaction of its own, after
-    the deliveries' (which hold row locks of several tenants and must not wait for one
-    tenant's audit chain). A failure here loses the note, never the outcomes."""
+    """On each request's timeline, with its audit entry (by `actor`): in a transaction of its
+    own, after the deliveries' (which hold row locks of several tenants and must not wait for
+    one tenant's audit chain). A failure here loses the note, never the outcomes."""
     from pledge.rights import workflow  # rights requests sit above webhooks
 
     for failed in given_up:
         try:
             with transaction(sessions) as session:
-                ctx = TenantContext.lazy(session, keystore, failed.tenant_id, SYSTEM)
+                ctx = TenantContext.lazy(session, keystore, failed.tenant_id, actor)
                 workflow.delivery_failed(ctx, failed)
         except SQLAlchemyError as exc:
             log.error("webhook delivery %s: request not told: %s", failed.id, type(exc).__name__)
