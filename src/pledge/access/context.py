@@ -151,6 +151,9 @@ class TenantContext:
             if tenant is None:
                 raise NotFound("no such tenant")
             self._tenant = tenant
+            # From here `settings` is this object; a copy read before must not come back if
+            # the session lets go of it (another context's change, then dropped).
+            transaction_memo(self.session).pop(("tenant-settings", self._tenant_id), None)
         return self._tenant
 
     @property

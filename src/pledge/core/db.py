@@ -182,8 +182,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # 1,000: the pages every transaction writes (the audit chain's head and the ends of its
     # tables and indexes) are then copied back once per 10,000 pages instead of ten times —
     # an access request end to end about 8 % faster (docs/performance.md). What it holds is
-    # what the database holds: sealed data and keyed digests (the keystore's WAL is emptied
-    # at each erasure, `KeyStore.shred_subject`).
+    # what the database holds: sealed data and keyed digests (the keystore keeps SQLite's
+    # interval, `make_keystore_engine`: a shredded key's page leaves its WAL soon).
     cur.execute("PRAGMA wal_autocheckpoint=10000")
     cur.close()
 

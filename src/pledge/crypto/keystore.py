@@ -190,6 +190,10 @@ def make_keystore_engine(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _secure_delete(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.execute("PRAGMA secure_delete=ON")
+            # SQLite's own checkpoint interval, not the data store's longer one: a shredded
+            # key's page leaves the WAL soon even when the shred's own checkpoint is put off
+            # by a reader (`_flush_deleted_pages`).
+            dbapi_connection.execute("PRAGMA wal_autocheckpoint=1000")
 
     return engine
 
