@@ -112,16 +112,11 @@ def _codes(runtime: Runtime, tenant: str) -> set[str]:
     }
 
 
-def _fulfilled(
-    runtime: Runtime,
-    tenant: str,
-    client: TestClient,
-    kind: str,
-    fulfil: dict[str, Any],
-    email: str = EMAIL,
+def _verified(
+    runtime: Runtime, tenant: str, client: TestClient, kind: str, email: str = EMAIL
 ) -> str:
-    """A request of the person's (`email`; Wanda), verified and fulfilled through the API;
-    its id."""
+    """A request of the person's (`email`; Wanda), verified through the API (not answered
+    yet); its id."""
     before = _codes(runtime, tenant)
     r = client.post(
         "/api/v1/requests",
@@ -135,6 +130,20 @@ def _fulfilled(
         json={"code": code, "data_points": {"first_name": "Wanda"}},
     )
     assert r.json()["state"] == "verified", r.text
+    return request_id
+
+
+def _fulfilled(
+    runtime: Runtime,
+    tenant: str,
+    client: TestClient,
+    kind: str,
+    fulfil: dict[str, Any],
+    email: str = EMAIL,
+) -> str:
+    """A request of the person's (`email`; Wanda), verified and fulfilled through the API;
+    its id."""
+    request_id = _verified(runtime, tenant, client, kind, email)
     r = client.post(f"/api/v1/requests/{request_id}/fulfil", json=fulfil)
     assert r.status_code == 200 and r.json()["state"] == "completed", r.text
     return request_id

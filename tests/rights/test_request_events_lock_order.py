@@ -29,8 +29,8 @@ from pledge.subjects import service as subjects
 from pledge.subjects.models import SubjectStatus
 from pledge.webhooks.models import WebhookDelivery
 from tests.conftest import Second
-from tests.messaging.test_webhooks_review12 import _codes
 from tests.messaging.test_webhooks_review12 import _fulfilled as fulfilled_by_api
+from tests.messaging.test_webhooks_review12 import _verified as _verified_by_api
 from tests.rights.test_api_and_webhooks import Receiver, clik_with_wanda
 from tests.rights.test_restriction_grounds import _restricted, _verified, person
 
@@ -73,24 +73,6 @@ def other_org(private_targets: None) -> Iterator[Receiver]:
         yield r
 
 
-def _verified_by_api(runtime: Runtime, tenant: str, client: TestClient, kind: str) -> str:
-    """A request of Wanda's, verified through the API (not answered yet); its id."""
-    before = _codes(runtime, tenant)
-    r = client.post(
-        "/api/v1/requests",
-        json={"type": kind, "requester": {"email": EMAIL}, "jurisdiction": "UK"},
-    )
-    assert r.status_code == 201, r.text
-    request_id: str = r.json()["id"]
-    (code,) = _codes(runtime, tenant) - before
-    r = client.post(
-        f"/api/v1/requests/{request_id}/verify",
-        json={"code": code, "data_points": {"first_name": "Wanda"}},
-    )
-    assert r.json()["state"] == "verified", r.text
-    return request_id
-
-
 def _erases(request_id: str) -> Callable[[TenantContext], int]:
     def erases(ctx: TenantContext) -> int:
         _waits_time_out(ctx)
@@ -112,7 +94,7 @@ def test_an_erasure_while_staff_act_on_the_transfer_it_cancels(
     portability = fulfilled_by_api(
         runtime, tenant, client, "portability", {"transfer_url": other_org.url}, EMAIL
     )
-    erasure = _verified_by_api(runtime, tenant, client, "erasure")
+    erasure = _verified_by_api(runtime, tenant, client, "erasure", EMAIL)
 
     with runtime.tenant_context(tenant) as ctx:
         _waits_time_out(ctx)
