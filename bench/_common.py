@@ -47,6 +47,9 @@ SEED = 20_260_131
 DATA_FILE = "pledge.db"
 KEYS_FILE = "keystore.db"
 RAW_FILE = "raw.db"
+# The storage floor (`ingest_floor`): Pledge's own rows written again by the bare driver.
+FLOOR_DATA_FILE = "floor.db"
+FLOOR_KEYS_FILE = "floor-keystore.db"
 _SQLITE_SIDECARS = ("", "-wal", "-shm", "-journal")
 
 # email, phone, first_name, last_name, company — the column order of the raw table too.
@@ -205,7 +208,8 @@ def bench_env() -> Iterator[BenchEnv]:
     ours: list[Path] = []
     if given:
         home = Path(given).expanduser().resolve()
-        ours = [p for name in (DATA_FILE, KEYS_FILE, RAW_FILE) for p in _sqlite_files(home, name)]
+        names = (DATA_FILE, KEYS_FILE, RAW_FILE, FLOOR_DATA_FILE, FLOOR_KEYS_FILE)
+        ours = [p for name in names for p in _sqlite_files(home, name)]
         clash = [str(p) for p in ours if p.exists()]
         if clash:
             raise SystemExit(f"refusing to overwrite existing files: {', '.join(clash)}")
@@ -294,6 +298,132 @@ def ingest_pledge(
             raise RuntimeError(f"batch {number}: {created} created, {present} already present")
         progress.advance(len(prepared))
     return time.perf_counter() - start
+
+
+# The rows Pledge's import writes for each subject, in the schema's column order.
+_FLOOR_TABLES = ("subjects", "subject_identities", "subject_records")
+
+
+def ingest_floor(home: Path) -> float:
+    """Pledge's storage floor: the rows its import wrote under `home` (data store and
+    keystore), written again by bare `executemany` into empty, migrated copies of both
+    schemas — same indexes, pragmas, batches and commits, no Python work on the values.
+    Returns the seconds it took. Run after `ingest_pledge`; the rows are read before timing.
+
+    Per batch, as the import: the keystore's data keys and its commit; then subjects,
+    identities, sealed records, the audit entries (one per subject, one for the batch), the
+    tenant's audit head moved on, and the commit."""
+    floor_data, floor_keys = home / FLOOR_DATA_FILE, home / FLOOR_KEYS_FILE
+    for path, make, store in (
+        (floor_data, make_engine, "datastore"),
+        (floor_keys, make_keystore_engine, "keystore"),
+    ):
+        engine = make(f"sqlite:///{path}")
+        try:
+            upgrade(store, engine)
+        finally:
+            engine.dispose()
+    source = sqlite3.connect(home / DATA_FILE)
+    source_keys = sqlite3.connect(home / KEYS_FILE)
+    data = _floor_connection(floor_data, data_store=True)
+    keys = _floor_connection(floor_keys, data_store=False)
+    try:
+        data.execute("ATTACH DATABASE ? AS pledge", (str(home / DATA_FILE),))
+        data.execute("INSERT INTO tenants SELECT * FROM pledge.tenants")
+        data.execute("INSERT INTO audit_heads SELECT * FROM pledge.audit_heads")
+        data.commit()
+        data.execute("DETACH DATABASE pledge")
+        batches = _floor_batches(source, source_keys)
+    finally:
+        source.close()
+        source_keys.close()
+    try:
+        progress = Progress("storage floor", sum(len(b.subjects) for b in batches))
+        start = time.perf_counter()
+        for batch in batches:
+            keys.executemany(_insert_sql("subject_keys", batch.keys[0]), batch.keys)
+            keys.commit()
+            for table, rows in zip(
+                _FLOOR_TABLES, (batch.subjects, batch.identities, batch.records), strict=True
+            ):
+                data.executemany(_insert_sql(table, rows[0]), rows)
+            data.executemany(_insert_sql("audit_entries", batch.entries[0]), batch.entries)
+            last = batch.entries[-1]
+            data.execute(
+                "UPDATE audit_heads SET seq = ?, mac = ? WHERE tenant_id = ?",
+                (last[1], last[-1], last[0]),
+            )
+            data.commit()
+            progress.advance(len(batch.subjects))
+        elapsed = time.perf_counter() - start
+        written = data.execute("SELECT count(*) FROM subjects").fetchone()[0]
+        if written != progress.total or not progress.total:
+            raise RuntimeError(f"storage floor: {written} subjects written of {progress.total}")
+        return elapsed
+    finally:
+        data.close()
+        keys.close()
+
+
+@dataclass
+class _FloorBatch:
+    keys: list[tuple[Any, ...]]
+    subjects: list[tuple[Any, ...]]
+    identities: list[tuple[Any, ...]]
+    records: list[tuple[Any, ...]]
+    entries: list[tuple[Any, ...]]
+
+
+def _floor_connection(path: Path, *, data_store: bool) -> sqlite3.Connection:
+    """A bare driver connection with the pragmas Pledge's engines set on that store."""
+    conn = sqlite3.connect(path)
+    for pragma in (
+        "journal_mode=WAL",
+        "synchronous=NORMAL",
+        "foreign_keys=ON",
+        "cache_size=-65536",
+        "mmap_size=268435456",
+        f"wal_autocheckpoint={10000 if data_store else 1000}",
+        *(() if data_store else ("secure_delete=ON",)),
+    ):
+        conn.execute(f"PRAGMA {pragma}")
+    return conn
+
+
+def _insert_sql(table: str, row: tuple[Any, ...]) -> str:
+    return f"INSERT INTO {table} VALUES ({', '.join('?' * len(row))})"
+
+
+def _floor_batches(data: sqlite3.Connection, keys: sqlite3.Connection) -> list[_FloorBatch]:
+    """Pledge's import rows grouped as it wrote them: the audit log gives the batches (each
+    subject's `subject.created` entry, then the batch's `subjects.imported`)."""
+    by_subject: dict[str, dict[bytes, list[tuple[Any, ...]]]] = {}
+    for table in _FLOOR_TABLES:
+        rows: dict[bytes, list[tuple[Any, ...]]] = {}
+        subject_column = "id" if table == "subjects" else "subject_id"
+        for row in data.execute(f"SELECT {subject_column}, * FROM {table}"):
+            rows.setdefault(row[0], []).append(row[1:])
+        by_subject[table] = rows
+    key_rows: dict[bytes, list[tuple[Any, ...]]] = {}
+    for row in keys.execute("SELECT subject_id, * FROM subject_keys"):
+        key_rows.setdefault(row[0], []).append(row[1:])
+    batches: list[_FloorBatch] = []
+    current = _FloorBatch([], [], [], [], [])
+    for entry in data.execute(
+        "SELECT * FROM audit_entries WHERE event IN ('subject.created', 'subjects.imported') "
+        "ORDER BY seq"
+    ):
+        current.entries.append(entry)
+        if entry[3] == "subjects.imported":
+            batches.append(current)
+            current = _FloorBatch([], [], [], [], [])
+            continue
+        subject = entry[6]
+        current.keys.extend(key_rows[subject])
+        current.subjects.extend(by_subject["subjects"][subject])
+        current.identities.extend(by_subject["subject_identities"][subject])
+        current.records.extend(by_subject["subject_records"][subject])
+    return batches
 
 
 @contextmanager

@@ -6,7 +6,12 @@ Pledge: batches of 500, each one transaction through the CSV importer's path (va
 normalisation, blind indexes, duplicate checks, data keys, encryption, audit chain).
 Baseline: the same rows in plaintext, `executemany` per batch of 500, one commit per batch,
 same pragmas (WAL, synchronous=NORMAL). The data is generated before either is timed.
-Prints {"subjects", "pledge_per_s", "raw_per_s", "ratio"} as the last line of stdout.
+Storage floor: the rows Pledge wrote (data keys, subjects, identities, sealed records, audit
+entries), written again by bare `executemany` into empty copies of its schemas, same batches
+and commits — what storing them costs with no Python work on the values.
+Prints {"subjects", "pledge_per_s", "raw_per_s", "ratio", "floor_per_s", "floor_ratio"}
+as the last line of stdout; `floor_ratio` is raw_per_s / floor_per_s, the lowest `ratio` any
+code writing these rows could reach.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from _common import (
     bench_env,
     emit,
     generate_people,
+    ingest_floor,
     ingest_pledge,
     ingest_raw,
     log,
@@ -47,16 +53,20 @@ def main() -> None:
         log(f"pledge: {n} subjects in {pledge_s:.2f} s = {n / pledge_s:,.0f}/s")
         raw_s = ingest_raw(conn, people)
         log(f"raw:    {n} rows in {raw_s:.2f} s = {n / raw_s:,.0f}/s")
+        floor_s = ingest_floor(env.home)
+        log(f"floor:  {n} subjects' rows in {floor_s:.2f} s = {n / floor_s:,.0f}/s")
     if profiler is not None:
         for order in ("cumulative", "tottime"):
             log(f"\n--- top {TOP} functions by {order} time (Pledge ingest) ---")
             pstats.Stats(profiler, stream=sys.stderr).sort_stats(order).print_stats(TOP)
-    pledge_per_s, raw_per_s = n / pledge_s, n / raw_s
+    pledge_per_s, raw_per_s, floor_per_s = n / pledge_s, n / raw_s, n / floor_s
     result: dict[str, object] = {
         "subjects": n,
         "pledge_per_s": round(pledge_per_s, 1),
         "raw_per_s": round(raw_per_s, 1),
         "ratio": round(raw_per_s / pledge_per_s, 2),
+        "floor_per_s": round(floor_per_s, 1),
+        "floor_ratio": round(raw_per_s / floor_per_s, 2),
     }
     if profiler is not None:
         result["profiled"] = True
