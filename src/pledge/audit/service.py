@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
@@ -25,7 +25,13 @@ from pledge.access.scoping import for_tenant
 from pledge.audit.events import AuditEvent
 from pledge.audit.models import AuditEntry, AuditHead
 from pledge.core.clock import utcnow
-from pledge.core.db import after_commit, is_read_only, read_transaction, transaction_memo
+from pledge.core.db import (
+    after_commit,
+    bulk_insert,
+    is_read_only,
+    read_transaction,
+    transaction_memo,
+)
 from pledge.crypto.keystore import Checkpoint, KeyStore
 from pledge.tenants.models import Tenant
 
@@ -99,7 +105,6 @@ _MOVE_HEAD = (
     .where(_HEADS.c.tenant_id == bindparam("head_tenant_id"))
     .values(seq=bindparam("head_seq"), mac=bindparam("head_mac"))
 )
-_INSERT_ENTRIES = insert(_ENTRIES)
 _HOLD_TENANT = (
     select(_TENANTS.c.id)
     .where(_TENANTS.c.id == bindparam("tenant_id"))
@@ -179,7 +184,7 @@ def append(
             }
         )
         prev = mac
-    conn.execute(_INSERT_ENTRIES, rows)
+    bulk_insert(session, AuditEntry, rows)
     conn.execute(_MOVE_HEAD, {"head_tenant_id": tenant_id, "head_seq": seq, "head_mac": prev})
     memo[("audit-head", tenant_id)] = (seq, prev)
     # A head loaded through the ORM in this session (`verify_chain`) shows the new end.

@@ -11,10 +11,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import repeat
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     JSON,
+    Column,
     Connection,
     DateTime,
     Engine,
@@ -316,11 +318,25 @@ def bulk_insert(session: Session, model: type[DeclarativeBase], rows: list[dict[
         return
     if plan.defaults:
         rows = [{**plan.defaults, **r} for r in rows]
-    columns = plan.columns
-    connection.exec_driver_sql(
-        plan.sql,
-        [tuple([r[k] if p is None else p(r[k]) for k, p in columns]) for r in rows],
-    )
+    connection.exec_driver_sql(plan.sql, _driver_rows(plan.columns, rows))
+
+
+def _driver_rows(
+    columns: list[tuple[str, Callable[[Any], Any] | None]], rows: list[dict[str, Any]]
+) -> list[tuple[Any, ...]]:
+    """The rows as the driver's tuples, built column by column. A column whose rows all hold
+    the same object (the tenant's id, the batch's `now`) is processed once: converting a
+    UUID or a timestamp for SQLite costs more than inserting it."""
+    built: list[Iterable[Any]] = []
+    for key, process in columns:
+        first = rows[0][key]
+        if all(r[key] is first for r in rows):
+            built.append(repeat(first if process is None else process(first), len(rows)))
+        elif process is None:
+            built.append([r[key] for r in rows])
+        else:
+            built.append([process(r[key]) for r in rows])
+    return list(zip(*built, strict=True))
 
 
 @dataclass(frozen=True)
@@ -355,13 +371,21 @@ def _sqlite_insert_plan(
         plan = _InsertPlan(
             str(compiled),
             [
-                (key, table.columns[key].type.dialect_impl(dialect).bind_processor(dialect))
+                (key, _driver_processor(table.columns[key], dialect))
                 for key in compiled.positiontup or ()
             ],
             defaults,
         )
     _PLANS[(table, keys)] = plan
     return plan
+
+
+def _driver_processor(column: Column[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    """The column's bind processor, but none for plain bytes: SQLAlchemy wraps each in the
+    driver's `Binary` (a memoryview, for `sqlite3`), which stores the same BLOB as the bytes."""
+    if type(column.type) is LargeBinary:
+        return None
+    return column.type.dialect_impl(dialect).bind_processor(dialect)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from pledge.core.clock import utcnow
 from pledge.core.config import Settings
-from pledge.core.db import ID, NAMING, UTCDateTime, make_engine, read_connection
+from pledge.core.db import ID, NAMING, UTCDateTime, bulk_insert, make_engine, read_connection
 from pledge.core.errors import NotInitialised
 from pledge.crypto.aead import KEY_BYTES, derive, new_key, seal, unseal
 
@@ -359,7 +359,7 @@ class KeyStore:
                 }
             )
         with self._sessions.begin() as s:
-            s.execute(insert(SubjectKey), rows)
+            bulk_insert(s, SubjectKey, rows)
         return keys
 
     def subject_keys(
