@@ -10,7 +10,6 @@ from collections.abc import Callable
 from datetime import date
 
 import pytest
-from sqlalchemy import text
 
 from pledge.access.context import TenantContext
 from pledge.audit import service as audit
@@ -22,6 +21,7 @@ from pledge.runtime import Runtime
 from pledge.tenants import service as tenants
 from tests.cli.test_cli import run
 from tests.conftest import Second, waiting_on_a_lock
+from tests.lock_order import postgresql_only, waits_time_out
 from tests.rights.test_clock_cases import at, extension_letter, verified
 from tests.rights.test_pages import EMAIL, person, staff_client
 from tests.rights.test_tenant_clock_settings import due_on, received
@@ -116,11 +116,6 @@ def test_the_cli_refuses_a_restart_without_a_promise_and_says_what_closing_days_
 # Two transactions at once (PostgreSQL: SQLite's writers take turns)
 
 
-def _postgresql_only(runtime: Runtime) -> None:
-    if runtime.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite: a second writer waits for the first's transaction (BEGIN IMMEDIATE)")
-
-
 def _receives_an_opt_out(ctx: TenantContext) -> int:
     # The public form reads the tenant first (its name, the jurisdictions it offers), then
     # submits.
@@ -144,7 +139,7 @@ def test_a_request_received_while_a_closing_day_is_added_is_due_by_the_new_days(
 ) -> None:
     # California: an opt-out within 15 business days. Received Monday 2 March: due 23 March,
     # 24 March with 10 March closed.
-    _postgresql_only(runtime)
+    postgresql_only(runtime)
     with frozen(at("2026-03-02")), runtime.tenant_context(person) as ctx:
         tenants.set_closing_days(ctx, [date(2026, 3, 10)])
         # A requester's opt-out arrives before the operator's change is committed.
@@ -158,7 +153,7 @@ def test_an_extension_granted_while_a_closing_day_is_added_runs_to_the_new_date(
 ) -> None:
     # UK: identity confirmed Tuesday 20 January, the extension runs to Monday 20 April; the
     # operator closes that Monday while a member of staff extends the request.
-    _postgresql_only(runtime)
+    postgresql_only(runtime)
     request_id = received(runtime, "2026-01-05", "access", "UK")
     verified(runtime, person, request_id, "2026-01-20")
 
@@ -181,14 +176,9 @@ def test_an_extension_granted_while_a_closing_day_is_added_runs_to_the_new_date(
 # or the operator's command failed. Each waits for the other's end instead.
 
 
-def _waits_time_out(ctx: TenantContext) -> None:
-    # A wait the order of the locks should have made impossible fails the test, not hangs it.
-    ctx.session.execute(text("SET LOCAL lock_timeout = '30s'"))
-
-
 def _closes(*days: date) -> Callable[[TenantContext], int]:
     def closes(ctx: TenantContext) -> int:
-        _waits_time_out(ctx)
+        waits_time_out(ctx)
         _days, moved = tenants.set_closing_days(ctx, days)
         return moved
 
@@ -209,11 +199,11 @@ def test_a_closing_day_added_while_staff_extend_a_request_waits_and_moves_its_da
     # UK: identity confirmed Tuesday 20 January, due Friday 20 February; extended, Monday 20
     # April. A member of staff begins the extension (the request locked), and the operator
     # closes both days before it is saved.
-    _postgresql_only(runtime)
+    postgresql_only(runtime)
     request_id = received(runtime, "2026-01-05", "access", "UK")
     verified(runtime, person, request_id, "2026-01-20")
     with frozen(at("2026-02-10")), runtime.tenant_context(person) as ctx:
-        _waits_time_out(ctx)
+        waits_time_out(ctx)
         request = rights.get_request(ctx, request_id)
         transitions.hold(ctx, request)  # the extension's first step (`transitions.lock`)
         operator = Second(
@@ -227,13 +217,13 @@ def test_a_closing_day_added_while_staff_extend_a_request_waits_and_moves_its_da
 
 
 def _closes_unverified(ctx: TenantContext) -> int:
-    _waits_time_out(ctx)
+    waits_time_out(ctx)
     return workflow.close_unverified(ctx)
 
 
 def _unassigns(request_id: str) -> Callable[[TenantContext], int]:
     def unassigns(ctx: TenantContext) -> int:
-        _waits_time_out(ctx)
+        waits_time_out(ctx)
         transitions.assign(ctx, rights.get_request(ctx, request_id), None)
         return 1
 
@@ -248,7 +238,7 @@ def test_a_closing_day_added_while_a_request_is_acted_on_waits_for_the_act(
     # January, is due Friday 20 February. On 10 February the worker closes the first, or
     # staff unassign the second — each act waiting for the audit chain another worker is
     # checkpointing — as the operator closes 20 February.
-    _postgresql_only(runtime)
+    postgresql_only(runtime)
     with frozen(at("2026-01-05")), runtime.tenant_context(person) as ctx:
         asked = RequestInput("access", Requester(EMAIL, "Paula"), "UK")
         unverified = str(workflow.receive(ctx, asked).request.id)

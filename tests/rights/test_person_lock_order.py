@@ -21,7 +21,6 @@ import pytest
 from pledge.access.context import TenantContext
 from pledge.consent import privacy_state
 from pledge.core.clock import frozen
-from pledge.core.errors import SubjectErased
 from pledge.gate import hygiene
 from pledge.rights import fulfilment, transitions, verification, workflow
 from pledge.rights import service as rights
@@ -34,25 +33,11 @@ from pledge.subjects import service as subjects
 from pledge.subjects.identity import IdentityKind
 from pledge.subjects.models import SubjectStatus
 from pledge.subjects.service import FieldInput
-from tests.audit.test_lock_order import Act, _at_once, _chain_holds, _postgresql_only
+from tests.lock_order import Act, at_once, chain_holds, postgresql_only, restricts
 from tests.rights.test_restriction_grounds import EMAIL, _verified, person
 from tests.subjects.test_retention_periods import SEVEN_YEARS_ON, _closed_account, _onecrm
 
 __all__ = ["person"]  # the fixture, shared
-
-
-def _restricts(person_id: str) -> Act:
-    """The privacy-state API's change (`PUT …/privacy-state` with `restricted: true`): what
-    it answered, or the refusal's kind."""
-
-    def restricts(ctx: TenantContext) -> str:
-        try:
-            privacy_state.update_privacy_state(ctx, uuid.UUID(person_id), restricted=True)
-        except SubjectErased:
-            return "subject_erased"
-        return "restricted"
-
-    return restricts
 
 
 def _grounds(runtime: Runtime, tenant: str, person_id: str) -> list[str]:
@@ -81,21 +66,19 @@ def test_an_erasure_answered_while_the_api_restricts_the_person(
 ) -> None:
     # Staff answer Rosa's erasure request (started and answered at once, as the request
     # page's "Fulfil" does) as a connected system restricts her.
-    _postgresql_only(runtime)
+    postgresql_only(runtime)
     asked = _verified(runtime, tenant, "erasure")
 
     def answers(ctx: TenantContext, request: RightsRequest) -> object:
         return fulfilment.fulfil(ctx, request).state
 
-    answered, restricting = _at_once(
-        runtime, tenant, _on_request(asked, answers), _restricts(person)
-    )
+    answered, restricting = at_once(runtime, tenant, _on_request(asked, answers), restricts(person))
     # The erasure is done; the restriction, which waited for it, finds nobody to restrict.
     assert answered == "completed"
     assert restricting == "subject_erased"
     assert _status(runtime, tenant, person) == SubjectStatus.ERASED.value
     assert _grounds(runtime, tenant, person) == []
-    assert _chain_holds(runtime, tenant)
+    assert chain_holds(runtime, tenant)
 
 
 def test_a_direct_erasure_while_the_api_restricts_the_person(
@@ -104,18 +87,18 @@ def test_a_direct_erasure_while_the_api_restricts_the_person(
     # Rosa once asked for her data and never confirmed who she was: the erasure (the API's
     # `DELETE /subjects/{id}`, `pledge subjects erase`) deletes those letters and audits it
     # before the person is written.
-    _postgresql_only(runtime)
+    postgresql_only(runtime)
     with runtime.tenant_context(tenant) as ctx:
         workflow.receive(ctx, RequestInput("access", Requester(EMAIL, "Rosa"), "EU"))
 
     def erases(ctx: TenantContext) -> object:
         return erasure.erase_subject(ctx, uuid.UUID(person)).status
 
-    erased, restricting = _at_once(runtime, tenant, erases, _restricts(person))
+    erased, restricting = at_once(runtime, tenant, erases, restricts(person))
     assert erased == SubjectStatus.ERASED.value
     assert restricting == "subject_erased"
     assert _grounds(runtime, tenant, person) == []
-    assert _chain_holds(runtime, tenant)
+    assert chain_holds(runtime, tenant)
 
 
 def test_a_bulk_erasure_while_the_api_restricts_one_of_the_people(
@@ -124,7 +107,7 @@ def test_a_bulk_erasure_while_the_api_restricts_one_of_the_people(
     # Two people without a lawful basis are erased in one go (the hygiene report's erasure)
     # as the API restricts the second: the first one's erasure audited, the second is
     # written after.
-    _postgresql_only(runtime)
+    postgresql_only(runtime)
     with runtime.tenant_context(tenant) as ctx:
         ids = sorted(
             [
@@ -137,11 +120,11 @@ def test_a_bulk_erasure_while_the_api_restricts_one_of_the_people(
     def erases(ctx: TenantContext) -> object:
         return hygiene.erase_without_basis(ctx, ids, confirm=True).count
 
-    erased, restricting = _at_once(runtime, tenant, erases, _restricts(second))
+    erased, restricting = at_once(runtime, tenant, erases, restricts(second))
     assert erased == 2
     assert restricting == "subject_erased"
     assert _status(runtime, tenant, second) == SubjectStatus.ERASED.value
-    assert _chain_holds(runtime, tenant)
+    assert chain_holds(runtime, tenant)
 
 
 def test_kept_data_erased_at_the_end_of_its_period_while_the_api_restricts_one_person(
@@ -150,7 +133,7 @@ def test_kept_data_erased_at_the_end_of_its_period_while_the_api_restricts_one_p
     # 1CRM keeps billing records 7 years after an erasure; the worker erases two people's
     # as the period ends, while the API restricts the second (their billing record is
     # disputed).
-    _postgresql_only(runtime)
+    postgresql_only(runtime)
     _onecrm(runtime)
     first, second = sorted(
         _closed_account(runtime, f"{name}@example.com") for name in ("ann", "bob")
@@ -160,12 +143,12 @@ def test_kept_data_erased_at_the_end_of_its_period_while_the_api_restricts_one_p
         with frozen(SEVEN_YEARS_ON + timedelta(days=2)):
             return retention.end_kept_periods(ctx, limit=10)
 
-    erased, restricting = _at_once(runtime, "onecrm", sweeps, _restricts(str(second)))
+    erased, restricting = at_once(runtime, "onecrm", sweeps, restricts(str(second)))
     assert erased == 2
     assert restricting == "subject_erased"
     assert _status(runtime, "onecrm", str(first)) == SubjectStatus.ERASED.value
     assert _status(runtime, "onecrm", str(second)) == SubjectStatus.ERASED.value
-    assert _chain_holds(runtime, "onecrm")
+    assert chain_holds(runtime, "onecrm")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,14 +158,14 @@ def test_kept_data_erased_at_the_end_of_its_period_while_the_api_restricts_one_p
 def test_a_correction_started_while_the_api_restricts_the_person(
     runtime: Runtime, tenant: str, person: str
 ) -> None:
-    _postgresql_only(runtime)
+    postgresql_only(runtime)
     correction = _verified(runtime, tenant, "rectification", proposed={"first_name": "Rosalind"})
 
     def starts(ctx: TenantContext, request: RightsRequest) -> object:
         return fulfilment.start(ctx, request).state
 
-    started, restricting = _at_once(
-        runtime, tenant, _on_request(correction, starts), _restricts(person)
+    started, restricting = at_once(
+        runtime, tenant, _on_request(correction, starts), restricts(person)
     )
     # Both grounds hold, the check's first (the API's change waited for it).
     assert (started, restricting) == ("in_progress", "restricted")
@@ -190,7 +173,7 @@ def test_a_correction_started_while_the_api_restricts_the_person(
         privacy_state.accuracy_ground(uuid.UUID(correction)),
         privacy_state.API_GROUND,
     ]
-    assert _chain_holds(runtime, tenant)
+    assert chain_holds(runtime, tenant)
 
 
 def test_a_correction_appeal_granted_while_the_api_restricts_the_person(
@@ -198,7 +181,7 @@ def test_a_correction_appeal_granted_while_the_api_restricts_the_person(
 ) -> None:
     # Virginia: Rosa's correction was refused and she appealed; staff grant the appeal (the
     # correction is checked again, her data restricted meanwhile) as the API restricts her.
-    _postgresql_only(runtime)
+    postgresql_only(runtime)
     correction = _verified(
         runtime, tenant, "rectification", "US-VA", proposed={"first_name": "Rosalind"}
     )
@@ -213,21 +196,21 @@ def test_a_correction_appeal_granted_while_the_api_restricts_the_person(
     def grants(ctx: TenantContext, request: RightsRequest) -> object:
         return workflow.decide_appeal(ctx, request, grant=True, reason="").state
 
-    granted, restricting = _at_once(
-        runtime, tenant, _on_request(correction, grants), _restricts(person)
+    granted, restricting = at_once(
+        runtime, tenant, _on_request(correction, grants), restricts(person)
     )
     assert (granted, restricting) == ("in_progress", "restricted")
     assert _grounds(runtime, tenant, person) == [
         privacy_state.accuracy_ground(uuid.UUID(correction)),
         privacy_state.API_GROUND,
     ]
-    assert _chain_holds(runtime, tenant)
+    assert chain_holds(runtime, tenant)
 
 
 def test_a_correction_withdrawn_while_the_api_restricts_the_person(
     runtime: Runtime, tenant: str, person: str
 ) -> None:
-    _postgresql_only(runtime)
+    postgresql_only(runtime)
     correction = _verified(runtime, tenant, "rectification", proposed={"first_name": "Rosalind"})
     with runtime.tenant_context(tenant) as ctx:
         fulfilment.start(ctx, rights.get_request(ctx, correction))
@@ -235,13 +218,13 @@ def test_a_correction_withdrawn_while_the_api_restricts_the_person(
     def withdraws(ctx: TenantContext, request: RightsRequest) -> object:
         return fulfilment.withdraw(ctx, request).state
 
-    withdrawn, restricting = _at_once(
-        runtime, tenant, _on_request(correction, withdraws), _restricts(person)
+    withdrawn, restricting = at_once(
+        runtime, tenant, _on_request(correction, withdraws), restricts(person)
     )
     # The check's ground ended with the withdrawal; the API's, set after it, holds.
     assert (withdrawn, restricting) == ("withdrawn", "restricted")
     assert _grounds(runtime, tenant, person) == [privacy_state.API_GROUND]
-    assert _chain_holds(runtime, tenant)
+    assert chain_holds(runtime, tenant)
 
 
 def _needing_no_code(runtime: Runtime, tenant: str, rtype: str) -> str:
@@ -261,7 +244,7 @@ def test_a_request_answered_at_once_while_the_api_restricts_the_person(
 ) -> None:
     # Started and answered in one go: the start is audited before the answer writes the
     # person (a restriction's ground, an opt-out of sale) or a row of theirs (a consent).
-    _postgresql_only(runtime)
+    postgresql_only(runtime)
     if rtype == "restriction":
         asked = _verified(runtime, tenant, rtype)
     else:
@@ -270,12 +253,10 @@ def test_a_request_answered_at_once_while_the_api_restricts_the_person(
     def answers(ctx: TenantContext, request: RightsRequest) -> object:
         return fulfilment.fulfil(ctx, request).state
 
-    answered, restricting = _at_once(
-        runtime, tenant, _on_request(asked, answers), _restricts(person)
-    )
+    answered, restricting = at_once(runtime, tenant, _on_request(asked, answers), restricts(person))
     assert (answered, restricting) == ("completed", "restricted")
     assert privacy_state.API_GROUND in _grounds(runtime, tenant, person)
-    assert _chain_holds(runtime, tenant)
+    assert chain_holds(runtime, tenant)
 
 
 @pytest.mark.parametrize("purposes", [["newsletter"], []])
@@ -285,14 +266,14 @@ def test_an_objection_received_while_the_api_restricts_the_person(
     # Rosa objects (to the newsletter only: answered at once; to everything: the marketing
     # stops on receipt, the rest waits for her to confirm): her objections are written after
     # the receipt is audited, as a connected system restricts her.
-    _postgresql_only(runtime)
+    postgresql_only(runtime)
 
     def objects(ctx: TenantContext) -> object:
         details = {"purposes": purposes} if purposes else {}
         asked = RequestInput("objection", Requester(EMAIL, "Rosa"), "EU", details=details)
         return workflow.receive(ctx, asked).request.state
 
-    received, restricting = _at_once(runtime, tenant, objects, _restricts(person))
+    received, restricting = at_once(runtime, tenant, objects, restricts(person))
     assert received == ("completed" if purposes else "awaiting_verification")
     assert restricting == "restricted"
     with runtime.tenant_context(tenant) as ctx:
@@ -300,4 +281,4 @@ def test_an_objection_received_while_the_api_restricts_the_person(
         objected = {p.slug for p, _ in privacy_state.privacy_state(ctx, sid).objections}
     assert "newsletter" in objected
     assert _grounds(runtime, tenant, person) == [privacy_state.API_GROUND]
-    assert _chain_holds(runtime, tenant)
+    assert chain_holds(runtime, tenant)

@@ -1,14 +1,18 @@
 """A line written on a request's timeline by something other than an action on that request
-— an erasure cancelling the person's transfer still waiting, a restriction lifted — while
-staff act on the request (PostgreSQL: SQLite's writers take turns).
+— an erasure cancelling the person's transfer still waiting, a restriction lifted, a
+request found repetitive as an earlier one is verified — while staff act on the request
+(PostgreSQL: SQLite's writers take turns).
 
 The lock order is the tenant row, then request rows, then the audit chain's head (decisions
 0005, 0010). An erasure held the head (its request started, what it reached audited), then
 wrote the cancelled transfer's line on the person's other request, which waits for a staff
 member holding that request — who then waited for the head. A lift locked the person, then
 wrote to the request, while staff answering it again held the request and went on to the
-person. Each waited for the other and PostgreSQL aborted one (a deadlock): the erasure or the
-staff's page failed. Now each waits for the other's end, and both are done."""
+person. A verification counted the address's later requests again and audited the first one
+found repetitive, then wrote the second's line and flag, which waits for staff holding it, who
+waited for the head. Each waited for the other and PostgreSQL aborted one (a deadlock): the
+erasure, the confirmation or the staff's page failed. Now each waits for the other's end, and
+both are done."""
 
 from __future__ import annotations
 
@@ -17,22 +21,24 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from pledge.access.context import TenantContext
-from pledge.audit import service as audit
 from pledge.core.clock import utcnow
-from pledge.rights import fulfilment, transitions, workflow
+from pledge.rights import fulfilment, transitions, verification, workflow
 from pledge.rights import service as rights
+from pledge.rights.service import Requester, RequestInput
 from pledge.runtime import Runtime
 from pledge.subjects import service as subjects
 from pledge.subjects.models import SubjectStatus
 from pledge.webhooks.models import WebhookDelivery
 from tests.conftest import Second
+from tests.lock_order import at_once, chain_holds, postgresql_only, waits_time_out
 from tests.messaging.test_webhooks_review12 import _fulfilled as fulfilled_by_api
 from tests.messaging.test_webhooks_review12 import _verified as _verified_by_api
 from tests.rights.test_api_and_webhooks import Receiver, clik_with_wanda
-from tests.rights.test_restriction_grounds import _restricted, _verified, person
+from tests.rights.test_restriction_grounds import EMAIL as ROSA
+from tests.rights.test_restriction_grounds import PHONE, _restricted, _verified, person
 
 __all__ = ["person"]  # the fixture, shared
 
@@ -40,25 +46,10 @@ EMAIL = "wanda.lockorder@example.com"
 CANCELLED = "cancelled: the person was erased"
 
 
-def _postgresql_only(runtime: Runtime) -> None:
-    if runtime.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite: a second writer waits for the first's transaction (BEGIN IMMEDIATE)")
-
-
-def _waits_time_out(ctx: TenantContext) -> None:
-    # A wait the order of the locks should have made impossible fails the test, not hangs it.
-    ctx.session.execute(text("SET LOCAL lock_timeout = '30s'"))
-
-
 def _timeline(runtime: Runtime, tenant: str, request_id: str) -> list[tuple[str, dict[str, str]]]:
     with runtime.tenant_context(tenant) as ctx:
         request = rights.get_request(ctx, request_id)
         return [(e.kind, e.details or {}) for e in rights.timeline(ctx, request)]
-
-
-def _chain_holds(runtime: Runtime, tenant: str) -> bool:
-    with runtime.tenant_context(tenant) as ctx:
-        return audit.verify_chain(ctx.session, ctx.keystore, ctx.tenant_id).ok
 
 
 # ---------------------------------------------------------------------------------------------
@@ -75,7 +66,7 @@ def other_org(private_targets: None) -> Iterator[Receiver]:
 
 def _erases(request_id: str) -> Callable[[TenantContext], int]:
     def erases(ctx: TenantContext) -> int:
-        _waits_time_out(ctx)
+        waits_time_out(ctx)
         # Started and answered at once, as the request page's "Fulfil" does.
         fulfilment.fulfil(ctx, rights.get_request(ctx, request_id))
         return 1
@@ -89,7 +80,7 @@ def test_an_erasure_while_staff_act_on_the_transfer_it_cancels(
     # Wanda sent her copy to another organisation, whose server is down; she then asks to be
     # erased. A member of staff answers the erasure as another unassigns her portability
     # request.
-    _postgresql_only(runtime)
+    postgresql_only(runtime)
     clik_with_wanda(runtime, tenant, EMAIL)
     portability = fulfilled_by_api(
         runtime, tenant, client, "portability", {"transfer_url": other_org.url}, EMAIL
@@ -97,7 +88,7 @@ def test_an_erasure_while_staff_act_on_the_transfer_it_cancels(
     erasure = _verified_by_api(runtime, tenant, client, "erasure", EMAIL)
 
     with runtime.tenant_context(tenant) as ctx:
-        _waits_time_out(ctx)
+        waits_time_out(ctx)
         request = rights.get_request(ctx, portability)
         transitions.hold(ctx, request)  # the unassignment's first step
         erasing = Second(runtime, utcnow(), tenant, _erases(erasure))
@@ -116,7 +107,7 @@ def test_an_erasure_while_staff_act_on_the_transfer_it_cancels(
     assert "assigned" in [kind for kind, _ in lines]
     failed = [details for kind, details in lines if kind == "delivery_failed"]
     assert [(d["event"], d["error"]) for d in failed] == [("portability.transfer", CANCELLED)]
-    assert _chain_holds(runtime, tenant)
+    assert chain_holds(runtime, tenant)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,7 +116,7 @@ def test_an_erasure_while_staff_act_on_the_transfer_it_cancels(
 
 def _lifts(request_id: str) -> Callable[[TenantContext], int]:
     def lifts(ctx: TenantContext) -> int:
-        _waits_time_out(ctx)
+        waits_time_out(ctx)
         fulfilment.lift_restriction(
             ctx, rights.get_request(ctx, request_id), "the dispute is settled"
         )
@@ -139,7 +130,7 @@ def test_a_restriction_lifted_while_staff_answer_its_appeal(
 ) -> None:
     # Virginia: Rosa's restriction was answered and she appealed; the appeal was granted and
     # a member of staff answers the request again as another lifts the restriction.
-    _postgresql_only(runtime)
+    postgresql_only(runtime)
     asked = _verified(runtime, tenant, "restriction", "US-VA")
     with runtime.tenant_context(tenant) as ctx:
         request = rights.get_request(ctx, asked)
@@ -150,7 +141,7 @@ def test_a_restriction_lifted_while_staff_answer_its_appeal(
     assert _restricted(runtime, tenant)
 
     with runtime.tenant_context(tenant) as ctx:
-        _waits_time_out(ctx)
+        waits_time_out(ctx)
         request = rights.get_request(ctx, asked)
         transitions.hold(ctx, request)  # the answer's first step (`transitions.lock`)
         lifting = Second(runtime, utcnow(), tenant, _lifts(asked))
@@ -165,4 +156,45 @@ def test_a_restriction_lifted_while_staff_answer_its_appeal(
         assert person_row.restriction_grounds == []
     kinds = [kind for kind, _ in _timeline(runtime, tenant, asked)]
     assert (kinds.count("completed"), kinds.count("restriction_lifted")) == (2, 1)
-    assert _chain_holds(runtime, tenant)
+    assert chain_holds(runtime, tenant)
+
+
+# ---------------------------------------------------------------------------------------------
+# A request found repetitive as an earlier one is verified, while staff act on it
+
+
+def test_a_confirmation_while_staff_act_on_a_later_request_it_makes_repetitive(
+    runtime: Runtime, tenant: str, person: str
+) -> None:
+    # Rosa asked for her data four times within a year, twice under Virginia's law (two free
+    # a year), twice under the GDPR (excessive from the fourth). Her second request waits for
+    # her code; the third and fourth were verified and are free. She confirms the second as
+    # a member of staff unassigns the fourth: both later ones become repetitive.
+    postgresql_only(runtime)
+    _verified(runtime, tenant, "access", "EU")
+    with runtime.tenant_context(tenant) as ctx:
+        waiting = rights.submit(ctx, RequestInput("access", Requester(ROSA, "Rosa"), "EU"))
+        challenge = verification.begin(ctx, waiting)
+        assert challenge is not None
+        waiting_id, code = waiting.id, challenge.code
+    later = [_verified(runtime, tenant, "access", place) for place in ("US-VA", "EU")]
+    with runtime.tenant_context(tenant) as ctx:
+        assert [rights.get_request(ctx, i).repetitive for i in later] == [False, False]
+
+    def confirms(ctx: TenantContext) -> object:
+        request = rights.get_request(ctx, waiting_id)
+        return verification.confirm(ctx, request, code=code, data_points={"phone": PHONE})
+
+    def unassigns(ctx: TenantContext) -> object:
+        return transitions.assign(ctx, rights.get_request(ctx, later[-1]), None).state
+
+    confirmed, unassigned = at_once(runtime, tenant, confirms, unassigns)
+    assert confirmed == verification.Outcome(True)
+    assert unassigned == "verified"
+    with runtime.tenant_context(tenant) as ctx:
+        assert [rights.get_request(ctx, i).repetitive for i in later] == [True, True]
+    for request_id in later:
+        kinds = [kind for kind, _ in _timeline(runtime, tenant, request_id)]
+        assert kinds.count("repetitive_reassessed") == 1
+    assert "assigned" in [kind for kind, _ in _timeline(runtime, tenant, later[-1])]
+    assert chain_holds(runtime, tenant)

@@ -315,7 +315,10 @@ def update_privacy_state(
     source: str = "api",
 ) -> Subject:
     """Change any of the flags the gate reads, each through its own rule and audit entry;
-    a flag left as None is left as it is."""
+    a flag left as None is left as it is. The person is held first (`hold_person`): a
+    change audited before a later one writes or erases them (a child erased on discovery)
+    would otherwise take their row after the audit chain's head."""
+    hold_person(ctx, subject_id)
     subject = active_subject(ctx, subject_id)
     if restricted is not None:
         set_restriction(ctx, subject.id, restricted, source)

@@ -274,7 +274,14 @@ def apply_choices(
     ctx: TenantContext, subject_id: uuid.UUID | str, choices: Choices, *, source: str
 ) -> list[str]:
     """Make the subject's preferences what the form shows, changing only what differs.
-    Returns what changed, in words for the page. Each change writes its own audit entry."""
+    Returns what changed, in words for the page. Each change writes its own audit entry.
+
+    The person is held first (`privacy_state.hold_person`): a change audited (an opt-out
+    lifted) comes before one that writes their row (the opt-out of sale) or a row referring
+    to it, and the lock order on PostgreSQL is the person's row, then the audit chain's head
+    — a change of the privacy state holds them, then audits, and the two waited for each
+    other (a deadlock)."""
+    privacy_state.hold_person(ctx, subject_id)
     subject = consent.active_subject(ctx, subject_id)
     changes: list[str] = []
     view = preference_view(ctx, subject.id)

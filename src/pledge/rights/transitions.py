@@ -242,10 +242,18 @@ def _reassess_later(ctx: TenantContext, request: RightsRequest) -> None:
             "until": request.received_at + timedelta(days=365),
         },
     ).all()
-    for other_id in found:
-        other = ctx.session.get(RightsRequest, (ctx.tenant_id, other_id))
-        if other is None:
-            continue
+    others = [
+        other
+        for other_id in sorted(found)
+        if (other := ctx.session.get(RightsRequest, (ctx.tenant_id, other_id))) is not None
+    ]
+    # All held before the first of their lines is audited, in the order of their ids: the
+    # lock order is request rows, then the audit chain's head. The second one's line, written
+    # after the first's entry, waited for a member of staff acting on it, who waited for the
+    # head (a deadlock on PostgreSQL).
+    for other in others:
+        hold(ctx, other)
+    for other in others:
         if _reassess_repetitive(ctx, other):
             _event(
                 ctx, other, "repetitive_reassessed", None, None, {"repetitive": other.repetitive}

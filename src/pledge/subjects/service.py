@@ -478,6 +478,8 @@ def rectify_field(
         _require_active(subject)
     now = utcnow()
     new = prepare_field(ctx, item, now)
+    if not kept_only and marks_child:
+        _hold_before_a_birth_date(ctx, subject, new)
     records = {
         r.key_class: r
         for r in ctx.session.scalars(
@@ -535,6 +537,23 @@ def rectify_field(
     if not kept_only and marks_child:
         _birth_date_stored(ctx, subject.id, new)
     return new
+
+
+def _hold_before_a_birth_date(ctx: TenantContext, subject: Subject, stored: StoredField) -> None:
+    """A date of birth about to be rectified may mark the subject a child after the
+    correction's audit entry, and under `erase_on_discovery` erase them, which holds their
+    row FOR UPDATE: it is held before the entry instead (`privacy_state.hold_person`; the
+    lock order on PostgreSQL is the person's row, then the audit chain's head). Written
+    alone (FOR NO KEY UPDATE) the row let a consent or an opt-out being recorded for them
+    by (FOR KEY SHARE), which then waited for the head as the erasure waited for it.
+    Checked again once held: erased meanwhile, nothing is written."""
+    if stored.category != DATE_OF_BIRTH:
+        return
+    # Imported here: the privacy state reads subjects through this module.
+    from pledge.consent import privacy_state
+
+    privacy_state.hold_person(ctx, subject.id)
+    _require_active(subject)
 
 
 def _birth_date_stored(ctx: TenantContext, subject_id: uuid.UUID, stored: StoredField) -> None:
