@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pledge.access.context import TenantContext
 from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
+from pledge.consent import privacy_state
 from pledge.consent import service as consent
 from pledge.consent.models import ConsentAction
 from pledge.consent.service import NO_SIGNALS, ConsentInput, Signals
@@ -112,6 +113,13 @@ def collect(
             existing = exc.subject_id
     if existing is not None:
         subject_id = existing
+        # Held before the first entry (`privacy_state.hold_person`): what follows audits a
+        # field added, a relationship or a consent, then writes the person's row (GPC's
+        # opt-out of sale), and the lock order on PostgreSQL is the person's row, then the
+        # audit chain's head — a correction writing the row and then auditing waited for
+        # this intake as it waited for the correction (a deadlock). A new person is this
+        # transaction's own: nobody else sees them before the commit.
+        privacy_state.hold_person(ctx, subject_id)
         _add_missing_fields(ctx, subject_id, fields)
     relationships: list[str] = []
     given: list[str] = []

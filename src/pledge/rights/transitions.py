@@ -461,14 +461,20 @@ def decide_appeal(
 
 
 def record_event(
-    ctx: TenantContext, request: RightsRequest, kind: str, details: dict[str, Any] | None = None
+    ctx: TenantContext,
+    request: RightsRequest,
+    kind: str,
+    details: dict[str, Any] | None = None,
+    *,
+    pending: list[audit.PendingEntry] | None = None,
 ) -> None:
-    """A timeline row (and its audit entry) for what happened to a request without a change
-    of state, e.g. a restriction lifted. The request is not held here: the row's insert
-    waits for a transaction holding it (its foreign key), so the caller holds it first
-    (`hold`) or has not locked the audit head yet — the order is the tenant row, request
-    rows, then the head (a request of this transaction's own waits for nobody)."""
-    _event(ctx, request, kind, None, None, details)
+    """A timeline row (and its audit entry, added to `pending` when given) for what happened
+    to a request without a change of state, e.g. a restriction lifted. The request is not
+    held here: the row's insert waits for a transaction holding it (its foreign key), so the
+    caller holds it first (`hold`) or has not locked the audit head yet — the order is the
+    tenant row, request rows, then the head (a request of this transaction's own waits for
+    nobody)."""
+    _event(ctx, request, kind, None, None, details, pending=pending)
 
 
 def assign(ctx: TenantContext, request: RightsRequest, user_id: uuid.UUID | None) -> RightsRequest:

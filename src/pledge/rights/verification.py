@@ -605,9 +605,18 @@ def accept_power_of_attorney(
     level = POWER_OF_ATTORNEY + ("+declaration" if declaration else "")
     request.verification_level = level
     _match_subject(ctx, request)
+    # Every entry recorded at the end, none before the move: verified, the request holds the
+    # address's later requests to decide again whether they are repetitive
+    # (`transitions._reassess_later`), and the lock order on PostgreSQL is request rows, then
+    # the audit chain's head — audited first, the acceptance waited for staff acting on one
+    # of them, who waited for the head (a deadlock).
     entries: list[audit.PendingEntry] = []
     transitions.record_event(
-        ctx, request, "power_of_attorney_accepted", {"reason_chars": len(reason)}
+        ctx,
+        request,
+        "power_of_attorney_accepted",
+        {"reason_chars": len(reason)},
+        pending=entries,
     )
     entries.append(_poa_entry(request, "power_of_attorney_accepted", reason_chars=len(reason)))
     transitions.transition(
