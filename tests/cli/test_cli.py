@@ -343,6 +343,66 @@ def test_demo_without_serving_prints_a_login_that_works(
     assert code == 0 and out2.split("password: ")[1].split()[0] != password
 
 
+def _answering(proc: subprocess.Popen[bytes], base: str, log: Path) -> None:
+    """Wait (up to 60 s) until the server started by `proc` answers /healthz."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"it stopped (exit code {proc.returncode}):\n{log.read_text()}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"no answer from {base} within 60 s:\n{log.read_text()}")
+
+
+@pytest.mark.slow
+def test_demo_prints_the_login_once_then_serves_it(
+    runtime: Runtime, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "demo.log"  # a file, not a pipe: a full pipe would stop the server
+    demo = ["demo", "--subjects", "5", "--port", str(port)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pledge.cli.main", *demo],
+            env={**os.environ, **cli_env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _answering(proc, base, log)
+        shown = " ".join(log.read_text().split())
+        assert shown.count("password: ") == 1, shown
+        assert f"Sign in at {base}/login" in shown and "workspace: demo" in shown, shown
+        email = shown.split("e-mail: ")[1].split()[0]
+        password = shown.split("password: ")[1].split()[0]
+        with httpx.Client(base_url=base, timeout=10) as browser:
+            assert browser.get("/login").status_code == 200
+            signed_in = browser.post(
+                "/login",
+                data={
+                    "workspace": "demo",
+                    "email": email,
+                    "password": password,
+                    "csrf_token": browser.cookies["pledge_csrf"],
+                },
+            )
+            assert signed_in.status_code == 303, signed_in.text
+            assert browser.get("/").status_code == 200
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert " ".join(log.read_text().split()).count("password: ") == 1  # not again on the way out
+
+
 # A link token shaped like the real ones ("<id hex>.<id hex>.<secret>"), its secret easy to
 # find in a log.
 LINK_SECRET = "SeCrEt_of-the-link_0123456789abcdefghijklm"

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pledge.access.context import TenantContext
+from pledge.cli.main import app
 from pledge.core.clock import frozen, utcnow
 from pledge.mail import reading as mail_reading
 from pledge.rights import immediate, workflow
@@ -22,7 +23,7 @@ from pledge.subjects import service as subjects
 from pledge.subjects.identity import IdentityKind
 from pledge.subjects.service import FieldInput
 from pledge.webhooks import service as webhooks
-from tests.cli.test_cli import run
+from tests.cli.test_cli import run, runner
 from tests.rights.test_api_and_webhooks import Receiver
 from tests.rights.test_objections_and_appeals import APPEALED_ON, REASON, _appealed
 from tests.rights.test_requests import EMAIL, person
@@ -122,6 +123,24 @@ def test_routing_tells_the_requester_who_the_controller_is(
     assert code == 0 and f"Routed to {tenant}" in out, out
     code, out = run("rights", "route", "--type", "access", "--email", "nobody@example.com")
     assert code == 0 and "No client holds this address" in out
+
+
+def test_a_long_list_of_opt_outs_has_every_bad_line_listed_and_none_answered(
+    runtime: Runtime, tenant: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    lines = [f"p{n}-at-example.com" if n % 2 else f"p{n}@example.com" for n in range(420)]
+    listed = tmp_path / "agent.csv"
+    listed.write_text("email\n" + "\n".join(lines) + "\n")
+    result = runner.invoke(
+        app, ["rights", "opt-outs", "-t", tenant, str(listed), "--jurisdiction", "US-CA"]
+    )
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines() == [
+        *(f"line {n + 2}: the requester's e-mail address is not valid" for n in range(1, 420, 2)),
+        "error: 210 problem(s), nothing was received",
+    ]
+    with runtime.tenant_context(tenant) as ctx:
+        assert rights.queue(ctx, rights.QueueFilter(open_only=False)) == []
 
 
 def test_a_list_of_opt_outs_is_checked_whole_then_answered(

@@ -136,6 +136,24 @@ def test_every_bad_row_is_listed_and_nothing_is_imported(
     assert _count(runtime, tenant) == 0
 
 
+def test_a_file_with_hundreds_of_bad_rows_has_every_one_listed_in_line_order(
+    runtime: Runtime, tenant: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    # 250 bad e-mails among 250 good rows: more than a page shows, all of them on the terminal.
+    rows = [
+        f"user{n}-at-example.com,Bad" if n % 2 else f"user{n}@example.com,Good" for n in range(500)
+    ]
+    path = _write(tmp_path, "email,first_name\n" + "\n".join(rows) + "\n")
+    r = runner.invoke(app, ["subjects", "import", "-t", tenant, str(path)])
+    assert r.exit_code == 1, r.output
+    bad_lines = [n + 2 for n in range(500) if n % 2]  # the header is line 1
+    assert r.stderr.splitlines() == [
+        *(f"line {line}: field 'email': not a valid e-mail address" for line in bad_lines),
+        "error: 250 problem(s), nothing was imported",
+    ]
+    assert _count(runtime, tenant) == 0
+
+
 def test_header_problems_are_reported_before_any_row(
     runtime: Runtime, tenant: str, cli_env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -18,6 +18,7 @@ from pledge.core.config import get_settings
 from pledge.core.errors import NotInitialised, PledgeError
 from pledge.migrations import is_current
 from pledge.runtime import Runtime
+from pledge.subjects.importer import ImportInvalid
 
 console = Console()
 errors = Console(stderr=True)
@@ -33,6 +34,16 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def fail_listing(exc: ImportInvalid) -> typer.Exit:
+    """Every bad row of a file, one line each in line order, then the count last, where the
+    eye lands: the operator fixes the whole file in one go (a page shows only the first rows).
+    Printed as they are: a reason may quote a value holding `[`, `:` or a line break."""
+    rows = "\n".join(" ".join(str(e).splitlines()) for e in exc.errors)
+    if rows:
+        errors.print(rows, markup=False, emoji=False, highlight=False, soft_wrap=True)
+    return fail(exc.summary)
+
+
 def reports_errors(fn: Callable[P, R]) -> Callable[P, R]:
     """Domain errors become a one-line message and a non-zero exit, not a traceback."""
 
@@ -40,6 +51,8 @@ def reports_errors(fn: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
+        except ImportInvalid as exc:
+            raise fail_listing(exc) from None
         except PledgeError as exc:
             raise fail(exc.detail) from None
 

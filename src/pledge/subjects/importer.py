@@ -91,12 +91,17 @@ class RowError:
 
 
 class ImportInvalid(InvalidInput):
+    """A file with bad rows. Its message (for a page or an API answer) shows the first
+    MAX_ERRORS_SHOWN of them; the CLI lists every one from `errors`, then `summary`."""
+
     def __init__(self, errors: list[RowError], *, done: str = "imported") -> None:
+        errors = sorted(errors, key=lambda e: e.line)
+        self.summary = f"{len(errors)} problem(s), nothing was {done}"
         shown = "\n".join(str(e) for e in errors[:MAX_ERRORS_SHOWN])
         more = len(errors) - MAX_ERRORS_SHOWN
         if more > 0:
             shown += f"\n… and {more} more"
-        super().__init__(f"{len(errors)} problem(s), nothing was {done}:\n{shown}")
+        super().__init__(f"{self.summary}:\n{shown}")
         self.errors = errors
 
 
@@ -358,7 +363,7 @@ def plan_import(
         on_progress(total_lines, total_lines)
     errors.extend(_vault_clashes(ctx, rows))
     if errors:
-        raise ImportInvalid(sorted(errors, key=lambda e: e.line))
+        raise ImportInvalid(errors)
     return ImportPlan(rows, specs)
 
 
