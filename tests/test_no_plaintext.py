@@ -2,12 +2,14 @@
 
 Known values go in through every path (CSV import, API, interactions, rectification, staff
 accounts, page searches); then every file under PLEDGE_HOME — database, WAL and journal,
-keystore — and a pg_dump of the PostgreSQL data store are scanned for them.
+keystore — copied while the runtime still has them open and again at rest once it is closed,
+and a pg_dump of the PostgreSQL data store are scanned for them.
 """
 
 from __future__ import annotations
 
 import logging
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -40,6 +42,14 @@ def _variants(value: str) -> list[bytes]:
 def _scan(path: Path) -> list[str]:
     data = path.read_bytes()
     return [k for k, v in SECRETS.items() for b in _variants(v) if b in data]
+
+
+def _snapshot(home: Path, into: Path) -> list[Path]:
+    """Copy every file under `home` into `into` while this process holds them open; returns
+    the copies. `cp` runs as another process: closing a descriptor of a database file here
+    would drop this process's SQLite locks on it (see `Backend.release`)."""
+    subprocess.run(["cp", "-a", f"{home}/.", str(into)], check=True)
+    return [p for p in into.rglob("*") if p.is_file()]
 
 
 def test_known_values_are_nowhere_in_plaintext(
@@ -106,19 +116,28 @@ def test_known_values_are_nowhere_in_plaintext(
         in pages.post("/subjects/search", data={"email": SECRETS["email"], "csrf_token": csrf}).text
     )
 
-    runtime.close()  # no open connections: every file is as it would rest on disk
+    # While the connections are open, the newest writes live in the `-wal` files beside the
+    # databases: a copy of every file then, sidecars included, is scanned as well as every
+    # file at rest once the runtime is closed (closing merges and deletes the sidecars).
+    open_files = _snapshot(Path(backend.home), tmp_path / "open")
+    wal = {p.name: p.stat().st_size for p in open_files if p.name.endswith("-wal")}
+    assert wal.get("keystore.db-wal", 0) > 0, f"no keystore WAL scanned: {wal}"
+    if backend.kind == "sqlite":
+        assert wal.get("pledge.db-wal", 0) > 0, f"no data store WAL scanned: {wal}"
+    runtime.close()
     backend.release()
 
-    files = [p for p in Path(backend.home).rglob("*") if p.is_file()]
-    assert any(p.name.startswith("keystore.db") for p in files)
+    at_rest = [p for p in Path(backend.home).rglob("*") if p.is_file()]
+    assert any(p.name.startswith("keystore.db") for p in at_rest)
+    files = open_files + at_rest
     if backend.kind == "sqlite":
-        assert any(p.name.startswith("pledge.db") for p in files)
+        assert any(p.name.startswith("pledge.db") for p in at_rest)
     else:
         dump = tmp_path / "datastore.sql"
         pg_dump(backend.data_url, dump)
         assert "subject_records" in dump.read_text()
         files.append(dump)
-    found = {str(p.name): hits for p in files if (hits := _scan(p))}
+    found = {str(p): hits for p in files if (hits := _scan(p))}
     assert found == {}, f"plaintext personal data at rest: {found}"
 
     logged = "\n".join(r.getMessage() for r in caplog.records)
