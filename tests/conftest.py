@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
+import httpx2 as httpx
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
@@ -345,22 +346,29 @@ def client(runtime: Runtime, tenant: str) -> TestClient:
     return api_client(runtime, make_api_token(runtime, tenant))
 
 
-def login(client: TestClient, workspace: str, email: str, password: str = PASSWORD) -> str:
+def post_login(
+    client: httpx.Client, workspace: str, email: str, password: str = PASSWORD
+) -> httpx.Response:
+    """The sign-in form filled in and sent (its CSRF token from the page's cookie); the
+    answer as it is, not followed (a TestClient, or a client of a real server)."""
     client.get("/login")
-    csrf = client.cookies["pledge_csrf"]
-    r = client.post(
+    return client.post(
         "/login",
         data={
             "workspace": workspace,
             "email": email,
             "password": password,
-            "csrf_token": csrf,
+            "csrf_token": client.cookies["pledge_csrf"],
             "next": "/",
         },
         follow_redirects=False,
     )
+
+
+def login(client: TestClient, workspace: str, email: str, password: str = PASSWORD) -> str:
+    r = post_login(client, workspace, email, password)
     assert r.status_code == 303, r.text
-    return csrf
+    return client.cookies["pledge_csrf"]
 
 
 # ---------------------------------------------------------------------------------------------

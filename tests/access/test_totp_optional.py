@@ -13,7 +13,7 @@ from httpx2 import Response
 from pledge.core.clock import frozen, utcnow
 from pledge.runtime import Runtime
 from pledge.web.app import create_app
-from tests.conftest import PASSWORD, make_user
+from tests.conftest import make_user, post_login
 
 STAFF = "staff@acme.example"
 COLLEAGUE = "colleague@acme.example"
@@ -24,18 +24,7 @@ def _browser(runtime: Runtime) -> TestClient:
 
 
 def _sign_in(client: TestClient, email: str) -> Response:
-    client.get("/login")
-    return client.post(
-        "/login",
-        data={
-            "workspace": "acme",
-            "email": email,
-            "password": PASSWORD,
-            "csrf_token": client.cookies["pledge_csrf"],
-            "next": "/",
-        },
-        follow_redirects=False,
-    )
+    return post_login(client, "acme", email)
 
 
 def _code(client: TestClient, code: str) -> Response:

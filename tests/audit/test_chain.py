@@ -28,6 +28,17 @@ from pledge.subjects.service import FieldInput
 from tests.conftest import make_tenant
 
 LENGTH = 12  # entries in the chain under test (the first is tenant.created)
+# An entry's columns but its place (tenant, seq): what a swap of two entries exchanges.
+ENTRY_CONTENT = (
+    "occurred_at",
+    "event",
+    "actor_kind",
+    "actor_id",
+    "subject_id",
+    "details",
+    "prev_mac",
+    "mac",
+)
 
 
 @pytest.fixture
@@ -118,17 +129,8 @@ def tamper(session: Session, tenant_id: uuid.UUID, kind: str, i: int, j: int) ->
             a, b = sorted((a, b))
         ea, eb = session.get(AuditEntry, (tenant_id, a)), session.get(AuditEntry, (tenant_id, b))
         assert ea is not None and eb is not None
-        cols = (
-            "occurred_at",
-            "event",
-            "actor_kind",
-            "actor_id",
-            "subject_id",
-            "details",
-            "prev_mac",
-            "mac",
-        )
-        va, vb = {c: getattr(ea, c) for c in cols}, {c: getattr(eb, c) for c in cols}
+        va = {c: getattr(ea, c) for c in ENTRY_CONTENT}
+        vb = {c: getattr(eb, c) for c in ENTRY_CONTENT}
         session.expunge_all()
         session.execute(
             update(AuditEntry)

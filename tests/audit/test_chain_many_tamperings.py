@@ -23,18 +23,7 @@ from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
 from pledge.audit.models import AuditEntry, AuditHead
 from pledge.runtime import Runtime
-from tests.audit.test_chain import LENGTH, _checkpoint, _drop_checkpoints
-
-COLUMNS = (
-    "occurred_at",
-    "event",
-    "actor_kind",
-    "actor_id",
-    "subject_id",
-    "details",
-    "prev_mac",
-    "mac",
-)
+from tests.audit.test_chain import ENTRY_CONTENT, LENGTH, _checkpoint, _drop_checkpoints
 
 
 @dataclass(frozen=True)
@@ -89,7 +78,7 @@ class Tamperer:
         """A made-up entry at `seq`, everything from there on moved one up."""
         template = self.session.get(AuditEntry, (self.tenant_id, seq))
         assert template is not None
-        values = {c: getattr(template, c) for c in COLUMNS}
+        values = {c: getattr(template, c) for c in ENTRY_CONTENT}
         self.session.expunge_all()
         for s in reversed([s for s in self.seqs() if s >= seq]):  # from the end: no key clash
             self.session.execute(update(AuditEntry).where(self._at(s)).values(seq=s + 1))
@@ -105,7 +94,8 @@ class Tamperer:
         ea = self.session.get(AuditEntry, (self.tenant_id, a))
         eb = self.session.get(AuditEntry, (self.tenant_id, b))
         assert ea is not None and eb is not None
-        va, vb = {c: getattr(ea, c) for c in COLUMNS}, {c: getattr(eb, c) for c in COLUMNS}
+        va = {c: getattr(ea, c) for c in ENTRY_CONTENT}
+        vb = {c: getattr(eb, c) for c in ENTRY_CONTENT}
         self.session.expunge_all()
         self.session.execute(update(AuditEntry).where(self._at(a)).values(**vb))
         self.session.execute(update(AuditEntry).where(self._at(b)).values(**va))

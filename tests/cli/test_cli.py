@@ -37,6 +37,7 @@ from tests.conftest import (
     _pg_admin_url,
     _pg_name,
     make_tenant,
+    post_login,
 )
 
 runner = CliRunner()
@@ -382,15 +383,7 @@ def test_demo_prints_the_login_once_then_serves_it(
         password = shown.split("password: ")[1].split()[0]
         with httpx.Client(base_url=base, timeout=10) as browser:
             assert browser.get("/login").status_code == 200
-            signed_in = browser.post(
-                "/login",
-                data={
-                    "workspace": "demo",
-                    "email": email,
-                    "password": password,
-                    "csrf_token": browser.cookies["pledge_csrf"],
-                },
-            )
+            signed_in = post_login(browser, "demo", email, password)
             assert signed_in.status_code == 303, signed_in.text
             assert browser.get("/").status_code == 200
     finally:

@@ -12,7 +12,7 @@ from pledge.audit.models import AuditEntry
 from pledge.runtime import Runtime
 from pledge.web.app import create_app
 from tests.cli.test_cli import run
-from tests.conftest import PASSWORD, login, make_user
+from tests.conftest import login, make_user, post_login
 
 OWNER = "owner@acme.example"
 LEAVER = "leaver@acme.example"
@@ -29,19 +29,7 @@ def _signed_in(client: TestClient) -> bool:
 
 
 def _sign_in(runtime: Runtime, email: str) -> int:
-    client = _browser(runtime)
-    client.get("/login")
-    r = client.post(
-        "/login",
-        data={
-            "workspace": "acme",
-            "email": email,
-            "password": PASSWORD,
-            "csrf_token": client.cookies["pledge_csrf"],
-        },
-        follow_redirects=False,
-    )
-    return r.status_code
+    return post_login(_browser(runtime), "acme", email).status_code
 
 
 def _events(runtime: Runtime, tenant: str) -> list[str]:
