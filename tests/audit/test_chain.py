@@ -25,9 +25,9 @@ from pledge.runtime import Runtime
 from pledge.subjects import reading
 from pledge.subjects import service as subjects
 from pledge.subjects.service import FieldInput
+from tests.audit.conftest import LENGTH
 from tests.conftest import make_tenant
 
-LENGTH = 12  # entries in the chain under test (the first is tenant.created)
 # An entry's columns but its place (tenant, seq): what a swap of two entries exchanges.
 ENTRY_CONTENT = (
     "occurred_at",
@@ -39,14 +39,6 @@ ENTRY_CONTENT = (
     "prev_mac",
     "mac",
 )
-
-
-@pytest.fixture
-def chain(runtime: Runtime, tenant: str) -> uuid.UUID:
-    with runtime.tenant_context(tenant) as ctx:
-        for n in range(LENGTH - 1):
-            audit.record(ctx, AuditEvent.SUBJECT_VIEWED, subject_id=uuid.uuid4(), details={"n": n})
-        return ctx.tenant_id
 
 
 def _entries(session: Session, tenant_id: uuid.UUID) -> list[AuditEntry]:

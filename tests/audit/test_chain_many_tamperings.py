@@ -13,7 +13,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import ColumnElement, and_, delete, insert, select, update
@@ -23,7 +22,8 @@ from pledge.audit import service as audit
 from pledge.audit.events import AuditEvent
 from pledge.audit.models import AuditEntry, AuditHead
 from pledge.runtime import Runtime
-from tests.audit.test_chain import ENTRY_CONTENT, LENGTH, _checkpoint, _drop_checkpoints
+from tests.audit.conftest import LENGTH
+from tests.audit.test_chain import ENTRY_CONTENT, _checkpoint, _drop_checkpoints
 
 
 @dataclass(frozen=True)
@@ -33,14 +33,6 @@ class Held:
 
     origin: int | None
     edited: bool = False
-
-
-@pytest.fixture
-def chain(runtime: Runtime, tenant: str) -> uuid.UUID:
-    with runtime.tenant_context(tenant) as ctx:
-        for n in range(LENGTH - 1):
-            audit.record(ctx, AuditEvent.SUBJECT_VIEWED, subject_id=uuid.uuid4(), details={"n": n})
-        return ctx.tenant_id
 
 
 class Tamperer:
