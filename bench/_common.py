@@ -23,7 +23,7 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,13 +85,21 @@ def log(message: str) -> None:
 # Command line and results
 
 
-def parse_args(description: str, *, profile: bool = False) -> argparse.Namespace:
+def parse_args(
+    description: str, *, profile: bool = False, floor_parts: bool = False
+) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--subjects", type=int, default=100_000, help="subjects to ingest")
     parser.add_argument("--seed", type=int, default=SEED, help="seed of the synthetic data")
     if profile:
         parser.add_argument(
             "--profile", action="store_true", help="cProfile the Pledge part (slows it down)"
+        )
+    if floor_parts:
+        parser.add_argument(
+            "--floor-parts",
+            action="store_true",
+            help="also time the storage floor with each part left out in turn",
         )
     args = parser.parse_args()
     if args.subjects < 1:
@@ -304,7 +312,11 @@ def ingest_pledge(
 _FLOOR_TABLES = ("subjects", "subject_identities", "subject_records")
 
 
-def ingest_floor(home: Path) -> float:
+# The parts of the floor that `ingest_floor` can leave out, to see what each costs.
+FLOOR_PARTS = ("keys", "identities", "records", "audit")
+
+
+def ingest_floor(home: Path, leave_out: Collection[str] = ()) -> float:
     """Pledge's storage floor: the rows its import wrote under `home` (data store and
     keystore), written again by bare `executemany` into empty, migrated copies of both
     schemas — same indexes, pragmas, batches and commits, no Python work on the values.
@@ -312,8 +324,14 @@ def ingest_floor(home: Path) -> float:
 
     Per batch, as the import: the keystore's data keys and its commit; then subjects,
     identities, sealed records, the audit entries (one per subject, one for the batch), the
-    tenant's audit head moved on, and the commit."""
+    tenant's audit head moved on, and the commit. `leave_out` names parts (`FLOOR_PARTS`)
+    not written — the keystore's commit goes with its keys, the head with the entries."""
+    unknown = set(leave_out) - set(FLOOR_PARTS)
+    if unknown:
+        raise ValueError(f"no such part of the floor: {', '.join(sorted(unknown))}")
     floor_data, floor_keys = home / FLOOR_DATA_FILE, home / FLOOR_KEYS_FILE
+    for path in (*_sqlite_files(home, FLOOR_DATA_FILE), *_sqlite_files(home, FLOOR_KEYS_FILE)):
+        path.unlink(missing_ok=True)  # a run before this one, with other parts left out
     for path, make, store in (
         (floor_data, make_engine, "datastore"),
         (floor_keys, make_keystore_engine, "keystore"),
@@ -341,18 +359,23 @@ def ingest_floor(home: Path) -> float:
         progress = Progress("storage floor", sum(len(b.subjects) for b in batches))
         start = time.perf_counter()
         for batch in batches:
-            keys.executemany(_insert_sql("subject_keys", batch.keys[0]), batch.keys)
-            keys.commit()
-            for table, rows in zip(
-                _FLOOR_TABLES, (batch.subjects, batch.identities, batch.records), strict=True
+            if "keys" not in leave_out:
+                keys.executemany(_insert_sql("subject_keys", batch.keys[0]), batch.keys)
+                keys.commit()
+            for table, rows, part in (
+                ("subjects", batch.subjects, None),
+                ("subject_identities", batch.identities, "identities"),
+                ("subject_records", batch.records, "records"),
             ):
-                data.executemany(_insert_sql(table, rows[0]), rows)
-            data.executemany(_insert_sql("audit_entries", batch.entries[0]), batch.entries)
-            last = batch.entries[-1]
-            data.execute(
-                "UPDATE audit_heads SET seq = ?, mac = ? WHERE tenant_id = ?",
-                (last[1], last[-1], last[0]),
-            )
+                if part not in leave_out:
+                    data.executemany(_insert_sql(table, rows[0]), rows)
+            if "audit" not in leave_out:
+                data.executemany(_insert_sql("audit_entries", batch.entries[0]), batch.entries)
+                last = batch.entries[-1]
+                data.execute(
+                    "UPDATE audit_heads SET seq = ?, mac = ? WHERE tenant_id = ?",
+                    (last[1], last[-1], last[0]),
+                )
             data.commit()
             progress.advance(len(batch.subjects))
         elapsed = time.perf_counter() - start
