@@ -140,14 +140,19 @@ _ROW_VALUES = st.fixed_dictionaries(
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(_ROW_VALUES, min_size=1, max_size=5), st.booleans())
-def test_bulk_inserts_store_what_core_stores(values: list[dict[str, Any]], partial: bool) -> None:
+@given(st.lists(_ROW_VALUES, min_size=1, max_size=5), st.booleans(), st.booleans())
+def test_bulk_inserts_store_what_core_stores(
+    values: list[dict[str, Any]], partial: bool, shared: bool
+) -> None:
     engine = make_engine("sqlite://")
     _Base.metadata.create_all(engine)
     table = cast(Table, _Row.__table__)
     tenant = uuid.uuid4()
     # `partial`: the rows leave out the columns with constant defaults (flag, count, name).
     left_out = {"flag", "count", "name"} if partial else set()
+    # `shared`: every row holds the first row's objects (a batch's one time, one dict), which
+    # `bulk_insert` converts once for all.
+    values = [values[0]] * len(values) if shared else values
     rows = [
         {"tenant_id": tenant, "id": uuid.uuid4()}
         | {k: v for k, v in row.items() if k not in left_out}
