@@ -169,11 +169,13 @@ def test_a_correction_started_while_the_api_restricts_the_person(
     )
     # Both grounds hold, the check's first (the API's change waited for it).
     assert (started, restricting) == ("in_progress", "restricted")
-    assert _grounds(runtime, tenant, person) == [
-        privacy_state.accuracy_ground(uuid.UUID(correction)),
-        privacy_state.API_GROUND,
-    ]
+    assert _grounds(runtime, tenant, person) == _accuracy_then_api(correction)
     assert chain_holds(runtime, tenant)
+
+
+def _accuracy_then_api(correction: str) -> list[str]:
+    """The grounds of a person restricted for the check of a correction, then by the API."""
+    return [privacy_state.accuracy_ground(uuid.UUID(correction)), privacy_state.API_GROUND]
 
 
 def test_a_correction_appeal_granted_while_the_api_restricts_the_person(
@@ -200,10 +202,7 @@ def test_a_correction_appeal_granted_while_the_api_restricts_the_person(
         runtime, tenant, _on_request(correction, grants), restricts(person)
     )
     assert (granted, restricting) == ("in_progress", "restricted")
-    assert _grounds(runtime, tenant, person) == [
-        privacy_state.accuracy_ground(uuid.UUID(correction)),
-        privacy_state.API_GROUND,
-    ]
+    assert _grounds(runtime, tenant, person) == _accuracy_then_api(correction)
     assert chain_holds(runtime, tenant)
 
 
